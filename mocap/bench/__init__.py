@@ -1,0 +1,1 @@
+"""Benchmarks run by ``mocap bench`` (figures, not tests)."""

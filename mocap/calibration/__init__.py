@@ -1,0 +1,1 @@
+"""Calibration: file formats, boards, rig calibration."""

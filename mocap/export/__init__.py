@@ -1,0 +1,1 @@
+"""Animation and analysis exporters (BVH, FBX, TRC, CSV, C3D)."""

@@ -1,0 +1,1 @@
+"""Skeleton definitions (joint names, format tables) and, later, the skeleton solve."""
