@@ -89,6 +89,10 @@ def atomic_write(path: str | os.PathLike, write_fn, suffix: str = "") -> Path:
     os.close(fd)
     try:
         write_fn(tmp)
+        # mkstemp creates 0600; give the file the permissions a normal open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -1,1 +1,139 @@
-"""Animation and analysis exporters (BVH, FBX, TRC, CSV, C3D)."""
+"""Animation and analysis exporters (BVH, FBX, TRC, CSV, C3D).
+
+:func:`export_tracks` is the one entry point the CLI calls: it solves a skeleton per person for
+the animation formats (BVH, FBX) and writes the raw 3D joints for the analysis formats (TRC,
+CSV, C3D). Files in ``out_dir``:
+
+- ``person_<id>.bvh`` (one per person), ``<stem>.fbx`` (one armature per person),
+- ``person_<id>.trc`` and ``person_<id>.c3d`` (one per person), ``<stem>.csv`` (all people),
+- ``export.json``: the resolved options and, per person, the skeleton solve's per-joint FK
+  residual (median and max, metres) and bone offsets.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from mocap._checks import check_choice
+from mocap.errors import MocapError
+from mocap.export.axes import UNIT_SCALE
+from mocap.tracks import Tracks, atomic_write
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("bvh", "fbx", "trc", "csv", "c3d")
+#: Units each format uses unless told otherwise.
+DEFAULT_UNITS = {"bvh": "cm", "fbx": "cm", "trc": "m", "csv": "m", "c3d": "mm"}
+
+
+def parse_formats(formats: str | Sequence[str]) -> tuple[str, ...]:
+    """``"bvh,fbx"`` or ``["bvh", "fbx"]`` -> ``("bvh", "fbx")``; unknown names list the allowed."""
+    items = formats.split(",") if isinstance(formats, str) else list(formats)
+    out = []
+    for f in (s.strip().lower() for s in items):
+        if f and f not in out:
+            out.append(check_choice(f, FORMATS, "format"))
+    if not out:
+        raise ValueError(f"format: no format given; expected one or more of {', '.join(FORMATS)}")
+    return tuple(out)
+
+
+def _load_write_fbx():
+    try:
+        from mocap.export.fbx import write_fbx
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("mocap.export.fbx"):
+            raise MocapError("format fbx: the FBX writer (mocap.export.fbx) is not available in this build; "
+                             "export bvh instead") from None
+        raise
+    return write_fbx
+
+
+def export_tracks(tracks: Tracks, out_dir: str | os.PathLike, formats: str | Sequence[str] = ("bvh",),
+                  preset: str = "canonical", units: str | None = None, rotation_order: str = "ZXY",
+                  stem: str = "tracks", solve_config=None) -> list[Path]:
+    """Write ``tracks`` in the given formats under ``out_dir``; returns the written paths.
+
+    Args:
+        tracks: :class:`mocap.tracks.Tracks` (positions ``(T, P, J, 3)`` world metres).
+        out_dir: output folder (created).
+        formats: any of :data:`FORMATS`, a list or a comma-separated string.
+        preset: joint naming for BVH/FBX (:mod:`mocap.export.presets`).
+        units: ``m``, ``cm`` or ``mm`` for every format; None = :data:`DEFAULT_UNITS`.
+        rotation_order: BVH rotation order (one for all joints).
+        stem: file name stem of the files that hold everyone (FBX, CSV).
+        solve_config: :class:`mocap.skeleton.solve.SolveConfig` for the skeleton formats.
+
+    Every file is written to a temporary name and renamed, so a failure never leaves a partial
+    file. People who cannot be solved are skipped with a warning; if nobody can, MocapError.
+    """
+    from mocap.export.presets import PRESETS
+
+    fmts = parse_formats(formats)
+    check_choice(preset, PRESETS, "preset")
+    if units is not None:
+        check_choice(units, UNIT_SCALE, "units")
+    out = Path(out_dir)
+    unit = {f: units or DEFAULT_UNITS[f] for f in fmts}
+    written: list[Path] = []
+    report: dict = {"formats": list(fmts), "preset": preset, "units": unit, "rotation_order": rotation_order,
+                    "frames": tracks.num_frames, "fps": tracks.fps, "people": {}}
+
+    fits = []
+    if "bvh" in fmts or "fbx" in fmts:
+        from mocap.skeleton.solve import SolveConfig, solve_tracks
+
+        cfg = solve_config or SolveConfig()
+        report["solve"] = asdict(cfg)
+        write_fbx = _load_write_fbx() if "fbx" in fmts else None  # fail before any work
+        fits = solve_tracks(tracks, cfg)
+        for fit in fits:
+            report["people"][fit.animation.name] = {
+                "residual_m": {k: [round(a, 6), round(b, 6)] for k, (a, b) in fit.residual_summary().items()},
+                "offsets_m": {n: np.round(o, 6).tolist() for n, o in zip(fit.animation.joint_names, fit.animation.offsets)},
+                "present_frames": int(fit.present.sum()),
+            }
+        if "bvh" in fmts:
+            from mocap.export.bvh import write_bvh
+
+            for fit in fits:
+                written.append(write_bvh(fit.animation, out / f"{fit.animation.name}.bvh", preset, unit["bvh"], rotation_order))
+        if write_fbx is not None:
+            written.append(write_fbx([f.animation for f in fits], out / f"{stem}.fbx", preset=preset, units=unit["fbx"]))
+
+    if "trc" in fmts or "c3d" in fmts:
+        from mocap.export.c3d import write_c3d
+        from mocap.export.trc import write_trc
+
+        for p, tid in enumerate(tracks.track_ids):
+            pts = tracks.positions[:, p]
+            if not np.isfinite(pts).any():
+                log.warning("person_%d has no data at all; no TRC/C3D written for it", tid)
+                continue
+            if "trc" in fmts:
+                written.append(write_trc(pts, tracks.joint_names, tracks.fps, out / f"person_{tid}.trc",
+                                         tracks.frame_indices, unit["trc"]))
+            if "c3d" in fmts:
+                written.append(write_c3d(pts, tracks.joint_names, tracks.fps, out / f"person_{tid}.c3d", unit["c3d"],
+                                         first_frame=int(tracks.frame_indices[0]) + 1))
+    if "csv" in fmts:
+        from mocap.export.tabular import write_tracks_csv
+
+        written.append(write_tracks_csv(tracks, out / f"{stem}.csv", unit["csv"]))
+
+    text = json.dumps(report, indent=1)
+
+    def write_report(tmp):
+        Path(tmp).write_text(text + "\n")
+
+    written.append(atomic_write(out / "export.json", write_report))
+    for path in written:
+        log.info("wrote %s", path)
+    return written

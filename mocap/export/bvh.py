@@ -1,0 +1,123 @@
+"""BVH writer: one :class:`SkeletonAnimation` -> one ``.bvh`` file.
+
+Conventions of the written file:
+
+- **Y up**, converted from the world (Z up) by :mod:`mocap.export.axes` only; the character
+  faces +Z with its left at +X. Units ``cm`` by default (``m`` or ``mm`` on request).
+- The hierarchy's ``OFFSET``\\ s are the **T-pose** rest skeleton; rotations are relative to it,
+  so retargeting tools (Mixamo, Unity Humanoid, Unreal) see a T-pose at zero rotation.
+- The root's ``OFFSET`` is ``0 0 0`` and its position channels hold the absolute root position:
+  readers that add the offset and readers that replace it (Blender) agree.
+- One rotation order for every joint (``ZXY`` by default, channels ``Zrotation Xrotation
+  Yrotation``, intrinsic as BVH defines), degrees, continuous over frames
+  (:func:`mocap.skeleton.euler.rotmat_to_euler_continuous`).
+- Leaves carry an ``End Site`` along their bone. One token group per line, tab-indented braces
+  on their own lines: the layout Blender's line-based parser requires.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+
+from mocap._checks import check_choice
+from mocap.export.axes import UNIT_SCALE, points_world_to_yup, rotmat_world_to_yup
+from mocap.export.presets import preset_joint_names
+from mocap.skeleton.animation import SkeletonAnimation
+from mocap.skeleton.euler import rotmat_to_euler_continuous
+from mocap.tracks import atomic_write
+
+ROTATION_ORDERS = ("ZXY", "ZYX", "XYZ", "XZY", "YXZ", "YZX")
+
+_END_SITE_FRACTION = 0.3  # End Site length relative to the leaf's own bone
+_END_SITE_MIN_M = 0.03
+
+
+def _end_site_offsets(anim: SkeletonAnimation) -> np.ndarray:
+    """World-axes rest offsets ``(J, 3)`` metres of an End Site below each joint (used for leaves)."""
+    length = np.linalg.norm(anim.offsets, axis=-1, keepdims=True)
+    direction = np.where(length > 1e-9, anim.offsets / np.maximum(length, 1e-12), [0.0, 0.0, 1.0])
+    return direction * np.maximum(_END_SITE_FRACTION * length, _END_SITE_MIN_M)
+
+
+def bvh_channels(anim: SkeletonAnimation, units: str = "cm", rotation_order: str = "ZXY") -> np.ndarray:
+    """The MOTION block as numbers ``(T, 3 + 3 J)``: root position then Euler degrees per joint.
+
+    Joint order is the animation's (parents first), which is the order joints appear in the
+    written hierarchy.
+    """
+    check_choice(rotation_order, ROTATION_ORDERS, "rotation_order")
+    root = points_world_to_yup(anim.root_positions, units)  # (T, 3)
+    local_yup = rotmat_world_to_yup(anim.rotations)  # (T, J, 3, 3)
+    euler = np.degrees(rotmat_to_euler_continuous(local_yup, rotation_order))  # (T, J, 3)
+    return np.concatenate([root, euler.reshape(anim.num_frames, -1)], axis=1)
+
+
+def format_bvh(anim: SkeletonAnimation, preset: str = "canonical", units: str = "cm", rotation_order: str = "ZXY") -> str:
+    """The text of a BVH file for ``anim`` (see the module doc for the conventions)."""
+    check_choice(units, UNIT_SCALE, "units")
+    check_choice(rotation_order, ROTATION_ORDERS, "rotation_order")
+    names = preset_joint_names(anim.joint_names, preset)
+    bad = [n for n in names if not n or any(c.isspace() for c in n)]
+    if bad:
+        raise ValueError(f"joint names must be non-empty without spaces for BVH: {bad}")
+    offsets = points_world_to_yup(anim.offsets, units)
+    offsets[0] = 0.0
+    ends = points_world_to_yup(_end_site_offsets(anim), units)
+    offsets, ends = np.round(offsets, 6) + 0.0, np.round(ends, 6) + 0.0  # no "-0.000000"
+    rot_channels = " ".join(f"{axis}rotation" for axis in rotation_order)
+    children = [[] for _ in names]
+    for j, p in enumerate(anim.parents):
+        if p >= 0:
+            children[p].append(j)
+
+    lines = ["HIERARCHY"]
+
+    def emit(j: int, depth: int) -> None:
+        pad = "\t" * depth
+        lines.append(f"{pad}{'ROOT' if depth == 0 else 'JOINT'} {names[j]}")
+        lines.append(f"{pad}{{")
+        lines.append(f"{pad}\tOFFSET {offsets[j, 0]:.6f} {offsets[j, 1]:.6f} {offsets[j, 2]:.6f}")
+        if depth == 0:
+            lines.append(f"{pad}\tCHANNELS 6 Xposition Yposition Zposition {rot_channels}")
+        else:
+            lines.append(f"{pad}\tCHANNELS 3 {rot_channels}")
+        for c in children[j]:
+            emit(c, depth + 1)
+        if not children[j]:
+            e = ends[j]
+            lines.extend([f"{pad}\tEnd Site", f"{pad}\t{{", f"{pad}\t\tOFFSET {e[0]:.6f} {e[1]:.6f} {e[2]:.6f}", f"{pad}\t}}"])
+        lines.append(f"{pad}}}")
+
+    emit(0, 0)
+    order = []  # the order joints appear in the file, which the channels must follow
+
+    def visit(j):
+        order.append(j)
+        for c in children[j]:
+            visit(c)
+
+    visit(0)
+    data = bvh_channels(anim, units, rotation_order)
+    cols = [0, 1, 2] + [3 + 3 * j + k for j in order for k in range(3)]
+    if not np.isfinite(data).all():
+        raise ValueError(f"{anim.name}: animation has non-finite values; cannot write BVH")
+    lines += ["MOTION", f"Frames: {anim.num_frames}", f"Frame Time: {1.0 / anim.fps:.10f}"]
+    buf = io.StringIO()
+    np.savetxt(buf, np.round(data[:, cols], 6) + 0.0, fmt="%.6f", delimiter=" ")
+    return "\n".join(lines) + "\n" + buf.getvalue()
+
+
+def write_bvh(anim: SkeletonAnimation, path: str | os.PathLike, preset: str = "canonical", units: str = "cm",
+              rotation_order: str = "ZXY") -> Path:
+    """Write ``anim`` as a BVH file (atomically: a temporary name, then rename). Returns the path."""
+    text = format_bvh(anim, preset, units, rotation_order)
+
+    def write(tmp):
+        with open(tmp, "w", encoding="ascii", newline="\n") as f:
+            f.write(text)
+
+    return atomic_write(path, write)

@@ -1,0 +1,340 @@
+"""FBX export of skeleton animations: binary FBX 7.4, Y up, one armature per person.
+
+Scene layout (the node tree real exporters write for a skeleton-only animated file):
+
+- ``GlobalSettings``: Y up (``UpAxis=1``, front +Z, coord +X), ``UnitScaleFactor`` = centimetres
+  per file unit (1 for ``cm``), ``TimeMode`` / ``CustomFrameRate`` = the clip's frame rate.
+- per person: a ``Null`` model named after the animation (the armature), and one ``LimbNode``
+  model per joint, parented as the skeleton. Each LimbNode's static ``Lcl Translation`` is the
+  rest offset (T pose), ``Lcl Rotation`` is zero, so the file's rest pose is the T pose.
+- one ``AnimationStack`` with one ``AnimationLayer``; per joint an ``AnimationCurveNode`` ``T``
+  and ``R`` feeding ``Lcl Translation`` / ``Lcl Rotation``, each with X/Y/Z ``AnimationCurve``\\ s
+  keyed linearly at every frame.
+
+Rotations: FBX's default rotation order ``eEulerXYZ`` means the local matrix is
+``R = R_z(z) @ R_y(y) @ R_x(x)`` on column vectors — our extrinsic ``"xyz"`` order — with angles in
+degrees. All conversion to Y up goes through :mod:`mocap.export.axes`.
+
+With several people the joint models are named ``<person>:<joint>`` (an FBX namespace), so every
+node name in the file is unique; one person keeps plain joint names.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from mocap._checks import check_choice
+from mocap.export.axes import UNIT_SCALE, points_world_to_yup, rotmat_world_to_yup
+from mocap.export.fbx_binary import (
+    CREATION_TIME,
+    FBX_VERSION,
+    FILE_ID,
+    FBXNode,
+    encode_fbx,
+    i32,
+    i64,
+    node,
+    object_name,
+    raw,
+)
+from mocap.export.presets import preset_joint_names
+from mocap.geometry.rotations import rotmat_to_euler, unwrap_euler
+from mocap.skeleton.animation import SkeletonAnimation
+from mocap.tracks import atomic_write
+
+logger = logging.getLogger(__name__)
+
+#: FBX time units per second (``KTime``).
+FBX_TICKS_PER_SECOND = 46186158000
+CREATOR = "mocap FBX exporter"
+# FbxTime::EMode values for frame rates that have one; anything else is eCustom + CustomFrameRate.
+# NTSC rates are exact multiples of 1000/1001.
+_TIME_MODES = {120.0: 1, 100.0: 2, 60.0: 3, 50.0: 4, 48.0: 5, 30.0: 6, 25.0: 10, 24.0: 11, 1000.0: 12, 96.0: 15, 72.0: 16,
+               60000 / 1001: 17, 120000 / 1001: 18, 30000 / 1001: 9, 24000 / 1001: 13}
+_TIME_MODE_CUSTOM = 14
+# KeyAttrFlags: eInterpolationLinear (0x4) | eTangentUser (0x400), as Maya labels "Linear".
+_KEY_FLAGS_LINEAR = 0x404
+# KeyAttrDataFloat for one attribute: right slope, next-left slope, the two tangent weights packed
+# as int16 pairs (0.3333 each -> 0x0D050D05, stored as raw float bits), velocities.
+_KEY_DATA = np.array([0, 0, 0x0D050D05, 0], dtype="<i4").view("<f4")
+
+
+def _unit_scale_factor(units: str) -> float:
+    """Centimetres per file unit (FBX's ``UnitScaleFactor``)."""
+    return 100.0 / UNIT_SCALE[units]
+
+
+def fbx_time_mode(fps: float) -> int:
+    """FbxTime mode for ``fps``: a named rate when ``fps`` is that rate, else eCustom (14).
+
+    The match is to 1e-9 relative: key times are written at exactly ``fps``, and an importer
+    samples a named mode at the named rate, so a near miss must stay custom.
+    """
+    for rate, mode in _TIME_MODES.items():
+        if abs(fps - rate) <= 1e-9 * rate:
+            return mode
+    return _TIME_MODE_CUSTOM
+
+
+def key_times(num_frames: int, fps: float) -> np.ndarray:
+    """``(T,)`` int64 FBX ticks of frames ``0 .. T-1``."""
+    return np.round(np.arange(num_frames) * (FBX_TICKS_PER_SECOND / fps)).astype(np.int64)
+
+
+def _p(name: str, type_name: str, label: str, flags: str, *values) -> FBXNode:
+    return node("P", name, type_name, label, flags, *values)
+
+
+def _p70(*props: FBXNode) -> FBXNode:
+    return node("Properties70", children=list(props))
+
+
+class _Ids:
+    """Deterministic unique int64 object ids (0 is the scene root)."""
+
+    def __init__(self, start: int = 1_000_000):
+        self._next = start
+
+    def __call__(self) -> int:
+        self._next += 1
+        return self._next
+
+
+def _header_extension() -> FBXNode:
+    stamp = node("CreationTimeStamp", children=[
+        node("Version", 1000), node("Year", 1970), node("Month", 1), node("Day", 1), node("Hour", 10),
+        node("Minute", 0), node("Second", 0), node("Millisecond", 0),
+    ])
+    scene_info = node("SceneInfo", object_name("GlobalInfo", "SceneInfo"), "UserData", children=[
+        node("Type", "UserData"), node("Version", 100),
+        node("MetaData", children=[node("Version", 100)] + [
+            node(k, "") for k in ("Title", "Subject", "Author", "Keywords", "Revision", "Comment")]),
+        _p70(_p("Original|ApplicationName", "KString", "", "", CREATOR),
+             _p("LastSaved|ApplicationName", "KString", "", "", CREATOR)),
+    ])
+    return node("FBXHeaderExtension", children=[
+        node("FBXHeaderVersion", 1003), node("FBXVersion", FBX_VERSION), node("EncryptionType", 0),
+        stamp, node("Creator", CREATOR), scene_info,
+    ])
+
+
+def _global_settings(fps: float, units: str, stop_ticks: int) -> FBXNode:
+    scale = _unit_scale_factor(units)
+    return node("GlobalSettings", children=[node("Version", 1000), _p70(
+        _p("UpAxis", "int", "Integer", "", 1), _p("UpAxisSign", "int", "Integer", "", 1),
+        _p("FrontAxis", "int", "Integer", "", 2), _p("FrontAxisSign", "int", "Integer", "", 1),
+        _p("CoordAxis", "int", "Integer", "", 0), _p("CoordAxisSign", "int", "Integer", "", 1),
+        _p("OriginalUpAxis", "int", "Integer", "", 1), _p("OriginalUpAxisSign", "int", "Integer", "", 1),
+        _p("UnitScaleFactor", "double", "Number", "", scale),
+        _p("OriginalUnitScaleFactor", "double", "Number", "", scale),
+        _p("AmbientColor", "ColorRGB", "Color", "", 0.0, 0.0, 0.0),
+        _p("DefaultCamera", "KString", "", "", "Producer Perspective"),
+        _p("TimeMode", "enum", "", "", fbx_time_mode(fps)),
+        _p("TimeSpanStart", "KTime", "Time", "", i64(0)),
+        _p("TimeSpanStop", "KTime", "Time", "", i64(stop_ticks)),
+        _p("CustomFrameRate", "double", "Number", "", float(fps)),
+    )])
+
+
+def _definitions(counts: dict[str, int]) -> FBXNode:
+    templates = {
+        "Model": ("FbxNode", _p70(
+            _p("RotationOrder", "enum", "", "", 0), _p("InheritType", "enum", "", "", 0),
+            _p("PreRotation", "Vector3D", "Vector", "", 0.0, 0.0, 0.0),
+            _p("PostRotation", "Vector3D", "Vector", "", 0.0, 0.0, 0.0),
+            _p("RotationActive", "bool", "", "", 0),
+            _p("Lcl Translation", "Lcl Translation", "", "A", 0.0, 0.0, 0.0),
+            _p("Lcl Rotation", "Lcl Rotation", "", "A", 0.0, 0.0, 0.0),
+            _p("Lcl Scaling", "Lcl Scaling", "", "A", 1.0, 1.0, 1.0),
+            _p("Visibility", "Visibility", "", "A", 1.0),
+        )),
+        "AnimationStack": ("FbxAnimStack", _p70(
+            _p("Description", "KString", "", "", ""),
+            *(_p(k, "KTime", "Time", "", i64(0)) for k in ("LocalStart", "LocalStop", "ReferenceStart", "ReferenceStop")),
+        )),
+        "AnimationLayer": ("FbxAnimLayer", _p70(
+            _p("Weight", "Number", "", "A", 100.0), _p("Mute", "bool", "", "", 0), _p("Solo", "bool", "", "", 0),
+            _p("Lock", "bool", "", "", 0), _p("BlendMode", "enum", "", "", 0),
+            _p("RotationAccumulationMode", "enum", "", "", 0), _p("ScaleAccumulationMode", "enum", "", "", 0),
+        )),
+        "AnimationCurveNode": ("FbxAnimCurveNode", _p70(_p("d", "Compound", "", ""))),
+    }
+    defs = node("Definitions", children=[node("Version", 100), node("Count", sum(counts.values()))])
+    for type_name, count in counts.items():
+        obj = defs.add("ObjectType", type_name)
+        obj.add("Count", count)
+        if type_name in templates:
+            template_name, props = templates[type_name]
+            obj.children.append(node("PropertyTemplate", template_name, children=[props]))
+    return defs
+
+
+def _model(obj_id: int, name: str, kind: str, translation: np.ndarray) -> FBXNode:
+    return node("Model", i64(obj_id), object_name(name, "Model"), kind, children=[
+        node("Version", 232),
+        _p70(
+            _p("Lcl Translation", "Lcl Translation", "", "A+", *map(float, translation)),
+            _p("Lcl Rotation", "Lcl Rotation", "", "A+", 0.0, 0.0, 0.0),
+            _p("Lcl Scaling", "Lcl Scaling", "", "A+", 1.0, 1.0, 1.0),
+            _p("RotationOrder", "enum", "", "", 0),
+            _p("InheritType", "enum", "", "", 1),
+            _p("DefaultAttributeIndex", "int", "Integer", "", 0),
+        ),
+        node("MultiLayer", 0), node("MultiTake", 0), node("Shading", True), node("Culling", "CullingOff"),
+    ])
+
+
+def _node_attribute(obj_id: int, name: str, kind: str, size: float) -> FBXNode:
+    type_flags = "Skeleton" if kind == "LimbNode" else "Null"
+    return node("NodeAttribute", i64(obj_id), object_name(name, "NodeAttribute"), kind, children=[
+        node("TypeFlags", type_flags),
+        _p70(_p("Size", "double", "Number", "", float(size))),
+    ])
+
+
+def _curve(obj_id: int, times: np.ndarray, values: np.ndarray) -> FBXNode:
+    return node("AnimationCurve", i64(obj_id), object_name("", "AnimCurve"), "", children=[
+        node("Default", float(values[0])),
+        node("KeyVer", 4008),
+        node("KeyTime", times),
+        node("KeyValueFloat", values.astype(np.float32)),
+        node("KeyAttrFlags", np.array([_KEY_FLAGS_LINEAR], dtype=np.int32)),
+        node("KeyAttrDataFloat", _KEY_DATA.copy()),
+        node("KeyAttrRefCount", np.array([len(times)], dtype=np.int32)),
+    ])
+
+
+def _joint_names(anim: SkeletonAnimation, preset: str, namespace: str | None) -> list[str]:
+    names = list(preset_joint_names(anim.joint_names, preset))
+    return [f"{namespace}:{n}" for n in names] if namespace else names
+
+
+def animation_channels(anim: SkeletonAnimation, units: str = "cm") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What the file stores, per frame and joint, in Y-up axes.
+
+    Returns:
+        rest_translation: ``(J, 3)`` static ``Lcl Translation`` (rest offsets, root rest position),
+            in ``units``.
+        translation: ``(T, J, 3)`` animated ``Lcl Translation`` in ``units`` (the root's is its
+            world position; others repeat the rest offset).
+        rotation_deg: ``(T, J, 3)`` animated ``Lcl Rotation``, Euler XYZ in degrees (FBX's default
+            order, ``R = Rz Ry Rx``), unwrapped over frames so that linear keys do not spin.
+    """
+    T, J = anim.rotations.shape[:2]
+    rest = points_world_to_yup(anim.offsets, units)
+    translation = np.broadcast_to(rest, (T, J, 3)).copy()
+    translation[:, 0] = points_world_to_yup(anim.root_positions, units)
+    rot_yup = rotmat_world_to_yup(anim.rotations)
+    rotation_deg = np.degrees(unwrap_euler(rotmat_to_euler(rot_yup, "xyz"), axis=0))
+    return rest, translation, rotation_deg
+
+
+def _armature_objects(anim: SkeletonAnimation, joint_names: list[str], ids: _Ids, layer_id: int, times: np.ndarray,
+                      units: str, objects: list[FBXNode], connections: list[tuple]) -> None:
+    """Append one person's Null + LimbNodes + curves to ``objects`` and their links to ``connections``."""
+    rest, translation, rotation = animation_channels(anim, units)
+    bone_size = float(np.median(np.linalg.norm(rest[1:], axis=-1))) if len(rest) > 1 else 1.0
+    arm_id, arm_attr = ids(), ids()
+    objects += [_node_attribute(arm_attr, anim.name, "Null", bone_size), _model(arm_id, anim.name, "Null", np.zeros(3))]
+    connections += [("OO", arm_attr, arm_id), ("OO", arm_id, 0)]
+    model_ids = []
+    for j, name in enumerate(joint_names):
+        model_id, attr_id = ids(), ids()
+        model_ids.append(model_id)
+        objects += [_model(model_id, name, "LimbNode", rest[j]), _node_attribute(attr_id, name, "LimbNode", bone_size)]
+        parent = arm_id if anim.parents[j] < 0 else model_ids[anim.parents[j]]
+        connections += [("OO", attr_id, model_id), ("OO", model_id, parent)]
+        for letter, prop, values in (("T", "Lcl Translation", translation[:, j]), ("R", "Lcl Rotation", rotation[:, j])):
+            cnode_id = ids()
+            objects.append(node("AnimationCurveNode", i64(cnode_id), object_name(letter, "AnimCurveNode"), "", children=[
+                _p70(*(_p(f"d|{axis}", "Number", "", "A", float(values[0, k])) for k, axis in enumerate("XYZ"))),
+            ]))
+            connections += [("OO", cnode_id, layer_id), ("OP", cnode_id, model_id, prop)]
+            for k, axis in enumerate("XYZ"):
+                curve_id = ids()
+                objects.append(_curve(curve_id, times, values[:, k]))
+                connections.append(("OP", curve_id, cnode_id, f"d|{axis}"))
+
+
+def build_fbx_scene(animations: list[SkeletonAnimation], take_name: str = "Take 001", preset: str = "canonical",
+                    units: str = "cm") -> list[FBXNode]:
+    """The top-level FBX node list for ``animations`` (one armature each, one shared take)."""
+    if not animations:
+        raise ValueError("animations: expected at least one SkeletonAnimation")
+    check_choice(units, tuple(UNIT_SCALE), "units")
+    fps = animations[0].fps
+    names = [a.name for a in animations]
+    if len(set(names)) != len(names):
+        raise ValueError(f"animations: armature names must be unique, got {names}")
+    for a in animations:
+        if abs(a.fps - fps) > 1e-9 or a.num_frames != animations[0].num_frames:
+            raise ValueError(f"animation {a.name!r}: all people in one FBX need the same fps and frame count "
+                             f"({a.fps} fps × {a.num_frames} vs {fps} fps × {animations[0].num_frames}); resample first")
+        if not (np.isfinite(a.rotations).all() and np.isfinite(a.root_positions).all() and np.isfinite(a.offsets).all()):
+            raise ValueError(f"animation {a.name!r}: NaN/inf in rotations, root_positions or offsets; "
+                             "fill gaps before export")
+    T = animations[0].num_frames
+    times = key_times(T, fps)
+    stop = int(times[-1])
+    ids = _Ids()
+    doc_id, stack_id, layer_id = ids(), ids(), ids()
+    objects: list[FBXNode] = [
+        node("AnimationStack", i64(stack_id), object_name(take_name, "AnimStack"), "", children=[_p70(
+            _p("LocalStop", "KTime", "Time", "", i64(stop)), _p("ReferenceStop", "KTime", "Time", "", i64(stop)),
+        )]),
+        node("AnimationLayer", i64(layer_id), object_name("BaseLayer", "AnimLayer"), "", block=True),
+    ]
+    connections: list[tuple] = [("OO", layer_id, stack_id)]
+    for anim in animations:
+        namespace = anim.name if len(animations) > 1 else None
+        _armature_objects(anim, _joint_names(anim, preset, namespace), ids, layer_id, times, units, objects, connections)
+
+    counts: dict[str, int] = {"GlobalSettings": 1}
+    for obj in objects:
+        counts[obj.name] = counts.get(obj.name, 0) + 1
+    documents = node("Documents", children=[node("Count", 1), node("Document", i64(doc_id), "Scene", "Scene", children=[
+        _p70(_p("SourceObject", "object", "", ""), _p("ActiveAnimStackName", "KString", "", "", take_name)),
+        node("RootNode", i64(0)),
+    ])])
+    conn_node = node("Connections", children=[
+        node("C", kind, i64(src), i64(dst), *rest) for kind, src, dst, *rest in connections
+    ])
+    takes = node("Takes", children=[node("Current", take_name), node("Take", take_name, children=[
+        node("FileName", f"{take_name.replace(' ', '_')}.tak"),
+        node("LocalTime", i64(0), i64(stop)), node("ReferenceTime", i64(0), i64(stop)),
+    ])])
+    return [
+        _header_extension(), node("FileId", raw(FILE_ID)), node("CreationTime", CREATION_TIME), node("Creator", CREATOR),
+        _global_settings(fps, units, stop), documents, node("References"),
+        _definitions(counts), node("Objects", children=objects), conn_node, takes,
+    ]
+
+
+def write_fbx(animations: list[SkeletonAnimation], path: str | os.PathLike, preset: str = "canonical",
+              units: str = "cm") -> Path:
+    """Write one binary FBX 7.4 file holding one armature per animation (one per person).
+
+    Args:
+        animations: ``P`` animations sharing fps and frame count ``T``; names must be unique.
+        path: output ``.fbx`` path; written to a temporary name and renamed, never left half written.
+        preset: joint naming preset of :mod:`mocap.export.presets` (``canonical`` keeps our
+            snake_case names; ``mixamo``, ``unreal``, ``unity``).
+        units: file length unit, ``cm`` (default), ``m`` or ``mm``.
+
+    Returns:
+        The written path.
+    """
+    path = Path(path)
+    nodes = build_fbx_scene(list(animations), take_name=path.stem or "Take 001", preset=preset, units=units)
+    data = encode_fbx(nodes)
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+    logger.info("wrote %s: %d armature(s), %d frames, %.1f kB", path, len(animations), animations[0].num_frames,
+                len(data) / 1e3)
+    return path
+
+
+__all__ = ["FBX_TICKS_PER_SECOND", "animation_channels", "build_fbx_scene", "fbx_time_mode", "key_times", "write_fbx"]

@@ -1,0 +1,319 @@
+"""Skeleton solve: 3D joint trajectories -> fixed bone lengths, root translation, joint rotations.
+
+Steps (one person; vectorised over frames, one pass over joints in parent order):
+
+1. **Gap filling.** Interior gaps of a joint up to ``max_gap_s`` are linearly interpolated;
+   longer gaps stay NaN.
+2. **Hierarchy** (:mod:`mocap.skeleton.hierarchy`) resolved against the joints that have data.
+3. **Global rotations.** Each joint's rotation maps its rest primary direction exactly onto the
+   observed one by the shortest rotation from its parent's orientation ("swing"); the twist
+   about that direction then comes from the secondary vector (the bend plane for a limb, the
+   shoulder line for the chest, the ear line for the head). When the secondary is nearly
+   parallel to the primary (a straight limb) or missing, the twist is unobservable and fades
+   smoothly to the swing's (no twist relative to the parent) between ``straight_deg`` angles.
+4. **Local rotations** ``parent^T @ global``; frames where a joint cannot be oriented (NaN,
+   zero-length bone) are filled by slerp between the nearest oriented frames, held at the ends.
+5. **Rest skeleton** (T-pose): each child's offset is the robust median (MAD outlier
+   rejection) of its position in its parent's solved frame, left/right averaged. For a limb this
+   is the rest direction times the median bone length.
+6. **Root translation** = the pelvis point, interpolated through gaps, held at the ends.
+
+The per-joint residual between FK of the result and the input points says how rigid the
+input was (exactly 0 up to rounding for a rigid skeleton).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial.transform import Rotation, Slerp
+
+from mocap._checks import check_shape
+from mocap.errors import MocapError
+from mocap.geometry.rotations import rotation_between, rotvec_to_rotmat
+from mocap.skeleton.animation import SkeletonAnimation, forward_kinematics
+from mocap.skeleton.hierarchy import Skeleton, mirror_name, resolve_skeleton
+
+log = logging.getLogger(__name__)
+
+_EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class SolveConfig:
+    """Options of :func:`solve_skeleton`."""
+
+    max_gap_s: float = 0.25
+    """Interior gaps of a joint up to this long (seconds) are linearly interpolated."""
+    min_frames: int = 10
+    """A person needs the pelvis and both hips in at least this many frames."""
+    outlier_mad: float = 3.0
+    """Bone samples farther than this many (normalised) MADs from the median are rejected."""
+    straight_deg: tuple[float, float] = (5.0, 15.0)
+    """Angle between primary and secondary below which twist fades to the parent's (start, full)."""
+    min_bone_m: float = 0.005
+    """A bone shorter than this (median) is reported as zero-length."""
+
+
+@dataclass(frozen=True, eq=False)
+class SkeletonFit:
+    """Result of :func:`solve_skeleton` for one person.
+
+    Attributes:
+        animation: the solved :class:`SkeletonAnimation` (world frame, metres).
+        skeleton: the resolved hierarchy (which input joints fed which point).
+        residual: ``(T, J)`` metres, distance between the FK position of each skeleton joint and
+            its input point; NaN where the input point is missing.
+        present: ``(T,)`` frames where the person's pelvis and hips are known.
+    """
+
+    animation: SkeletonAnimation
+    skeleton: Skeleton
+    residual: np.ndarray
+    present: np.ndarray
+
+    def residual_summary(self) -> dict[str, tuple[float, float]]:
+        """``{joint: (median, max)}`` residual in metres over frames where the joint was seen."""
+        out = {}
+        for j, name in enumerate(self.animation.joint_names):
+            r = self.residual[:, j]
+            r = r[np.isfinite(r)]
+            out[name] = (float(np.median(r)), float(r.max())) if r.size else (float("nan"), float("nan"))
+        return out
+
+
+def fill_gaps(points: np.ndarray, max_gap: int) -> np.ndarray:
+    """Linearly interpolate interior NaN runs of at most ``max_gap`` frames.
+
+    Args:
+        points: ``(T, J, D)`` with NaN rows for missing samples (a sample with any NaN
+            coordinate counts as missing).
+        max_gap: longest run of missing frames to fill.
+
+    Returns:
+        ``(T, J, D)`` copy with the short gaps filled; longer gaps and the ends stay NaN.
+    """
+    points = check_shape(np.asarray(points, dtype=np.float64), "T J D", "points")
+    out = points.copy()
+    T = points.shape[0]
+    t = np.arange(T)
+    valid = np.isfinite(points).all(axis=-1)  # (T, J)
+    prev = np.maximum.accumulate(np.where(valid, t[:, None], -1), axis=0)
+    nxt = np.minimum.accumulate(np.where(valid, t[:, None], T)[::-1], axis=0)[::-1]
+    fill = ~valid & (prev >= 0) & (nxt < T) & (nxt - prev - 1 <= max_gap)
+    for j in np.flatnonzero(fill.any(axis=0)):  # one joint at a time, all frames at once
+        good = np.flatnonzero(valid[:, j])
+        rows = np.flatnonzero(fill[:, j])
+        for d in range(points.shape[2]):
+            out[rows, j, d] = np.interp(rows, good, points[good, j, d])
+    return out
+
+
+def _unit(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    n = np.linalg.norm(v, axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return v / n[..., None], n
+
+
+def _smoothstep(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3.0 - 2.0 * x)
+
+
+def _joint_global(spec, skel: Skeleton, pts: np.ndarray, parent_global: np.ndarray, cfg: SolveConfig):
+    """Global rotation ``(T, 3, 3)`` of one joint (NaN where not orientable) and its valid mask."""
+    T = pts.shape[0]
+    a = np.asarray(spec.primary.rest, float)
+    d = pts[:, skel.point_index(spec.primary.end)] - pts[:, skel.point_index(spec.primary.start)]
+    u, n = _unit(d)
+    valid = np.isfinite(n) & (n > _EPS) & np.isfinite(parent_global).all(axis=(1, 2))
+    out = np.full((T, 3, 3), np.nan)
+    if not valid.any():
+        return out, valid
+    u, Gp = u[valid], parent_global[valid]
+    # Swing: the shortest rotation from where the parent carries the rest direction onto u.
+    R = rotation_between(Gp @ a, u) @ Gp
+    if spec.secondary is not None:
+        b = np.asarray(spec.secondary.rest, float)
+        b = b - (b @ a) * a
+        b /= np.linalg.norm(b)
+        v = (pts[:, skel.point_index(spec.secondary.end)] - pts[:, skel.point_index(spec.secondary.start)])[valid]
+        v_perp = v - np.sum(v * u, axis=-1, keepdims=True) * u
+        f, f_norm = _unit(v_perp)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sin_angle = f_norm / np.linalg.norm(v, axis=-1)
+        lo, hi = np.sin(np.radians(cfg.straight_deg))
+        w = np.nan_to_num(_smoothstep((sin_angle - lo) / (hi - lo)), nan=0.0)
+        # Twist angle about u taking the swung rest secondary e onto the observed f.
+        e = R @ b
+        phi = np.arctan2(np.sum(u * np.cross(e, f), axis=-1), np.sum(e * f, axis=-1))
+        # Keep the twist continuous over frames: where it is undefined (straight limb) hold the
+        # last value, then remove 2*pi wraps, so that w * phi never jumps when phi crosses +-pi
+        # (e.g. the bend plane flipping as a limb passes through straight).
+        known = np.isfinite(phi) & (w > 0)
+        last = np.maximum.accumulate(np.where(known, np.arange(len(phi)), -1))
+        phi = np.unwrap(np.where(last >= 0, phi[np.maximum(last, 0)], 0.0))
+        R = rotvec_to_rotmat(u * (w * phi)[:, None]) @ R
+    out[valid] = R
+    return out, valid
+
+
+def _fill_rotations(local: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Slerp ``local (T, 3, 3)`` through frames where ``valid (T,)`` is False; hold the ends."""
+    if valid.all():
+        return local
+    good = np.flatnonzero(valid)
+    if good.size == 1:
+        return np.broadcast_to(local[good[0]], local.shape).copy()
+    slerp = Slerp(good, Rotation.from_matrix(local[good]))
+    t = np.clip(np.arange(local.shape[0]), good[0], good[-1])
+    return slerp(t).as_matrix()
+
+
+def _robust_median(samples: np.ndarray, k: float) -> np.ndarray:
+    """Median ``(3,)`` of ``samples (N, 3)`` after dropping those beyond ``k`` normalised MADs."""
+    med = np.median(samples, axis=0)
+    dist = np.linalg.norm(samples - med, axis=-1)
+    mad = 1.4826 * np.median(dist)
+    keep = dist <= k * mad + 1e-12
+    return np.median(samples[keep], axis=0)
+
+
+def _rest_offsets(skel: Skeleton, pts: np.ndarray, glob_raw: np.ndarray, valid: np.ndarray, cfg: SolveConfig, who: str):
+    """Rest offsets ``(J, 3)`` (T-pose, parent frame = world axes at rest), root at origin."""
+    J = len(skel.joints)
+    offsets = np.zeros((J, 3))
+    known = np.zeros(J, bool)  # offsets estimated from data (not zero-length, seen)
+    names = skel.joint_names
+    for j in range(1, J):
+        spec, p = skel.joints[j], skel.parents[j]
+        if spec.at == skel.joints[p].at:
+            known[j] = True
+            continue  # sits on its parent's point by construction (spine, clavicles at the neck)
+        d = pts[:, skel.point_index(spec.at)] - pts[:, skel.point_index(skel.joints[p].at)]
+        length = np.linalg.norm(d, axis=-1)
+        length = length[np.isfinite(length)]
+        if length.size and np.median(length) < cfg.min_bone_m:
+            log.warning("%s: bone %s -> %s has zero length (median %.4f m); check the input for merged joints",
+                        who, names[p], spec.name, np.median(length))
+            continue
+        ok = valid[:, p] & np.isfinite(d).all(axis=-1)
+        if not ok.any():
+            log.warning("%s: %s never oriented together with %s; bone length unknown", who, spec.name, names[p])
+            continue
+        local = np.einsum("tji,tj->ti", glob_raw[ok, p], d[ok])  # parent^T @ d
+        offsets[j], known[j] = _robust_median(local, cfg.outlier_mad), True
+    # Left/right average: mirror the right side's x and take the mean of the pair; a side without
+    # an estimate (zero-length, never seen) takes the other side's.
+    flip = np.array([-1.0, 1.0, 1.0])
+    for j, name in enumerate(names):
+        other = mirror_name(name)
+        if name.startswith("left_") and other in names:
+            k = names.index(other)
+            if known[j] or known[k]:
+                wj, wk = float(known[j]), float(known[k])
+                mean = (wj * offsets[j] + wk * offsets[k] * flip) / (wj + wk)
+                offsets[j], offsets[k] = mean, mean * flip
+    return offsets
+
+
+def _fill_positions(x: np.ndarray) -> np.ndarray:
+    """Linear interpolation of ``x (T, 3)`` through NaN rows, held at the ends."""
+    ok = np.isfinite(x).all(axis=-1)
+    good = np.flatnonzero(ok)
+    t = np.arange(x.shape[0])
+    return np.stack([np.interp(t, good, x[good, d]) for d in range(3)], axis=-1)
+
+
+def solve_skeleton(points_world: np.ndarray, joint_names, fps: float, name: str = "person",
+                   config: SolveConfig | None = None) -> SkeletonFit:
+    """Solve one person's skeleton animation from 3D joint trajectories.
+
+    Args:
+        points_world: ``(T, J, 3)`` world metres (Z up), NaN where missing.
+        joint_names: ``(J,)`` canonical joint names.
+        fps: frames per second.
+        name: armature name, also used in messages.
+        config: :class:`SolveConfig`.
+
+    Returns:
+        :class:`SkeletonFit` with the animation (all ``T`` frames; frames where the person is
+        absent hold the nearest pose) and the per-joint residual ``(T, J')``.
+
+    Raises:
+        MocapError: the pelvis/hips are missing or present in fewer than ``min_frames`` frames.
+    """
+    cfg = config or SolveConfig()
+    points_world = check_shape(np.asarray(points_world, dtype=np.float64), "T J 3", "points_world")
+    names = tuple(joint_names)
+    if len(names) != points_world.shape[1]:
+        raise ValueError(f"joint_names: expected {points_world.shape[1]} names, got {len(names)}")
+    T = points_world.shape[0]
+    filled = fill_gaps(points_world, max(0, int(round(cfg.max_gap_s * fps))))
+    available = np.isfinite(filled).all(axis=-1).any(axis=0)
+    if not available.all():
+        log.warning("%s: no data at all for %s; left out of the skeleton", name, ", ".join(np.array(names)[~available]))
+    skel = resolve_skeleton(names, available, who=name)
+    pts = skel.points(filled)
+    present = np.isfinite(pts[:, [skel.point_index(p) for p in ("pelvis", "left_hip", "right_hip")]]).all(axis=(1, 2))
+    if present.sum() < cfg.min_frames:
+        raise MocapError(f"{name}: pelvis and hips seen in only {present.sum()} of {T} frames "
+                         f"(needs at least {cfg.min_frames}); drop this person or lower min_frames")
+
+    J = len(skel.joints)
+    glob_raw = np.full((T, J, 3, 3), np.nan)
+    glob = np.empty((T, J, 3, 3))
+    local = np.empty((T, J, 3, 3))
+    valid = np.zeros((T, J), bool)
+    eye = np.broadcast_to(np.eye(3), (T, 3, 3))
+    for j, spec in enumerate(skel.joints):
+        parent = eye if skel.parents[j] < 0 else glob[:, skel.parents[j]]
+        if spec.primary is None:  # leaf: follows its parent
+            local[:, j], glob[:, j] = eye, parent
+            continue
+        glob_raw[:, j], valid[:, j] = _joint_global(spec, skel, pts, parent, cfg)
+        if not valid[:, j].any():
+            log.warning("%s: %s cannot be oriented in any frame (zero-length or missing bone); left at rest", name, spec.name)
+            local[:, j] = eye
+        else:
+            raw_local = np.swapaxes(parent, -1, -2) @ np.where(valid[:, j, None, None], glob_raw[:, j], np.eye(3))
+            local[:, j] = _fill_rotations(raw_local, valid[:, j])
+        glob[:, j] = parent @ local[:, j]
+
+    offsets = _rest_offsets(skel, pts, glob_raw, valid, cfg, name)
+    root = _fill_positions(pts[:, skel.point_index("pelvis")])
+    rest = SkeletonAnimation(skel.joint_names, skel.parents, offsets, np.eye(3)[None, None].repeat(J, 1), np.zeros((1, 3)), fps)
+    offsets[0] = [0.0, 0.0, -forward_kinematics(rest)[0][0, :, 2].min()]  # rest: lowest joint on the floor
+    anim = SkeletonAnimation(skel.joint_names, skel.parents, offsets, local, root, fps, name)
+
+    fk, _ = forward_kinematics(anim)
+    raw_pts = skel.points(points_world)
+    at = [skel.point_index(s.at) for s in skel.joints]
+    residual = np.linalg.norm(fk - raw_pts[:, at], axis=-1)
+    worst = np.nanmax(residual, axis=0) if np.isfinite(residual).any() else np.full(J, np.nan)
+    log.info("%s: solved %d joints over %d frames (present in %d); FK residual median %.4f m, worst %s %.4f m",
+             name, J, T, present.sum(), np.nanmedian(residual), skel.joint_names[int(np.nanargmax(worst))], np.nanmax(worst))
+    return SkeletonFit(anim, skel, residual, present)
+
+
+def solve_tracks(tracks, config: SolveConfig | None = None) -> list[SkeletonFit]:
+    """Solve every person of a :class:`mocap.tracks.Tracks`; armatures are named ``person_<id>``.
+
+    People that cannot be solved (too few frames, no hips) are skipped with a warning.
+
+    Raises:
+        MocapError: when no person can be solved.
+    """
+    fits, reasons = [], []
+    for p, tid in enumerate(tracks.track_ids):
+        who = f"person_{int(tid)}"
+        try:
+            fits.append(solve_skeleton(tracks.positions[:, p], tracks.joint_names, tracks.fps, who, config))
+        except MocapError as exc:
+            log.warning("skipping %s", exc)
+            reasons.append(str(exc))
+    if not fits:
+        raise MocapError("no person could be solved: " + "; ".join(reasons))
+    return fits
