@@ -1,0 +1,78 @@
+"""``mocap reconstruct``: 2D keypoints + calibration -> tracks.npz (one person for now).
+
+    mocap reconstruct --keypoints DIR --calibration FILE --out tracks.npz
+                      [--keypoint-format body_25] [--triangulation dlt|robust]
+
+DIR holds one folder of OpenPose JSON per camera (``DIR/<cam>/*.json`` or ``DIR/<cam>_json``, or
+a Pose2Sim session's ``pose/``); FILE is a calibration in any supported format. The resolved
+settings are written beside the output as ``<out>.config.yaml``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FPS = 30.0
+
+
+def register(sub) -> None:
+    from mocap.reconstruct import METHODS, ReconstructConfig
+    from mocap.skeleton.joints import KEYPOINT_FORMATS
+
+    d = ReconstructConfig()
+    p = sub.add_parser("reconstruct", help="triangulate 2D keypoints of all cameras into tracks.npz",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--keypoints", required=True, help="folder with one OpenPose JSON folder per camera")
+    p.add_argument("--calibration", required=True, help="calibration.yaml, Pose2Sim/Anipose .toml or Qualisys .qca.txt")
+    p.add_argument("--out", required=True, help="output tracks.npz")
+    p.add_argument("--keypoint-format", default="body_25", choices=list(KEYPOINT_FORMATS), help="default body_25")
+    p.add_argument("--triangulation", default="robust", choices=list(METHODS), help="default robust")
+    p.add_argument("--fps", type=float, default=None, help=f"frame rate (JSON carries none; default {DEFAULT_FPS:g})")
+    p.add_argument("--min-confidence", type=float, default=d.min_confidence, help="ignore weaker 2D keypoints")
+    p.add_argument("--threshold-px", type=float, default=d.threshold_px, help="robust: outlier reprojection threshold")
+    p.add_argument("--refine", action="store_true", help="robust: Gauss-Newton refinement of the reprojection error")
+    p.add_argument("--no-swap-check", dest="swap_check", action="store_false", help="robust: no left/right check")
+    p.set_defaults(func=_run)
+
+
+def _run(args) -> int:
+    from pathlib import Path
+
+    import numpy as np
+    import yaml
+
+    from mocap import __version__
+    from mocap.calibration.io import load_calibration
+    from mocap.io.openpose import align_to_rig, load_openpose
+    from mocap.reconstruct import ReconstructConfig, reconstruct
+    from mocap.tracks import atomic_write, save_tracks
+
+    config = ReconstructConfig(min_confidence=args.min_confidence, threshold_px=args.threshold_px,
+                               refine=args.refine, swap_check=args.swap_check)
+    rig = load_calibration(args.calibration)
+    kp = align_to_rig(load_openpose(args.keypoints, args.keypoint_format, fps=args.fps), rig)
+    fps = args.fps or kp.fps
+    if fps is None:
+        log.warning("no frame rate given or found; using %g fps (pass --fps)", DEFAULT_FPS)
+        fps = DEFAULT_FPS
+    tracks = reconstruct(kp, rig, args.triangulation, fps=fps, config=config)
+    out = save_tracks(tracks, args.out)
+    resolved = {
+        "mocap_version": __version__,
+        "keypoints": str(Path(args.keypoints).resolve()),
+        "keypoint_format": args.keypoint_format,
+        "calibration": str(Path(args.calibration).resolve()),
+        "cameras": list(rig.names),
+        "fps": float(fps),
+        "triangulation": args.triangulation,
+        **config.to_dict(),
+    }
+    cfg_path = out.with_name(out.name.removesuffix(".npz") + ".config.yaml")
+    atomic_write(cfg_path, lambda tmp: Path(tmp).write_text(yaml.safe_dump(resolved, sort_keys=False)))
+    ok = np.isfinite(tracks.positions).all(-1)
+    print(f"wrote {out} ({tracks.num_frames} frames, {len(tracks.joint_names)} joints, "
+          f"{100 * ok.mean():.1f}% triangulated) and {cfg_path.name}")
+    return 0

@@ -1,0 +1,280 @@
+"""Triangulation: DLT (weighted, batched, NaN-aware), robust view rejection, covariance."""
+
+import time
+
+import numpy as np
+import pytest
+
+from mocap.geometry import Camera, Rig, project_rig, undistort_points
+from mocap.triangulation import (
+    left_right_limbs, triangulate_dlt, triangulate_robust, triangulation_covariance,
+)
+
+
+def look_at_camera(name, eye, target=(0, 0, 1.0), f=1000.0, size=(1920, 1080), dist=(-0.25, 0.08, 1e-3, -5e-4, -0.01)):
+    eye = np.asarray(eye, float)
+    z = np.asarray(target, float) - eye
+    z /= np.linalg.norm(z)
+    x = np.cross(z, [0, 0, 1.0])
+    x /= np.linalg.norm(x)
+    y = np.cross(z, x)
+    R = np.stack([x, y, z])
+    K = np.array([[f, 0.3, size[0] / 2 - 0.5], [0, f * 1.002, size[1] / 2 + 3.2], [0, 0, 1]])
+    return Camera(name, size, K, np.array(dist), R, -R @ eye)
+
+
+def ring(C, radius=4.0):
+    """C cameras on a ring around a 2 m tall volume, distorting lenses, slightly varied heights."""
+    angles = np.linspace(0, 2 * np.pi, C, endpoint=False)
+    return Rig(tuple(look_at_camera(f"cam{i}", [radius * np.cos(a), radius * np.sin(a), 2.0 + 0.3 * np.sin(3 * a)])
+                     for i, a in enumerate(angles)))
+
+
+def body_points(rng, shape):
+    return rng.normal([0, 0, 1.0], [0.35, 0.35, 0.5], tuple(shape) + (3,))
+
+
+def reference_dlt(rig, xy_px, weight):
+    """Per-point textbook loop: undistort, Hartley-normalise (K^-1, world centred/scaled on the
+    camera centres), unit rows times weight, smallest right singular vector of A by SVD."""
+    centers = rig.centers
+    c = centers.mean(0)
+    s = np.sqrt(3) / np.linalg.norm(centers - c, axis=1).mean()
+    world_from_norm = np.block([[np.eye(3) / s, c[:, None]], [np.zeros((1, 3)), np.ones((1, 1))]])
+    out = np.full(xy_px.shape[:-2] + (3,), np.nan)
+    for idx in np.ndindex(*xy_px.shape[:-2]):
+        rows = []
+        for ci, cam in enumerate(rig.cameras):
+            if not np.isfinite(xy_px[idx][ci]).all() or weight[idx][ci] <= 0:
+                continue
+            u = undistort_points(cam, xy_px[idx][ci])
+            xn = np.linalg.solve(cam.K, [u[0], u[1], 1.0])
+            P = np.hstack([cam.R, cam.t[:, None]]) @ world_from_norm
+            for r in (xn[0] * P[2] - P[0], xn[1] * P[2] - P[1]):
+                rows.append(weight[idx][ci] * r / np.linalg.norm(r))
+        if len(rows) >= 4:
+            v = np.linalg.svd(np.array(rows))[2][-1]
+            out[idx] = (world_from_norm @ v)[:3] / (world_from_norm @ v)[3]
+    return out
+
+
+# -- smoke / shape -------------------------------------------------------------------------------
+
+def test_dlt_shapes_over_leading_dims(rng):
+    rig = ring(4)
+    xy = project_rig(rig, body_points(rng, (5, 2, 3)))
+    res = triangulate_dlt(rig, xy)
+    assert res.points.shape == (5, 2, 3, 3)
+    assert res.views_used.shape == (5, 2, 3)
+    assert res.reproj_error_px.shape == (5, 2, 3, 4)
+    assert res.inliers.shape == (5, 2, 3, 4)
+    assert res.covariance is None
+
+
+def test_robust_returns_same_fields_and_shapes_as_dlt(rng):
+    rig = ring(4)
+    xy = project_rig(rig, body_points(rng, (6, 5)))
+    a, b = triangulate_dlt(rig, xy, sigma_px=2.0), triangulate_robust(rig, xy, sigma_px=2.0)
+    for name in ("points", "views_used", "reproj_error_px", "inliers", "covariance"):
+        assert getattr(a, name).shape == getattr(b, name).shape, name
+
+
+# -- exceptions ----------------------------------------------------------------------------------
+
+def test_wrong_camera_count_is_rejected():
+    with pytest.raises(ValueError, match="expected 4 cameras on axis -2"):
+        triangulate_dlt(ring(4), np.zeros((10, 3, 2)))
+
+
+def test_weight_shape_is_checked():
+    with pytest.raises(ValueError, match=r"weight: expected shape \(10, 4\)"):
+        triangulate_dlt(ring(4), np.zeros((10, 4, 2)), np.ones((10, 3)))
+
+
+def test_negative_weight_is_rejected():
+    with pytest.raises(ValueError, match="weight: confidences must be >= 0"):
+        triangulate_robust(ring(4), np.zeros((2, 4, 2)), -np.ones((2, 4)))
+
+
+def test_limb_indices_are_checked():
+    with pytest.raises(ValueError, match=r"limbs: joint indices must be in \[0, 3\)"):
+        triangulate_robust(ring(4), np.zeros((2, 3, 4, 2)), limbs=[[(0, 5)]])
+
+
+# -- accuracy ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("C", [2, 4, 8, 16])
+def test_dlt_exact_recovery_without_noise(rng, C):
+    rig = ring(C)
+    X = body_points(rng, (200,))
+    res = triangulate_dlt(rig, project_rig(rig, X))
+    np.testing.assert_allclose(res.points, X, atol=1e-9)
+    assert np.all(res.views_used == C)
+    assert np.nanmax(res.reproj_error_px) < 1e-6
+
+
+def test_robust_exact_recovery_without_noise(rng):
+    rig = ring(6)
+    X = body_points(rng, (300,))
+    res = triangulate_robust(rig, project_rig(rig, X), refine=True)
+    np.testing.assert_allclose(res.points, X, atol=1e-9)
+    assert res.inliers.all()
+
+
+def test_dlt_from_bare_projection_matrices(rng):
+    cams = [c.replace(dist=np.zeros(5)) for c in ring(5)]
+    X = body_points(rng, (100,))
+    xy = project_rig(Rig(tuple(cams)), X)
+    P = np.stack([c.P for c in cams]) * np.array([2.0, -3.0, 0.5, 1.0, -1.0])[:, None, None]  # any scale/sign
+    np.testing.assert_allclose(triangulate_dlt(P, xy).points, X, atol=1e-9)
+
+
+def test_equal_weights_equal_unweighted(rng):
+    rig = ring(5)
+    xy = project_rig(rig, body_points(rng, (300,))) + rng.normal(0, 3.0, (300, 5, 2))
+    a = triangulate_dlt(rig, xy)
+    b = triangulate_dlt(rig, xy, np.full((300, 5), 0.37))
+    np.testing.assert_allclose(b.points, a.points, atol=1e-10)
+
+
+def test_weighted_batch_equals_per_point_svd_reference(rng):
+    rig = ring(4)
+    xy = project_rig(rig, body_points(rng, (4, 3, 5))) + rng.normal(0, 4.0, (4, 3, 5, 4, 2))
+    w = rng.uniform(0.05, 1.0, (4, 3, 5, 4))
+    xy[0, 0, 0, 1] = np.nan  # a missing view
+    w[1, 2, 3, 2] = 0.0  # a zero-confidence view
+    xy[2, 1, 1, :3] = np.nan  # seen once only: no point
+    ours = triangulate_dlt(rig, xy, w)
+    ref = reference_dlt(rig, xy, w)
+    np.testing.assert_allclose(ours.points, ref, atol=1e-9)
+    assert np.isnan(ours.points[2, 1, 1]).all() and ours.views_used[2, 1, 1] == 1
+    assert ours.views_used[0, 0, 0] == 3 and ours.views_used[1, 2, 3] == 3
+
+
+def test_confidence_weighting_reduces_error_of_noisy_views(rng):
+    """Views with 10x the noise and 0.1x the confidence: weighting helps (10 px vs 1 px noise)."""
+    rig = ring(4)
+    X = body_points(rng, (2000,))
+    sigma = np.where(rng.random((2000, 4)) < 0.3, 10.0, 1.0)
+    xy = project_rig(rig, X) + rng.normal(0, 1, (2000, 4, 2)) * sigma[..., None]
+    e_plain = np.linalg.norm(triangulate_dlt(rig, xy).points - X, axis=-1).mean()
+    e_weighted = np.linalg.norm(triangulate_dlt(rig, xy, 1.0 / sigma).points - X, axis=-1).mean()
+    assert e_weighted < 0.75 * e_plain
+
+
+def test_corrupted_view_is_rejected(rng):
+    rig = ring(5)
+    X = body_points(rng, (400,))
+    xy = project_rig(rig, X)
+    xy[:, 2] += rng.choice([-1, 1], (400, 2)) * rng.uniform(60, 300, (400, 2))  # view 2 is garbage
+    plain = triangulate_dlt(rig, xy)
+    res = triangulate_robust(rig, xy)
+    assert np.linalg.norm(plain.points - X, axis=-1).mean() > 0.01
+    assert not res.inliers[:, 2].any() and res.inliers[:, [0, 1, 3, 4]].all()
+    np.testing.assert_allclose(res.points, X, atol=1e-9)
+    assert np.all(res.views_used == 4)
+    assert np.all(res.reproj_error_px[:, 2] > 15.0)
+
+
+def test_sixteen_cameras_thirty_percent_outliers_bounded_time(rng):
+    rig = ring(16)
+    N = 5000
+    X = body_points(rng, (N,))
+    xy = project_rig(rig, X) + rng.normal(0, 2.0, (N, 16, 2))
+    out = rng.random((N, 16)) < 0.3
+    xy[out] += rng.uniform(40, 400, (out.sum(), 2)) * rng.choice([-1, 1], (out.sum(), 2))
+    t0 = time.perf_counter()
+    res = triangulate_robust(rig, xy, max_hypotheses=64)
+    elapsed = time.perf_counter() - t0
+    err = np.linalg.norm(res.points - X, axis=-1)
+    assert elapsed < 10.0  # ~1 s on one loaded core; 64 pairs at most per point, whatever happens
+    assert np.median(err) < 0.005 and np.mean(err) < 0.01
+    assert (~res.inliers[out]).mean() > 0.99  # outliers rejected
+    assert res.inliers[~out].mean() > 0.97  # inliers kept
+
+
+def test_robust_time_is_bounded_by_max_hypotheses(rng):
+    """Fewer allowed hypotheses never take longer: the pair search is capped, not exhaustive."""
+    rig = ring(16)
+    xy = project_rig(rig, body_points(rng, (2000,)))
+    xy += rng.uniform(-500, 500, xy.shape)  # every view an outlier: the search never exits early
+    times = {}
+    for h in (8, 120):
+        t0 = time.perf_counter()
+        triangulate_robust(rig, xy, max_hypotheses=h)
+        times[h] = time.perf_counter() - t0
+    assert times[8] < times[120]
+
+
+def test_refinement_does_not_increase_reprojection_error(rng):
+    rig = ring(4)
+    xy = project_rig(rig, body_points(rng, (500,))) + rng.normal(0, 3.0, (500, 4, 2))
+    a = triangulate_robust(rig, xy, refine=False)
+    b = triangulate_robust(rig, xy, refine=True, refine_iterations=3)
+    assert np.nanmean(b.reproj_error_px**2) <= np.nanmean(a.reproj_error_px**2) + 1e-9
+
+
+def test_left_right_swap_is_relabelled(rng):
+    names = ("left_knee", "right_knee", "left_ankle", "right_ankle")
+    rig = ring(4)
+    T = 50
+    X = np.stack([body_points(rng, (T,)) for _ in names], axis=1)  # (T, 4 joints, 3)
+    X[:, 1] = X[:, 0] + [0.0, 0.3, 0.0]  # knees 30 cm apart
+    X[:, 3] = X[:, 2] + [0.0, 0.3, 0.0]
+    xy = project_rig(rig, X)  # (T, J, C, 2)
+    xy[:, [0, 1, 2, 3], 0] = xy[:, [1, 0, 3, 2], 0]  # camera 0 (sees the legs 75 px apart) swaps them
+    limbs = left_right_limbs(names)
+    assert limbs == [[(0, 1), (2, 3)]]
+    without = triangulate_robust(rig, xy)
+    with_check = triangulate_robust(rig, xy, limbs=limbs)
+    assert not without.inliers[:, :, 0].any()
+    assert with_check.inliers.all()
+    np.testing.assert_allclose(with_check.points, X, atol=1e-9)
+
+
+def test_covariance_matches_monte_carlo(rng):
+    rig = ring(4)
+    X = np.array([0.2, -0.1, 1.1])
+    sigma = 3.0
+    xy = project_rig(rig, X)
+    trials = xy + rng.normal(0, sigma, (4000, 4, 2))
+    est = triangulate_dlt(rig, trials).points
+    empirical = np.cov(est.T)
+    predicted = triangulation_covariance(rig, X, sigma)
+    res = triangulate_dlt(rig, xy, sigma_px=sigma)
+    np.testing.assert_allclose(res.covariance, predicted, rtol=1e-9)
+    # Within Monte-Carlo error (4000 samples: ~5 % on variances) plus DLT's small inefficiency.
+    np.testing.assert_allclose(np.sqrt(np.diag(empirical)), np.sqrt(np.diag(predicted)), rtol=0.1)
+
+
+def test_covariance_scales_with_confidence(rng):
+    rig = ring(4)
+    X = body_points(rng, (10,))
+    xy = project_rig(rig, X)
+    full = triangulate_dlt(rig, xy, np.ones((10, 4)), sigma_px=2.0).covariance
+    half = triangulate_dlt(rig, xy, np.full((10, 4), 0.5), sigma_px=2.0).covariance
+    np.testing.assert_allclose(half, 4.0 * full, rtol=1e-9)  # weight 0.5 = twice the 2D noise
+
+
+def test_covariance_is_nan_with_one_view(rng):
+    rig = ring(3)
+    xy = project_rig(rig, body_points(rng, (2,)))
+    xy[0, 1:] = np.nan
+    cov = triangulate_dlt(rig, xy, sigma_px=1.0).covariance
+    assert np.isnan(cov[0]).all() and np.isfinite(cov[1]).all()
+
+
+def test_per_view_threshold_shape_is_checked():
+    with pytest.raises(ValueError, match=r"threshold_px: expected a scalar or shape \(10, 4\)"):
+        triangulate_robust(ring(4), np.zeros((10, 4, 2)), threshold_px=np.ones((10, 3)))
+
+
+def test_two_inconsistent_views_give_no_point(rng):
+    """Two views whose rays miss each other by far more than the threshold: no point, not a guess."""
+    rig = ring(4)
+    X = body_points(rng, (50,))
+    xy = project_rig(rig, X)
+    xy[:, 2:] = np.nan
+    xy[:, 1, 1] += 80.0  # vertical: across the (nearly horizontal) epipolar lines of a ring
+    res = triangulate_robust(rig, xy)
+    assert np.isnan(res.points).all() and np.all(res.views_used < 2)
