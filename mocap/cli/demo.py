@@ -1,0 +1,71 @@
+"""``mocap demo``: real 4-camera video to BVH + FBX on this machine, in a few minutes.
+
+Fetches Pose2Sim's single-person demo session from PyPI (cached, sha256-verified) and the
+BlazePose model files, runs ``mocap process`` on it, and says where the animation went. When
+OpenPose keypoints of the same take are at hand (``../shared/data``), it also prints how far our
+3D lands from them when projected into each camera.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("demo", help="fetch a real 4-camera take and turn it into BVH + FBX",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
+    p.add_argument("--wheel", default=None, help="a local pose2sim wheel to take the demo from (offline)")
+    p.add_argument("--workers", type=int, default=2, help="cameras detected in parallel (default 2)")
+    p.set_defaults(func=_run)
+
+
+def _reference_keypoints(session: Path):
+    """OpenPose keypoints of the demo take: in the session, or the same take in ../shared/data."""
+    from mocap.demo_data import DEMO_FILES
+    from mocap.detect.models import sha256_file
+    from mocap.paths import shared_data_dir
+
+    candidates = [session / "pose"]
+    shared = shared_data_dir() / "sessions/pose2sim_demo/S00_P00_SingleParticipant/S00_P00_T01_BalancingTrial"
+    video = shared / "videos" / "cam01.mp4"
+    if video.is_file() and sha256_file(video) == DEMO_FILES["videos/cam01.mp4"][1]:
+        candidates.append(shared / "pose")
+    for folder in candidates:
+        if folder.is_dir():
+            from mocap.io.openpose import load_openpose
+
+            return folder, load_openpose(folder, keypoint_format="body_25b")
+    return None, None
+
+
+def _run(args) -> int:
+    from mocap.cli.process import print_result
+    from mocap.demo_data import fetch_demo_session
+    from mocap.detect.models import ensure_models
+    from mocap.pipeline import ProcessConfig, process_session
+
+    print("fetching the demo session and the BlazePose model (cached after the first run)...")
+    session = fetch_demo_session(wheel=args.wheel)
+    ensure_models()
+    calibration = session / "calibration" / "Calib.qca.txt"
+    print(f"session: {session}\nprocessing 4 cameras x 100 frames (detect -> reconstruct -> export)...")
+    result = process_session(session, calibration, args.out, ProcessConfig(workers=args.workers), progress=not args.quiet)
+    print_result(result)
+
+    folder, ref = _reference_keypoints(session)
+    if ref is not None:
+        from mocap.calibration.io import load_calibration
+        from mocap.evaluate import reprojection_vs_keypoints
+
+        medians = reprojection_vs_keypoints(result.tracks, load_calibration(calibration), ref)
+        print(f"our 3D projected into each camera vs OpenPose keypoints ({folder}), 12 limb joints, median px: "
+              + ", ".join(f"{c} {m:.1f}" for c, m in medians.items()))
+    bvh = [p for p in result.export_paths if p.suffix == ".bvh"]
+    fbx = [p for p in result.export_paths if p.suffix == ".fbx"]
+    print(f"\nDone. BVH: {', '.join(map(str, bvh))}\n      FBX: {', '.join(map(str, fbx))}")
+    return 0

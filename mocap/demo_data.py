@@ -1,0 +1,102 @@
+"""The demo session: Pose2Sim's single-person capture, fetched from PyPI and cached.
+
+The ``pose2sim`` wheel (BSD-3-Clause) carries ``Demo_SinglePerson/``: four synchronized 60 fps
+portrait videos (``videos/cam01..04.mp4``, 100 frames) and the rig's Qualisys calibration
+(``calibration/Calib.qca.txt``). :func:`fetch_demo_session` downloads that one wheel with pip,
+extracts those files into ``cache_dir()/demo/pose2sim_single/`` as a session folder
+(``videos/<cam>.mp4``, ``calibration/Calib.qca.txt``, ``LICENSE``) and checks every file's sha256.
+Offline, pass a wheel downloaded elsewhere (``wheel=``), or copy the session folder there by hand.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+from mocap.detect.models import pip_download_wheel, sha256_file
+from mocap.errors import ModelError
+from mocap.paths import cache_dir
+
+log = logging.getLogger(__name__)
+
+POSE2SIM_REQUIREMENT = "pose2sim==0.10.49"
+_PREFIX = "Pose2Sim/Demo_SinglePerson/"
+
+#: Session-relative path -> (member in the wheel, sha256).
+DEMO_FILES: dict[str, tuple[str, str]] = {
+    "videos/cam01.mp4": (_PREFIX + "videos/cam01.mp4", "cf4f2816c86bea4bfbea255333d8626ff32a3ecabdab8b0fb147cea9167fde3a"),
+    "videos/cam02.mp4": (_PREFIX + "videos/cam02.mp4", "94ff87cf978b8406e8aa36ab3c5362e72848994e87652f0dc7a33c315e8e0442"),
+    "videos/cam03.mp4": (_PREFIX + "videos/cam03.mp4", "b8b329f832f178f27ecb78d024d5026b96c6adb36c387bfe2c0af85eab8a11ca"),
+    "videos/cam04.mp4": (_PREFIX + "videos/cam04.mp4", "b5c0e7863fd70d008e7178d3c556b045b0ea5f78fcd61ca548a0b2e807e641f7"),
+    "calibration/Calib.qca.txt": (_PREFIX + "calibration/Calib.qca.txt",
+                                  "fd90e4bbae3278ef1dc0cdd42a34ee06bf88286f628a02c00a29407aa39e34c5"),
+}
+
+
+def demo_dir() -> Path:
+    """Where the demo session is cached: ``cache_dir()/demo/pose2sim_single``."""
+    return cache_dir() / "demo" / "pose2sim_single"
+
+
+def _hint() -> str:
+    return (f"offline: `pip download --no-deps {POSE2SIM_REQUIREMENT}` elsewhere and pass the wheel, "
+            f"or copy Demo_SinglePerson's videos/ and calibration/Calib.qca.txt into {demo_dir()}")
+
+
+def demo_session_ok(session: str | os.PathLike | None = None) -> bool:
+    """True when every demo file is present with its expected sha256."""
+    root = Path(session) if session is not None else demo_dir()
+    return all((root / rel).is_file() and sha256_file(root / rel) == digest for rel, (_, digest) in DEMO_FILES.items())
+
+
+def _extract(wheel: Path, root: Path) -> None:
+    try:
+        zf = zipfile.ZipFile(wheel)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise ModelError(f"wheel {wheel}: not a readable zip archive ({exc}); download it again") from None
+    with zf:
+        names = set(zf.namelist())
+        licence = next((n for n in names if n.endswith(".dist-info/licenses/LICENSE") or n.endswith(".dist-info/LICENSE")), None)
+        for rel, (member, digest) in DEMO_FILES.items():
+            if member not in names:
+                raise ModelError(f"wheel {wheel} has no {member}; use {POSE2SIM_REQUIREMENT}")
+            target = root / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.part")
+            with zf.open(member) as src, open(tmp, "wb") as dst:
+                while block := src.read(1 << 20):
+                    dst.write(block)
+            got = sha256_file(tmp)
+            if got != digest:
+                tmp.unlink(missing_ok=True)
+                raise ModelError(f"{member} in {wheel}: sha256 {got[:12]}... does not match {digest[:12]}...; "
+                                 f"the wheel is not {POSE2SIM_REQUIREMENT} or is corrupted")
+            os.replace(tmp, target)
+        if licence:
+            (root / "LICENSE").write_bytes(zf.read(licence))
+
+
+def fetch_demo_session(wheel: str | os.PathLike | None = None, force: bool = False) -> Path:
+    """The demo session folder, downloaded and verified on first use.
+
+    Args:
+        wheel: a local ``pose2sim`` wheel to extract from; default: download it with pip (50 MB).
+        force: extract again even when the cached files verify.
+
+    Returns:
+        The session folder (``videos/cam01..04.mp4``, ``calibration/Calib.qca.txt``). Raises
+        :class:`~mocap.errors.ModelError` saying what to do offline.
+    """
+    root = demo_dir()
+    if not force and demo_session_ok(root):
+        return root
+    if wheel is not None:
+        _extract(Path(wheel), root)
+    else:
+        with tempfile.TemporaryDirectory(prefix="mocap-wheel-") as tmp:
+            _extract(pip_download_wheel(POSE2SIM_REQUIREMENT, Path(tmp), hint=_hint()), root)
+    log.info("demo session ready in %s", root)
+    return root

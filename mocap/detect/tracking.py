@@ -1,0 +1,185 @@
+"""Following people through a video: stable track slots and left/right label consistency.
+
+:class:`PoseTracker` implements BlazePose's tracking mode for several people (see
+:mod:`mocap.detect.blazepose`); :func:`fix_left_right_flips` post-processes a whole video.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mocap.detect.blazepose import HEATMAP_SIZE, NUM_LANDMARKS, BlazePose, FrameResult, _as_pyramid, roi_distance
+
+
+#: Body joints (BlazePose indices: shoulders, elbows, wrists, hips, knees, ankles) that tell two
+#: people apart; the face is left out because two faces side by side confuse the landmark model.
+BODY_JOINTS = np.array([11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28])
+HIPS = np.array([23, 24])
+
+
+def keypoint_distance(keypoints: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """``(N, N)`` distance between people ``(N, 33, >=2)`` over their mean ROI size.
+
+    The larger of the body joints' median distance and the hip centres' distance: a crop that
+    straddles two people can return one person's face and arms with the other's hips, and such
+    a mixture is a different person from both, not a duplicate.
+    """
+    body = keypoints[:, BODY_JOINTS, :2]
+    d = np.median(np.linalg.norm(body[:, None] - body[None], axis=-1), axis=-1)
+    hip = keypoints[:, HIPS, :2].mean(axis=1)
+    d = np.maximum(d, np.linalg.norm(hip[:, None] - hip[None], axis=-1))
+    return d / np.maximum(0.5 * (sizes[:, None] + sizes[None, :]), 1e-9)
+
+
+def landmark_boxes(keypoints: np.ndarray) -> np.ndarray:
+    """Bounding boxes ``(N, 4)`` of landmarks ``(N, J, >=2)``."""
+    xy = keypoints[..., :2]
+    return np.concatenate([np.nanmin(xy, axis=1), np.nanmax(xy, axis=1)], axis=1)
+
+
+def fix_left_right_flips(keypoints: np.ndarray, perm: np.ndarray, swap_cost: float = 0.02) -> np.ndarray:
+    """Which detections to mirror so that left/right labels stay consistent along each track.
+
+    At video rates a wrist cannot jump to the other side of the body in one frame, but the
+    landmark model does flip its left/right decision (when the face is hidden or blurred, or the
+    person is seen from behind). Each slot's labelling is a two-state chain (keep or mirror each
+    frame) solved exactly by dynamic programming (Viterbi): the cost is the lateral joints'
+    frame-to-frame motion (median, over the person's size) plus ``swap_cost`` per mirrored frame,
+    so a flip sustained for fewer than about (flip jump / swap_cost) frames is undone, while the
+    labelling the model gives in most frames is kept.
+
+    Args:
+        keypoints: ``(T, P, J, 3)`` one video's tracks (NaN where a slot is empty).
+        perm: ``(J,)`` from :func:`~mocap.detect.blazepose.left_right_permutation`.
+
+    Returns:
+        ``(T, P)`` bool: True where ``keypoints[t, p, perm]`` is the consistent labelling.
+    """
+    T, P = keypoints.shape[:2]
+    flip = np.zeros((T, P), dtype=bool)
+    if T < 2 or P == 0:
+        return flip
+    lateral = perm != np.arange(len(perm))
+    xy = keypoints[:, :, lateral, :2]
+    mirrored = keypoints[:, :, perm][:, :, lateral, :2]
+    with warnings.catch_warnings():  # all-NaN rows (empty slots) give NaN, as wanted
+        warnings.simplefilter("ignore", RuntimeWarning)
+        size = np.linalg.norm(np.nanmax(keypoints[..., :2], axis=2) - np.nanmin(keypoints[..., :2], axis=2), axis=-1)
+        direct = np.nanmedian(np.linalg.norm(xy[1:] - xy[:-1], axis=-1), axis=-1) / size[1:]  # (T-1, P)
+        swapped = np.nanmedian(np.linalg.norm(mirrored[1:] - xy[:-1], axis=-1), axis=-1) / size[1:]
+    gap = ~(np.isfinite(direct) & np.isfinite(swapped))
+    direct, swapped = np.where(gap, 0.0, direct), np.where(gap, 0.0, swapped)
+    unary = np.array([0.0, swap_cost])
+    cost = np.tile(unary, (P, 1))  # (P, 2): best total cost ending in state keep / mirror
+    back = np.zeros((T, P, 2), dtype=np.int8)
+    for t in range(1, T):  # Viterbi over frames, vectorised over people and states
+        same, other = direct[t - 1], swapped[t - 1]
+        stay = cost + same[:, None]  # from state s to s
+        cross = cost[:, ::-1] + other[:, None]  # from state 1-s to s
+        back[t] = np.where(cross < stay, 1, 0)
+        cost = np.minimum(stay, cross) + unary
+    state = np.argmin(cost, axis=1)
+    for t in range(T - 1, -1, -1):
+        flip[t] = state == 1
+        state = np.where(back[t, np.arange(P), state] == 1, 1 - state, state)
+    return flip
+
+
+@dataclass
+class PoseTracker:
+    """Per-video state: people tracked from frame to frame in stable slots.
+
+    ``step(frame)`` returns a :class:`FrameResult` whose slot ``s`` holds the same person while
+    the track lasts (a new track takes the lowest free slot).
+    """
+
+    model: BlazePose
+    _rois: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
+    _slots: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    _frame: int = 0
+    _lost: bool = False
+
+    def reset(self) -> None:
+        self._rois, self._slots, self._frame, self._lost = np.zeros((0, 4)), np.zeros(0, dtype=int), 0, False
+
+    def step(self, frame_bgr: np.ndarray) -> FrameResult:
+        cfg = self.model.config
+        frame_bgr = _as_pyramid(frame_bgr)
+        tracked = cfg.tracking and len(self._rois) > 0
+        run_detector = (not cfg.tracking or not tracked or self._lost or self._frame % cfg.detect_every == 0)
+        rois = self._rois if tracked else np.zeros((0, 4))
+        slots = self._slots if tracked else np.zeros(0, dtype=int)
+        if run_detector:
+            det_rois, _ = self.model.detect(frame_bgr)
+            if len(det_rois):
+                new = det_rois
+                if len(rois):  # keep tracked people; add only detections that are someone else
+                    # Only near-identical ROIs are dropped here: two people can stand close with
+                    # their hips aligned in the image, so the landmarks decide (see _select).
+                    new = det_rois[roi_distance(det_rois, rois).min(axis=1) >= cfg.same_person_distance / 4]
+                new_slots = self._assign_slots(new, used=slots)
+                rois = np.concatenate([rois, new])
+                slots = np.concatenate([slots, new_slots])
+        self._frame += 1
+        out = self.model.landmarks(frame_bgr, rois)
+        n_tracked = len(self._rois) if tracked else 0
+        keep = self._select(out["keypoints"], out["presence"], rois[:, 2], n_tracked)
+        self._lost = bool((~keep).any()) if len(keep) else False
+        self._rois, self._slots = out["next_rois"][keep], slots[keep]
+        return self._to_slots(out, keep, slots, rois, run_detector)
+
+    def _assign_slots(self, new_rois: np.ndarray, used: np.ndarray) -> np.ndarray:
+        """Slots for new people: the previous frame's slot of an overlapping ROI if free, else the lowest free."""
+        taken = set(used.tolist())
+        out = np.empty(len(new_rois), dtype=int)
+        if len(self._rois) and len(new_rois):
+            dist = roi_distance(new_rois, self._rois)
+        for i in range(len(new_rois)):
+            s = -1
+            if len(self._rois):
+                best = int(np.argmin(dist[i]))
+                if dist[i, best] < self.model.config.same_person_distance and self._slots[best] not in taken:
+                    s = int(self._slots[best])
+            if s < 0:
+                s = next(k for k in range(len(taken) + 1) if k not in taken)
+            taken.add(s)
+            out[i] = s
+        return out
+
+    def _select(self, keypoints: np.ndarray, presence: np.ndarray, sizes: np.ndarray, n_tracked: int) -> np.ndarray:
+        """Candidates kept: present, not a duplicate of a better one, within ``max_people``.
+
+        The first ``n_tracked`` candidates continue tracks; they win over new detections of the
+        same person (continuity), then higher presence wins.
+        """
+        cfg = self.model.config
+        keep = presence >= cfg.min_presence
+        if keep.sum() > 1:
+            near = keypoint_distance(keypoints, sizes) < cfg.same_person_distance / 2
+            tracked = np.arange(len(presence)) < n_tracked
+            for i in np.lexsort((-presence, ~tracked)):  # greedy, over people
+                if keep[i]:
+                    dup = near[i] & keep
+                    dup[i] = False
+                    keep &= ~dup
+        if keep.sum() > cfg.max_people:
+            keep &= presence >= np.sort(presence[keep])[-cfg.max_people]
+        return keep
+
+    def _to_slots(self, out: dict, keep: np.ndarray, slots: np.ndarray, rois: np.ndarray, ran: bool) -> FrameResult:
+        cfg = self.model.config
+        n_slots = int(slots[keep].max()) + 1 if keep.any() else 0
+        kp = np.full((n_slots, NUM_LANDMARKS, 3), np.nan)
+        sc = np.full(n_slots, np.nan)
+        ro = np.full((n_slots, 4), np.nan)
+        s = slots[keep]
+        kp[s], sc[s], ro[s] = out["keypoints"][keep], out["presence"][keep], rois[keep]
+        hm = tf = None
+        if cfg.keep_heatmaps:
+            hm = np.zeros((n_slots, NUM_LANDMARKS, HEATMAP_SIZE, HEATMAP_SIZE), np.float16)
+            tf = np.full((n_slots, 2, 3), np.nan)
+            hm[s], tf[s] = out["heatmaps"][keep].astype(np.float16), out["image_from_heatmap"][keep]
+        return FrameResult(kp, sc, ro, hm, tf, detector_ran=ran)

@@ -1,0 +1,52 @@
+"""Comparisons of a result with a reference: reprojection against 2D keypoints of another detector."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from mocap.geometry import Rig, project_rig
+from mocap.keypoints import Keypoints2D
+from mocap.tracks import Tracks
+
+#: The 12 limb joints used for accuracy figures (shoulders, elbows, wrists, hips, knees, ankles).
+LIMB_JOINTS = tuple(f"{s}_{j}" for j in ("shoulder", "elbow", "wrist", "hip", "knee", "ankle") for s in ("left", "right"))
+
+
+def reprojection_vs_keypoints(tracks: Tracks, rig: Rig, reference: Keypoints2D, joints=LIMB_JOINTS,
+                              min_confidence: float = 0.3) -> dict[str, float]:
+    """Median pixel distance per camera between ``tracks`` projected into ``rig`` and ``reference``.
+
+    Args:
+        tracks: positions ``(T, P, J, 3)``; every person is compared.
+        rig: calibration; ``reference.camera_names`` are matched to it by name.
+        reference: 2D keypoints ``(T', C', P', J', 3)`` of the same frames (row t of both is the
+            same instant; the shorter one sets T). For each tracked person and view the reference
+            person closest in median distance is used (association by proximity, per frame).
+        joints: canonical joint names compared (those present in both).
+        min_confidence: reference keypoints below this confidence are ignored.
+
+    Returns:
+        ``{camera name: median px}`` (NaN where nothing could be compared).
+    """
+    names = [n for n in joints if n in tracks.joint_names and n in reference.joint_names]
+    if not names:
+        raise ValueError(f"no joint in common between the tracks ({', '.join(tracks.joint_names)}) and the reference")
+    ti = [tracks.joint_names.index(n) for n in names]
+    ri = [reference.joint_names.index(n) for n in names]
+    T = min(tracks.num_frames, reference.data.shape[0])
+    proj = project_rig(rig, tracks.positions[:T][:, :, ti])  # (T, P, J, C, 2)
+    out = {}
+    for c_ref, cam in enumerate(reference.camera_names):
+        c = rig.index(cam)
+        ref = reference.data[:T, c_ref][:, :, ri]  # (T, P', J, 3)
+        ref_xy = np.where((ref[..., 2:] >= min_confidence), ref[..., :2], np.nan)
+        d = np.linalg.norm(proj[:, :, None, :, c] - ref_xy[:, None], axis=-1)  # (T, P, P', J)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices are expected
+            per_person = np.nanmedian(d, axis=-1)  # (T, P, P')
+            best = np.nanargmin(np.where(np.isnan(per_person), np.inf, per_person), axis=-1)  # (T, P)
+        chosen = np.take_along_axis(d, best[..., None, None], axis=2)[:, :, 0]  # (T, P, J)
+        out[rig[c].name] = float(np.nanmedian(chosen)) if np.isfinite(chosen).any() else float("nan")
+    return out

@@ -1,0 +1,171 @@
+"""BlazePose decoding, geometry and tracking helpers, against generated ground truth."""
+
+import numpy as np
+import pytest
+
+from mocap.detect.anchors import box_iou, decode_detections, ssd_anchors, weighted_nms
+from mocap.detect.appearance import DESCRIPTOR_SIZE, appearance_descriptors, appearance_similarity
+from mocap.detect.blazepose import (
+    FramePyramid,
+    apply_affine,
+    image_from_crop,
+    left_right_permutation,
+    refine_with_heatmap,
+    rois_from_alignment,
+)
+from mocap.detect.tracking import fix_left_right_flips
+from mocap.skeleton.joints import BLAZEPOSE_33
+
+J = {n: i for i, n in enumerate(BLAZEPOSE_33)}
+
+
+def test_ssd_anchors_count_and_grid():
+    a = ssd_anchors()
+    assert a.shape == (2254, 2)
+    # first grid: stride 8 -> 28x28 cells, 2 anchors per cell, centred on the cells
+    np.testing.assert_allclose(a[0], [0.5 / 28, 0.5 / 28])
+    np.testing.assert_allclose(a[1], a[0])
+    np.testing.assert_allclose(a[2], [1.5 / 28, 0.5 / 28])
+    # last group: stride 32 (3 layers merged) -> 7x7 cells, 6 anchors per cell
+    np.testing.assert_allclose(a[-6:], np.tile([6.5 / 7, 6.5 / 7], (6, 1)))
+    assert ((a > 0) & (a < 1)).all()
+
+
+def test_decode_detections_recovers_box_and_keypoints(rng):
+    anchors = ssd_anchors()
+    raw = np.zeros((2254, 12))
+    scores = np.full(2254, -10.0)
+    i = 1000
+    box = np.array([0.4, 0.3, 0.2, 0.25])  # centre x, y, w, h (normalised)
+    kps = rng.uniform(0.1, 0.9, (4, 2))
+    raw[i, :2] = (box[:2] - anchors[i]) * 224
+    raw[i, 2:4] = box[2:] * 224
+    raw[i, 4:] = ((kps - anchors[i]) * 224).ravel()
+    scores[i] = 3.0
+    boxes, k, s = decode_detections(raw, scores, anchors, min_score=0.5)
+    assert boxes.shape == (1, 4) and k.shape == (1, 4, 2)
+    np.testing.assert_allclose(boxes[0], [0.3, 0.175, 0.5, 0.425], atol=1e-9)
+    np.testing.assert_allclose(k[0], kps, atol=1e-9)
+    np.testing.assert_allclose(s, 1 / (1 + np.exp(-3.0)))
+
+
+def test_weighted_nms_merges_overlaps_and_keeps_separate_people():
+    boxes = np.array([[0, 0, 1, 1], [0.05, 0, 1.05, 1], [3, 3, 4, 4]], float)
+    kps = np.stack([np.full((4, 2), v) for v in (0.0, 1.0, 5.0)])
+    scores = np.array([0.9, 0.6, 0.8])
+    b, k, s = weighted_nms(boxes, kps, scores, iou_threshold=0.3)
+    assert len(s) == 2
+    np.testing.assert_allclose(s, [0.9, 0.8])
+    np.testing.assert_allclose(k[0], 0.6 / 1.5)  # score-weighted mean of 0 and 1
+    np.testing.assert_allclose(b[1], [3, 3, 4, 4])
+    assert weighted_nms(np.zeros((0, 4)), np.zeros((0, 4, 2)), np.zeros(0))[2].shape == (0,)
+
+
+def test_box_iou_known_values():
+    iou = box_iou(np.array([[0, 0, 2, 2]], float), np.array([[1, 1, 3, 3], [0, 0, 2, 2], [5, 5, 6, 6]], float))
+    np.testing.assert_allclose(iou, [[1 / 7, 1.0, 0.0]])
+
+
+def test_rois_from_alignment_upright_and_rotated():
+    hips = np.array([[500.0, 800.0], [500.0, 800.0]])
+    up = np.array([[500.0, 600.0], [700.0, 800.0]])  # straight up; pointing right (lying, head right)
+    rois = rois_from_alignment(hips, up)
+    np.testing.assert_allclose(rois[:, :2], hips)
+    np.testing.assert_allclose(rois[:, 2], 2 * 200 * 1.25)
+    np.testing.assert_allclose(rois[:, 3], [0.0, np.pi / 2], atol=1e-12)
+
+
+def test_image_from_crop_maps_crop_up_to_body_up():
+    rois = rois_from_alignment(np.array([[500.0, 800.0]]), np.array([[700.0, 800.0]]))
+    M = image_from_crop(rois)
+    centre = apply_affine(M, np.array([[[127.5, 127.5]]]))  # crop centre (centre convention)
+    np.testing.assert_allclose(centre[0, 0], [500, 800], atol=1e-9)
+    top = apply_affine(M, np.array([[[127.5, -0.5]]]))  # top edge of the crop
+    np.testing.assert_allclose(top[0, 0], [500 + rois[0, 2] / 2, 800], atol=1e-9)  # = body "up"
+
+
+def test_refine_with_heatmap_finds_the_peak():
+    hm = np.zeros((1, 2, 64, 64))
+    yy, xx = np.mgrid[0:64, 0:64]
+    hm[0, 0] = np.exp(-((xx - 20.3) ** 2 + (yy - 40.0) ** 2) / 2.0)
+    hm[0, 1] = 0.1  # below the refinement threshold: unchanged
+    start = np.array([[[20 * 4 + 3.0, 40 * 4 - 2.0], [10.0, 10.0]]])
+    out = refine_with_heatmap(start, hm)
+    # cell (row i, col j) stands for crop point (4 j, 4 i) in edge convention -> -0.5 in centre convention
+    np.testing.assert_allclose(out[0, 0], [20.3 * 4 - 0.5, 40.0 * 4 - 0.5], atol=0.05)
+    np.testing.assert_allclose(out[0, 1], [10.0, 10.0])
+
+
+def test_left_right_permutation_is_an_involution():
+    p = left_right_permutation(BLAZEPOSE_33)
+    np.testing.assert_array_equal(p[p], np.arange(33))
+    assert BLAZEPOSE_33[p[J["left_wrist"]]] == "right_wrist" and p[J["nose"]] == J["nose"]
+
+
+def _walking_track(T: int, rng) -> np.ndarray:
+    """A person translating smoothly, left joints on the image right (facing the camera)."""
+    base = np.zeros((33, 2))
+    for name, i in J.items():
+        side = 1 if name.startswith("left") else -1 if name.startswith("right") else 0
+        base[i] = [side * 60 + rng.normal(0, 5), i * 20.0]
+    xy = base[None] + np.linspace(0, 200, T)[:, None, None]
+    return np.concatenate([xy, np.ones((T, 33, 1))], axis=-1)[:, None]  # (T, 1, 33, 3)
+
+
+def test_fix_left_right_flips_undoes_a_short_flip(rng):
+    kp = _walking_track(60, rng)
+    perm = left_right_permutation(BLAZEPOSE_33)
+    flipped = kp.copy()
+    flipped[20:30, 0] = kp[20:30, 0][:, perm]  # the model swaps labels for 10 frames
+    flip = fix_left_right_flips(flipped, perm)
+    np.testing.assert_array_equal(np.flatnonzero(flip[:, 0]), np.arange(20, 30))
+    assert not fix_left_right_flips(kp, perm).any()
+
+
+def test_fix_left_right_flips_respects_gaps(rng):
+    kp = _walking_track(30, rng)
+    kp[10:12] = np.nan
+    assert fix_left_right_flips(kp, left_right_permutation(BLAZEPOSE_33)).shape == (30, 1)
+
+
+def test_frame_pyramid_warp_identity_and_downscale():
+    img = np.zeros((512, 512, 3), np.uint8)
+    img[::2] = 200  # stripes that alias when sampled without area averaging
+    pyr = FramePyramid(img)
+    ident = pyr.warp(np.array([[1.0, 0, 100], [0, 1.0, 50]]), 64)
+    np.testing.assert_array_equal(ident, img[50:114, 100:164])
+    small = pyr.warp(np.array([[4.0, 0, 1.5], [0, 4.0, 1.5]]), 128)  # whole image at 1/4
+    assert abs(float(small.mean()) - 100.0) < 3 and small.std() < 10
+
+
+def _person_image(torso_bgr, legs_bgr):
+    img = np.full((400, 300, 3), 128, np.uint8)
+    kp = np.full((33, 3), np.nan)
+    pts = {"left_shoulder": (200, 100), "right_shoulder": (100, 100), "left_hip": (190, 220), "right_hip": (110, 220),
+           "left_knee": (190, 300), "right_knee": (110, 300), "left_ankle": (190, 380), "right_ankle": (110, 380)}
+    for n, (x, y) in pts.items():
+        kp[J[n]] = [x, y, 0.9]
+    img[100:220, 100:200] = torso_bgr
+    img[220:380, 110:190] = legs_bgr
+    return img, kp
+
+
+def test_appearance_separates_clothing_colours():
+    img_a, kp = _person_image((0, 0, 220), (220, 0, 0))  # red shirt, blue trousers
+    img_b, _ = _person_image((0, 200, 0), (0, 200, 200))  # green shirt, yellow trousers
+    da = appearance_descriptors(img_a, kp[None])
+    db = appearance_descriptors(img_b, kp[None])
+    assert da.shape == (1, DESCRIPTOR_SIZE)
+    np.testing.assert_allclose(da[0, :32].sum(), 1.0, atol=1e-5)
+    np.testing.assert_allclose(appearance_similarity(da, da), [1.0], atol=1e-5)
+    assert appearance_similarity(da, db)[0] < 0.2
+
+
+def test_appearance_nan_for_missing_joints():
+    img, kp = _person_image((0, 0, 220), (220, 0, 0))
+    kp[J["left_knee"]] = np.nan
+    d = appearance_descriptors(img, kp[None])
+    assert np.isfinite(d[0, :32]).all() and np.isnan(d[0, 32:]).all()
+    assert appearance_descriptors(img, np.zeros((0, 33, 3))).shape == (0, DESCRIPTOR_SIZE)
+    with pytest.raises(ValueError, match="keypoints"):
+        appearance_descriptors(img, np.zeros((33, 3)))
