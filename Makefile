@@ -29,6 +29,7 @@ test: $(STAMP) sysdeps
 
 bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[test,bench]'
+	$(PY) -m pip install -q --no-deps aniposelib==0.8.0
 	$(VENV)/bin/mocap bench all
 
 clean:
