@@ -67,5 +67,5 @@ def _run(args) -> int:
               + ", ".join(f"{c} {m:.1f}" for c, m in medians.items()))
     bvh = [p for p in result.export_paths if p.suffix == ".bvh"]
     fbx = [p for p in result.export_paths if p.suffix == ".fbx"]
-    print(f"\nDone. BVH: {', '.join(map(str, bvh))}\n      FBX: {', '.join(map(str, fbx))}")
+    print(f"\nDone. BVH: {', '.join(str(p.resolve()) for p in bvh)}\n      FBX: {', '.join(str(p.resolve()) for p in fbx)}")
     return 0

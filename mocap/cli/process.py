@@ -36,7 +36,7 @@ def _run(args) -> int:
 
 
 def print_result(result) -> None:
-    print(f"tracks:    {result.tracks_path}")
+    print(f"tracks:    {result.tracks_path.resolve()}")
     for p in result.export_paths:
-        print(f"wrote:     {p}")
+        print(f"wrote:     {p.resolve()}")
     print("time per stage: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.timings_s.items()))
