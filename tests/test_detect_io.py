@@ -194,3 +194,25 @@ def test_heatmaps_map_back_onto_their_landmarks(real_models, first_frames):
         row, col = np.unravel_index(np.argmax(res.heatmaps[0, j]), (64, 64))
         peak = M[:, :2] @ [col, row] + M[:, 2]
         assert np.linalg.norm(peak - res.keypoints[0, j, :2]) < 1.5 * cell_px, name
+
+
+@pytest.mark.parametrize("lost_track_frames", [10, 0])
+def test_lost_track_is_found_again_when_the_detector_misses_it(real_models, first_frames, lost_track_frames):
+    """A person lost for a frame (here: a blank frame) whom the detector then fails to find (as
+    when they are partly hidden behind someone) is found again at their last ROI, in their slot."""
+    from mocap.detect.blazepose import BlazePose, BlazePoseConfig
+
+    model = BlazePose(BlazePoseConfig(lost_track_frames=lost_track_frames))
+    tracker = model.new_tracker()
+    first = tracker.step(first_frames[0])
+    assert np.isfinite(first.scores).tolist() == [True]
+    blank = tracker.step(np.full_like(first_frames[1], 128))
+    assert not np.isfinite(blank.scores).any()  # nobody in a grey frame: the track is lost
+    model.detect = lambda frame: (np.zeros((0, 4)), np.zeros(0))  # the detector misses the person
+    again = [tracker.step(f) for f in first_frames[2:4]]
+    if lost_track_frames:
+        assert [np.isfinite(r.scores).tolist() for r in again] == [[True], [True]]
+        d = np.linalg.norm(again[0].keypoints[0, :, :2] - first.keypoints[0, :, :2], axis=-1)
+        assert np.median(d) < 10.0  # the same person (px, 1920-px-high frames; 2 frames at 60 fps)
+    else:
+        assert all(not np.isfinite(r.scores).any() for r in again)

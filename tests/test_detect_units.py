@@ -169,3 +169,52 @@ def test_appearance_nan_for_missing_joints():
     assert appearance_descriptors(img, np.zeros((0, 33, 3))).shape == (0, DESCRIPTOR_SIZE)
     with pytest.raises(ValueError, match="keypoints"):
         appearance_descriptors(img, np.zeros((33, 3)))
+
+
+def test_masks_into_crops_matches_pointwise_resampling(rng):
+    from mocap.detect.tracking import masks_into_crops
+
+    src = np.array([[500.0, 400.0, 300.0, 0.2]])
+    dst = np.array([[560.0, 430.0, 360.0, -0.5], [5000.0, 5000.0, 300.0, 0.0]])  # overlapping, far away
+    mask = np.zeros((1, 256, 256), np.float32)
+    mask[0, 60:200, 90:170] = 1.0  # a block in the source crop
+    out = masks_into_crops(mask, image_from_crop(src), image_from_crop(dst))
+    assert out.shape == (2, 256, 256) and not out[1].any()
+    # reference: every destination pixel -> image -> source crop, nearest source pixel
+    v, u = np.mgrid[0:256, 0:256]
+    img = apply_affine(image_from_crop(dst[:1]), np.stack([u, v], -1).reshape(1, -1, 2).astype(float))[0]
+    A = image_from_crop(src)[0]
+    uv = np.linalg.solve(A[:, :2], (img - A[:, 2]).T).T.round().astype(int)
+    inside = ((uv >= 0) & (uv < 256)).all(axis=1)
+    ref = np.zeros(len(uv), np.float32)
+    ref[inside] = mask[0, uv[inside, 1], uv[inside, 0]]
+    ref = ref.reshape(256, 256)
+    assert out[0].sum() > 1000  # the block is seen in the overlapping crop
+    assert np.mean(np.abs(out[0] - ref)) < 0.02  # only the block's edges differ (bilinear vs nearest)
+
+
+def test_duplicate_tracks_keep_the_one_that_did_not_jump():
+    from types import SimpleNamespace
+
+    from mocap.detect.blazepose import BlazePoseConfig
+    from mocap.detect.tracking import PoseTracker
+
+    tracker = PoseTracker(SimpleNamespace(config=BlazePoseConfig()))
+    body = np.zeros((33, 3))
+    body[:, 0], body[:, 1] = np.linspace(300, 340, 33), np.linspace(500, 900, 33)
+    keypoints = np.stack([body, body + 2.0])  # two tracks on one person: duplicates
+    rois = np.array([[320.0, 700.0, 800.0, 0.0], [480.0, 700.0, 820.0, 0.0]])
+    next_rois = np.array([[321.0, 700.0, 800.0, 0.0], [330.0, 700.0, 820.0, 0.0]])  # track 1 slid 150 px
+    presence = np.array([0.97, 0.999])  # the slid track is (slightly) more confident
+    keep = tracker._select(keypoints, presence, rois, next_rois, rank=np.array([0, 0]))
+    assert keep.tolist() == [True, False]
+    # a new detection never displaces a live track, whatever its presence
+    keep = tracker._select(keypoints, presence, rois, next_rois[::-1], rank=np.array([0, 2]))
+    assert keep.tolist() == [True, False]
+
+
+def test_lost_track_frames_must_be_non_negative():
+    from mocap.detect.blazepose import BlazePoseConfig
+
+    with pytest.raises(ValueError, match="lost_track_frames"):
+        BlazePoseConfig(lost_track_frames=-1)

@@ -9,9 +9,19 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
-from mocap.detect.blazepose import HEATMAP_SIZE, NUM_LANDMARKS, BlazePose, FrameResult, _as_pyramid, roi_distance
+from mocap.detect.blazepose import (
+    HEATMAP_SIZE,
+    LANDMARK_INPUT,
+    NUM_LANDMARKS,
+    BlazePose,
+    FrameResult,
+    _as_pyramid,
+    image_from_crop,
+    roi_distance,
+)
 
 
 #: Body joints (BlazePose indices: shoulders, elbows, wrists, hips, knees, ankles) that tell two
@@ -88,12 +98,47 @@ def fix_left_right_flips(keypoints: np.ndarray, perm: np.ndarray, swap_cost: flo
     return flip
 
 
+def masks_into_crops(masks: np.ndarray, image_from_mask: np.ndarray, image_from_crop: np.ndarray,
+                     size: int = LANDMARK_INPUT) -> np.ndarray:
+    """The union (pixel-wise max) of masks ``(K, m, m)`` seen in each of ``N`` crops.
+
+    Args:
+        masks: ``(K, m, m)`` probabilities on crops whose pixel -> image maps are
+            ``image_from_mask (K, 2, 3)`` (centre convention, as :func:`image_from_crop`).
+        image_from_crop: ``(N, 2, 3)`` the crops to draw them into.
+
+    Returns:
+        ``(N, size, size)`` float32; 0 outside every mask. Masks whose crop cannot overlap a
+        target crop (circumscribed circles apart) are skipped.
+    """
+    N, K = len(image_from_crop), len(masks)
+    out = np.zeros((N, size, size), np.float32)
+    if not N or not K:
+        return out
+    m = masks.shape[-1]
+    centre = lambda M, n: M[:, :, :2] @ np.full(2, (n - 1) / 2.0) + M[:, :, 2]  # noqa: E731
+    radius = lambda M, n: np.sqrt(np.abs(np.linalg.det(M[:, :, :2]))) * n / np.sqrt(2.0)  # noqa: E731
+    gap = np.linalg.norm(centre(image_from_crop, size)[:, None] - centre(image_from_mask, m)[None], axis=-1)
+    near = gap < radius(image_from_crop, size)[:, None] + radius(image_from_mask, m)[None]
+    to3 = lambda M: np.concatenate([M, np.broadcast_to([[[0.0, 0.0, 1.0]]], (len(M), 1, 3))], axis=1)  # noqa: E731
+    mask_from_image = np.linalg.inv(to3(image_from_mask))
+    crop3 = to3(image_from_crop)
+    for i, k in zip(*np.nonzero(near)):  # one warp per overlapping pair (a handful per frame)
+        mask_from_crop = (mask_from_image[k] @ crop3[i])[:2]
+        warped = cv2.warpAffine(masks[k], mask_from_crop, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+        np.maximum(out[i], warped, out=out[i])
+    return out
+
+
 @dataclass
 class PoseTracker:
     """Per-video state: people tracked from frame to frame in stable slots.
 
     ``step(frame)`` returns a :class:`FrameResult` whose slot ``s`` holds the same person while
-    the track lasts (a new track takes the lowest free slot).
+    the track lasts (a new track takes the lowest free slot). Each frame's candidates are, in
+    order of precedence: the live tracks, the recently lost tracks still looked for
+    (``lost_track_frames``), the detector's new people.
     """
 
     model: BlazePose
@@ -101,17 +146,29 @@ class PoseTracker:
     _slots: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
     _frame: int = 0
     _lost: bool = False
+    _masks: np.ndarray = field(default_factory=lambda: np.zeros((0, LANDMARK_INPUT, LANDMARK_INPUT), np.float32))
+    _mask_maps: np.ndarray = field(default_factory=lambda: np.zeros((0, 2, 3)))
+    _gone_rois: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
+    _gone_slots: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    _gone_age: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
 
     def reset(self) -> None:
-        self._rois, self._slots, self._frame, self._lost = np.zeros((0, 4)), np.zeros(0, dtype=int), 0, False
+        model = self.model
+        self.__init__(model)
 
     def step(self, frame_bgr: np.ndarray) -> FrameResult:
         cfg = self.model.config
         frame_bgr = _as_pyramid(frame_bgr)
         tracked = cfg.tracking and len(self._rois) > 0
+        coasting = cfg.tracking and cfg.lost_track_frames > 0 and len(self._gone_rois) > 0
         run_detector = (not cfg.tracking or not tracked or self._lost or self._frame % cfg.detect_every == 0)
         rois = self._rois if tracked else np.zeros((0, 4))
         slots = self._slots if tracked else np.zeros(0, dtype=int)
+        n_tracked = len(rois)
+        if coasting:
+            rois = np.concatenate([rois, self._gone_rois])
+            slots = np.concatenate([slots, self._gone_slots])
+        n_known = len(rois)
         if run_detector:
             det_rois, _ = self.model.detect(frame_bgr)
             if len(det_rois):
@@ -124,12 +181,48 @@ class PoseTracker:
                 rois = np.concatenate([rois, new])
                 slots = np.concatenate([slots, new_slots])
         self._frame += 1
-        out = self.model.landmarks(frame_bgr, rois)
-        n_tracked = len(self._rois) if tracked else 0
-        keep = self._select(out["keypoints"], out["presence"], rois[:, 2], n_tracked)
-        self._lost = bool((~keep).any()) if len(keep) else False
+        out = self.model.landmarks(frame_bgr, rois, self._occluders(rois, slots))
+        rank = np.where(np.arange(len(rois)) < n_tracked, 0, np.where(np.arange(len(rois)) < n_known, 1, 2))
+        keep = self._select(out["keypoints"], out["presence"], rois, out["next_rois"], rank)
+        self._lost = bool((~keep[:n_known]).any())  # a track ended: look for people again next frame
         self._rois, self._slots = out["next_rois"][keep], slots[keep]
+        self._masks, self._mask_maps = out["segmentation"][keep], out["image_from_crop"][keep]
+        self._update_lost(slots, rois, keep, n_tracked, n_known)
         return self._to_slots(out, keep, slots, rois, run_detector)
+
+    def _occluders(self, rois: np.ndarray, slots: np.ndarray) -> np.ndarray | None:
+        """``(N, 256, 256)`` per candidate crop: the previous frame's other people (their
+        segmentation), or None when masking is off or no crop overlaps anyone else.
+
+        A candidate continuing track ``s`` is masked with every other track; a lost track looked
+        for, or a new detection, with every live track (a new detection of a tracked person is
+        then mostly grey and dropped for low presence or as a duplicate, as it should be).
+        """
+        cfg = self.model.config
+        if not (cfg.tracking and cfg.mask_other_people) or not len(self._masks) or not len(rois):
+            return None
+        crops = image_from_crop(rois)
+        out = np.zeros((len(rois), LANDMARK_INPUT, LANDMARK_INPUT), np.float32)
+        for k, s in enumerate(self._slots):  # a handful of people: each track into the others' crops
+            others = np.flatnonzero(slots != s)
+            if len(others):
+                out[others] = np.maximum(out[others], masks_into_crops(self._masks[k:k + 1], self._mask_maps[k:k + 1],
+                                                                       crops[others]))
+        return out if out.any() else None
+
+    def _update_lost(self, slots: np.ndarray, rois: np.ndarray, keep: np.ndarray, n_tracked: int, n_known: int) -> None:
+        """Live tracks dropped this frame start being looked for at the ROI they were last run
+        in; lost tracks still missing age by a frame and are forgotten after ``lost_track_frames``."""
+        cfg = self.model.config
+        if not cfg.tracking or cfg.lost_track_frames == 0:
+            return
+        dropped = np.flatnonzero(~keep[:n_tracked])
+        missing = np.flatnonzero(~keep[n_tracked:n_known])  # index into the lost tracks looked for
+        age = np.concatenate([np.ones(len(dropped), dtype=int), self._gone_age[missing] + 1])
+        young = age <= cfg.lost_track_frames
+        self._gone_rois = np.concatenate([rois[dropped], self._gone_rois[missing]])[young]
+        self._gone_slots = np.concatenate([slots[dropped], self._gone_slots[missing]])[young]
+        self._gone_age = age[young]
 
     def _assign_slots(self, new_rois: np.ndarray, used: np.ndarray) -> np.ndarray:
         """Slots for new people: the previous frame's slot of an overlapping ROI if free, else the lowest free."""
@@ -149,18 +242,21 @@ class PoseTracker:
             out[i] = s
         return out
 
-    def _select(self, keypoints: np.ndarray, presence: np.ndarray, sizes: np.ndarray, n_tracked: int) -> np.ndarray:
+    def _select(self, keypoints: np.ndarray, presence: np.ndarray, rois: np.ndarray, next_rois: np.ndarray,
+                rank: np.ndarray) -> np.ndarray:
         """Candidates kept: present, not a duplicate of a better one, within ``max_people``.
 
-        The first ``n_tracked`` candidates continue tracks; they win over new detections of the
-        same person (continuity), then higher presence wins.
+        ``rank`` (N,): 0 live track, 1 lost track looked for, 2 new detection. Of duplicates the
+        lower rank wins (continuity); within ranks 0 and 1 the candidate whose body centre moved
+        least from its ROI wins: when one track's crop slides onto a neighbour, that track jumps
+        while the neighbour's own track stays put. Among new detections higher presence wins.
         """
         cfg = self.model.config
         keep = presence >= cfg.min_presence
         if keep.sum() > 1:
-            near = keypoint_distance(keypoints, sizes) < cfg.same_person_distance / 2
-            tracked = np.arange(len(presence)) < n_tracked
-            for i in np.lexsort((-presence, ~tracked)):  # greedy, over people
+            near = keypoint_distance(keypoints, rois[:, 2]) < cfg.same_person_distance / 2
+            jump = np.linalg.norm(next_rois[:, :2] - rois[:, :2], axis=-1) / np.maximum(rois[:, 2], 1e-9)
+            for i in np.lexsort((np.where(rank < 2, jump, -presence), rank)):  # greedy, over people
                 if keep[i]:
                     dup = near[i] & keep
                     dup[i] = False
