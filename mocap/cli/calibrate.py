@@ -40,14 +40,22 @@ def register(sub) -> None:
     rig.add_argument("--world-frame", default=None, metavar="CAM:FRAME",
                      help="set the world from the board lying on the floor in this camera's frame")
     rig.add_argument("--fix-intrinsics", action="store_true", help="keep intrinsics fixed in bundle adjustment")
+    rig.add_argument("--intrinsics", default=None, metavar="FILE",
+                     help="take K and distortion from this calibration file instead of fitting them per camera")
+    rig.add_argument("--stride", type=int, default=None, help="use every N-th frame of videos (default 1)")
+    rig.add_argument("--max-intrinsic-frames", type=int, default=None,
+                     help="frames per camera for the intrinsic fit, chosen for diversity (default 40)")
+    rig.add_argument("--loss", default=None, choices=("linear", "huber", "soft_l1", "cauchy"),
+                     help="robust loss of the bundle adjustment (default soft_l1)")
+    rig.add_argument("--workers", type=int, default=None, help="processes for corner detection (default 1)")
     rig.set_defaults(func=_rig)
-    p.set_defaults(func=_rig, session=None, board=None, camera=[], out="calibration.yaml",
-                   world_frame=None, fix_intrinsics=False)
+    p.set_defaults(func=lambda args: p.print_help() or 2)
 
 
 def rewrite_argv(argv: list[str]) -> list[str]:
     """Insert the default action ``rig`` after ``calibrate`` when no action word is given."""
-    if "calibrate" in argv:
+    words = [a for a in argv if not a.startswith("-")]
+    if words and words[0] == "calibrate":  # not ``mocap bench calibrate``
         i = argv.index("calibrate")
         rest = argv[i + 1 :]
         if rest and rest[0] not in ACTIONS and rest[0] not in ("-h", "--help"):

@@ -1,0 +1,419 @@
+"""Calibrate a whole rig from board images or videos: the ``mocap calibrate`` stage.
+
+detect corners → intrinsics per camera → board pose per view → pairwise poses and spanning
+tree → bundle adjustment (cameras, boards, optionally intrinsics) → world frame → report.
+Every problem found on the way (a frame without the board, a camera that never sees it, one
+connected to no other camera, a symmetric board seen turned) becomes a message naming cameras
+and frames; whatever can still be solved is solved.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+
+from mocap._checks import check_choice
+from mocap.calibration.boards import Board, load_board
+from mocap.calibration.bundle import LOSSES, BundleResult, Observations, bundle_adjust
+from mocap.calibration.detect_corners import Detections, detect_sources, match_by_timestamps, session_sources
+from mocap.calibration.extrinsics import (
+    _inv,
+    board_flip_transform,
+    board_poses,
+    initialize_extrinsics,
+    rvec_tvec_to_transforms,
+    transforms_to_rvec_tvec,
+)
+from mocap.calibration.intrinsics import IntrinsicsResult, calibrate_intrinsics
+from mocap.calibration.report import build_report, coverage_image, square_length_errors_mm, triangulate_corners
+from mocap.calibration.world import apply_world, ref_from_world_cameras_up, ref_from_world_floor_board
+from mocap.errors import CalibrationError
+from mocap.geometry.camera import Camera, Rig, normalize_camera_name
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RigCalibrationConfig:
+    """Options of :func:`calibrate_rig`."""
+
+    stride: int = 1
+    """Read every ``stride``-th frame of videos."""
+    max_intrinsic_frames: int = 40
+    """Intrinsics use at most this many frames per camera, chosen for diversity."""
+    optimize_intrinsics: bool = True
+    """Refine intrinsics in the bundle adjustment (False: keep the per-camera fits)."""
+    loss: str = "soft_l1"
+    """Robust loss of the bundle adjustment (linear, huber, soft_l1, cauchy)."""
+    f_scale_px: float = 1.0
+    """Residual (pixels) where the robust loss starts to down-weight."""
+    prune_rounds: int = 2
+    """Outlier-pruning rounds of the bundle adjustment."""
+    world_frame: str | None = None
+    """``CAM:FRAME``: the board lies on the floor in this camera's frame (world origin, Z up)."""
+    workers: int = 1
+    """Processes for corner detection (cameras in parallel)."""
+    max_bundle_frames: int = 120
+    """The bundle adjustment uses at most this many frames (those seen by most cameras, balanced
+    so every camera keeps its share); its cost grows with the number of board poses."""
+    max_view_rms_px: float = 3.0
+    """A board view whose own PnP fit is worse than this (and 5× the camera's median) is dropped."""
+
+    def __post_init__(self):
+        check_choice(self.loss, LOSSES, "loss")
+        if self.stride < 1:
+            raise ValueError(f"stride must be >= 1, got {self.stride}")
+
+
+@dataclass(frozen=True, eq=False)
+class RigCalibrationResult:
+    """Outcome of :func:`calibrate_rig` (falsy when no two cameras could be calibrated together).
+
+    Attributes:
+        rig: the calibrated cameras (world Z up, metres), only those solved; None if none.
+        intrinsics: per-camera intrinsic fits.
+        bundle: the bundle adjustment result (cameras and frames in ``solved`` / ``frame_ids``).
+        world_from_board: ``(F, 4, 4)`` board pose per frame (NaN where unsolved).
+        frame_ids: ``(F,)`` frame ids (simultaneous across cameras).
+        solved, unsolved: camera names.
+        messages: problems found, each naming cameras and frames.
+        report: the report dict (see :mod:`mocap.calibration.report`).
+        coverage: per-camera coverage images.
+    """
+
+    rig: Rig | None
+    intrinsics: dict
+    bundle: BundleResult | None
+    world_from_board: np.ndarray
+    frame_ids: np.ndarray
+    solved: list
+    unsolved: list
+    messages: list
+    report: dict
+    coverage: dict = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return self.rig is not None
+
+
+def align_frames(detections: dict[str, Detections]) -> tuple[np.ndarray, np.ndarray]:
+    """Stack detections on a common frame axis: ``xy (C, F, N, 2)`` and ``frame_ids (F,)``."""
+    ids = np.unique(np.concatenate([d.frame_ids for d in detections.values()]))
+    N = next(iter(detections.values())).xy.shape[1]
+    xy = np.full((len(detections), len(ids), N, 2), np.nan)
+    for c, d in enumerate(detections.values()):
+        xy[c, np.searchsorted(ids, d.frame_ids)] = d.xy
+    return xy, ids
+
+
+def _frame_list(det: Detections, idx: np.ndarray, n: int = 8, frame_ids: np.ndarray | None = None) -> str:
+    """Names of frames ``idx`` of ``det`` (or, with ``frame_ids``, of the common frame axis)."""
+    if frame_ids is not None:
+        pos = np.searchsorted(det.frame_ids, frame_ids[idx])
+        ok = (pos < len(det.frame_ids)) & (det.frame_ids[np.minimum(pos, len(det.frame_ids) - 1)] == frame_ids[idx])
+        labels = [det.frame_label(int(p)) if k else f"frame {int(i)}" for p, k, i in zip(pos, ok, frame_ids[idx])][:n]
+    else:
+        labels = [det.frame_label(int(t)) for t in idx[:n]]
+    return ", ".join(labels) + (f", … ({len(idx)} in all)" if len(idx) > n else "")
+
+
+def calibrate_rig(sources: dict[str, str | Path], board: Board, config: RigCalibrationConfig | None = None,
+                  initial_intrinsics: dict[str, Camera] | None = None) -> RigCalibrationResult:
+    """Calibrate a rig from one image folder, glob or video per camera (``{name: path}``).
+
+    Frames with the same index are simultaneous. See :func:`calibrate_rig_from_detections`.
+    """
+    config = config or RigCalibrationConfig()
+    if not sources:
+        raise CalibrationError("no cameras given; pass --camera NAME=PATH for each camera")
+    detections = detect_sources(sources, board, stride=config.stride, workers=config.workers)
+    return calibrate_rig_from_detections(detections, board, config, initial_intrinsics)
+
+
+def calibrate_rig_from_detections(detections: dict[str, Detections], board: Board,
+                                  config: RigCalibrationConfig | None = None,
+                                  initial_intrinsics: dict[str, Camera] | None = None) -> RigCalibrationResult:
+    """Calibrate a rig from board detections per camera.
+
+    Args:
+        detections: ``{name: Detections}`` with ``xy (T, N, 2)`` each.
+        board: the board seen.
+        config: options.
+        initial_intrinsics: cameras whose K and dist replace the per-camera intrinsic fit (e.g.
+            from an earlier intrinsic calibration); matched by normalised name.
+
+    Returns:
+        :class:`RigCalibrationResult`.
+    """
+    config = config or RigCalibrationConfig()
+    names = list(detections)
+    dets = list(detections.values())
+    C = len(names)
+    xy, frame_ids = align_frames(detections)
+    messages: list[str] = []
+    lengths = {n: len(d.frame_ids) for n, d in detections.items()}
+    if len(set(lengths.values())) > 1:
+        messages.append("cameras have different frame counts (" + ", ".join(f"{n}: {k}" for n, k in lengths.items())
+                        + "); frames are matched by index")
+    for d in dets:
+        empty = np.flatnonzero(~d.valid)
+        if 0 < len(empty) < len(d.valid):
+            messages.append(f"camera {d.camera}: no board in {len(empty)} of {len(d.valid)} frames ({_frame_list(d, empty)})")
+
+    # 1. intrinsics
+    given = {normalize_camera_name(c.name): c for c in (initial_intrinsics or {}).values()}
+    intr: dict[str, IntrinsicsResult] = {}
+    K = np.full((C, 3, 3), np.nan)
+    dist = np.zeros((C, 5))
+    for c, d in enumerate(dets):
+        key = normalize_camera_name(d.camera)
+        if key in given:
+            K[c], dist[c] = given[key].K, given[key].dist
+            intr[d.camera] = IntrinsicsResult(d.camera, d.image_size, K[c], dist[c], np.nan, np.zeros(len(d.valid), bool),
+                                              np.full(len(d.valid), np.nan), {}, True, f"camera {d.camera}: intrinsics given")
+            continue
+        r = calibrate_intrinsics(d, board, max_frames=config.max_intrinsic_frames)
+        intr[d.camera] = r
+        if not r.ok:
+            messages.append(r.message)
+            continue
+        K[c], dist[c] = r.K, r.dist
+        if r.rejected:
+            messages.append(f"camera {d.camera}: {len(r.rejected)} frame(s) rejected from the intrinsic fit "
+                            f"({_frame_list(d, np.array(sorted(r.rejected)))}): reprojection far above the others")
+    has_intr = np.isfinite(K[:, 0, 0])
+
+    # 2. board pose per view
+    T = np.full((C, len(frame_ids), 4, 4), np.nan)
+    for c in np.flatnonzero(has_intr):
+        T[c], view_rms, kept = board_poses(xy[c], K[c], dist[c], board)
+        dropped = np.isfinite(xy[c, ..., 0]) & ~kept
+        if dropped.any():
+            fr = np.flatnonzero(dropped.any(-1))
+            messages.append(f"camera {names[c]}: {int(dropped.sum())} corner(s) that do not fit the board were "
+                            f"ignored ({_frame_list(dets[c], fr, frame_ids=frame_ids)})")
+            xy[c][dropped] = np.nan
+        med = np.nanmedian(view_rms) if np.isfinite(view_rms).any() else np.nan
+        bad = view_rms > max(config.max_view_rms_px, 5 * med)
+        if bad.any():
+            T[c, bad] = np.nan
+            xy[c, bad] = np.nan
+            messages.append(f"camera {names[c]}: {int(bad.sum())} board view(s) dropped, the board does not fit them "
+                            f"({_frame_list(dets[c], np.flatnonzero(bad), frame_ids=frame_ids)})")
+
+    # 3. initial extrinsics
+    n_corners = np.isfinite(xy[..., 0]).sum(-1)
+    init = initialize_extrinsics(T, board, names, n_corners)
+    messages += init.messages
+    if init.flipped.any():
+        flip = board_flip_transform(board)
+        c_idx, f_idx = np.nonzero(init.flipped)
+        xy[c_idx, f_idx] = xy[c_idx, f_idx, ::-1]
+        T[c_idx, f_idx] = T[c_idx, f_idx] @ flip
+    solved_idx = np.flatnonzero(init.connected & has_intr)
+    world_f = _check_world_frame(config.world_frame, names, solved_idx, frame_ids, np.isfinite(T[..., 0, 0]))
+    unsolved = [names[c] for c in range(C) if c not in solved_idx]
+    empty_result = dict(intrinsics=intr, world_from_board=np.full((len(frame_ids), 4, 4), np.nan), frame_ids=frame_ids)
+    if len(solved_idx) < 2:
+        messages.append("no two cameras saw the board at the same time; nothing could be calibrated together")
+        return RigCalibrationResult(None, bundle=None, solved=[], unsolved=names, messages=messages,
+                                    report={}, **empty_result)
+
+    # 4. bundle adjustment
+    views = np.isfinite(T[solved_idx, :, 0, 0])  # (S, F)
+    min_views = 1 if config.optimize_intrinsics else 2
+    frames = np.flatnonzero((views.sum(0) >= min_views) & np.isfinite(init.ref_from_board[:, 0, 0]))
+    frames = select_bundle_frames(views[:, frames], config.max_bundle_frames, frames)
+    if world_f is not None and world_f not in frames:  # the floor board's frame must be in the adjustment
+        frames = np.sort(np.append(frames, world_f))
+    sub = xy[solved_idx][:, frames]  # (S, Fb, N, 2)
+    s_i, f_i, p_i = np.nonzero(np.isfinite(sub[..., 0]))
+    obs = Observations(s_i, f_i, p_i, sub[s_i, f_i, p_i])
+    cam_rv, cam_tv = transforms_to_rvec_tvec(init.cam_from_ref[solved_idx])
+    brd_rv, brd_tv = transforms_to_rvec_tvec(init.ref_from_board[frames])
+    fixed = int(np.flatnonzero(solved_idx == init.root)[0])
+    ba = bundle_adjust(obs, board.object_points, K[solved_idx], dist[solved_idx], cam_rv, cam_tv, brd_rv, brd_tv,
+                       fixed_camera=fixed, optimize_intrinsics=config.optimize_intrinsics, loss=config.loss,
+                       f_scale_px=config.f_scale_px, prune_rounds=config.prune_rounds)
+    if not ba.success:
+        messages.append(f"bundle adjustment stopped before converging: {ba.message}")
+    cam_from_ref = rvec_tvec_to_transforms(ba.cam_rvec, ba.cam_tvec)
+    ref_from_board = np.full((len(frame_ids), 4, 4), np.nan)
+    ref_from_board[frames] = rvec_tvec_to_transforms(ba.board_rvec, ba.board_tvec)
+
+    # 5. world frame
+    ref_from_world, world_desc = _world(config.world_frame, world_f, cam_from_ref, ref_from_board, views, frames,
+                                        frame_ids, messages)
+    cam_from_world, world_from_board = apply_world(cam_from_ref, ref_from_board, ref_from_world)
+    cam_rms = ba.camera_rms(obs, len(solved_idx))
+    cameras = [Camera(names[c], dets[c].image_size, ba.K[s], ba.dist[s], cam_from_world[s, :3, :3],
+                      cam_from_world[s, :3, 3], float(cam_rms[s])) for s, c in enumerate(solved_idx)]
+    rig = Rig(tuple(cameras), {"board": board.to_dict(), "world": world_desc})
+
+    # 6. report: triangulate every corner seen by >= 2 solved cameras, inliers only
+    xy_solved = xy[solved_idx].copy()
+    out_s, out_f, out_p = obs.cam[~ba.inlier], frames[obs.frame[~ba.inlier]], obs.point[~ba.inlier]
+    xy_solved[out_s, out_f, out_p] = np.nan
+    sq = square_length_errors_mm(triangulate_corners(rig, xy_solved), board)
+    report = build_report(board, names, dets, intr, solved_idx, cam_rms, ba, obs, init, sq, messages, world_desc, K, C)
+    report["config"] = asdict(config)  # the resolved options, written with the report
+    coverage = {names[c]: coverage_image(xy[c], dets[c].image_size, np.isfinite(T[c, :, 0, 0])) for c in range(C)}
+    for m in messages:
+        log.warning(m)
+    return RigCalibrationResult(rig, intr, ba, world_from_board, frame_ids, [names[c] for c in solved_idx], unsolved,
+                                messages, report, coverage)
+
+
+def select_bundle_frames(views: np.ndarray, budget: int, frames: np.ndarray) -> np.ndarray:
+    """At most ``budget`` of ``frames`` for the bundle adjustment, sorted.
+
+    ``views`` is ``(S, F)`` bool (camera sees the board in frame). Cameras take turns picking
+    their not-yet-chosen frame seen by the most cameras (ties: spread in time), so frames shared
+    by many cameras come first and no camera is starved.
+    """
+    S, F = views.shape
+    if F <= budget:
+        return frames
+    n_views = views.sum(0)
+    # tie-break: interleave in time (bit-reversal-like order via a golden-ratio sequence)
+    spread = (np.arange(F) * 0.6180339887) % 1.0
+    order = np.lexsort((spread, -n_views))
+    chosen = np.zeros(F, bool)
+    queues = [order[views[s, order]] for s in range(S)]
+    pos = [0] * S
+    while chosen.sum() < budget and any(pos[s] < len(queues[s]) for s in range(S)):
+        for s in range(S):
+            while pos[s] < len(queues[s]) and chosen[queues[s][pos[s]]]:
+                pos[s] += 1
+            if pos[s] < len(queues[s]) and chosen.sum() < budget:
+                chosen[queues[s][pos[s]]] = True
+    return frames[np.flatnonzero(chosen)]
+
+
+def _check_world_frame(world_frame, names, solved_idx, frame_ids, seen) -> int | None:
+    """Index on the common frame axis of ``CAM:FRAME`` (checked before any solving), or None."""
+    if not world_frame:
+        return None
+    cam, _, fr = str(world_frame).rpartition(":")
+    keys = [normalize_camera_name(names[c]) for c in solved_idx]
+    if not cam or normalize_camera_name(cam) not in keys or not fr.strip().lstrip("-").isdigit():
+        raise CalibrationError(f"world frame {world_frame!r}: expected CAM:FRAME with CAM one of the calibrated "
+                               f"cameras ({', '.join(names[c] for c in solved_idx)}) and FRAME a frame index")
+    c = solved_idx[keys.index(normalize_camera_name(cam))]
+    hit = np.flatnonzero(frame_ids == int(fr))
+    if not len(hit) or not seen[c, hit[0]]:
+        ok = frame_ids[seen[c]]
+        raise CalibrationError(f"world frame {world_frame}: camera {names[c]} did not see the board in frame {fr.strip()}; "
+                               f"choose one where it did (e.g. {', '.join(str(int(i)) for i in ok[:8])})")
+    return int(hit[0])
+
+
+def _world(world_frame, world_f, cam_from_ref, ref_from_board, views, frames, frame_ids, messages):
+    centers = np.stack([-(T[:3, :3].T @ T[:3, 3]) for T in cam_from_ref])
+    if world_f is not None:
+        return (ref_from_world_floor_board(ref_from_board[world_f], centers),
+                f"board on the floor in frame {world_frame}: origin at its first corner, Z up")
+    best = frames[np.argmax(views[:, frames].sum(0))]
+    messages.append(f"no world frame given: Z up from the cameras' mean up direction, origin at the board in frame "
+                    f"{int(frame_ids[best])}; use --world-frame CAM:FRAME with the board on the floor for a metric floor")
+    return (ref_from_world_cameras_up(cam_from_ref, ref_from_board[best, :3, 3]),
+            f"Z up from the cameras' mean up direction; origin at the board's first corner in frame {int(frame_ids[best])}")
+
+
+def evaluate_rig(rig: Rig, detections: dict[str, Detections], board: Board, prune_rounds: int = 2) -> dict:
+    """Reprojection error of a given calibration on board detections (cameras held fixed).
+
+    Only the board pose of each frame is fitted (robust loss and pruning as in
+    :func:`calibrate_rig_from_detections`), so the number is comparable with a calibration's own
+    bundle RMS on the same corners.
+
+    Returns:
+        ``{"rms_px": float, "camera_rms_px": {name: float}, "observations_used": int}``.
+    """
+    names = [n for n in detections if normalize_camera_name(n) in {normalize_camera_name(c) for c in rig.names}]
+    cams = [rig[n] for n in names]
+    xy, frame_ids = align_frames({n: detections[n] for n in names})
+    T = np.stack([board_poses(xy[c], cam.K, cam.dist, board)[0] for c, cam in enumerate(cams)])  # (C, F, 4, 4)
+    seen = np.isfinite(T[..., 0, 0])
+    frames = np.flatnonzero(seen.any(0))
+    n_corners = np.isfinite(xy[..., 0]).sum(-1)
+    ref_from_board = np.stack([_inv(cams[c].cam_from_world) @ T[c, f] for f, c in
+                               zip(frames, np.argmax(np.where(seen[:, frames], n_corners[:, frames], -1), axis=0))])
+    sub = xy[:, frames]
+    c_i, f_i, p_i = np.nonzero(np.isfinite(sub[..., 0]))
+    obs = Observations(c_i, f_i, p_i, sub[c_i, f_i, p_i])
+    cam_rv, cam_tv = transforms_to_rvec_tvec(np.stack([c.cam_from_world for c in cams]))
+    brd_rv, brd_tv = transforms_to_rvec_tvec(ref_from_board)
+    ba = bundle_adjust(obs, board.object_points, np.stack([c.K for c in cams]), np.stack([c.dist for c in cams]),
+                       cam_rv, cam_tv, brd_rv, brd_tv, optimize_cameras=False, optimize_intrinsics=False,
+                       prune_rounds=prune_rounds)
+    return {"rms_px": ba.rms_px, "camera_rms_px": dict(zip(names, ba.camera_rms(obs, len(cams)).tolist())),
+            "observations_used": int(ba.inlier.sum())}
+
+
+def write_calibration(result: RigCalibrationResult, out: str | Path) -> list[Path]:
+    """Write ``calibration.yaml`` (or ``.toml``) and the report files beside it; returns the paths."""
+    from mocap.calibration.io import save_calibration
+    from mocap.calibration.report import write_report
+
+    if not result:
+        raise CalibrationError("calibration failed: " + "; ".join(result.messages[-3:]))
+    out = Path(out)
+    paths = [save_calibration(result.rig, out)]
+    paths += write_report(result.report, out.parent, out.stem, result.coverage)
+    return paths
+
+
+def _parse_cameras(items: list[str]) -> dict[str, str]:
+    sources = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise CalibrationError(f"--camera {item!r}: expected NAME=PATH (an image folder, a glob or a video)")
+        if name in sources:
+            raise CalibrationError(f"--camera {name}: given twice")
+        sources[name] = path
+    return sources
+
+
+def calibrate_from_cli(args) -> int:
+    """``mocap calibrate [SESSION] --board B --camera NAME=PATH ... --out calibration.yaml``.
+
+    Writes the calibration and its report; prints every problem found. Exit code 0 when every
+    camera was calibrated, 1 when some could not be (the others are still written).
+    """
+    from mocap.calibration.io import load_calibration
+
+    sources = _parse_cameras(args.camera)
+    board_name, stamps = args.board, None
+    if args.session:
+        s_sources, s_board, stamps = session_sources(args.session)
+        sources = sources or s_sources
+        board_name = board_name or s_board
+    if not sources:
+        raise CalibrationError("no cameras: give --camera NAME=PATH per camera, or a session folder")
+    if not board_name:
+        raise CalibrationError("no board: give --board (e.g. checkerboard_9x6_25mm) or name it in the session's rig file")
+    board = load_board(board_name)
+    kw = {f.name: getattr(args, f.name) for f in fields(RigCalibrationConfig) if getattr(args, f.name, None) is not None}
+    config = RigCalibrationConfig(**{**kw, "optimize_intrinsics": not args.fix_intrinsics})
+    initial = None
+    if getattr(args, "intrinsics", None):
+        initial = {c.name: c for c in load_calibration(args.intrinsics)}
+    detections = detect_sources(sources, board, stride=config.stride, workers=config.workers)
+    if stamps is not None:
+        detections = match_by_timestamps(detections, stamps)
+    result = calibrate_rig_from_detections(detections, board, config, initial)
+    for m in result.messages:
+        print(f"note: {m}")
+    paths = write_calibration(result, args.out)
+    rep = result.report
+    for n, c in rep["cameras"].items():
+        print(f"{n}: {'solved' if c['solved'] else 'NOT solved'}, RMS {c['final_rms_px']:.3f} px, fx {c['fx']:.1f}")
+    sq = rep["square_length_check"]
+    print(f"square length check: error {sq['mean_error_mm']:+.2f} ± {sq['sd_error_mm']:.2f} mm over {sq['n']} edges")
+    print("wrote " + ", ".join(str(p) for p in paths[:3]) + (f" (+{len(paths) - 3} coverage images)" if len(paths) > 3 else ""))
+    return 0 if not result.unsolved else 1

@@ -1,0 +1,72 @@
+"""OpenCV's stereo chessboard samples: our calibration against OpenCV's own answers.
+
+The golden numbers come from outside: ``left_intrinsics.yml`` is OpenCV's calibration of the
+left camera (fx = 535.9, mean reprojection 0.39 px), and ``cv2.stereoCalibrate`` run on the
+same corners gives the reference baseline.
+"""
+
+import numpy as np
+import pytest
+
+from mocap.calibration.boards import load_board
+from mocap.calibration.detect_corners import detect_sources
+from mocap.calibration.intrinsics import calibrate_intrinsics
+from mocap.calibration.rig import calibrate_rig_from_detections
+
+OPENCV_FX = 535.9157  # left_intrinsics.yml camera_matrix[0, 0]
+
+
+@pytest.fixture(scope="module")
+def board():
+    return load_board("checkerboard_9x6_25mm")
+
+
+@pytest.fixture(scope="module")
+def dets(shared, board):
+    d = shared / "calibration" / "opencv_stereo_9x6"
+    return detect_sources({"left": str(d / "left*.jpg"), "right": str(d / "right*.jpg")}, board)
+
+
+@pytest.fixture(scope="module")
+def result(dets, board):
+    return calibrate_rig_from_detections(dets, board)
+
+
+def test_every_sample_has_the_board(dets):
+    for d in dets.values():
+        assert d.valid.all() and d.xy.shape == (13, 54, 2)
+
+
+def test_left_intrinsics_match_opencv(dets, board):
+    r = calibrate_intrinsics(dets["left"], board)
+    assert r.ok
+    assert abs(r.K[0, 0] / OPENCV_FX - 1) < 0.006  # per-camera fit alone: 533.1 (corner refinement differs)
+    assert r.rms_px <= 0.42
+
+
+def test_rig_left_fx_within_half_percent_of_opencv(result):
+    left = result.rig["left"]
+    assert abs(left.K[0, 0] / OPENCV_FX - 1) < 0.005
+    assert left.rms_px <= 0.42
+    assert result.bundle.rms_px <= 0.42
+
+
+def test_baseline_matches_stereo_calibrate(dets, board, result):
+    import cv2
+
+    left, right = dets["left"], dets["right"]
+    obj = [board.object_points.astype(np.float32)] * 13
+    il = [x.astype(np.float32) for x in left.xy]
+    ir = [x.astype(np.float32) for x in right.xy]
+    _, K1, d1, _, _ = cv2.calibrateCamera(obj, il, left.image_size, None, None)
+    _, K2, d2, _, _ = cv2.calibrateCamera(obj, ir, right.image_size, None, None)
+    rms, *_, R, T, _, _ = cv2.stereoCalibrate(obj, il, ir, K1, d1, K2, d2, left.image_size, flags=0)
+    ref = np.linalg.norm(T)
+    ours = np.linalg.norm(result.rig.centers[0] - result.rig.centers[1])
+    assert abs(ours / ref - 1) < 0.01, (ours, ref)
+
+
+def test_metric_check_square_length(result):
+    sq = result.report["square_length_check"]
+    assert sq["n"] > 1000
+    assert abs(sq["mean_error_mm"]) < 0.1 and sq["sd_error_mm"] < 0.3  # 25 mm squares
