@@ -50,3 +50,33 @@ def test_cli_session_folder_with_timestamps(shared, tmp_path, capsys):
     rig = load_calibration(out)
     assert rig.names == ["cam_0", "cam_1"]
     assert 0.2 < np.linalg.norm(rig.centers[0] - rig.centers[1]) < 2.0  # metres: a room-sized baseline
+
+
+def test_cli_session_world_frame_from_rig_file(shared, tmp_path, capsys):
+    """The rig file named in session.yaml supplies the board and the world frame (board on the floor)."""
+    src = shared / "calibration" / "caliscope_charuco_4cam" / "post_optimization" / "calibration" / "extrinsic"
+    session = tmp_path / "calib_session"
+    (session / "videos").mkdir(parents=True)
+    for cam in range(2):
+        (session / "videos" / f"cam_{cam}.mp4").symlink_to(src / f"cam_{cam}.mp4")
+    rigs = tmp_path / "rigs"
+    rigs.mkdir()
+    (rigs / "studio.yaml").write_text("board: charuco_4x5_54mm_inverted\nworld_frame: cam_0:20\n")
+    (session / "session.yaml").write_text("rig: ../rigs/studio.yaml\n")
+    out = tmp_path / "calibration.yaml"
+    assert main(["calibrate", str(session), "--out", str(out), "--fix-intrinsics"]) == 0, capsys.readouterr()
+    report = (tmp_path / "calibration_report.yaml").read_text() if (tmp_path / "calibration_report.yaml").exists() else \
+        "\n".join(p.read_text() for p in tmp_path.glob("*report*.yaml"))
+    assert "cam_0:20" in report
+    rig = load_calibration(out)
+    # Both cameras look down at a board on the floor: they are above it (world Z up).
+    assert (rig.centers[:, 2] > 0.2).all(), rig.centers
+
+
+def test_cli_session_missing_rig_file_is_one_line_error(tmp_path, capsys):
+    session = tmp_path / "s"
+    (session / "videos").mkdir(parents=True)
+    (session / "session.yaml").write_text("rig: nowhere.yaml\n")
+    assert main(["calibrate", str(session), "--out", str(tmp_path / "c.yaml")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nowhere.yaml not found" in err[0]

@@ -367,24 +367,33 @@ def match_by_timestamps(detections: dict[str, Detections], timestamps_ns: dict[s
     return out
 
 
+def session_settings(session: str | Path) -> dict:
+    """Settings of a session: its rig file's keys (``rig:`` in ``session.yaml``), overridden by
+    ``session.yaml``'s own (e.g. ``board``, ``world_frame``). Empty when neither file exists."""
+    import yaml
+
+    session = Path(session)
+    manifest = {}
+    if (session / "session.yaml").is_file():
+        manifest = yaml.safe_load((session / "session.yaml").read_text()) or {}
+    rig_file = manifest.get("rig")
+    settings = {}
+    if rig_file:
+        rp = Path(rig_file) if Path(rig_file).is_absolute() else session / rig_file
+        if not rp.is_file():
+            raise CalibrationError(f"{session / 'session.yaml'}: rig file {rp} not found")
+        settings = yaml.safe_load(rp.read_text()) or {}
+    return {**settings, **manifest}
+
+
 def session_sources(session: str | Path) -> tuple[dict[str, str], str | None, dict | None]:
     """Cameras of a calibration session folder: ``videos/<cam>.<ext>`` (or images per camera
     folder), the board named in ``session.yaml`` (``board:``) or its rig file (``rig:``), and the
     capture times from ``timestamps/<cam>.csv`` when present."""
-    import yaml
-
     session = Path(session)
     if not session.is_dir():
         raise CalibrationError(f"{session}: not a session folder")
-    manifest = {}
-    if (session / "session.yaml").is_file():
-        manifest = yaml.safe_load((session / "session.yaml").read_text()) or {}
-    board = manifest.get("board")
-    rig_file = manifest.get("rig")
-    if board is None and rig_file:
-        rp = Path(rig_file) if Path(rig_file).is_absolute() else session / rig_file
-        if rp.is_file():
-            board = (yaml.safe_load(rp.read_text()) or {}).get("board")
+    board = session_settings(session).get("board")
     vids = session / "videos"
     sources = {p.stem: str(p) for p in sorted(vids.iterdir()) if p.suffix.lower() in VIDEO_EXTS} if vids.is_dir() else {}
     if not sources:

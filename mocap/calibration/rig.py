@@ -18,7 +18,8 @@ import numpy as np
 from mocap._checks import check_choice
 from mocap.calibration.boards import Board, load_board
 from mocap.calibration.bundle import LOSSES, BundleResult, Observations, bundle_adjust
-from mocap.calibration.detect_corners import Detections, detect_sources, match_by_timestamps, session_sources
+from mocap.calibration.detect_corners import (Detections, detect_sources, match_by_timestamps, session_settings,
+                                              session_sources)
 from mocap.calibration.extrinsics import (
     _inv,
     board_flip_transform,
@@ -399,6 +400,8 @@ def calibrate_from_cli(args) -> int:
         raise CalibrationError("no board: give --board (e.g. checkerboard_9x6_25mm) or name it in the session's rig file")
     board = load_board(board_name)
     kw = {f.name: getattr(args, f.name) for f in fields(RigCalibrationConfig) if getattr(args, f.name, None) is not None}
+    if args.session and "world_frame" not in kw and session_settings(args.session).get("world_frame"):
+        kw["world_frame"] = str(session_settings(args.session)["world_frame"])  # from the rig file
     config = RigCalibrationConfig(**{**kw, "optimize_intrinsics": not args.fix_intrinsics})
     initial = None
     if getattr(args, "intrinsics", None):
