@@ -44,6 +44,10 @@ class ReconstructConfig:
     """Robust mode: Gauss–Newton refinement of the reprojection error after the view selection."""
     swap_check: bool = True
     """Robust mode: relabel a view's left/right limb when exchanged labels fit the 3D limb much better."""
+    temporal_swap_check: bool = True
+    """Robust mode: check every view's left/right labels again against the joints predicted from
+    the neighbouring frames (median of frames t-2, t-1, t+1, t+2) and solve the relabelled joints
+    again: resolves swaps one frame cannot (a swap in two of four views is a two-against-two tie)."""
     min_views: int = 2
     """Joints seen by fewer (inlier) views are NaN."""
 
@@ -93,6 +97,25 @@ def _check_aligned(keypoints: Keypoints2D, rig: Rig) -> None:
                          f"{rig.names}; call mocap.io.openpose.align_to_rig(keypoints, rig) first")
 
 
+def triangulate_frames(rig: Rig, xy_px: np.ndarray, weight: np.ndarray, threshold_px: np.ndarray, limbs,
+                       config: ReconstructConfig) -> Triangulation:
+    """Robust triangulation of one person over frames (with the temporal left/right check if
+    ``config.temporal_swap_check``).
+
+    Args:
+        rig: the calibration.
+        xy_px: ``(T, J, C, 2)`` pixels; ``weight (T, J, C)``; ``threshold_px (T, J, C)`` px.
+        limbs: left/right joint pairs per limb (:func:`~mocap.triangulation.left_right_limbs`) or None.
+        config: the robust-mode settings.
+
+    Returns:
+        :class:`~mocap.triangulation.Triangulation` over ``(T, J)``.
+    """
+    return triangulate_robust(rig, xy_px, weight, threshold_px=threshold_px, max_hypotheses=config.max_hypotheses,
+                              refine=config.refine, limbs=limbs or None,
+                              temporal=bool(limbs) and config.temporal_swap_check, min_views=config.min_views)
+
+
 def triangulate_single_person(keypoints: Keypoints2D, rig: Rig, method: str = "robust",
                               config: ReconstructConfig | None = None) -> Triangulation:
     """Triangulate the most confident person of every view.
@@ -119,9 +142,7 @@ def triangulate_single_person(keypoints: Keypoints2D, rig: Rig, method: str = "r
     limbs = left_right_limbs(keypoints.joint_names) if config.swap_check else None
     tau = view_thresholds(person, config.min_confidence, config.threshold_px, config.threshold_fraction)
     tau = np.broadcast_to(tau[:, None], xy.shape[:-1])  # (T, J, C)
-    return triangulate_robust(rig, xy, weight, threshold_px=tau,
-                              max_hypotheses=config.max_hypotheses, refine=config.refine,
-                              limbs=limbs or None, min_views=config.min_views)
+    return triangulate_frames(rig, xy, weight, tau, limbs, config)
 
 
 def reconstruct(keypoints: Keypoints2D, rig: Rig, method: str = "robust", fps: float | None = None,

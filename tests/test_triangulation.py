@@ -1,6 +1,7 @@
 """Triangulation: DLT (weighted, batched, NaN-aware), robust view rejection, covariance."""
 
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -278,3 +279,81 @@ def test_two_inconsistent_views_give_no_point(rng):
     xy[:, 1, 1] += 80.0  # vertical: across the (nearly horizontal) epipolar lines of a ring
     res = triangulate_robust(rig, xy)
     assert np.isnan(res.points).all() and np.all(res.views_used < 2)
+
+
+# -- closed-form normal-equation solve, temporal left/right check ------------------------------
+
+def test_dlt_equals_svd_reference_with_grossly_inconsistent_views(rng):
+    """Outliers make inverse iteration converge slowly: the extra steps and the eigh fallback
+    still give the SVD answer (1e-9 m)."""
+    rig = ring(5)
+    xy = project_rig(rig, body_points(rng, (200,))) + rng.normal(0, 2.0, (200, 5, 2))
+    bad = rng.random((200, 5)) < 0.3
+    xy[bad] += rng.normal(0, 250.0, (bad.sum(), 2))
+    w = rng.uniform(0.2, 1.0, (200, 5))
+    np.testing.assert_allclose(triangulate_dlt(rig, xy, w).points, reference_dlt(rig, xy, w), atol=1e-9)
+
+
+def test_normal_equation_solve_matches_eigh_and_flags_ill_conditioned():
+    from mocap.triangulation.dlt import _solve_normal_eigh, solve_normal
+
+    rng = np.random.default_rng(5)
+    A = rng.normal(size=(300, 8, 4))
+    i, j = np.triu_indices(4)
+    M = np.einsum("nri,nrj->nij", A, A)[:, i, j].T  # (10, N) upper triangles
+    # Three matrices whose 3x3 block B = diag(1, 0, 0) is singular: they must take the eigh path.
+    M[:, :3] = np.array([1.0, 0, 0, 0.3, 0, 0, 0.2, 0, 0.1, 1.0])[:, None]
+    X, fallback = solve_normal(M)
+    assert fallback[:3].all()
+    ref = _solve_normal_eigh(M).T
+    ok = np.isfinite(ref).all(0)
+    np.testing.assert_allclose(X[:, ok], ref[:, ok], atol=1e-9, rtol=1e-9)
+
+
+def test_temporal_reference_is_nan_aware_median_of_neighbours(rng):
+    from mocap.triangulation import temporal_reference
+
+    P = rng.normal(size=(30, 4, 3))
+    P[rng.random(P.shape) < 0.3] = np.nan
+    ref = temporal_reference(P)
+    for t in (0, 1, 7, 28, 29):
+        nb = np.stack([P[s] for s in (t - 2, t - 1, t + 1, t + 2) if 0 <= s < 30])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices
+            want = np.nanmedian(nb, axis=0)
+        np.testing.assert_allclose(ref[t], want, atol=1e-15, equal_nan=True)
+
+
+def test_temporal_check_resolves_a_two_of_four_views_swap(rng):
+    """Left/right swapped in 2 of 4 views in some frames: a tie no single frame can break; the
+    joints predicted from the neighbouring frames break it."""
+    names = ("left_knee", "right_knee", "left_ankle", "right_ankle")
+    rig = ring(4)
+    T = 40
+    walk = np.linspace(0, 0.8, T)[:, None] * [1.0, 0.2, 0.0] + [0.0, 0.0, 0.5]  # smooth, 2 cm per frame
+    X = np.stack([walk + [0, 0, 0.5], walk + [0, 0.3, 0.5], walk, walk + [0, 0.3, 0]], axis=1)  # (T, J, 3)
+    xy = project_rig(rig, X)  # (T, J, C, 2)
+    frames = [6, 14, 22, 30]  # every way of picking the two swapped views: some tie goes wrong
+    for t, views in zip(frames, [(0, 1), (2, 3), (0, 2), (1, 3)]):
+        for c in views:
+            xy[t, [0, 1, 2, 3], c] = xy[t, [1, 0, 3, 2], c]
+    limbs = left_right_limbs(names)
+    per_frame = triangulate_robust(rig, xy, limbs=limbs)
+    err = np.linalg.norm(per_frame.points - X, axis=-1)
+    assert (np.nan_to_num(err, nan=1.0)[frames] > 0.1).any()  # the single-frame answer is wrong somewhere
+    temporal = triangulate_robust(rig, xy, limbs=limbs, temporal=True)
+    np.testing.assert_allclose(temporal.points, X, atol=1e-9)
+    assert temporal.inliers.all()
+
+
+def test_temporal_check_needs_limbs():
+    with pytest.raises(ValueError, match="temporal"):
+        triangulate_robust(ring(4), np.zeros((3, 2, 4, 2)), temporal=True)
+
+
+def test_robust_point_seen_once_reports_its_single_view(rng):
+    rig = ring(4)
+    xy = project_rig(rig, body_points(rng, (3,)))
+    xy[1, 1:] = np.nan
+    res = triangulate_robust(rig, xy)
+    assert np.isnan(res.points[1]).all() and res.views_used[1] == 1 and res.views_used[0] == 4

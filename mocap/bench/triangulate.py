@@ -23,8 +23,8 @@ import numpy as np
 
 from mocap.keypoints import Keypoints2D
 from mocap.paths import shared_data_dir
-from mocap.reconstruct import ReconstructConfig, triangulate_single_person
-from mocap.triangulation import triangulate_dlt, triangulate_robust
+from mocap.reconstruct import ReconstructConfig, triangulate_frames, triangulate_single_person
+from mocap.triangulation import triangulate_dlt
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--ransac-seconds", type=float, default=6.0,
                         help="time budget per scenario for aniposelib's triangulate_ransac (Python loop)")
     parser.add_argument("--no-anipose", action="store_true", help="skip aniposelib")
+    parser.add_argument("--no-temporal-swap-check", action="store_true",
+                        help="ours without the temporal left/right check (ReconstructConfig.temporal_swap_check)")
     parser.add_argument("--no-real", action="store_true", help="skip the Pose2Sim real-data figures")
 
 
@@ -118,8 +120,21 @@ def _timed(fn, repeat: int = 1):
     return out, best
 
 
+def _timed_interleaved(fns: dict, rounds: int = 7) -> tuple[dict, dict]:
+    """Call every function of ``fns`` once per round, in turn, and keep each one's best wall
+    time: methods compared in the same run see the same machine load (it is shared), which
+    back-to-back blocks of repeats do not guarantee. Returns ``(results, best seconds)``."""
+    out, best = {}, {k: np.inf for k in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            out[name] = fn()
+            best[name] = min(best[name], time.perf_counter() - t0)
+    return out, best
+
+
 def _ours_inputs(kp, config):
-    """What :func:`triangulate_single_person` passes to ``triangulate_robust`` (association excluded
+    """What :func:`triangulate_single_person` passes to ``triangulate_frames`` (association excluded
     from the timing, as it is for the other methods)."""
     from mocap.reconstruct import most_confident_person, view_thresholds
     from mocap.triangulation import left_right_limbs
@@ -128,34 +143,36 @@ def _ours_inputs(kp, config):
     xy, conf = np.moveaxis(person[..., :2], 1, 2), np.moveaxis(person[..., 2], 1, 2)
     tau = view_thresholds(person, config.min_confidence, config.threshold_px, config.threshold_fraction)
     return dict(xy_px=xy, weight=np.where(conf >= config.min_confidence, conf, 0.0),
-                threshold_px=np.broadcast_to(tau[:, None], xy.shape[:-1]), max_hypotheses=config.max_hypotheses,
-                refine=config.refine, limbs=left_right_limbs(kp.joint_names) if config.swap_check else None,
-                min_views=config.min_views)
+                threshold_px=np.broadcast_to(tau[:, None], xy.shape[:-1]),
+                limbs=left_right_limbs(kp.joint_names) if config.swap_check else None, config=config)
 
 
-def run_scenario(C, noise, outliers, swap_rate, frames, seed, anipose=True, ransac_seconds=6.0) -> dict:
+def run_scenario(C, noise, outliers, swap_rate, frames, seed, anipose=True, ransac_seconds=6.0,
+                 config: ReconstructConfig | None = None) -> dict:
     scene, kp = _scenario(C, noise, outliers, swap_rate, frames, seed)
     rig, gt = scene.rig, scene.gt_positions[:, 0]  # (T, J, 3)
     xy = np.moveaxis(kp.data[:, :, 0, :, :2], 1, 2)  # (T, J, C, 2)
     N = xy.shape[0] * xy.shape[1]
     preds, speed = {}, {}
-    res, dt = _timed(lambda: triangulate_dlt(rig, xy), repeat=3)
-    preds["dlt"], speed["dlt"] = res.points, N / dt
-    config = ReconstructConfig()
+    config = config or ReconstructConfig()
     inputs = _ours_inputs(kp, config)
-    res, dt = _timed(lambda: triangulate_robust(rig, **inputs), repeat=3)
-    assert np.array_equal(res.points, triangulate_single_person(kp, rig, "robust", config).points, equal_nan=True)
-    preds["ours"], speed["ours"] = res.points, N / dt
-    subset = None
+    fns = {"dlt": lambda: triangulate_dlt(rig, xy).points, "ours": lambda: triangulate_frames(rig, **inputs).points}
     if anipose:
         group = _anipose_group(rig)
         pts = np.moveaxis(xy.reshape(N, C, 2), 1, 0)  # (C, N, 2)
-        # jax compiles once per input shape (about a second); time the warm call, the fair one
-        # for a pipeline that keeps its batch size.
+        # jax compiles once per input shape (about a second): the first call is timed apart
+        # (points_per_s_first_call); the rounds time warm calls, the fair figure for a pipeline
+        # that keeps its batch size. Timed: aniposelib's whole ``triangulate`` (OpenCV
+        # undistortion + jax SVD), as ours includes undistortion, views used and reprojection errors.
         _, cold = _timed(lambda: group.triangulate(pts))
-        out, dt = _timed(lambda: group.triangulate(pts), repeat=3)
-        preds["anipose_dlt"], speed["anipose_dlt"] = out.reshape(gt.shape), N / dt
         speed["anipose_dlt_cold"] = N / cold
+        fns["anipose_dlt"] = lambda: group.triangulate(pts).reshape(gt.shape)
+    out, best = _timed_interleaved(fns)
+    for name in fns:
+        preds[name], speed[name] = out[name], N / best[name]
+    assert np.array_equal(preds["ours"], triangulate_single_person(kp, rig, "robust", config).points, equal_nan=True)
+    subset = None
+    if anipose:
         order = np.random.default_rng(seed).permutation(N)
         group.triangulate_ransac(pts[:, order[:5]])  # warm-up
         done, t0, out_r = 0, time.perf_counter(), []
@@ -238,8 +255,19 @@ def pose2sim_real_data(method: str = "robust", config: ReconstructConfig | None 
 
 # -- driver -----------------------------------------------------------------------------------
 
-def _print_table(rows) -> None:
+TIMING_NOTE = ("points per s = points / best wall time of 7 rounds, each round calling dlt, ours and "
+               "anipose_dlt once in turn on the same 2D points; each call timed whole: ours = "
+               "triangulate_frames (undistortion, robust triangulation, left/right checks, views used, "
+               "reprojection errors), anipose_dlt = CameraGroup.triangulate (OpenCV undistortion + jax "
+               "SVD), warm (its first call, with the jax compile, is reported apart as "
+               "points_per_s_first_call); anipose_ransac: its Python loop over a random subset in a time budget")
+
+
+def _print_table(rows, config: ReconstructConfig) -> None:
     methods = [m for m in ("dlt", "ours", "anipose_dlt", "anipose_ransac") if m in rows[0]]
+    print(f"ours = robust: RANSAC over view pairs, per-limb left/right check {'on' if config.swap_check else 'off'}, "
+          f"temporal left/right check {'on' if config.temporal_swap_check else 'off'}")
+    print(TIMING_NOTE)
     head = f"{'C':>2} {'sigma':>5} {'outl':>5} {'swap':>5} | " + " | ".join(f"{m:^26}" for m in methods)
     print("association given (ground-truth detection per view); triangulation measured")
     print("per method: MPJPE mm / PCK@50mm % / points per s   (anipose_ransac on a random subset)")
@@ -257,6 +285,7 @@ def _print_table(rows) -> None:
 
 def run(args) -> dict:
     anipose = not args.no_anipose
+    config = ReconstructConfig(temporal_swap_check=not args.no_temporal_swap_check)
     if anipose:
         try:
             import aniposelib  # noqa: F401
@@ -269,9 +298,11 @@ def run(args) -> dict:
             for outliers in args.outliers:
                 for swap in (0.0, args.swap_rate):
                     log.info("scenario: %d cameras, sigma %.1f px, outliers %.0f%%, swaps %.0f%%", C, noise, 100 * outliers, 100 * swap)
-                    rows.append(run_scenario(C, noise, outliers, swap, args.frames, args.seed, anipose, args.ransac_seconds))
-    _print_table(rows)
-    result = {"synthetic": rows, "association": "given (ground truth)"}
+                    rows.append(run_scenario(C, noise, outliers, swap, args.frames, args.seed, anipose,
+                                             args.ransac_seconds, config))
+    _print_table(rows, config)
+    result = {"synthetic": rows, "association": "given (ground truth)", "ours_config": config.to_dict(),
+              "timing": TIMING_NOTE}
     if not args.no_real:
         real = pose2sim_real_data()
         result["pose2sim_balancing"] = real

@@ -35,6 +35,8 @@ def register(sub) -> None:
     p.add_argument("--threshold-px", type=float, default=d.threshold_px, help="robust: outlier reprojection threshold")
     p.add_argument("--refine", action="store_true", help="robust: Gauss-Newton refinement of the reprojection error")
     p.add_argument("--no-swap-check", dest="swap_check", action="store_false", help="robust: no left/right check")
+    p.add_argument("--no-temporal-swap-check", dest="temporal_swap_check", action="store_false",
+                   help="robust: no left/right check against the neighbouring frames")
     p.set_defaults(func=_run)
 
 
@@ -51,7 +53,8 @@ def _run(args) -> int:
     from mocap.tracks import atomic_write, save_tracks
 
     config = ReconstructConfig(min_confidence=args.min_confidence, threshold_px=args.threshold_px,
-                               refine=args.refine, swap_check=args.swap_check)
+                               refine=args.refine, swap_check=args.swap_check,
+                               temporal_swap_check=args.temporal_swap_check)
     rig = load_calibration(args.calibration)
     kp = align_to_rig(load_openpose(args.keypoints, args.keypoint_format, fps=args.fps), rig)
     fps = args.fps or kp.fps

@@ -6,10 +6,11 @@ views rejected in bounded time, Gauss–Newton refinement, left/right check).
 """
 
 from mocap.triangulation.dlt import Triangulation, triangulate_dlt
-from mocap.triangulation.robust import LIMB_GROUPS, left_right_limbs, triangulate_robust
+from mocap.triangulation.robust import LIMB_GROUPS, left_right_limbs, temporal_reference, triangulate_robust
 from mocap.triangulation.uncertainty import triangulation_covariance
 
 __all__ = [
-    "LIMB_GROUPS", "Triangulation", "left_right_limbs", "triangulate_dlt", "triangulate_robust",
+    "LIMB_GROUPS", "Triangulation", "left_right_limbs", "temporal_reference", "triangulate_dlt",
+    "triangulate_robust",
     "triangulation_covariance",
 ]

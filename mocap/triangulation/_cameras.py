@@ -8,12 +8,36 @@ projection matrices then read ``Pn = [R | t] @ world_from_normworld``.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache, cached_property
 
 import numpy as np
 
 from mocap._checks import check_shape
 from mocap.geometry import Camera, Rig
+
+
+@cache
+def _blas_controller():
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # optional: without it BLAS keeps its default threads
+        return None
+    return ThreadpoolController()
+
+
+@contextmanager
+def single_thread_blas():
+    """Run BLAS single-threaded inside (also usable as a decorator). Our BLAS calls are small
+    products (``(10, 5C) @ (5C, N)``, ``(3C, 3) @ (3, N)``) that threads do not speed up, while on
+    a loaded machine OpenBLAS's waiting threads make each call several times slower."""
+    controller = _blas_controller()
+    if controller is None:
+        yield
+        return
+    with controller.limit(limits=1, user_api="blas"):
+        yield
 
 
 @dataclass(frozen=True, eq=False)
@@ -37,13 +61,34 @@ class CameraArrays:
         """Camera centres ``(C, 3)`` world metres."""
         return -np.einsum("cji,cj->ci", self.R, self.t)
 
-    @property
+    @cached_property
     def Pn(self) -> np.ndarray:
         """``(C, 3, 4)`` projections from the normalised world to normalised image coordinates."""
         # x_cam = R X + t with X = center + Xn / scale.
         A = self.R / self.scale
         b = self.t + self.R @ self.center
         return np.concatenate([A, b[:, :, None]], axis=-1)
+
+    @cached_property
+    def KRt(self) -> np.ndarray:
+        """``K [R | t]`` stacked ``(3 C, 4)``: homogeneous world metres -> homogeneous undistorted pixels."""
+        return np.concatenate([self.K @ self.R, self.K @ self.t[:, :, None]], axis=-1).reshape(-1, 4)
+
+    @cached_property
+    def dlt_basis(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-camera constants of the DLT normal equations (see ``dlt.normal_matrices``):
+        ``G (10, 5 C)``, columns ``k C + c`` the upper triangle of camera c's ``Q33, -(Q31 + Q13),
+        -(Q32 + Q23), Q11, Q22`` (k = 0..4) with ``Qij = Pi Pj^T`` (``Pi`` row i of ``Pn``), and the
+        row products ``(5, C)``: ``P3.P3, P3.P1, P1.P1, P3.P2, P2.P2``."""
+        P1, P2, P3 = self.Pn[:, 0], self.Pn[:, 1], self.Pn[:, 2]
+        outer = lambda a, b: a[:, :, None] * b[:, None, :]  # noqa: E731
+        basis = np.stack([outer(P3, P3), -outer(P3, P1) - outer(P1, P3), -outer(P3, P2) - outer(P2, P3),
+                          outer(P1, P1), outer(P2, P2)])  # (5, C, 4, 4)
+        i, j = np.triu_indices(4)
+        G = np.ascontiguousarray(basis[:, :, i, j].reshape(-1, 10).T)
+        dots = lambda a, b: (a * b).sum(-1)  # noqa: E731
+        norms = np.stack([dots(P3, P3), dots(P3, P1), dots(P1, P1), dots(P3, P2), dots(P2, P2)])
+        return G, norms
 
 
 def _rq(M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -119,42 +164,46 @@ def _distort_jacobian(x, y, k):
     return xd, yd, jxx, jxy, jyy
 
 
-def undistort_xy(xd: np.ndarray, yd: np.ndarray, dist: np.ndarray, iterations: int = 12) -> tuple[np.ndarray, np.ndarray]:
-    """Invert the lens model for normalised points ``(..., C)`` with ``dist (C, 5)`` by Newton's
-    method (quadratic convergence), started at the first-order inverse ``x_d / radial(x_d)``:
-    2-4 steps to 1e-14 for real lenses. Points where the model folds over (outside the lens'
-    valid field) are NaN, not a wrong answer."""
-    k = tuple(dist[:, i] for i in range(5))
+def undistort_xy(xd: np.ndarray, yd: np.ndarray, k: tuple, max_iterations: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Invert the lens model for normalised points ``xd, yd`` (same shape) with ``k`` the five
+    coefficients ``(k1, k2, p1, p2, k3)``, each broadcastable, by Newton's method (quadratic
+    convergence) started at the first-order inverse ``x_d / radial(x_d)``: 2-3 steps to 1e-15 for
+    real lenses; the loop stops after the step taken from residuals all below 1e-8. Points where the model folds
+    over (outside the lens' valid field) or that do not converge are NaN, not a wrong answer."""
+    k1, k2, p1, p2, k3 = k
     r2 = xd * xd + yd * yd
-    radial = 1 + r2 * (k[0] + r2 * (k[1] + r2 * k[4]))
+    radial = 1 + r2 * (k1 + r2 * (k2 + r2 * k3))
     x, y = xd / radial, yd / radial
-    for _ in range(iterations):
+    for _ in range(max_iterations):
         fx, fy, jxx, jxy, jyy = _distort_jacobian(x, y, k)
         fx -= xd
         fy -= yd
-        det = jxx * jyy - jxy * jxy
-        det[np.abs(det) < 1e-12] = np.nan
-        x -= (jyy * fx - jxy * fy) / det
-        y -= (jxx * fy - jxy * fx) / det
+        res = np.maximum(np.abs(fx), np.abs(fy))
         with np.errstate(invalid="ignore"):
-            if not (np.abs(fx) > 1e-14).any() and not (np.abs(fy) > 1e-14).any():
+            det = jxx * jyy - jxy * jxy
+            det[np.abs(det) < 1e-12] = np.nan  # the model folds over here
+            x -= (jyy * fx - jxy * fy) / det
+            y -= (jxx * fy - jxy * fx) / det
+            # Quadratic convergence: a residual below 1e-8 before this step is ~1e-16 after it,
+            # so the loop ends without evaluating the model once more (NaN: missing input).
+            if not (res > 1e-8).any():
                 break
-    fx, fy = _distort(x, y, k)
     with np.errstate(invalid="ignore"):
-        bad = (np.abs(fx - xd) > 1e-9) | (np.abs(fy - yd) > 1e-9)
+        bad = ~(res <= 1e-8)  # residual before the last step: not converged or folded over
     x[bad] = np.nan
     y[bad] = np.nan
     return x, y
 
 
-def pixels_to_normalized(cams: CameraArrays, xy_px: np.ndarray, undistort: bool = True) -> np.ndarray:
-    """Distorted pixels ``(..., C, 2)`` -> undistorted normalised image coordinates ``(..., C, 2)``."""
+def pixels_to_normalized(cams: CameraArrays, u: np.ndarray, v: np.ndarray, undistort: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Distorted pixels ``u, v (C, N)`` (cameras first: per-camera constants broadcast over long
+    contiguous rows) -> undistorted normalised image coordinates ``x, y (C, N)``."""
     K = cams.K
-    y = (xy_px[..., 1] - K[:, 1, 2]) / K[:, 1, 1]
-    x = (xy_px[..., 0] - K[:, 0, 2] - K[:, 0, 1] * y) / K[:, 0, 0]
+    y = (v - K[:, 1, 2, None]) / K[:, 1, 1, None]
+    x = (u - K[:, 0, 2, None] - K[:, 0, 1, None] * y) / K[:, 0, 0, None]
     if undistort and cams.dist is not None:
-        x, y = undistort_xy(x, y, cams.dist)
-    return np.stack([x, y], axis=-1)
+        x, y = undistort_xy(x, y, tuple(cams.dist[:, i, None] for i in range(5)))
+    return x, y
 
 
 def world_to_cam(cams: CameraArrays, points_world: np.ndarray) -> np.ndarray:
@@ -162,36 +211,68 @@ def world_to_cam(cams: CameraArrays, points_world: np.ndarray) -> np.ndarray:
     return np.einsum("cij,...j->...ci", cams.R, points_world) + cams.t
 
 
-def project_normalized(cams: CameraArrays, points_world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Pinhole projection of ``(..., 3)`` to undistorted normalised ``(..., C, 2)`` and depth ``(..., C)``."""
-    pc = world_to_cam(cams, points_world)
-    z = pc[..., 2]
+def _per_camera(a: np.ndarray, ndim: int) -> np.ndarray:
+    """``(C, ...)`` constants shaped to broadcast against ``(C, <ndim - 1 axes>)`` arrays."""
+    return a.reshape(a.shape[:1] + (1,) * (ndim - 1) + a.shape[1:])
+
+
+def cam_from_world(M: np.ndarray, b: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """``M (C, 3, 3) @ X + b (C, 3, 1)`` for world points ``X (3, N)`` -> ``(C, 3, N)``, as one
+    ``(3C, 3) @ (3, N)`` product (a broadcast ``matmul`` of ``C`` small matrices is ~20x slower)."""
+    C = M.shape[0]
+    return (M.reshape(3 * C, 3) @ X).reshape(C, 3, X.shape[-1]) + b
+
+
+def project_normalized(cams: CameraArrays, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pinhole projection of world points ``X (3, N)`` into every camera -> undistorted
+    normalised ``x, y`` and depth ``z``, each ``(C, N)``."""
+    pc = cam_from_world(cams.R, cams.t[:, :, None], X)
+    z = pc[:, 2]
     with np.errstate(divide="ignore", invalid="ignore"):
-        xy = pc[..., :2] / z[..., None]
-    return xy, z
+        inv_z = 1.0 / z
+    return pc[:, 0] * inv_z, pc[:, 1] * inv_z, z
 
 
-def normalized_to_pixels(cams: CameraArrays, xy: np.ndarray, distort: bool = True) -> np.ndarray:
-    """Normalised image coordinates ``(..., C, 2)`` -> pixels ``(..., C, 2)``."""
-    x, y = xy[..., 0], xy[..., 1]
+def normalized_to_pixels(cams: CameraArrays, x: np.ndarray, y: np.ndarray, distort: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised image coordinates ``x, y (C, ..., N)`` -> pixels ``u, v`` (same shape)."""
+    nd = x.ndim
     if distort and cams.dist is not None:
-        x, y = _distort(x, y, tuple(cams.dist[:, i] for i in range(5)))
+        x, y = _distort(x, y, tuple(_per_camera(cams.dist[:, i], nd) for i in range(5)))
     K = cams.K
-    u = K[:, 0, 0] * x + K[:, 0, 1] * y + K[:, 0, 2]
-    v = K[:, 1, 1] * y + K[:, 1, 2]
-    return np.stack([u, v], axis=-1)
+    u = _per_camera(K[:, 0, 0], nd) * x + _per_camera(K[:, 0, 1], nd) * y + _per_camera(K[:, 0, 2], nd)
+    v = _per_camera(K[:, 1, 1], nd) * y + _per_camera(K[:, 1, 2], nd)
+    return u, v
 
 
-def project_px(cams: CameraArrays, points_world: np.ndarray, distort: bool = True) -> np.ndarray:
-    """World points ``(..., 3)`` -> pixels ``(..., C, 2)``; NaN at or behind a camera."""
-    xy, z = project_normalized(cams, points_world)
-    xy = np.where((z > 1e-9)[..., None], xy, np.nan)
-    return normalized_to_pixels(cams, xy, distort)
+def project_px(cams: CameraArrays, X: np.ndarray, distort: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """World points ``X (3, N)`` -> pixels ``u, v (C, N)``; NaN at or behind a camera."""
+    x, y, z = project_normalized(cams, X)
+    behind = ~(z > 1e-9)
+    x[behind] = np.nan
+    return normalized_to_pixels(cams, x, y, distort)
 
 
-def normalized_error_px(cams: CameraArrays, xy_a: np.ndarray, xy_b: np.ndarray) -> np.ndarray:
-    """Distance ``(..., C)`` between normalised points expressed in (undistorted) pixels."""
-    d = xy_a - xy_b
-    du = cams.K[:, 0, 0] * d[..., 0] + cams.K[:, 0, 1] * d[..., 1]
-    dv = cams.K[:, 1, 1] * d[..., 1]
-    return np.sqrt(du * du + dv * dv)
+def undistorted_pixels(cams: CameraArrays, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised ``x, y (C, N)`` -> undistorted pixels ``(C, N)`` (no lens model)."""
+    K = cams.K
+    return K[:, 0, 0, None] * x + K[:, 0, 1, None] * y + K[:, 0, 2, None], K[:, 1, 1, None] * y + K[:, 1, 2, None]
+
+
+def squared_error_px(cams: CameraArrays, X: np.ndarray, pu: np.ndarray, pv: np.ndarray) -> np.ndarray:
+    """Squared distance ``(..., C, N)`` in undistorted pixels between world points ``X (..., 3, N)``
+    (or homogeneous ``(..., 4, N)`` with last row 1)
+    projected into every camera and the undistorted pixel observations ``pu, pv (C, N)``; inf at
+    or behind a camera (or for a NaN point)."""
+    KRt = cams.KRt
+    C = KRt.shape[0] // 3
+    if X.shape[-2] == 3:
+        X = np.concatenate([X, np.ones(X.shape[:-2] + (1, X.shape[-1]))], axis=-2)
+    pc = np.matmul(KRt, X).reshape(X.shape[:-2] + (C, 3, X.shape[-1]))  # (..., C, 3, N), one GEMM
+    z = pc[..., 2, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv_z = 1.0 / z
+        du = pc[..., 0, :] * inv_z - pu
+        dv = pc[..., 1, :] * inv_z - pv
+        e2 = du * du + dv * dv
+        e2[~(z > 0)] = np.inf
+    return e2

@@ -15,18 +15,28 @@ Per point (all points at once, no per-point Python loop):
    a fixed number of iterations) on the inlier views.
 4. Optional left/right check per limb: a view whose left and right joints of a limb fit the 3D
    limb much better exchanged than as labelled is relabelled, and those points are solved again.
+5. Optional temporal left/right check (frames on axis 0): the same check against the joints
+   predicted from the neighbouring frames (median of t-2, t-1, t+1, t+2), which breaks ties one
+   frame cannot (a swap in two of four views).
+
+All arrays are ``(C, n)`` inside (cameras first, see ``dlt.Observations``); step 1 stops early
+for points whose views all agree, and RANSAC stops a point once a hypothesis has a strict
+majority (and at least four) of its views as inliers.
 """
 
 from __future__ import annotations
 
 import logging
 from itertools import combinations
+from typing import NamedTuple
 
 import numpy as np
 
-from mocap.triangulation._cameras import CameraArrays, normalized_error_px, project_normalized, world_to_cam
+from mocap.triangulation._cameras import (
+    CameraArrays, cam_from_world, single_thread_blas, squared_error_px, undistorted_pixels,
+)
 from mocap.triangulation.dlt import (
-    Triangulation, _Parts, assemble, check_common, dlt_normalized, finish_chunk, homogeneous_to_world, prepare,
+    Triangulation, _Parts, assemble, check_common, dlt_world, finish_chunk, normal_matrices, prepare, solve_normal,
 )
 
 log = logging.getLogger(__name__)
@@ -57,188 +67,266 @@ def view_pairs(num_cameras: int, max_hypotheses: int, seed: int = 0) -> np.ndarr
     return pairs[order[:max_hypotheses]]
 
 
-def _midpoints(cams: CameraArrays, xyn: np.ndarray, pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Two-ray midpoints ``(N, H, 3)`` and a validity mask ``(N, H)`` (rays not parallel, in front)."""
-    d_cam = np.concatenate([xyn, np.ones(xyn.shape[:-1] + (1,))], axis=-1)
-    d = np.einsum("cji,ncj->nci", cams.R, d_cam)  # world directions R^T d
-    c = cams.centers
-    d1, d2 = d[:, pairs[:, 0]], d[:, pairs[:, 1]]
-    b = c[pairs[:, 1]] - c[pairs[:, 0]]
-    a, bb, cc = (d1 * d1).sum(-1), (d1 * d2).sum(-1), (d2 * d2).sum(-1)
-    p, q = (d1 * b).sum(-1), (d2 * b).sum(-1)
+def _midpoints(cams: CameraArrays, x: np.ndarray, y: np.ndarray, pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two-ray midpoints ``(H, 3, n)`` and a validity mask ``(H, n)`` (rays not parallel, in
+    front) for normalised points ``x, y (C, n)`` and camera ``pairs (H, 2)``."""
+    Rt = cams.R.transpose(0, 2, 1)  # world direction of (x, y, 1) is R^T (x, y, 1)
+    d = Rt[:, :, 0, None] * x[:, None] + Rt[:, :, 1, None] * y[:, None] + Rt[:, :, 2, None]  # (C, 3, n)
+    c = cams.centers[:, :, None]
+    i, j = pairs[:, 0], pairs[:, 1]
+    d1, d2 = d[i], d[j]
+    b = c[j] - c[i]
+    a, bb, cc = (d1 * d1).sum(1), (d1 * d2).sum(1), (d2 * d2).sum(1)
+    p, q = (d1 * b).sum(1), (d2 * b).sum(1)
     den = a * cc - bb * bb
     ok = den > 1e-10 * a * cc  # rays within ~1e-5 rad of parallel give no depth
     den = np.where(ok, den, 1.0)
     s = (p * cc - bb * q) / den
     u = (bb * p - a * q) / den
     ok &= (s > 0) & (u > 0)
-    X = 0.5 * (c[pairs[:, 0]] + s[..., None] * d1 + c[pairs[:, 1]] + u[..., None] * d2)
+    X = 0.5 * (c[i] + s[:, None] * d1 + c[j] + u[:, None] * d2)
     return X, ok
 
 
-def _score_pairs(cams, xyn, weight, valid, pairs, tau):
-    """Score pair hypotheses ``(N, H)`` (MSAC cost, inf if unusable) and their inliers ``(N, H, C)``;
-    ``tau (N, C)`` is the outlier threshold of each observation in pixels."""
-    X, ok = _midpoints(cams, xyn, pairs)
-    ok &= valid[:, pairs[:, 0]] & valid[:, pairs[:, 1]]
-    xp, z = project_normalized(cams, X)  # (N, H, C, 2)
-    err = normalized_error_px(cams, xp, xyn[:, None])
-    err = np.where((z > 0) & np.isfinite(err), err, np.inf)
-    tau = tau[:, None]
+class _Views(NamedTuple):
+    """Observations of ``n`` points as ``(C, n)`` arrays (internal): normalised ``x, y`` and
+    undistorted pixels ``pu, pv`` (0 where invalid), ``weight`` (0 where invalid), ``valid`` and
+    the squared outlier threshold ``tau2`` px^2."""
+
+    x: np.ndarray
+    y: np.ndarray
+    pu: np.ndarray
+    pv: np.ndarray
+    weight: np.ndarray
+    valid: np.ndarray
+    tau2: np.ndarray
+
+    def take(self, idx: np.ndarray) -> "_Views":
+        return _Views(*(a[:, idx] for a in self))
+
+
+def _score_pairs(cams, obs: _Views, pairs):
+    """Score pair hypotheses ``(H, n)`` (MSAC cost, inf if unusable) and their inliers ``(H, C, n)``."""
+    X, ok = _midpoints(cams, obs.x, obs.y, pairs)
+    ok &= obs.valid[pairs[:, 0]] & obs.valid[pairs[:, 1]]
     # Truncated squared error in units of each view's threshold, so that an outlier costs its
-    # confidence whatever that view's threshold is.
-    cost = np.where(valid[:, None], weight[:, None] * np.minimum(np.square(err / tau), 1.0), 0.0).sum(-1)
-    inl = valid[:, None] & (err < tau)
+    # confidence whatever that view's threshold is (weight is 0 for invalid views).
+    r = squared_error_px(cams, X, obs.pu, obs.pv)  # (H, C, n)
+    r /= obs.tau2
+    cost = (obs.weight * np.minimum(r, 1.0)).sum(1)
+    inl = (r < 1.0) & obs.valid
     # A pair whose rays miss each other by more than the threshold supports nothing, not even
     # itself: with two views of which one is wrong the point is left out rather than guessed.
-    ok &= inl.sum(-1) >= 2
-    return np.where(ok, cost, np.inf), inl & ok[..., None]
+    ok &= inl.sum(1) >= 2
+    inl &= ok[:, None]
+    return np.where(ok, cost, np.inf), inl
 
 
-def _ransac_pairs(cams, xyn, weight, valid, pairs, tau, batch=4, confidence=0.99):
-    """Adaptive RANSAC over view pairs with early exit -> inlier views ``(N, C)``.
+def _ransac_pairs(cams, obs: _Views, pairs, batch=4, confidence=0.99):
+    """Adaptive RANSAC over view pairs with early exit -> inlier views ``(C, n)``.
 
     Pairs are tried ``batch`` at a time; a point stops as soon as the chance that none of the
     pairs it tried was outlier-free, given the inlier ratio of its best hypothesis, is below
-    ``1 - confidence`` (Fischler & Bolles; Hartley & Zisserman 4.7.1). A point whose best
-    hypothesis explains every view stops after its first usable pair.
+    ``1 - confidence`` (Fischler & Bolles; Hartley & Zisserman 4.7.1), or as soon as its best
+    hypothesis has a strict majority of the views, and at least four, as inliers.
     """
-    N = len(xyn)
-    best_cost = np.full(N, np.inf)
+    valid = obs.valid
+    n = valid.shape[1]
+    best_cost = np.full(n, np.inf)
     best_inl = np.zeros(valid.shape, bool)
-    tried = np.zeros(N)
-    n_valid = valid.sum(-1).astype(float)
-    live = np.arange(N)
+    tried = np.zeros(n)
+    n_valid = valid.sum(0).astype(float)
+    live = np.arange(n)
+    sub = obs
     for s in range(0, len(pairs), batch):
         pb = pairs[s : s + batch]
-        cost, inl = _score_pairs(cams, xyn[live], weight[live], valid[live], pb, tau[live])
-        h = np.argmin(cost, axis=1)
-        c = cost[np.arange(len(live)), h]
+        cost, inl = _score_pairs(cams, sub, pb)
+        h = np.argmin(cost, axis=0)
+        cols = np.arange(len(live))
+        c = cost[h, cols]
         better = c < best_cost[live]
         best_cost[live[better]] = c[better]
-        best_inl[live[better]] = inl[np.arange(len(live)), h][better]
-        tried[live] += (valid[live][:, pb[:, 0]] & valid[live][:, pb[:, 1]]).sum(-1)
-        k = best_inl[live].sum(-1)
-        n = n_valid[live]
-        p_good = np.where(n >= 2, k * (k - 1) / np.maximum(n * (n - 1), 1), 0.0)
+        best_inl[:, live[better]] = inl[h, :, cols][better].T  # (m, C) -> (C, m)
+        tried[live] += (sub.valid[pb[:, 0]] & sub.valid[pb[:, 1]]).sum(0)
+        k = best_inl[:, live].sum(0)
+        nv = n_valid[live]
+        p_good = np.where(nv >= 2, k * (k - 1) / np.maximum(nv * (nv - 1), 1), 0.0)
         with np.errstate(divide="ignore"):
             miss = np.where(p_good >= 1, 0.0, (1 - np.minimum(p_good, 1)) ** tried[live])
-        live = live[(miss >= 1 - confidence) | ~np.isfinite(best_cost[live])]
+        # A hypothesis backed by a strict majority of at least four views is final: no other
+        # consensus set can outvote it, and the refit in ``_dlt_inliers`` recovers inliers it
+        # missed. (With three inliers of four the remaining pairs are cheap and, scored by MSAC,
+        # pick the better-fitting triple.)
+        keep = ((miss >= 1 - confidence) & ((2 * k <= nv) | (k < 4))) | ~np.isfinite(best_cost[live])
+        live = live[keep]
         if not live.size:
             break
+        sub = sub.take(np.flatnonzero(keep))
     return best_inl
 
 
-def _dlt_inliers(cams, xyn, weight, inl, tau, valid):
-    """Refit the weighted DLT on ``inl`` and re-read the inliers; returns ``(points, inliers)``."""
-    X = homogeneous_to_world(cams, dlt_normalized(cams.Pn, xyn, np.where(inl, weight, 0.0)))
-    xp, z = project_normalized(cams, X)
-    err = normalized_error_px(cams, xp, xyn)
-    new = valid & (z > 0) & (err < tau)
+def _dlt_inliers(cams, obs: _Views, inl):
+    """Refit the weighted DLT on ``inl (C, n)`` and re-read the inliers; returns ``(X (3, n), inliers)``."""
+    X = dlt_world(cams, obs.x, obs.y, np.where(inl, obs.weight, 0.0))
+    new = obs.valid & (squared_error_px(cams, X, obs.pu, obs.pv) < obs.tau2)
     # Without a supported hypothesis (fewer than two inliers) the refit is meaningless.
-    keep = (new.sum(-1) >= 2) & (inl.sum(-1) >= 2)
-    used = np.where(keep[:, None], new, inl)
-    changed = np.flatnonzero((used != inl).any(-1))
+    keep = (new.sum(0) >= 2) & (inl.sum(0) >= 2)
+    used = np.where(keep, new, inl)
+    changed = np.flatnonzero((used != inl).any(0))
     if changed.size:  # the estimate must come from exactly the views reported as used
-        w = np.where(used[changed], weight[changed], 0.0)
-        X[changed] = homogeneous_to_world(cams, dlt_normalized(cams.Pn, xyn[changed], w))
+        w = np.where(used[:, changed], obs.weight[:, changed], 0.0)
+        X[:, changed] = dlt_world(cams, obs.x[:, changed], obs.y[:, changed], w)
     return X, used
 
 
-def _gauss_newton(cams, X, xyn, weight, used, huber_px, iterations):
-    """Minimise sum_c w_c^2 huber(|r_c|) of undistorted pixel residuals; ``X (N, 3)`` updated."""
-    A = cams.K[:, :2, :2]
+def _gauss_newton(cams, X, x, y, weight, used, huber_px, iterations):
+    """Minimise sum_c w_c^2 huber(|r_c|) of undistorted pixel residuals; ``X (3, n)`` updated.
+    ``x, y, weight, used, huber_px`` are ``(C, n)``."""
+    fx, s, fy = (cams.K[:, 0, 0, None], cams.K[:, 0, 1, None], cams.K[:, 1, 1, None])
+    R = cams.R
     X = X.copy()
     for _ in range(iterations):
-        pc = world_to_cam(cams, X)
-        z = pc[..., 2]
+        pc = cam_from_world(R, cams.t[:, :, None], X)  # (C, 3, n)
+        z = pc[:, 2]
         front = z > 1e-9
         inv_z = 1.0 / np.where(front, z, 1.0)
-        xn = pc[..., :2] * inv_z[..., None]
-        r = np.einsum("cij,ncj->nci", A, xn - xyn)  # (N, C, 2) pixels
-        e = np.sqrt((r * r).sum(-1))
+        xn, yn = pc[:, 0] * inv_z, pc[:, 1] * inv_z
+        dx, dy = xn - x, yn - y
+        ru, rv = fx * dx + s * dy, fy * dy  # (C, n) pixels
+        e = np.sqrt(ru * ru + rv * rv)
         h = np.where(e <= huber_px, 1.0, huber_px / np.maximum(e, 1e-300))  # IRLS weight of Huber
         W = np.where(used & front, weight * weight * h, 0.0)
-        d_cam = np.zeros(pc.shape[:-1] + (2, 3))
-        d_cam[..., 0, 0] = inv_z
-        d_cam[..., 1, 1] = inv_z
-        d_cam[..., :, 2] = -xn * inv_z[..., None]
-        J = A @ (d_cam @ cams.R)  # (N, C, 2, 3)
-        JW = J * W[..., None, None]
-        H = np.einsum("ncki,nckj->nij", JW, J)
-        g = np.einsum("ncki,nck->ni", JW, r)
-        ok = (used & front).sum(-1) >= 2
-        ok &= np.isfinite(H).all(axis=(1, 2)) & np.isfinite(g).all(-1) & np.isfinite(X).all(-1)
-        H[~ok] = np.eye(3)
-        g[~ok] = 0.0
+        # d(xn, yn)/dX = (R_row0 - xn R_row2, R_row1 - yn R_row2) / z: (C, 3, n) each
+        Jx = (R[:, 0, :, None] - xn[:, None] * R[:, 2, :, None]) * inv_z[:, None]
+        Jy = (R[:, 1, :, None] - yn[:, None] * R[:, 2, :, None]) * inv_z[:, None]
+        Ju, Jv = fx[:, None] * Jx + s[:, None] * Jy, fy[:, None] * Jy
+        H = np.einsum("cin,cjn->ijn", Ju * W[:, None], Ju) + np.einsum("cin,cjn->ijn", Jv * W[:, None], Jv)
+        g = (Ju * (W * ru)[:, None] + Jv * (W * rv)[:, None]).sum(0)  # (3, n)
+        ok = (used & front).sum(0) >= 2
+        ok &= np.isfinite(H).all(axis=(0, 1)) & np.isfinite(g).all(0) & np.isfinite(X).all(0)
+        H[:, :, ~ok] = np.eye(3)[:, :, None]
+        g[:, ~ok] = 0.0
         # Levenberg-style damping relative to the diagonal keeps near-degenerate points stable.
-        H = H + 1e-9 * np.trace(H, axis1=1, axis2=2)[:, None, None] * np.eye(3)
-        X -= np.linalg.solve(H, g[..., None])[..., 0]
+        H = H + 1e-9 * np.trace(H)[None, None] * np.eye(3)[:, :, None]
+        X -= np.linalg.solve(H.transpose(2, 0, 1), g.T[..., None])[..., 0].T
     return X
 
 
-def _robust_core(cams, xyn, weight, valid, tau, *, pairs, refine, refine_iterations):
-    """Steps 1-3 on flat arrays ``(N, C, ...)``; returns ``(points (N, 3), used (N, C))``."""
-    X = homogeneous_to_world(cams, dlt_normalized(cams.Pn, xyn, weight))
-    xp, z = project_normalized(cams, X)
-    err = normalized_error_px(cams, xp, xyn)
-    used = valid & (z > 0) & (err < tau)
-    todo = np.flatnonzero((used != valid).any(-1) & (valid.sum(-1) >= 2))
+def _robust_core(cams, obs: _Views, *, pairs, refine, refine_iterations):
+    """Steps 1-3 on ``(C, n)`` arrays; returns ``(X (3, n), used (C, n))``."""
+    # Step 1: three inverse-iteration steps converge where every view agrees; points still
+    # moving then are finished exactly only if their views all agree (else RANSAC replaces them).
+    M = normal_matrices(cams, obs.x, obs.y, obs.weight)
+    few = np.count_nonzero(obs.weight, axis=0) < 2
+    Xn, slow = solve_normal(M, max_iterations=3, exact=False, tol=1e-10, skip=few)
+    X = cams.center[:, None] + Xn / cams.scale
+    used = obs.valid & (squared_error_px(cams, X, obs.pu, obs.pv) < obs.tau2)
+    fix = np.flatnonzero(slow & (used == obs.valid).all(0))
+    if fix.size:
+        X[:, fix] = cams.center[:, None] + solve_normal(M[:, fix], skip=few[fix])[0] / cams.scale
+        used[:, fix] = obs.valid[:, fix] & (squared_error_px(cams, X[:, fix], obs.pu[:, fix], obs.pv[:, fix])
+                                            < obs.tau2[:, fix])
+    used[:, few] = obs.valid[:, few]  # no point: report the (fewer than two) views it had
+    todo = np.flatnonzero((used != obs.valid).any(0) & ~few)
     if todo.size:
-        inl = _ransac_pairs(cams, xyn[todo], weight[todo], valid[todo], pairs, tau[todo])
-        X[todo], used[todo] = _dlt_inliers(cams, xyn[todo], weight[todo], inl, tau[todo], valid[todo])
+        sub = obs.take(todo)
+        inl = _ransac_pairs(cams, sub, pairs)
+        X[:, todo], used[:, todo] = _dlt_inliers(cams, sub, inl)
     if refine:
-        X = _gauss_newton(cams, X, xyn, weight, used, 0.5 * tau, refine_iterations)
+        X = _gauss_newton(cams, X, obs.x, obs.y, obs.weight, used, 0.5 * np.sqrt(obs.tau2), refine_iterations)
     return X, used
 
 
 def _swap_views(cams, J, limbs, X, arrays):
-    """Left/right check on one chunk of ``M * J`` points.
+    """Left/right check on one chunk of ``n = M * J`` points.
 
     Decides per limb and view whether the labelled left and right joints fit the current 3D limb
-    much better exchanged (and the labelled ones fit badly), and exchanges them in ``arrays``
-    ``[xy_px, xyn, weight, valid, tau]`` (each ``(M * J, C, ...)``, modified in place). Returns the
-    flat indices of points to solve again.
+    ``X (3, n)`` much better exchanged (and the labelled ones fit badly), and exchanges them in
+    ``arrays`` ``[u, v, x, y, pu, pv, weight, valid, tau, tau2]`` (each ``(C, n)``, modified in
+    place). Returns the flat indices of points to solve again.
     """
     C = cams.num_cameras
-    xyn, valid = arrays[1].reshape(-1, J, C, 2), arrays[3].reshape(-1, J, C)
-    Xj = X.reshape(-1, J, 3)
-    tau = arrays[4].reshape(-1, J, C)
-    views = [a.reshape((-1, J) + a.shape[1:]) for a in arrays]
-    redo = np.zeros(Xj.shape[:2], bool)
+    views = [a.reshape(C, -1, J) for a in arrays]
+    pu, pv, valid, tau = views[4], views[5], views[7], views[8]
+    Xh = np.concatenate([X, np.ones((1, X.shape[1]))])
+    pc = (cams.KRt @ Xh).reshape(C, 3, -1)  # every joint projected once, undistorted pixels
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv_z = np.where(pc[:, 2] > 0, 1.0 / pc[:, 2], np.nan)  # NaN at or behind a camera
+    qu, qv = (pc[:, 0] * inv_z).reshape(C, -1, J), (pc[:, 1] * inv_z).reshape(C, -1, J)
+    redo = np.zeros(qu.shape[1:], bool)
     for pairs in limbs:
         L, R = np.array(pairs).T
-        xp_l, _ = project_normalized(cams, Xj[:, L])  # (M, G, C, 2)
-        xp_r, _ = project_normalized(cams, Xj[:, R])
-        both = valid[:, L] & valid[:, R] & np.isfinite(xp_l).all(-1) & np.isfinite(xp_r).all(-1)
-        tau2 = (0.5 * (tau[:, L] + tau[:, R])) ** 2  # (M, G, C)
+        both = valid[:, :, L] & valid[:, :, R] & np.isfinite(qu[:, :, L] + qu[:, :, R])
+        tau2 = (0.5 * (tau[:, :, L] + tau[:, :, R])) ** 2  # (C, M, G)
 
-        def cost(a, b):
-            e = normalized_error_px(cams, a, b)
-            return np.where(both, np.minimum(np.where(np.isfinite(e), e * e, tau2), tau2), 0.0)
+        def cost(a, j):
+            """Truncated squared px distance of projected joints ``a`` to observed joints ``j``."""
+            du, dv = qu[:, :, a] - pu[:, :, j], qv[:, :, a] - pv[:, :, j]
+            return np.where(both, np.fmin(du * du + dv * dv, tau2), 0.0)  # fmin: NaN -> tau2
 
-        keep_l, keep_r = cost(xp_l, xyn[:, L]), cost(xp_r, xyn[:, R])
-        swap = (cost(xp_l, xyn[:, R]) + cost(xp_r, xyn[:, L])).sum(1)  # (M, C)
-        keep = (keep_l + keep_r).sum(1)
+        keep_l, keep_r = cost(L, L), cost(R, R)
+        swap = (cost(L, R) + cost(R, L)).sum(-1)  # (C, M)
+        keep = (keep_l + keep_r).sum(-1)
         # Only views that fail as labelled are candidates: a swap must explain an outlier.
-        flip = (swap < 0.5 * keep) & (np.maximum(keep_l, keep_r) >= 0.999 * tau2).any(1)
+        flip = (swap < 0.5 * keep) & (np.maximum(keep_l, keep_r) >= 0.999 * tau2).any(-1)
         if not flip.any():
             continue
-        m, c = np.nonzero(flip)
-        mi, ci = m[:, None], c[:, None]
+        c, m = np.nonzero(flip)
+        ci, mi = c[:, None], m[:, None]
         for a in views:
-            a_l = a[mi, L[None], ci].copy()
-            a[mi, L[None], ci] = a[mi, R[None], ci]
-            a[mi, R[None], ci] = a_l
+            a_l = a[ci, mi, L[None]].copy()
+            a[ci, mi, L[None]] = a[ci, mi, R[None]]
+            a[ci, mi, R[None]] = a_l
         redo[mi, L[None]] = True
         redo[mi, R[None]] = True
         log.debug("left/right check: %d limb views relabelled", len(m))
     return np.flatnonzero(redo.ravel())
 
 
+def _median4(v: np.ndarray) -> np.ndarray:
+    """Median over axis 0 of ``v (4, M)`` ignoring NaN (NaN where all four are): a sorting
+    network of ``minimum``/``maximum`` (``np.nanmedian`` is ~10x slower here)."""
+    k = np.isfinite(v).sum(0)
+    a, b, c, d = np.where(np.isnan(v), np.inf, v)
+    a, b = np.minimum(a, b), np.maximum(a, b)
+    c, d = np.minimum(c, d), np.maximum(c, d)
+    a, c = np.minimum(a, c), np.maximum(a, c)
+    b, d = np.minimum(b, d), np.maximum(b, d)
+    b, c = np.minimum(b, c), np.maximum(b, c)
+    s = np.stack([a, b, c, d])
+    lo = np.take_along_axis(s, np.maximum(k - 1, 0)[None] // 2, 0)[0]
+    hi = np.take_along_axis(s, np.minimum(k // 2, 3)[None], 0)[0]
+    out = 0.5 * (lo + hi)
+    out[k == 0] = np.nan
+    return out
+
+
+def temporal_reference(points: np.ndarray) -> np.ndarray:
+    """Points predicted for each frame from its neighbours: per coordinate, the median of frames
+    ``t-2, t-1, t+1, t+2`` (robust to one wrong neighbour, e.g. a frame with a swap).
+
+    Args:
+        points: ``(T, ...)`` world metres, NaN where missing.
+
+    Returns:
+        ``(T, ...)``; NaN where no neighbour has the point.
+    """
+    T = points.shape[0]
+    shifted = np.full((4,) + points.shape, np.nan)
+    for k, d in enumerate((-2, -1, 1, 2)):
+        if abs(d) < T:
+            if d > 0:
+                shifted[k, : T - d] = points[d:]
+            else:
+                shifted[k, -d:] = points[: T + d]
+    return _median4(shifted.reshape(4, -1)).reshape(points.shape)
+
+
+@single_thread_blas()
 def triangulate_robust(cameras, xy_px, weight=None, *, threshold_px=15.0, max_hypotheses: int = 64,
-                       refine: bool = False, refine_iterations: int = 2, limbs=None, undistort: bool = True,
-                       min_views: int = 2, sigma_px: float | None = None, seed: int = 0) -> Triangulation:
+                       refine: bool = False, refine_iterations: int = 2, limbs=None, temporal: bool = False,
+                       undistort: bool = True, min_views: int = 2, sigma_px: float | None = None,
+                       seed: int = 0) -> Triangulation:
     """Triangulation with outlier views rejected, in time bounded by ``max_hypotheses``.
 
     Args:
@@ -252,6 +340,10 @@ def triangulate_robust(cameras, xy_px, weight=None, *, threshold_px=15.0, max_hy
         refine: run ``refine_iterations`` Gauss–Newton steps on the reprojection error (Huber).
         limbs: ``[[(left_j, right_j), ...], ...]`` joint index pairs per limb (see
             :func:`left_right_limbs`) to check for left/right swaps per view; None: no check.
+        temporal: with ``limbs``, axis 0 of ``xy_px`` is time (frames): after every frame is
+            solved, each view's left/right labels are checked again against the joints predicted
+            from the neighbouring frames (:func:`temporal_reference`) and the relabelled joints
+            solved again. Resolves what one frame cannot, e.g. a swap in two of four views.
         undistort: undistort first (off only for already undistorted pixels).
         min_views: points with fewer inlier views are NaN.
         sigma_px: 2D noise (px) of a weight-1 observation; when given, ``covariance`` is computed.
@@ -282,18 +374,34 @@ def triangulate_robust(cameras, xy_px, weight=None, *, threshold_px=15.0, max_hy
                          f"got {np.shape(threshold_px)}") from None
     if not (np.isfinite(tau).all() and (tau > 0).all()):
         raise ValueError("threshold_px: must be finite and > 0 pixels")
+    tau = np.ascontiguousarray(tau.T)  # (C, N)
     pairs = view_pairs(C, max_hypotheses, seed)
     opts = dict(pairs=pairs, refine=refine, refine_iterations=refine_iterations)
-    parts = _Parts()
+    if temporal and not limbs:
+        raise ValueError("temporal: the temporal left/right check needs limbs")
+    state = []
     for sl in obs.chunks(multiple=J):
-        xyn, w, valid = obs.normalized(sl)
-        t = tau[sl]
-        X, used = _robust_core(obs.cams, xyn, w, valid, t, **opts)
-        xy = obs.xy_px[sl]
+        x, y, w, valid = obs.normalized(sl)
+        t = tau[:, sl]
+        views = _Views(x, y, *undistorted_pixels(obs.cams, x, y), w, valid, t * t)
+        X, used = _robust_core(obs.cams, views, **opts)
+        u, v = obs.u[:, sl], obs.v[:, sl]
         if limbs:
-            xy, t = xy.copy(), t.copy()
-            redo = _swap_views(obs.cams, J, limbs, X, [xy, xyn, w, valid, t])
+            u, v, t = u.copy(), v.copy(), t.copy()
+            redo = _swap_views(obs.cams, J, limbs, X, [u, v, *views[:4], w, valid, t, views.tau2])
             if redo.size:
-                X[redo], used[redo] = _robust_core(obs.cams, xyn[redo], w[redo], valid[redo], t[redo], **opts)
-        finish_chunk(parts, obs, xy, w, valid, X, used, min_views, sigma_px)
+                X[:, redo], used[:, redo] = _robust_core(obs.cams, views.take(redo), **opts)
+        state.append((sl, views, u, v, t, X, used))
+    if temporal and obs.lead_shape[0] >= 2:
+        X_all = np.concatenate([st[5] for st in state], axis=1)
+        ref = temporal_reference(X_all.T.reshape(obs.lead_shape + (3,))).reshape(-1, 3).T
+        for sl, views, u, v, t, X, used in state:
+            arrays = [u, v, *views[:4], views.weight, views.valid, t, views.tau2]
+            redo = _swap_views(obs.cams, J, limbs, np.ascontiguousarray(ref[:, sl]), arrays)
+            if redo.size:
+                X[:, redo], used[:, redo] = _robust_core(obs.cams, views.take(redo), **opts)
+                log.debug("temporal left/right check: %d joints solved again", redo.size)
+    parts = _Parts()
+    for sl, views, u, v, t, X, used in state:
+        finish_chunk(parts, obs, u, v, views.weight, views.valid, X, used, min_views, sigma_px)
     return assemble(obs, parts, sigma_px is not None)
