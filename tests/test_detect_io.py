@@ -216,3 +216,18 @@ def test_lost_track_is_found_again_when_the_detector_misses_it(real_models, firs
         assert np.median(d) < 10.0  # the same person (px, 1920-px-high frames; 2 frames at 60 fps)
     else:
         assert all(not np.isfinite(r.scores).any() for r in again)
+
+
+@pytest.mark.parametrize("redetect_seconds", [0.05, 0.0])
+def test_detector_keeps_running_for_redetect_seconds_after_a_track_ends(real_models, first_frames, redetect_seconds):
+    """After a track ends (a blank frame), the detector runs on every frame for
+    ``redetect_seconds`` of video (0.05 s = 3 frames at 60 fps), then only every ``detect_every``."""
+    from mocap.detect.blazepose import BlazePose, BlazePoseConfig
+
+    model = BlazePose(BlazePoseConfig(detect_every=100, redetect_seconds=redetect_seconds))
+    tracker = model.new_tracker(fps=60.0)
+    assert tracker.fps == 60.0
+    tracker.step(first_frames[0])
+    assert not np.isfinite(tracker.step(np.full_like(first_frames[1], 128)).scores).any()  # the track ends
+    ran = [tracker.step(f).detector_ran for f in first_frames[2:7]]
+    assert ran == ([True] * 3 + [False] * 2 if redetect_seconds else [True] + [False] * 4)

@@ -126,7 +126,8 @@ def _two_people_found(kp, trial, cam, c):
     pytest.param("cam03", marks=pytest.mark.xfail(strict=True, reason=(
         "known limitation: from frame ~33 the man stands in front of the woman with their faces "
         "adjacent; the detector finds only him, and the landmark model run on either crop drifts "
-        "onto a mixture of both (found ~67% with mask_other_people, ~59% without)"))),
+        "onto a mixture of both (found ~86% with mask_other_people, limit_roi_motion and "
+        "redetect_seconds; ~59% with none)"))),
     "cam04",
 ])
 def test_two_people_found_in_95_percent_of_frames(multi, cam):

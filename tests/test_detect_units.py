@@ -218,3 +218,53 @@ def test_lost_track_frames_must_be_non_negative():
 
     with pytest.raises(ValueError, match="lost_track_frames"):
         BlazePoseConfig(lost_track_frames=-1)
+
+
+def test_roi_motion_is_limited_to_what_a_person_can_do_per_second():
+    from mocap.detect.tracking import MAX_CENTRE_SPEED, MAX_SCALE_RATE, limit_roi_motion
+
+    prev = np.array([[300.0, 780.0, 770.0, 0.1]] * 3)
+    new = np.array([[300.0, 780.0, 1100.0, 0.2],  # a crop sliding onto a larger neighbour: +43 % at once
+                    [400.0, 780.0, 770.0, 0.1],  # its centre jumping 100 px (13 % of the ROI) in a frame
+                    [302.0, 781.0, 775.0, 0.1]])  # ordinary motion
+    out = limit_roi_motion(prev, new, dt=1 / 60)
+    assert out[0, 2] == pytest.approx(770.0 * np.exp(MAX_SCALE_RATE / 60))  # grows only at the limit
+    assert out[0, 3] == 0.2  # rotation untouched
+    assert out[1, 0] - 300.0 == pytest.approx(MAX_CENTRE_SPEED / 60 * 770.0)  # moves at most the limit
+    assert out[1, 1] == pytest.approx(780.0)  # along the same direction
+    np.testing.assert_allclose(out[2], new[2])  # motion within the limits is kept as is
+    # the limits are per second: at 30 fps a frame may change twice as much as at 60 fps
+    step60 = np.log(limit_roi_motion(prev, new, 1 / 60)[0, 2] / 770.0)
+    step30 = np.log(limit_roi_motion(prev, new, 1 / 30)[0, 2] / 770.0)
+    assert step30 == pytest.approx(2 * step60)
+
+
+def test_other_people_are_masked_only_where_their_mask_exceeds_the_tracks_own():
+    """A mixed result's mask covers both people; greying all of it out of the other person's
+    crop would hide that person from their own track."""
+    from types import SimpleNamespace
+
+    from mocap.detect.blazepose import BlazePoseConfig, image_from_crop
+    from mocap.detect.tracking import PoseTracker
+
+    tracker = PoseTracker(SimpleNamespace(config=BlazePoseConfig()))
+    rois = np.array([[500.0, 500.0, 256.0, 0.0], [500.0, 500.0, 256.0, 0.0]])  # 1 crop px = 1 image px
+    mixed = np.zeros((256, 256), np.float32)
+    mixed[50:200, 20:230] = 0.9  # track 0's mask spans both people
+    own = np.zeros((256, 256), np.float32)
+    own[50:200, 20:110] = 0.95  # track 1's own person, on the left
+    tracker._slots, tracker._masks = np.array([0, 1]), np.stack([mixed, own])
+    tracker._mask_maps = image_from_crop(rois)
+    occ = tracker._occluders(rois, np.array([0, 1]))
+    assert occ[1, 60:190, 30:100].max() == 0.0  # track 1's person stays visible in its crop
+    assert occ[1, 60:190, 130:220].min() == pytest.approx(0.9, abs=0.01)  # the rest of track 0's mask is hidden
+    # from the mixed track, track 1's person (whose own mask is stronger) is hidden, nothing else
+    assert occ[0, 60:190, 30:100].min() == pytest.approx(0.95, abs=0.01)
+    assert occ[0, :, 120:].max() == 0.0
+
+
+def test_redetect_seconds_must_be_non_negative():
+    from mocap.detect.blazepose import BlazePoseConfig
+
+    with pytest.raises(ValueError, match="redetect_seconds"):
+        BlazePoseConfig(redetect_seconds=-0.1)

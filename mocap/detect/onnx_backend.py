@@ -165,8 +165,8 @@ class OnnxPose:
             raise ModelError(f"ONNX model {self.path}: {len(names)} joint names for {k} keypoints")
         return names
 
-    def new_tracker(self) -> OnnxTracker:
-        return OnnxTracker(self, self.people.new_tracker())
+    def new_tracker(self, fps: float | None = None) -> OnnxTracker:
+        return OnnxTracker(self, self.people.new_tracker(fps))
 
     def person_boxes(self, keypoints: np.ndarray) -> np.ndarray:
         """Upright crop windows ``(N, 2, 3)`` (image from input, centre convention) around people ``(N, J, 3)``."""

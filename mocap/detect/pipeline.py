@@ -118,7 +118,7 @@ def detect_video(path: str | os.PathLike, detector=None, camera: str | None = No
     path = Path(path)
     detector = detector if detector is not None else make_detector(detector_spec)
     info = video_info(path)
-    tracker = detector.new_tracker()
+    tracker = detector.new_tracker(fps=info.fps)
     keep_hm = bool(getattr(detector.config, "keep_heatmaps", False))
     kps, scores, apps, rois, hms, tfs, frames = [], [], [], [], [], [], []
     bar = None

@@ -29,6 +29,16 @@ from mocap.detect.blazepose import (
 BODY_JOINTS = np.array([11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28])
 HIPS = np.array([23, 24])
 
+#: Frame rate assumed when a video's is unknown (the motion limits are per second).
+NOMINAL_FPS = 30.0
+#: Fastest plausible change of a person's ROI, per second: the centre (the hips) moves at most
+#: 3 ROI sizes (a 1.7 m person's ROI is about 2 m: 6 m/s, a sprint) and the size changes by at
+#: most a factor e^1.5 = 4.5 (walking at 1.5 m/s towards a camera 1 m away, or crouching from
+#: standing in half a second). A landmark result whose ROI changes faster is a crop sliding onto
+#: a neighbour or mixing two people; the track's ROI follows it only at this rate.
+MAX_CENTRE_SPEED = 3.0
+MAX_SCALE_RATE = 1.5
+
 
 def keypoint_distance(keypoints: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     """``(N, N)`` distance between people ``(N, 33, >=2)`` over their mean ROI size.
@@ -98,6 +108,20 @@ def fix_left_right_flips(keypoints: np.ndarray, perm: np.ndarray, swap_cost: flo
     return flip
 
 
+def limit_roi_motion(prev: np.ndarray, new: np.ndarray, dt: float) -> np.ndarray:
+    """ROIs ``new (N, 4)`` moved no further from ``prev (N, 4)`` than a person can in ``dt``
+    seconds: the centre by at most :data:`MAX_CENTRE_SPEED` ROI sizes per second (along the
+    same direction), the size by at most a factor ``exp(MAX_SCALE_RATE dt)``; theta is kept."""
+    out = np.array(new, dtype=float)
+    step = MAX_SCALE_RATE * dt
+    out[:, 2] = np.clip(new[:, 2], prev[:, 2] * np.exp(-step), prev[:, 2] * np.exp(step))
+    d = new[:, :2] - prev[:, :2]
+    norm = np.linalg.norm(d, axis=-1)
+    reach = MAX_CENTRE_SPEED * dt * prev[:, 2]
+    out[:, :2] = prev[:, :2] + d * np.minimum(1.0, reach / np.maximum(norm, 1e-9))[:, None]
+    return out
+
+
 def masks_into_crops(masks: np.ndarray, image_from_mask: np.ndarray, image_from_crop: np.ndarray,
                      size: int = LANDMARK_INPUT) -> np.ndarray:
     """The union (pixel-wise max) of masks ``(K, m, m)`` seen in each of ``N`` crops.
@@ -138,14 +162,18 @@ class PoseTracker:
     ``step(frame)`` returns a :class:`FrameResult` whose slot ``s`` holds the same person while
     the track lasts (a new track takes the lowest free slot). Each frame's candidates are, in
     order of precedence: the live tracks, the recently lost tracks still looked for
-    (``lost_track_frames``), the detector's new people.
+    (``lost_track_frames``), the detector's new people. A track's ROI follows its landmarks
+    at most as fast as a person moves (:func:`limit_roi_motion`; ``fps``, the video's frame
+    rate, gives the time step, :data:`NOMINAL_FPS` when unknown). After a track ends the detector
+    runs on every frame for ``redetect_seconds``.
     """
 
     model: BlazePose
+    fps: float | None = None
     _rois: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
     _slots: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
     _frame: int = 0
-    _lost: bool = False
+    _redetect: int = 0
     _masks: np.ndarray = field(default_factory=lambda: np.zeros((0, LANDMARK_INPUT, LANDMARK_INPUT), np.float32))
     _mask_maps: np.ndarray = field(default_factory=lambda: np.zeros((0, 2, 3)))
     _gone_rois: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
@@ -153,15 +181,18 @@ class PoseTracker:
     _gone_age: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
 
     def reset(self) -> None:
-        model = self.model
-        self.__init__(model)
+        self.__init__(self.model, self.fps)
+
+    def _dt(self) -> float:
+        """Seconds per frame of this video."""
+        return 1.0 / (self.fps if self.fps and np.isfinite(self.fps) and self.fps > 0 else NOMINAL_FPS)
 
     def step(self, frame_bgr: np.ndarray) -> FrameResult:
         cfg = self.model.config
         frame_bgr = _as_pyramid(frame_bgr)
         tracked = cfg.tracking and len(self._rois) > 0
         coasting = cfg.tracking and cfg.lost_track_frames > 0 and len(self._gone_rois) > 0
-        run_detector = (not cfg.tracking or not tracked or self._lost or self._frame % cfg.detect_every == 0)
+        run_detector = (not cfg.tracking or not tracked or self._redetect > 0 or self._frame % cfg.detect_every == 0)
         rois = self._rois if tracked else np.zeros((0, 4))
         slots = self._slots if tracked else np.zeros(0, dtype=int)
         n_tracked = len(rois)
@@ -184,8 +215,15 @@ class PoseTracker:
         out = self.model.landmarks(frame_bgr, rois, self._occluders(rois, slots))
         rank = np.where(np.arange(len(rois)) < n_tracked, 0, np.where(np.arange(len(rois)) < n_known, 1, 2))
         keep = self._select(out["keypoints"], out["presence"], rois, out["next_rois"], rank)
-        self._lost = bool((~keep[:n_known]).any())  # a track ended: look for people again next frame
-        self._rois, self._slots = out["next_rois"][keep], slots[keep]
+        if (~keep[:n_known]).any():  # a track ended: run the detector in the next frames
+            self._redetect = max(1, int(np.ceil(cfg.redetect_seconds / self._dt())))
+        else:
+            self._redetect = max(0, self._redetect - 1)
+        next_rois = out["next_rois"][keep]
+        if cfg.tracking and cfg.limit_roi_motion:  # only a track's own ROI has a past to limit
+            own = np.flatnonzero(keep[:n_tracked])
+            next_rois[:len(own)] = limit_roi_motion(rois[own], next_rois[:len(own)], self._dt())
+        self._rois, self._slots = next_rois, slots[keep]
         self._masks, self._mask_maps = out["segmentation"][keep], out["image_from_crop"][keep]
         self._update_lost(slots, rois, keep, n_tracked, n_known)
         return self._to_slots(out, keep, slots, rois, run_detector)
@@ -193,6 +231,10 @@ class PoseTracker:
     def _occluders(self, rois: np.ndarray, slots: np.ndarray) -> np.ndarray | None:
         """``(N, 256, 256)`` per candidate crop: the previous frame's other people (their
         segmentation), or None when masking is off or no crop overlaps anyone else.
+
+        Only pixels that another person's mask claims more than the track's own mask does are
+        hidden: when one result mixes two people, its mask covers both, and hiding all of it
+        would hide the other person from their own crop (who then is lost).
 
         A candidate continuing track ``s`` is masked with every other track; a lost track looked
         for, or a new detection, with every live track (a new detection of a tracked person is
@@ -203,11 +245,17 @@ class PoseTracker:
             return None
         crops = image_from_crop(rois)
         out = np.zeros((len(rois), LANDMARK_INPUT, LANDMARK_INPUT), np.float32)
+        own = np.zeros_like(out)
         for k, s in enumerate(self._slots):  # a handful of people: each track into the others' crops
             others = np.flatnonzero(slots != s)
             if len(others):
                 out[others] = np.maximum(out[others], masks_into_crops(self._masks[k:k + 1], self._mask_maps[k:k + 1],
                                                                        crops[others]))
+            mine = np.flatnonzero(slots == s)
+            if len(mine):
+                own[mine] = np.maximum(own[mine], masks_into_crops(self._masks[k:k + 1], self._mask_maps[k:k + 1],
+                                                                   crops[mine]))
+        out[own >= out] = 0.0
         return out if out.any() else None
 
     def _update_lost(self, slots: np.ndarray, rois: np.ndarray, keep: np.ndarray, n_tracked: int, n_known: int) -> None:
