@@ -14,10 +14,13 @@ Per point (all points at once, no per-point Python loop):
 3. Optional Gauss–Newton refinement of the confidence-weighted reprojection error (Huber loss,
    a fixed number of iterations) on the inlier views.
 4. Optional left/right check per limb: a view whose left and right joints of a limb fit the 3D
-   limb much better exchanged than as labelled is relabelled, and those points are solved again.
+   limb much better exchanged than as labelled is relabelled.
 5. Optional temporal left/right check (frames on axis 0): the same check against the joints
    predicted from the neighbouring frames (median of t-2, t-1, t+1, t+2), which breaks ties one
    frame cannot (a swap in two of four views).
+6. The joints relabelled by 4 and 5 are solved again, once, starting from their estimate before
+   the relabel: where a strict majority (at least four) of their views agree with it, that is
+   final as in RANSAC and only the DLT is refitted; the rest go through steps 1-3 again.
 
 All arrays are ``(C, n)`` inside (cameras first, see ``dlt.Observations``); step 1 stops early
 for points whose views all agree, and RANSAC stops a point once a hypothesis has a strict
@@ -67,11 +70,15 @@ def view_pairs(num_cameras: int, max_hypotheses: int, seed: int = 0) -> np.ndarr
     return pairs[order[:max_hypotheses]]
 
 
-def _midpoints(cams: CameraArrays, x: np.ndarray, y: np.ndarray, pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Two-ray midpoints ``(H, 3, n)`` and a validity mask ``(H, n)`` (rays not parallel, in
-    front) for normalised points ``x, y (C, n)`` and camera ``pairs (H, 2)``."""
+def _rays(cams: CameraArrays, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """World directions ``(C, 3, n)`` of the rays through normalised points ``x, y (C, n)``."""
     Rt = cams.R.transpose(0, 2, 1)  # world direction of (x, y, 1) is R^T (x, y, 1)
-    d = Rt[:, :, 0, None] * x[:, None] + Rt[:, :, 1, None] * y[:, None] + Rt[:, :, 2, None]  # (C, 3, n)
+    return Rt[:, :, 0, None] * x[:, None] + Rt[:, :, 1, None] * y[:, None] + Rt[:, :, 2, None]
+
+
+def _midpoints(cams: CameraArrays, d: np.ndarray, pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two-ray midpoints ``(H, 3, n)`` and a validity mask ``(H, n)`` (rays not parallel, in
+    front) for ray directions ``d (C, 3, n)`` (see :func:`_rays`) and camera ``pairs (H, 2)``."""
     c = cams.centers[:, :, None]
     i, j = pairs[:, 0], pairs[:, 1]
     d1, d2 = d[i], d[j]
@@ -105,9 +112,10 @@ class _Views(NamedTuple):
         return _Views(*(a[:, idx] for a in self))
 
 
-def _score_pairs(cams, obs: _Views, pairs):
-    """Score pair hypotheses ``(H, n)`` (MSAC cost, inf if unusable) and their inliers ``(H, C, n)``."""
-    X, ok = _midpoints(cams, obs.x, obs.y, pairs)
+def _score_pairs(cams, obs: _Views, d, pairs):
+    """Score pair hypotheses ``(H, n)`` (MSAC cost, inf if unusable) and their inliers ``(H, C, n)``;
+    ``d (C, 3, n)`` are the rays of ``obs``."""
+    X, ok = _midpoints(cams, d, pairs)
     ok &= obs.valid[pairs[:, 0]] & obs.valid[pairs[:, 1]]
     # Truncated squared error in units of each view's threshold, so that an outlier costs its
     # confidence whatever that view's threshold is (weight is 0 for invalid views).
@@ -122,13 +130,19 @@ def _score_pairs(cams, obs: _Views, pairs):
     return np.where(ok, cost, np.inf), inl
 
 
+#: When at most this many (point, pair) hypotheses are left, :func:`_ransac_pairs` scores them all in
+#: one batch: for a few hard points the fixed cost of each batch (some 40 numpy calls) dominates.
+TAIL_HYPOTHESES = 16384
+
+
 def _ransac_pairs(cams, obs: _Views, pairs, batch=4, confidence=0.99):
     """Adaptive RANSAC over view pairs with early exit -> inlier views ``(C, n)``.
 
-    Pairs are tried ``batch`` at a time; a point stops as soon as the chance that none of the
-    pairs it tried was outlier-free, given the inlier ratio of its best hypothesis, is below
-    ``1 - confidence`` (Fischler & Bolles; Hartley & Zisserman 4.7.1), or as soon as its best
-    hypothesis has a strict majority of the views, and at least four, as inliers.
+    Pairs are tried ``batch`` at a time (all that are left once at most :data:`TAIL_HYPOTHESES`
+    (point, pair) hypotheses remain); a point stops as soon as the chance that
+    none of the pairs it tried was outlier-free, given the inlier ratio of its best hypothesis,
+    is below ``1 - confidence`` (Fischler & Bolles; Hartley & Zisserman 4.7.1), or as soon as
+    its best hypothesis has a strict majority of the views, and at least four, as inliers.
     """
     valid = obs.valid
     n = valid.shape[1]
@@ -137,10 +151,12 @@ def _ransac_pairs(cams, obs: _Views, pairs, batch=4, confidence=0.99):
     tried = np.zeros(n)
     n_valid = valid.sum(0).astype(float)
     live = np.arange(n)
-    sub = obs
-    for s in range(0, len(pairs), batch):
-        pb = pairs[s : s + batch]
-        cost, inl = _score_pairs(cams, sub, pb)
+    sub, d = obs, _rays(cams, obs.x, obs.y)  # rays once: each batch only gathers them
+    s = 0
+    while s < len(pairs):
+        size = batch if len(live) * (len(pairs) - s) > TAIL_HYPOTHESES else len(pairs) - s
+        pb, s = pairs[s : s + size], s + size
+        cost, inl = _score_pairs(cams, sub, d, pb)
         h = np.argmin(cost, axis=0)
         cols = np.arange(len(live))
         c = cost[h, cols]
@@ -161,7 +177,8 @@ def _ransac_pairs(cams, obs: _Views, pairs, batch=4, confidence=0.99):
         live = live[keep]
         if not live.size:
             break
-        sub = sub.take(np.flatnonzero(keep))
+        idx = np.flatnonzero(keep)
+        sub, d = sub.take(idx), d[:, :, idx]
     return best_inl
 
 
@@ -212,8 +229,8 @@ def _gauss_newton(cams, X, x, y, weight, used, huber_px, iterations):
     return X
 
 
-def _robust_core(cams, obs: _Views, *, pairs, refine, refine_iterations):
-    """Steps 1-3 on ``(C, n)`` arrays; returns ``(X (3, n), used (C, n))``."""
+def _select_views(cams, obs: _Views, pairs):
+    """Steps 1-2 on ``(C, n)`` arrays; returns ``(X (3, n), used (C, n))``."""
     # Step 1: three inverse-iteration steps converge where every view agrees; points still
     # moving then are finished exactly only if their views all agree (else RANSAC replaces them).
     M = normal_matrices(cams, obs.x, obs.y, obs.weight)
@@ -232,6 +249,34 @@ def _robust_core(cams, obs: _Views, *, pairs, refine, refine_iterations):
         sub = obs.take(todo)
         inl = _ransac_pairs(cams, sub, pairs)
         X[:, todo], used[:, todo] = _dlt_inliers(cams, sub, inl)
+    return X, used
+
+
+def _resume(cams, obs: _Views, pairs, start):
+    """Steps 1-2 for points whose observations changed (relabelled by the left/right check),
+    from their estimate ``start (3, n)`` before the change; returns ``(X (3, n), used (C, n))``.
+
+    ``start`` is tried as the first hypothesis: where a strict majority of the (relabelled)
+    views, and at least four, agree with it, it is final by the same rule that ends RANSAC, and
+    the weighted DLT is refitted on those views as after RANSAC. The other points are solved
+    from scratch (:func:`_select_views`).
+    """
+    used = obs.valid & (squared_error_px(cams, start, obs.pu, obs.pv) < obs.tau2)
+    k, nv = used.sum(0), obs.valid.sum(0)
+    final = (2 * k > nv) & (k >= 4)
+    X = np.empty_like(start)
+    agreed, again = np.flatnonzero(final), np.flatnonzero(~final)
+    if agreed.size:
+        X[:, agreed], used[:, agreed] = _dlt_inliers(cams, obs.take(agreed), used[:, agreed])
+    if again.size:
+        X[:, again], used[:, again] = _select_views(cams, obs.take(again), pairs)
+    return X, used
+
+
+def _robust_core(cams, obs: _Views, *, pairs, refine, refine_iterations, start=None):
+    """Steps 1-3 on ``(C, n)`` arrays, from scratch or (relabelled points) from their previous
+    estimate ``start (3, n)``; returns ``(X (3, n), used (C, n))``."""
+    X, used = _select_views(cams, obs, pairs) if start is None else _resume(cams, obs, pairs, start)
     if refine:
         X = _gauss_newton(cams, X, obs.x, obs.y, obs.weight, used, 0.5 * np.sqrt(obs.tau2), refine_iterations)
     return X, used
@@ -253,33 +298,35 @@ def _swap_views(cams, J, limbs, X, arrays):
     with np.errstate(divide="ignore", invalid="ignore"):
         inv_z = np.where(pc[:, 2] > 0, 1.0 / pc[:, 2], np.nan)  # NaN at or behind a camera
     qu, qv = (pc[:, 0] * inv_z).reshape(C, -1, J), (pc[:, 1] * inv_z).reshape(C, -1, J)
+    # Every limb at once: the pairs of all limbs side by side (P of them), summed per limb.
+    L, R = np.array([pair for pairs in limbs for pair in pairs]).T
+    limb = np.repeat(np.arange(len(limbs)), [len(pairs) for pairs in limbs])
+    starts = np.flatnonzero(np.r_[True, limb[1:] != limb[:-1]])
+    both = valid[:, :, L] & valid[:, :, R] & np.isfinite(qu[:, :, L] + qu[:, :, R])
+    tau2 = (0.5 * (tau[:, :, L] + tau[:, :, R])) ** 2  # (C, M, P)
+
+    def cost(a, j):
+        """Truncated squared px distance of projected joints ``a`` to observed joints ``j``."""
+        du, dv = qu[:, :, a] - pu[:, :, j], qv[:, :, a] - pv[:, :, j]
+        return np.where(both, np.fmin(du * du + dv * dv, tau2), 0.0)  # fmin: NaN -> tau2
+
+    keep_l, keep_r = cost(L, L), cost(R, R)
+    swap = np.add.reduceat(cost(L, R) + cost(R, L), starts, axis=-1)  # (C, M, limbs)
+    keep = np.add.reduceat(keep_l + keep_r, starts, axis=-1)
+    # Only views that fail as labelled are candidates: a swap must explain an outlier.
+    fails = np.logical_or.reduceat(np.maximum(keep_l, keep_r) >= 0.999 * tau2, starts, axis=-1)
+    flip = (swap < 0.5 * keep) & fails
     redo = np.zeros(qu.shape[1:], bool)
-    for pairs in limbs:
-        L, R = np.array(pairs).T
-        both = valid[:, :, L] & valid[:, :, R] & np.isfinite(qu[:, :, L] + qu[:, :, R])
-        tau2 = (0.5 * (tau[:, :, L] + tau[:, :, R])) ** 2  # (C, M, G)
-
-        def cost(a, j):
-            """Truncated squared px distance of projected joints ``a`` to observed joints ``j``."""
-            du, dv = qu[:, :, a] - pu[:, :, j], qv[:, :, a] - pv[:, :, j]
-            return np.where(both, np.fmin(du * du + dv * dv, tau2), 0.0)  # fmin: NaN -> tau2
-
-        keep_l, keep_r = cost(L, L), cost(R, R)
-        swap = (cost(L, R) + cost(R, L)).sum(-1)  # (C, M)
-        keep = (keep_l + keep_r).sum(-1)
-        # Only views that fail as labelled are candidates: a swap must explain an outlier.
-        flip = (swap < 0.5 * keep) & (np.maximum(keep_l, keep_r) >= 0.999 * tau2).any(-1)
-        if not flip.any():
-            continue
-        c, m = np.nonzero(flip)
-        ci, mi = c[:, None], m[:, None]
+    if flip.any():
+        c, m, p = np.nonzero(flip[:, :, limb])  # every pair of a flipped limb view
+        jl, jr = L[p], R[p]
         for a in views:
-            a_l = a[ci, mi, L[None]].copy()
-            a[ci, mi, L[None]] = a[ci, mi, R[None]]
-            a[ci, mi, R[None]] = a_l
-        redo[mi, L[None]] = True
-        redo[mi, R[None]] = True
-        log.debug("left/right check: %d limb views relabelled", len(m))
+            a_l = a[c, m, jl]
+            a[c, m, jl] = a[c, m, jr]
+            a[c, m, jr] = a_l
+        redo[m, jl] = True
+        redo[m, jr] = True
+        log.debug("left/right check: %d limb views relabelled", np.count_nonzero(flip))
     return np.flatnonzero(redo.ravel())
 
 
@@ -386,22 +433,26 @@ def triangulate_robust(cameras, xy_px, weight=None, *, threshold_px=15.0, max_hy
         views = _Views(x, y, *undistorted_pixels(obs.cams, x, y), w, valid, t * t)
         X, used = _robust_core(obs.cams, views, **opts)
         u, v = obs.u[:, sl], obs.v[:, sl]
+        redo = np.zeros(0, np.int64)
         if limbs:
             u, v, t = u.copy(), v.copy(), t.copy()
             redo = _swap_views(obs.cams, J, limbs, X, [u, v, *views[:4], w, valid, t, views.tau2])
-            if redo.size:
-                X[:, redo], used[:, redo] = _robust_core(obs.cams, views.take(redo), **opts)
-        state.append((sl, views, u, v, t, X, used))
+        state.append((sl, views, u, v, t, X, used, redo))
     if temporal and obs.lead_shape[0] >= 2:
+        # The neighbours' prediction is taken before the joints relabelled above are solved again
+        # (their estimate left out the swapped view wherever it was a minority, and the median of
+        # four neighbours absorbs one wrong one), so that every relabelled joint is solved once.
         X_all = np.concatenate([st[5] for st in state], axis=1)
         ref = temporal_reference(X_all.T.reshape(obs.lead_shape + (3,))).reshape(-1, 3).T
-        for sl, views, u, v, t, X, used in state:
+        for i, (sl, views, u, v, t, X, used, redo) in enumerate(state):
             arrays = [u, v, *views[:4], views.weight, views.valid, t, views.tau2]
-            redo = _swap_views(obs.cams, J, limbs, np.ascontiguousarray(ref[:, sl]), arrays)
-            if redo.size:
-                X[:, redo], used[:, redo] = _robust_core(obs.cams, views.take(redo), **opts)
-                log.debug("temporal left/right check: %d joints solved again", redo.size)
+            again = _swap_views(obs.cams, J, limbs, np.ascontiguousarray(ref[:, sl]), arrays)
+            log.debug("temporal left/right check: %d joints to solve again", again.size)
+            state[i] = (sl, views, u, v, t, X, used, np.union1d(redo, again))
+    for sl, views, u, v, t, X, used, redo in state:
+        if redo.size:
+            X[:, redo], used[:, redo] = _robust_core(obs.cams, views.take(redo), start=X[:, redo], **opts)
     parts = _Parts()
-    for sl, views, u, v, t, X, used in state:
+    for sl, views, u, v, t, X, used, _ in state:
         finish_chunk(parts, obs, u, v, views.weight, views.valid, X, used, min_views, sigma_px)
     return assemble(obs, parts, sigma_px is not None)
