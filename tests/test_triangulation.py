@@ -383,3 +383,56 @@ def test_relabelled_points_resumed_from_their_estimate_equal_a_fresh_solve(rng):
     assert fresh[1].sum(0).min() == 7  # the wrong view rejected everywhere
     np.testing.assert_array_equal(resumed[1], fresh[1])
     np.testing.assert_allclose(resumed[0], fresh[0], atol=1e-9)
+
+
+@pytest.mark.parametrize("limbs", [False, True])
+def test_numba_backend_equals_numpy_backend(rng, limbs):
+    """The compiled kernels (all-view DLT, RANSAC) take the same decisions as the numpy path: same
+    inliers, points within 1e-9 m, with outliers, missing views, per-view thresholds, a point
+    seen twice and left/right swaps with the temporal check."""
+    pytest.importorskip("numba")
+    rig = ring(8)
+    names = ("left_knee", "right_knee", "left_ankle", "right_ankle")
+    T = 60
+    X = body_points(rng, (T, len(names)))
+    X[:, 1] = X[:, 0] + [0.0, 0.3, 0.0]
+    X[:, 3] = X[:, 2] + [0.0, 0.3, 0.0]
+    xy = project_rig(rig, X) + rng.normal(0, 1.0, (T, len(names), 8, 2))
+    out = rng.random(xy.shape[:-1]) < 0.25
+    xy[out] += rng.uniform(30, 300, (out.sum(), 2)) * rng.choice([-1, 1], (out.sum(), 2))
+    xy[rng.random(xy.shape[:-1]) < 0.2] = np.nan
+    xy[0, 0, 2:] = np.nan  # seen by two views
+    xy[0, 1, 1:] = np.nan  # seen once
+    swap = rng.random((T, 8)) < 0.1
+    t, c = np.nonzero(swap)
+    xy[t[:, None], [0, 1, 2, 3], c[:, None]] = xy[t[:, None], [1, 0, 3, 2], c[:, None]]
+    w = rng.uniform(0.2, 1.0, xy.shape[:-1])
+    tau = rng.uniform(8.0, 20.0, xy.shape[:-1])
+    kw = dict(limbs=left_right_limbs(names), temporal=True) if limbs else {}
+    a = triangulate_robust(rig, xy, w, threshold_px=tau, backend="numpy", **kw)
+    b = triangulate_robust(rig, xy, w, threshold_px=tau, backend="numba", **kw)
+    assert 0.05 < (~a.inliers & np.isfinite(xy[..., 0])).mean() < 0.5  # RANSAC really rejected views
+    np.testing.assert_array_equal(b.inliers, a.inliers)
+    np.testing.assert_array_equal(b.views_used, a.views_used)
+    np.testing.assert_allclose(b.points, a.points, rtol=0, atol=1e-9)
+    assert np.isnan(a.points).any()  # the point seen once is NaN in both
+
+
+def test_unknown_backend_is_rejected():
+    with pytest.raises(ValueError, match="backend"):
+        triangulate_robust(ring(4), np.zeros((2, 4, 2)), backend="cuda")
+
+
+def test_auto_backend_falls_back_to_numpy_without_numba(rng, monkeypatch):
+    import mocap.triangulation.robust as robust
+
+    rig = ring(4)
+    X = body_points(rng, (50,))
+    xy = project_rig(rig, X)
+    xy[:, 1] += 200.0  # an outlier view: RANSAC runs
+    monkeypatch.setattr(robust, "_numba_kernels", False)  # as after a failed import
+    res = triangulate_robust(rig, xy, backend="auto")
+    np.testing.assert_allclose(res.points, X, atol=1e-9)
+    assert not res.inliers[:, 1].any()
+    with pytest.raises(ValueError, match="numba"):
+        triangulate_robust(rig, xy, backend="numba")

@@ -24,7 +24,8 @@ Per point (all points at once, no per-point Python loop):
 
 All arrays are ``(C, n)`` inside (cameras first, see ``dlt.Observations``); step 1 stops early
 for points whose views all agree, and RANSAC stops a point once a hypothesis has a strict
-majority (and at least four) of its views as inliers.
+majority (and at least four) of its views as inliers. Steps 1-2 also exist as compiled kernels
+(``_numba_kernels``, optional numba): ``backend`` picks them; same decisions, points to rounding.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from mocap._checks import check_choice
 from mocap.triangulation._cameras import (
     CameraArrays, cam_from_world, single_thread_blas, squared_error_px, undistorted_pixels,
 )
@@ -43,6 +45,25 @@ from mocap.triangulation.dlt import (
 )
 
 log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "numpy", "numba")
+_numba_kernels = None  # the optional compiled kernels of steps 1-2, imported on first use (numba: ~0.3 s)
+
+
+def _resolve_backend(backend: str) -> str:
+    """``"auto"`` -> ``"numba"`` where numba imports, else ``"numpy"``; ``"numba"`` must import."""
+    global _numba_kernels
+    check_choice(backend, BACKENDS, "backend")
+    if backend != "numpy" and _numba_kernels is None:
+        try:
+            from mocap.triangulation import _numba_kernels
+        except ImportError:  # numba not installed
+            _numba_kernels = False
+    if backend == "auto":
+        return "numba" if _numba_kernels else "numpy"
+    if backend == "numba" and not _numba_kernels:
+        raise ValueError("backend: 'numba' needs the numba package (pip install numba) or use backend='numpy'")
+    return backend
 
 #: Limb groups for the left/right check: joints of one group swap together in a view.
 LIMB_GROUPS: dict[str, tuple[str, ...]] = {
@@ -229,15 +250,34 @@ def _gauss_newton(cams, X, x, y, weight, used, huber_px, iterations):
     return X
 
 
-def _select_views(cams, obs: _Views, pairs):
-    """Steps 1-2 on ``(C, n)`` arrays; returns ``(X (3, n), used (C, n))``."""
-    # Step 1: three inverse-iteration steps converge where every view agrees; points still
-    # moving then are finished exactly only if their views all agree (else RANSAC replaces them).
+def _step1(cams, obs: _Views, backend):
+    """All-view DLT with three inverse-iteration steps and the views within threshold:
+    ``(M (10, n), X (3, n), slow (n,), few (n,), used (C, n))`` (see :func:`_select_views`)."""
+    if backend == "numba":
+        G, norms = cams.dlt_basis
+        return _numba_kernels.step1_kernel(G, norms, cams.KRt, cams.center, cams.scale, obs.x, obs.y, obs.weight,
+                                           obs.valid, obs.pu, obs.pv, obs.tau2)
     M = normal_matrices(cams, obs.x, obs.y, obs.weight)
     few = np.count_nonzero(obs.weight, axis=0) < 2
     Xn, slow = solve_normal(M, max_iterations=3, exact=False, tol=1e-10, skip=few)
     X = cams.center[:, None] + Xn / cams.scale
-    used = obs.valid & (squared_error_px(cams, X, obs.pu, obs.pv) < obs.tau2)
+    return M, X, slow, few, obs.valid & (squared_error_px(cams, X, obs.pu, obs.pv) < obs.tau2)
+
+
+def _ransac(cams, obs: _Views, pairs, backend, batch=4, confidence=0.99):
+    """:func:`_ransac_pairs`, or its compiled twin (same pairs tried, same decisions)."""
+    if backend == "numba":
+        return _numba_kernels.ransac_kernel(cams.R, np.ascontiguousarray(cams.centers), cams.KRt, pairs, obs.x, obs.y,
+                                            obs.weight, obs.valid, obs.pu, obs.pv, obs.tau2, batch, TAIL_HYPOTHESES,
+                                            1 - confidence)
+    return _ransac_pairs(cams, obs, pairs, batch, confidence)
+
+
+def _select_views(cams, obs: _Views, pairs, backend="numpy"):
+    """Steps 1-2 on ``(C, n)`` arrays; returns ``(X (3, n), used (C, n))``."""
+    # Step 1: three inverse-iteration steps converge where every view agrees; points still
+    # moving then are finished exactly only if their views all agree (else RANSAC replaces them).
+    M, X, slow, few, used = _step1(cams, obs, backend)
     fix = np.flatnonzero(slow & (used == obs.valid).all(0))
     if fix.size:
         X[:, fix] = cams.center[:, None] + solve_normal(M[:, fix], skip=few[fix])[0] / cams.scale
@@ -247,12 +287,12 @@ def _select_views(cams, obs: _Views, pairs):
     todo = np.flatnonzero((used != obs.valid).any(0) & ~few)
     if todo.size:
         sub = obs.take(todo)
-        inl = _ransac_pairs(cams, sub, pairs)
+        inl = _ransac(cams, sub, pairs, backend)
         X[:, todo], used[:, todo] = _dlt_inliers(cams, sub, inl)
     return X, used
 
 
-def _resume(cams, obs: _Views, pairs, start):
+def _resume(cams, obs: _Views, pairs, start, backend="numpy"):
     """Steps 1-2 for points whose observations changed (relabelled by the left/right check),
     from their estimate ``start (3, n)`` before the change; returns ``(X (3, n), used (C, n))``.
 
@@ -269,14 +309,15 @@ def _resume(cams, obs: _Views, pairs, start):
     if agreed.size:
         X[:, agreed], used[:, agreed] = _dlt_inliers(cams, obs.take(agreed), used[:, agreed])
     if again.size:
-        X[:, again], used[:, again] = _select_views(cams, obs.take(again), pairs)
+        X[:, again], used[:, again] = _select_views(cams, obs.take(again), pairs, backend)
     return X, used
 
 
-def _robust_core(cams, obs: _Views, *, pairs, refine, refine_iterations, start=None):
+def _robust_core(cams, obs: _Views, *, pairs, refine, refine_iterations, start=None, backend="numpy"):
     """Steps 1-3 on ``(C, n)`` arrays, from scratch or (relabelled points) from their previous
     estimate ``start (3, n)``; returns ``(X (3, n), used (C, n))``."""
-    X, used = _select_views(cams, obs, pairs) if start is None else _resume(cams, obs, pairs, start)
+    X, used = (_select_views(cams, obs, pairs, backend) if start is None
+               else _resume(cams, obs, pairs, start, backend))
     if refine:
         X = _gauss_newton(cams, X, obs.x, obs.y, obs.weight, used, 0.5 * np.sqrt(obs.tau2), refine_iterations)
     return X, used
@@ -373,7 +414,7 @@ def temporal_reference(points: np.ndarray) -> np.ndarray:
 def triangulate_robust(cameras, xy_px, weight=None, *, threshold_px=15.0, max_hypotheses: int = 64,
                        refine: bool = False, refine_iterations: int = 2, limbs=None, temporal: bool = False,
                        undistort: bool = True, min_views: int = 2, sigma_px: float | None = None,
-                       seed: int = 0) -> Triangulation:
+                       seed: int = 0, backend: str = "auto") -> Triangulation:
     """Triangulation with outlier views rejected, in time bounded by ``max_hypotheses``.
 
     Args:
@@ -395,6 +436,8 @@ def triangulate_robust(cameras, xy_px, weight=None, *, threshold_px=15.0, max_hy
         min_views: points with fewer inlier views are NaN.
         sigma_px: 2D noise (px) of a weight-1 observation; when given, ``covariance`` is computed.
         seed: the order in which view pairs are tried.
+        backend: ``"numpy"``, ``"numba"`` (compiled kernels for the all-view DLT and RANSAC,
+            same decisions and points to rounding; needs numba) or ``"auto"`` (numba if installed).
 
     Returns:
         :class:`Triangulation`; ``inliers`` are the views kept, ``reproj_error_px`` covers all
@@ -423,7 +466,7 @@ def triangulate_robust(cameras, xy_px, weight=None, *, threshold_px=15.0, max_hy
         raise ValueError("threshold_px: must be finite and > 0 pixels")
     tau = np.ascontiguousarray(tau.T)  # (C, N)
     pairs = view_pairs(C, max_hypotheses, seed)
-    opts = dict(pairs=pairs, refine=refine, refine_iterations=refine_iterations)
+    opts = dict(pairs=pairs, refine=refine, refine_iterations=refine_iterations, backend=_resolve_backend(backend))
     if temporal and not limbs:
         raise ValueError("temporal: the temporal left/right check needs limbs")
     state = []
