@@ -164,7 +164,11 @@ def _distort_jacobian(x, y, k):
     return xd, yd, jxx, jxy, jyy
 
 
-def undistort_xy(xd: np.ndarray, yd: np.ndarray, k: tuple, max_iterations: int = 10) -> tuple[np.ndarray, np.ndarray]:
+#: Newton steps at most when inverting the lens model (:func:`undistort_xy`).
+UNDISTORT_ITERATIONS = 10
+
+
+def undistort_xy(xd: np.ndarray, yd: np.ndarray, k: tuple, max_iterations: int = UNDISTORT_ITERATIONS) -> tuple[np.ndarray, np.ndarray]:
     """Invert the lens model for normalised points ``xd, yd`` (same shape) with ``k`` the five
     coefficients ``(k1, k2, p1, p2, k3)``, each broadcastable, by Newton's method (quadratic
     convergence) started at the first-order inverse ``x_d / radial(x_d)``: 2-3 steps to 1e-15 for

@@ -1,16 +1,21 @@
-"""Compiled per-point kernels for steps 1-2 of ``robust.py`` (optional: needs numba).
+"""Compiled per-point kernels of ``robust.py`` (optional: needs numba).
 
 Same math and decision rules as the numpy path, written as loops over points (one pass over
 each point's ``C`` views, no ``(H, C, n)`` temporaries):
 
+- :func:`normalize_kernel`: pixels -> undistorted normalised coordinates (``_cameras.undistort_xy``,
+  Newton per point with the same stopping rule) and the validity mask of ``Observations.normalized``;
 - :func:`step1_kernel`: the DLT normal matrices, the three inverse-iteration steps of
   ``dlt.solve_normal(max_iterations=3, exact=False, tol=1e-10)`` and the views within threshold;
 - :func:`ransac_kernel`: ``robust._ransac_pairs`` (midpoint hypotheses, MSAC score, adaptive
   early exit), including its batch schedule, which depends on how many points are still live,
-  so that every point tries exactly the pairs it tries in numpy.
+  so that every point tries exactly the pairs it tries in numpy;
+- :func:`dlt_kernel`: ``dlt.dlt_world`` (the inlier refit), :func:`inliers_kernel`: views within
+  threshold, :func:`swap_flags_kernel`: the left/right scoring of ``_left_right._swap_flags``,
+  :func:`reproj_error_kernel`: the reprojection errors of ``dlt.finish_chunk``.
 
-Arrays are ``(C, n)`` as in ``robust.py``. The rare points needing ``eigh`` (flagged) and the
-inlier refit stay in numpy. Importing this module raises ImportError without numba.
+Arrays are ``(C, n)`` as in ``robust.py``. The rare points needing ``eigh`` (flagged) stay in
+numpy. Importing this module raises ImportError without numba.
 """
 
 from __future__ import annotations
@@ -235,3 +240,222 @@ def ransac_kernel(R, centers, KRt, pairs, x, y, weight, valid, pu, pv, tau2, bat
         if n_live == 0:
             break
     return best_inl
+
+
+@njit(**_JIT)
+def normalize_kernel(K, dist, undistort, u, v, weight, max_iterations):
+    """``dlt.Observations.normalized`` plus ``_cameras.undistorted_pixels`` for one chunk: distorted
+    pixels ``u, v (C, n)`` -> ``x, y, w, valid, pu, pv`` (each ``(C, n)``), ``dist (C, 5)``.
+
+    The lens model is inverted per point by the Newton steps of ``_cameras.undistort_xy`` (same
+    start, same formulas); a point stops after the step taken from a residual at most 1e-8 and is
+    NaN (invalid) where the model folds over or it has not converged after ``max_iterations``."""
+    C, n = u.shape
+    x = np.empty((C, n))
+    y = np.empty((C, n))
+    w = np.empty((C, n))
+    valid = np.empty((C, n), np.bool_)
+    pu = np.empty((C, n))
+    pv = np.empty((C, n))
+    for c in range(C):
+        fx, s, cx, fy, cy = K[c, 0, 0], K[c, 0, 1], K[c, 0, 2], K[c, 1, 1], K[c, 1, 2]
+        k1, k2, p1, p2, k3 = dist[c, 0], dist[c, 1], dist[c, 2], dist[c, 3], dist[c, 4]
+        for i in range(n):
+            yn = (v[c, i] - cy) / fy
+            xn = (u[c, i] - cx - s * yn) / fx
+            if undistort:
+                xd, yd = xn, yn
+                r2 = xd * xd + yd * yd
+                radial = 1 + r2 * (k1 + r2 * (k2 + r2 * k3))
+                xn, yn = xd / radial, yd / radial
+                ok = False
+                for _ in range(max_iterations):
+                    x2, y2, xy = xn * xn, yn * yn, xn * yn
+                    r2 = x2 + y2
+                    radial = 1 + r2 * (k1 + r2 * (k2 + r2 * k3))
+                    fxd = xn * radial + 2 * p1 * xy + p2 * (r2 + 2 * x2) - xd
+                    fyd = yn * radial + p1 * (r2 + 2 * y2) + 2 * p2 * xy - yd
+                    dr = 2 * (k1 + r2 * (2 * k2 + 3 * k3 * r2))
+                    jxx = radial + x2 * dr + 2 * p1 * yn + 6 * p2 * xn
+                    jyy = radial + y2 * dr + 6 * p1 * yn + 2 * p2 * xn
+                    jxy = xy * dr + 2 * p1 * xn + 2 * p2 * yn
+                    res = max(abs(fxd), abs(fyd)) if not (np.isnan(fxd) or np.isnan(fyd)) else np.nan
+                    det = jxx * jyy - jxy * jxy
+                    if abs(det) < 1e-12:
+                        det = np.nan  # the model folds over here
+                    xn, yn = xn - (jyy * fxd - jxy * fyd) / det, yn - (jxx * fyd - jxy * fxd) / det
+                    if not res > 1e-8:
+                        ok = res <= 1e-8
+                        break
+                if not ok:
+                    xn = yn = np.nan
+            wc = weight[c, i]
+            good = wc > 0 and np.isfinite(xn) and np.isfinite(yn)
+            if not good:
+                xn = yn = wc = 0.0
+            x[c, i], y[c, i], w[c, i], valid[c, i] = xn, yn, wc, good
+            pu[c, i] = fx * xn + s * yn + cx
+            pv[c, i] = fy * yn + cy
+    return x, y, w, valid, pu, pv
+
+
+@njit(**_JIT)
+def swap_flags_kernel(KRt, X, pu, pv, valid, tau, J, L, R, limb, n_limbs):
+    """The left/right decision of ``_left_right._swap_flags`` -> ``flip (C, M, n_limbs)`` for ``n = M J``
+    points ``X (3, n)`` and observations ``(C, n)``; pair ``p`` is joints ``L[p], R[p]`` of limb
+    ``limb[p]`` (pairs of a limb adjacent)."""
+    C = pu.shape[0]
+    M = X.shape[1] // J
+    P = L.shape[0]
+    flip = np.zeros((C, M, n_limbs), np.bool_)
+    for m in range(M):
+        for c in range(C):
+            r = 3 * c
+            swap = 0.0
+            keep = 0.0
+            fails = False
+            for p in range(P):
+                jl, jr = m * J + L[p], m * J + R[p]
+                qlu, qlv = _project(KRt, r, X[0, jl], X[1, jl], X[2, jl])
+                qru, qrv = _project(KRt, r, X[0, jr], X[1, jr], X[2, jr])
+                if valid[c, jl] and valid[c, jr] and np.isfinite(qlu + qru):
+                    t2 = (0.5 * (tau[c, jl] + tau[c, jr])) ** 2
+                    kl = _trunc(qlu - pu[c, jl], qlv - pv[c, jl], t2)
+                    kr = _trunc(qru - pu[c, jr], qrv - pv[c, jr], t2)
+                    swap += _trunc(qlu - pu[c, jr], qlv - pv[c, jr], t2) + _trunc(qru - pu[c, jl], qrv - pv[c, jl], t2)
+                    keep += kl + kr
+                    fails = fails or max(kl, kr) >= 0.999 * t2
+                if p == P - 1 or limb[p + 1] != limb[p]:  # last pair of its limb
+                    flip[c, m, limb[p]] = swap < 0.5 * keep and fails
+                    swap = 0.0
+                    keep = 0.0
+                    fails = False
+    return flip
+
+
+@njit(**_JIT)
+def _project(KRt, r, X0, X1, X2):
+    """Undistorted pixel of world point ``X`` in the camera of rows ``r..r+2`` of ``KRt``; NaN at or behind it."""
+    a = KRt[r, 0] * X0 + KRt[r, 1] * X1 + KRt[r, 2] * X2 + KRt[r, 3]
+    b = KRt[r + 1, 0] * X0 + KRt[r + 1, 1] * X1 + KRt[r + 1, 2] * X2 + KRt[r + 1, 3]
+    z = KRt[r + 2, 0] * X0 + KRt[r + 2, 1] * X1 + KRt[r + 2, 2] * X2 + KRt[r + 2, 3]
+    if not z > 0:
+        return np.nan, np.nan
+    inv_z = 1.0 / z
+    return a * inv_z, b * inv_z
+
+
+@njit(**_JIT)
+def _trunc(du, dv, t2):
+    """``np.fmin(du^2 + dv^2, t2)`` (NaN -> ``t2``)."""
+    e = du * du + dv * dv
+    return e if e < t2 else t2
+
+
+@njit(**_JIT)
+def dlt_kernel(G, norms, center, scale, x, y, weight):
+    """``dlt.dlt_world`` for every point -> ``X (3, n)`` world metres and ``bad (n,)``: the points
+    that need ``dlt._solve_normal_eigh`` (left as their last iterate; the caller replaces them).
+    ``solve_normal`` defaults: two steps, then up to ten more while a step moves by > 1e-13."""
+    C, n = x.shape
+    n33, n31, n11, n32, n22 = norms[0], norms[1], norms[2], norms[3], norms[4]
+    X = np.empty((3, n))
+    bad = np.zeros(n, np.bool_)
+    F = np.empty(5 * C)
+    m = np.empty(10)
+    for i in range(n):
+        nw = 0
+        for c in range(C):
+            xc, yc, w = x[c, i], y[c, i], weight[c, i]
+            if w != 0:
+                nw += 1
+            w2 = w * w
+            c1 = w2 / ((xc * n33[c] - 2 * n31[c]) * xc + n11[c])
+            c2 = w2 / ((yc * n33[c] - 2 * n32[c]) * yc + n22[c])
+            c1x, c2y = c1 * xc, c2 * yc
+            F[c] = c1x * xc + c2y * yc
+            F[C + c] = c1x
+            F[2 * C + c] = c2y
+            F[3 * C + c] = c1
+            F[4 * C + c] = c2
+        if nw < 2:  # skipped: NaN, never the eigh path
+            X[0, i] = X[1, i] = X[2, i] = np.nan
+            continue
+        for r in range(10):
+            s = 0.0
+            for k in range(5 * C):
+                s += G[r, k] * F[k]
+            m[r] = s
+        m00, m01, m02, m03, m11, m12, m13, m22, m23, m33 = m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7], m[8], m[9]
+        a0, a1, a2 = m11 * m22 - m12 * m12, m02 * m12 - m01 * m22, m01 * m12 - m02 * m11
+        a3, a4, a5 = m00 * m22 - m02 * m02, m01 * m02 - m00 * m12, m00 * m11 - m01 * m01
+        det = m00 * a0 + m01 * a1 + m02 * a2
+        tr = m00 + m11 + m22
+        good = abs(det) > 1e-10 * (tr / 3) ** 3
+        if good:
+            a0, a1, a2, a3, a4, a5 = a0 / det, a1 / det, a2 / det, a3 / det, a4 / det, a5 / det
+        z0 = a0 * m03 + a1 * m13 + a2 * m23
+        z1 = a1 * m03 + a3 * m13 + a4 * m23
+        z2 = a2 * m03 + a4 * m13 + a5 * m23
+        gamma = m33 - (m03 * z0 + m13 * z1 + m23 * z2)
+        X0, X1, X2 = -z0, -z1, -z2
+        P0, P1, P2 = X0, X1, X2
+        moving = True
+        for it in range(12):
+            u0 = a0 * X0 + a1 * X1 + a2 * X2
+            u1 = a1 * X0 + a3 * X1 + a4 * X2
+            u2 = a2 * X0 + a4 * X1 + a5 * X2
+            f = gamma / (1.0 - (m03 * u0 + m13 * u1 + m23 * u2))
+            P0, P1, P2 = X0, X1, X2
+            X0, X1, X2 = f * u0 - z0, f * u1 - z1, f * u2 - z2
+            if it >= 1:
+                moving = _moving(X0, X1, X2, P0, P1, P2, 1e-13)
+                if not moving:
+                    break
+        bad[i] = moving or not (good and np.isfinite(X0) and np.isfinite(X1) and np.isfinite(X2))
+        X[0, i], X[1, i], X[2, i] = center[0] + X0 / scale, center[1] + X1 / scale, center[2] + X2 / scale
+    return X, bad
+
+
+@njit(**_JIT)
+def inliers_kernel(KRt, X, pu, pv, valid, tau2):
+    """``valid & (squared_error_px(X) < tau2)`` -> ``(C, n)`` for points ``X (3, n)``."""
+    C, n = pu.shape
+    used = np.zeros((C, n), np.bool_)
+    for c in range(C):
+        for i in range(n):
+            used[c, i] = valid[c, i] and _sqerr(KRt, c, X[0, i], X[1, i], X[2, i], pu[c, i], pv[c, i]) < tau2[c, i]
+    return used
+
+
+@njit(**_JIT)
+def reproj_error_kernel(K, dist, distort, R, t, X, u, v, valid):
+    """``dlt.finish_chunk``'s reprojection error: pixel distance ``(C, n)`` of world points
+    ``X (3, n)`` (NaN: none) projected with the lens model to observed ``u, v``; NaN where not
+    ``valid`` or at or behind a camera."""
+    C, n = u.shape
+    err = np.empty((C, n))
+    for c in range(C):
+        fx, s, cx, fy, cy = K[c, 0, 0], K[c, 0, 1], K[c, 0, 2], K[c, 1, 1], K[c, 1, 2]
+        k1, k2, p1, p2, k3 = dist[c, 0], dist[c, 1], dist[c, 2], dist[c, 3], dist[c, 4]
+        for i in range(n):
+            if not valid[c, i]:
+                err[c, i] = np.nan
+                continue
+            X0, X1, X2 = X[0, i], X[1, i], X[2, i]
+            z = R[c, 2, 0] * X0 + R[c, 2, 1] * X1 + R[c, 2, 2] * X2 + t[c, 2]
+            if not z > 1e-9:
+                err[c, i] = np.nan
+                continue
+            inv_z = 1.0 / z
+            x = (R[c, 0, 0] * X0 + R[c, 0, 1] * X1 + R[c, 0, 2] * X2 + t[c, 0]) * inv_z
+            y = (R[c, 1, 0] * X0 + R[c, 1, 1] * X1 + R[c, 1, 2] * X2 + t[c, 1]) * inv_z
+            if distort:
+                x2, y2, xy = x * x, y * y, x * y
+                r2 = x2 + y2
+                radial = 1 + r2 * (k1 + r2 * (k2 + r2 * k3))
+                x, y = x * radial + 2 * p1 * xy + p2 * (r2 + 2 * x2), y * radial + p1 * (r2 + 2 * y2) + 2 * p2 * xy
+            du = fx * x + s * y + cx - u[c, i]
+            dv = fy * y + cy - v[c, i]
+            err[c, i] = np.sqrt(du * du + dv * dv)
+    return err

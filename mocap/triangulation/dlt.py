@@ -224,18 +224,23 @@ class _Parts:
     cov: list = field(default_factory=list)
 
 
-def finish_chunk(parts: _Parts, obs: Observations, u, v, weight, valid, X, used, min_views, sigma_px) -> None:
+def finish_chunk(parts: _Parts, obs: Observations, u, v, weight, valid, X, used, min_views, sigma_px,
+                 reproj_error=None) -> None:
     """Reprojection errors, views used and (optionally) covariance of one chunk -> ``parts``;
-    ``u, v, weight, valid, used`` are ``(C, n)``, ``X (3, n)``."""
+    ``u, v, weight, valid, used`` are ``(C, n)``, ``X (3, n)``. ``reproj_error``: an optional
+    function ``(X, u, v, valid) -> (C, n)`` px computing the errors as below (a compiled twin)."""
     n_used = used.sum(axis=0)
     ok = n_used >= min_views
     X = np.where(ok, X, np.nan)
     used = used & ok
-    pu, pv = project_px(obs.cams, X, obs.undistort)
-    pu -= u
-    pv -= v
-    err = np.sqrt(pu * pu + pv * pv)
-    err[~valid] = np.nan
+    if reproj_error is not None:
+        err = reproj_error(X, u, v, valid)
+    else:
+        pu, pv = project_px(obs.cams, X, obs.undistort)
+        pu -= u
+        pv -= v
+        err = np.sqrt(pu * pu + pv * pv)
+        err[~valid] = np.nan
     points, used = X.T, used.T
     parts.points.append(points)
     parts.used.append(used)

@@ -24,8 +24,10 @@ Per point (all points at once, no per-point Python loop):
 
 All arrays are ``(C, n)`` inside (cameras first, see ``dlt.Observations``); step 1 stops early
 for points whose views all agree, and RANSAC stops a point once a hypothesis has a strict
-majority (and at least four) of its views as inliers. Steps 1-2 also exist as compiled kernels
+majority (and at least four) of its views as inliers. The undistortion, steps 1-2, the inlier
+refit, the left/right scoring and the reprojection errors also exist as compiled kernels
 (``_numba_kernels``, optional numba): ``backend`` picks them; same decisions, points to rounding.
+The left/right check (steps 4-5) lives in ``_left_right``.
 """
 
 from __future__ import annotations
@@ -38,16 +40,18 @@ import numpy as np
 
 from mocap._checks import check_choice
 from mocap.triangulation._cameras import (
-    CameraArrays, cam_from_world, single_thread_blas, squared_error_px, undistorted_pixels,
+    UNDISTORT_ITERATIONS, CameraArrays, cam_from_world, single_thread_blas, squared_error_px, undistorted_pixels,
 )
+from mocap.triangulation._left_right import LIMB_GROUPS, _swap_views, left_right_limbs, temporal_reference  # noqa: F401
 from mocap.triangulation.dlt import (
-    Triangulation, _Parts, assemble, check_common, dlt_world, finish_chunk, normal_matrices, prepare, solve_normal,
+    Triangulation, _Parts, _solve_normal_eigh, assemble, check_common, dlt_world, finish_chunk, normal_matrices,
+    prepare, solve_normal,
 )
 
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "numpy", "numba")
-_numba_kernels = None  # the optional compiled kernels of steps 1-2, imported on first use (numba: ~0.3 s)
+_numba_kernels = None  # the optional compiled kernels, imported on first use (numba: ~0.3 s)
 
 
 def _resolve_backend(backend: str) -> str:
@@ -64,24 +68,6 @@ def _resolve_backend(backend: str) -> str:
     if backend == "numba" and not _numba_kernels:
         raise ValueError("backend: 'numba' needs the numba package (pip install numba) or use backend='numpy'")
     return backend
-
-#: Limb groups for the left/right check: joints of one group swap together in a view.
-LIMB_GROUPS: dict[str, tuple[str, ...]] = {
-    "arm": ("shoulder", "elbow", "wrist", "pinky", "index", "thumb"),
-    "leg": ("hip", "knee", "ankle", "heel", "big_toe", "small_toe", "foot_index"),
-    "face": ("eye", "ear", "eye_inner", "eye_outer"),
-}
-
-def left_right_limbs(joint_names) -> list[list[tuple[int, int]]]:
-    """Index pairs ``(left, right)`` of the joints named in ``joint_names``, one list per limb."""
-    names = list(joint_names)
-    limbs = []
-    for parts in LIMB_GROUPS.values():
-        pairs = [(names.index(f"left_{p}"), names.index(f"right_{p}")) for p in parts
-                 if f"left_{p}" in names and f"right_{p}" in names]
-        if pairs:
-            limbs.append(pairs)
-    return limbs
 
 
 def view_pairs(num_cameras: int, max_hypotheses: int, seed: int = 0) -> np.ndarray:
@@ -203,17 +189,36 @@ def _ransac_pairs(cams, obs: _Views, pairs, batch=4, confidence=0.99):
     return best_inl
 
 
-def _dlt_inliers(cams, obs: _Views, inl):
+def _dlt_world(cams, x, y, weight, backend):
+    """``dlt.dlt_world``, or its compiled twin (the few ill-conditioned points still via ``eigh``)."""
+    if backend != "numba":
+        return dlt_world(cams, x, y, weight)
+    G, norms = cams.dlt_basis
+    X, bad = _numba_kernels.dlt_kernel(G, norms, cams.center, cams.scale, x, y, weight)
+    if bad.any():
+        M = normal_matrices(cams, x[:, bad], y[:, bad], weight[:, bad])
+        X[:, bad] = cams.center[:, None] + _solve_normal_eigh(M).T / cams.scale
+    return X
+
+
+def _within(cams, X, obs: _Views, backend="numpy"):
+    """Views of ``obs`` within their threshold of points ``X (3, n)`` -> ``(C, n)``."""
+    if backend == "numba":
+        return _numba_kernels.inliers_kernel(cams.KRt, X, obs.pu, obs.pv, obs.valid, obs.tau2)
+    return obs.valid & (squared_error_px(cams, X, obs.pu, obs.pv) < obs.tau2)
+
+
+def _dlt_inliers(cams, obs: _Views, inl, backend="numpy"):
     """Refit the weighted DLT on ``inl (C, n)`` and re-read the inliers; returns ``(X (3, n), inliers)``."""
-    X = dlt_world(cams, obs.x, obs.y, np.where(inl, obs.weight, 0.0))
-    new = obs.valid & (squared_error_px(cams, X, obs.pu, obs.pv) < obs.tau2)
+    X = _dlt_world(cams, obs.x, obs.y, np.where(inl, obs.weight, 0.0), backend)
+    new = _within(cams, X, obs, backend)
     # Without a supported hypothesis (fewer than two inliers) the refit is meaningless.
     keep = (new.sum(0) >= 2) & (inl.sum(0) >= 2)
     used = np.where(keep, new, inl)
     changed = np.flatnonzero((used != inl).any(0))
     if changed.size:  # the estimate must come from exactly the views reported as used
         w = np.where(used[:, changed], obs.weight[:, changed], 0.0)
-        X[:, changed] = dlt_world(cams, obs.x[:, changed], obs.y[:, changed], w)
+        X[:, changed] = _dlt_world(cams, obs.x[:, changed], obs.y[:, changed], w, backend)
     return X, used
 
 
@@ -288,7 +293,7 @@ def _select_views(cams, obs: _Views, pairs, backend="numpy"):
     if todo.size:
         sub = obs.take(todo)
         inl = _ransac(cams, sub, pairs, backend)
-        X[:, todo], used[:, todo] = _dlt_inliers(cams, sub, inl)
+        X[:, todo], used[:, todo] = _dlt_inliers(cams, sub, inl, backend)
     return X, used
 
 
@@ -301,13 +306,13 @@ def _resume(cams, obs: _Views, pairs, start, backend="numpy"):
     the weighted DLT is refitted on those views as after RANSAC. The other points are solved
     from scratch (:func:`_select_views`).
     """
-    used = obs.valid & (squared_error_px(cams, start, obs.pu, obs.pv) < obs.tau2)
+    used = _within(cams, start, obs, backend)
     k, nv = used.sum(0), obs.valid.sum(0)
     final = (2 * k > nv) & (k >= 4)
     X = np.empty_like(start)
     agreed, again = np.flatnonzero(final), np.flatnonzero(~final)
     if agreed.size:
-        X[:, agreed], used[:, agreed] = _dlt_inliers(cams, obs.take(agreed), used[:, agreed])
+        X[:, agreed], used[:, agreed] = _dlt_inliers(cams, obs.take(agreed), used[:, agreed], backend)
     if again.size:
         X[:, again], used[:, again] = _select_views(cams, obs.take(again), pairs, backend)
     return X, used
@@ -323,91 +328,17 @@ def _robust_core(cams, obs: _Views, *, pairs, refine, refine_iterations, start=N
     return X, used
 
 
-def _swap_views(cams, J, limbs, X, arrays):
-    """Left/right check on one chunk of ``n = M * J`` points.
-
-    Decides per limb and view whether the labelled left and right joints fit the current 3D limb
-    ``X (3, n)`` much better exchanged (and the labelled ones fit badly), and exchanges them in
-    ``arrays`` ``[u, v, x, y, pu, pv, weight, valid, tau, tau2]`` (each ``(C, n)``, modified in
-    place). Returns the flat indices of points to solve again.
-    """
-    C = cams.num_cameras
-    views = [a.reshape(C, -1, J) for a in arrays]
-    pu, pv, valid, tau = views[4], views[5], views[7], views[8]
-    Xh = np.concatenate([X, np.ones((1, X.shape[1]))])
-    pc = (cams.KRt @ Xh).reshape(C, 3, -1)  # every joint projected once, undistorted pixels
-    with np.errstate(divide="ignore", invalid="ignore"):
-        inv_z = np.where(pc[:, 2] > 0, 1.0 / pc[:, 2], np.nan)  # NaN at or behind a camera
-    qu, qv = (pc[:, 0] * inv_z).reshape(C, -1, J), (pc[:, 1] * inv_z).reshape(C, -1, J)
-    # Every limb at once: the pairs of all limbs side by side (P of them), summed per limb.
-    L, R = np.array([pair for pairs in limbs for pair in pairs]).T
-    limb = np.repeat(np.arange(len(limbs)), [len(pairs) for pairs in limbs])
-    starts = np.flatnonzero(np.r_[True, limb[1:] != limb[:-1]])
-    both = valid[:, :, L] & valid[:, :, R] & np.isfinite(qu[:, :, L] + qu[:, :, R])
-    tau2 = (0.5 * (tau[:, :, L] + tau[:, :, R])) ** 2  # (C, M, P)
-
-    def cost(a, j):
-        """Truncated squared px distance of projected joints ``a`` to observed joints ``j``."""
-        du, dv = qu[:, :, a] - pu[:, :, j], qv[:, :, a] - pv[:, :, j]
-        return np.where(both, np.fmin(du * du + dv * dv, tau2), 0.0)  # fmin: NaN -> tau2
-
-    keep_l, keep_r = cost(L, L), cost(R, R)
-    swap = np.add.reduceat(cost(L, R) + cost(R, L), starts, axis=-1)  # (C, M, limbs)
-    keep = np.add.reduceat(keep_l + keep_r, starts, axis=-1)
-    # Only views that fail as labelled are candidates: a swap must explain an outlier.
-    fails = np.logical_or.reduceat(np.maximum(keep_l, keep_r) >= 0.999 * tau2, starts, axis=-1)
-    flip = (swap < 0.5 * keep) & fails
-    redo = np.zeros(qu.shape[1:], bool)
-    if flip.any():
-        c, m, p = np.nonzero(flip[:, :, limb])  # every pair of a flipped limb view
-        jl, jr = L[p], R[p]
-        for a in views:
-            a_l = a[c, m, jl]
-            a[c, m, jl] = a[c, m, jr]
-            a[c, m, jr] = a_l
-        redo[m, jl] = True
-        redo[m, jr] = True
-        log.debug("left/right check: %d limb views relabelled", np.count_nonzero(flip))
-    return np.flatnonzero(redo.ravel())
-
-
-def _median4(v: np.ndarray) -> np.ndarray:
-    """Median over axis 0 of ``v (4, M)`` ignoring NaN (NaN where all four are): a sorting
-    network of ``minimum``/``maximum`` (``np.nanmedian`` is ~10x slower here)."""
-    k = np.isfinite(v).sum(0)
-    a, b, c, d = np.where(np.isnan(v), np.inf, v)
-    a, b = np.minimum(a, b), np.maximum(a, b)
-    c, d = np.minimum(c, d), np.maximum(c, d)
-    a, c = np.minimum(a, c), np.maximum(a, c)
-    b, d = np.minimum(b, d), np.maximum(b, d)
-    b, c = np.minimum(b, c), np.maximum(b, c)
-    s = np.stack([a, b, c, d])
-    lo = np.take_along_axis(s, np.maximum(k - 1, 0)[None] // 2, 0)[0]
-    hi = np.take_along_axis(s, np.minimum(k // 2, 3)[None], 0)[0]
-    out = 0.5 * (lo + hi)
-    out[k == 0] = np.nan
-    return out
-
-
-def temporal_reference(points: np.ndarray) -> np.ndarray:
-    """Points predicted for each frame from its neighbours: per coordinate, the median of frames
-    ``t-2, t-1, t+1, t+2`` (robust to one wrong neighbour, e.g. a frame with a swap).
-
-    Args:
-        points: ``(T, ...)`` world metres, NaN where missing.
-
-    Returns:
-        ``(T, ...)``; NaN where no neighbour has the point.
-    """
-    T = points.shape[0]
-    shifted = np.full((4,) + points.shape, np.nan)
-    for k, d in enumerate((-2, -1, 1, 2)):
-        if abs(d) < T:
-            if d > 0:
-                shifted[k, : T - d] = points[d:]
-            else:
-                shifted[k, -d:] = points[: T + d]
-    return _median4(shifted.reshape(4, -1)).reshape(points.shape)
+def _chunk_views(obs, sl: slice, t: np.ndarray, backend: str) -> _Views:
+    """The :class:`_Views` of chunk ``sl`` of ``obs`` with thresholds ``t (C, n)`` px."""
+    if backend == "numba":
+        cams = obs.cams
+        undistort = obs.undistort and cams.dist is not None
+        dist = cams.dist if cams.dist is not None else np.zeros((cams.num_cameras, 5))
+        x, y, w, valid, pu, pv = _numba_kernels.normalize_kernel(cams.K, dist, undistort, obs.u[:, sl], obs.v[:, sl],
+                                                                 obs.weight[:, sl], UNDISTORT_ITERATIONS)
+        return _Views(x, y, pu, pv, w, valid, t * t)
+    x, y, w, valid = obs.normalized(sl)
+    return _Views(x, y, *undistorted_pixels(obs.cams, x, y), w, valid, t * t)
 
 
 @single_thread_blas()
@@ -436,8 +367,8 @@ def triangulate_robust(cameras, xy_px, weight=None, *, threshold_px=15.0, max_hy
         min_views: points with fewer inlier views are NaN.
         sigma_px: 2D noise (px) of a weight-1 observation; when given, ``covariance`` is computed.
         seed: the order in which view pairs are tried.
-        backend: ``"numpy"``, ``"numba"`` (compiled kernels for the all-view DLT and RANSAC,
-            same decisions and points to rounding; needs numba) or ``"auto"`` (numba if installed).
+        backend: ``"numpy"``, ``"numba"`` (compiled kernels for undistortion, the DLTs, RANSAC
+            and the left/right scoring, same decisions and points to rounding; needs numba) or ``"auto"`` (numba if installed).
 
     Returns:
         :class:`Triangulation`; ``inliers`` are the views kept, ``reproj_error_px`` covers all
@@ -471,15 +402,15 @@ def triangulate_robust(cameras, xy_px, weight=None, *, threshold_px=15.0, max_hy
         raise ValueError("temporal: the temporal left/right check needs limbs")
     state = []
     for sl in obs.chunks(multiple=J):
-        x, y, w, valid = obs.normalized(sl)
         t = tau[:, sl]
-        views = _Views(x, y, *undistorted_pixels(obs.cams, x, y), w, valid, t * t)
+        views = _chunk_views(obs, sl, t, opts["backend"])
+        w, valid = views.weight, views.valid
         X, used = _robust_core(obs.cams, views, **opts)
         u, v = obs.u[:, sl], obs.v[:, sl]
         redo = np.zeros(0, np.int64)
         if limbs:
             u, v, t = u.copy(), v.copy(), t.copy()
-            redo = _swap_views(obs.cams, J, limbs, X, [u, v, *views[:4], w, valid, t, views.tau2])
+            redo = _swap_views(obs.cams, J, limbs, X, [u, v, *views[:4], w, valid, t, views.tau2], opts["backend"])
         state.append((sl, views, u, v, t, X, used, redo))
     if temporal and obs.lead_shape[0] >= 2:
         # The neighbours' prediction is taken before the joints relabelled above are solved again
@@ -489,13 +420,20 @@ def triangulate_robust(cameras, xy_px, weight=None, *, threshold_px=15.0, max_hy
         ref = temporal_reference(X_all.T.reshape(obs.lead_shape + (3,))).reshape(-1, 3).T
         for i, (sl, views, u, v, t, X, used, redo) in enumerate(state):
             arrays = [u, v, *views[:4], views.weight, views.valid, t, views.tau2]
-            again = _swap_views(obs.cams, J, limbs, np.ascontiguousarray(ref[:, sl]), arrays)
+            again = _swap_views(obs.cams, J, limbs, np.ascontiguousarray(ref[:, sl]), arrays, opts["backend"])
             log.debug("temporal left/right check: %d joints to solve again", again.size)
             state[i] = (sl, views, u, v, t, X, used, np.union1d(redo, again))
     for sl, views, u, v, t, X, used, redo in state:
         if redo.size:
             X[:, redo], used[:, redo] = _robust_core(obs.cams, views.take(redo), start=X[:, redo], **opts)
     parts = _Parts()
+    reproj = None
+    if opts["backend"] == "numba":
+        cams = obs.cams
+        dist = cams.dist if cams.dist is not None else np.zeros((C, 5))
+        distort = obs.undistort and cams.dist is not None
+        reproj = lambda X, u, v, valid: _numba_kernels.reproj_error_kernel(  # noqa: E731
+            cams.K, dist, distort, cams.R, cams.t, X, u, v, valid)
     for sl, views, u, v, t, X, used, _ in state:
-        finish_chunk(parts, obs, u, v, views.weight, views.valid, X, used, min_views, sigma_px)
+        finish_chunk(parts, obs, u, v, views.weight, views.valid, X, used, min_views, sigma_px, reproj)
     return assemble(obs, parts, sigma_px is not None)
