@@ -11,16 +11,7 @@ from mocap.geometry import (
 from mocap._checks import check_shape
 
 
-def look_at_camera(name, eye, target=(0, 0, 1.0), f=1200.0, size=(1920, 1080), dist=(-0.25, 0.08, 1e-3, -5e-4, -0.01)):
-    eye = np.asarray(eye, float)
-    z = np.asarray(target, float) - eye
-    z /= np.linalg.norm(z)
-    x = np.cross(z, [0, 0, 1.0])
-    x /= np.linalg.norm(x)
-    y = np.cross(z, x)
-    R = np.stack([x, y, z])
-    K = np.array([[f, 0, size[0] / 2 - 0.5], [0, f * 1.001, size[1] / 2 + 3.2], [0, 0, 1]])
-    return Camera(name, size, K, np.array(dist), R, -R @ eye)
+from conftest import look_at_camera
 
 
 @pytest.fixture

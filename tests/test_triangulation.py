@@ -2,9 +2,12 @@
 
 import time
 import warnings
+from functools import partial
 
 import numpy as np
 import pytest
+
+import conftest
 
 from mocap.geometry import Camera, Rig, project_rig, undistort_points
 from mocap.triangulation import (
@@ -12,16 +15,7 @@ from mocap.triangulation import (
 )
 
 
-def look_at_camera(name, eye, target=(0, 0, 1.0), f=1000.0, size=(1920, 1080), dist=(-0.25, 0.08, 1e-3, -5e-4, -0.01)):
-    eye = np.asarray(eye, float)
-    z = np.asarray(target, float) - eye
-    z /= np.linalg.norm(z)
-    x = np.cross(z, [0, 0, 1.0])
-    x /= np.linalg.norm(x)
-    y = np.cross(z, x)
-    R = np.stack([x, y, z])
-    K = np.array([[f, 0.3, size[0] / 2 - 0.5], [0, f * 1.002, size[1] / 2 + 3.2], [0, 0, 1]])
-    return Camera(name, size, K, np.array(dist), R, -R @ eye)
+look_at_camera = partial(conftest.look_at_camera, f=1000.0, skew=0.3, aspect=1.002)
 
 
 def ring(C, radius=4.0):
