@@ -137,26 +137,27 @@ def camera_arrays(cameras) -> CameraArrays:
     return CameraArrays(K, dist, R, t, center, scale)
 
 
-def _distort(x, y, k):
-    """OpenCV radial-tangential distortion of normalised ``x, y`` (same shape); ``k`` is
-    ``(k1, k2, p1, p2, k3)``, each broadcastable. Returns ``xd, yd``."""
+def _distort_terms(x, y, k):
+    """Shared terms of the lens model: ``x2, y2, xy, r2, radial, xd, yd``."""
     k1, k2, p1, p2, k3 = k
     x2, y2, xy = x * x, y * y, x * y
     r2 = x2 + y2
     radial = 1 + r2 * (k1 + r2 * (k2 + r2 * k3))
     xd = x * radial + 2 * p1 * xy + p2 * (r2 + 2 * x2)
     yd = y * radial + p1 * (r2 + 2 * y2) + 2 * p2 * xy
-    return xd, yd
+    return x2, y2, xy, r2, radial, xd, yd
+
+
+def _distort(x, y, k):
+    """OpenCV radial-tangential distortion of normalised ``x, y`` (same shape); ``k`` is
+    ``(k1, k2, p1, p2, k3)``, each broadcastable. Returns ``xd, yd``."""
+    return _distort_terms(x, y, k)[5:]
 
 
 def _distort_jacobian(x, y, k):
     """``_distort`` and its Jacobian entries: ``xd, yd, d xd/dx, d xd/dy (= d yd/dx), d yd/dy``."""
     k1, k2, p1, p2, k3 = k
-    x2, y2, xy = x * x, y * y, x * y
-    r2 = x2 + y2
-    radial = 1 + r2 * (k1 + r2 * (k2 + r2 * k3))
-    xd = x * radial + 2 * p1 * xy + p2 * (r2 + 2 * x2)
-    yd = y * radial + p1 * (r2 + 2 * y2) + 2 * p2 * xy
+    x2, y2, xy, r2, radial, xd, yd = _distort_terms(x, y, k)
     dr = 2 * (k1 + r2 * (2 * k2 + 3 * k3 * r2))  # 2 d radial / d r2
     jxx = radial + x2 * dr + 2 * p1 * y + 6 * p2 * x
     jyy = radial + y2 * dr + 6 * p1 * y + 2 * p2 * x

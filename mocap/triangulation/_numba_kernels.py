@@ -58,11 +58,72 @@ def _moving(a0, a1, a2, b0, b1, b2, tol):
 
 
 @njit(**_JIT)
+def _normal_matrix(G, norms, x, y, weight, i, F, m):
+    """Fill ``m (10,)`` with point ``i``'s weighted DLT normal matrix (upper triangle of the
+    4×4 ``AᵀWA``, via the basis ``G``) using scratch ``F (5 C,)``; returns its weighted view count."""
+    C = x.shape[0]
+    n33, n31, n11, n32, n22 = norms[0], norms[1], norms[2], norms[3], norms[4]
+    nw = 0
+    for c in range(C):
+        xc, yc, w = x[c, i], y[c, i], weight[c, i]
+        if w != 0:
+            nw += 1
+        w2 = w * w
+        c1 = w2 / ((xc * n33[c] - 2 * n31[c]) * xc + n11[c])
+        c2 = w2 / ((yc * n33[c] - 2 * n32[c]) * yc + n22[c])
+        c1x, c2y = c1 * xc, c2 * yc
+        F[c] = c1x * xc + c2y * yc
+        F[C + c] = c1x
+        F[2 * C + c] = c2y
+        F[3 * C + c] = c1
+        F[4 * C + c] = c2
+    for r in range(10):
+        acc = 0.0
+        for k in range(5 * C):
+            acc += G[r, k] * F[k]
+        m[r] = acc
+    return nw
+
+
+@njit(**_JIT)
+def _solve_normal(m, max_steps, tol):
+    """``dlt.solve_normal`` for one point: closed-form 3×3 solve then inverse-iteration steps
+    (checked for movement from the second on, stopping below ``tol``). Returns
+    ``X0, X1, X2, good`` (3×3 block well conditioned) and ``moving`` (still moving at the end)."""
+    m00, m01, m02, m03, m11, m12, m13, m22, m23, m33 = m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7], m[8], m[9]
+    a0, a1, a2 = m11 * m22 - m12 * m12, m02 * m12 - m01 * m22, m01 * m12 - m02 * m11
+    a3, a4, a5 = m00 * m22 - m02 * m02, m01 * m02 - m00 * m12, m00 * m11 - m01 * m01
+    det = m00 * a0 + m01 * a1 + m02 * a2
+    tr = m00 + m11 + m22
+    good = abs(det) > 1e-10 * (tr / 3) ** 3
+    if good:
+        a0, a1, a2, a3, a4, a5 = a0 / det, a1 / det, a2 / det, a3 / det, a4 / det, a5 / det
+    z0 = a0 * m03 + a1 * m13 + a2 * m23
+    z1 = a1 * m03 + a3 * m13 + a4 * m23
+    z2 = a2 * m03 + a4 * m13 + a5 * m23
+    gamma = m33 - (m03 * z0 + m13 * z1 + m23 * z2)
+    X0, X1, X2 = -z0, -z1, -z2
+    P0, P1, P2 = X0, X1, X2
+    moving = True
+    for it in range(max_steps):
+        u0 = a0 * X0 + a1 * X1 + a2 * X2
+        u1 = a1 * X0 + a3 * X1 + a4 * X2
+        u2 = a2 * X0 + a4 * X1 + a5 * X2
+        f = gamma / (1.0 - (m03 * u0 + m13 * u1 + m23 * u2))
+        P0, P1, P2 = X0, X1, X2
+        X0, X1, X2 = f * u0 - z0, f * u1 - z1, f * u2 - z2
+        if it >= 1:
+            moving = _moving(X0, X1, X2, P0, P1, P2, tol)
+            if not moving:
+                break
+    return X0, X1, X2, good, moving
+
+
+@njit(**_JIT)
 def step1_kernel(G, norms, KRt, center, scale, x, y, weight, valid, pu, pv, tau2):
     """Step 1 for every point: ``M (10, n)``, ``X (3, n)`` world metres (last iterate), ``slow (n,)``
     (would need ``eigh``), ``few (n,)`` (fewer than two weighted views) and ``used (C, n)``."""
     C, n = x.shape
-    n33, n31, n11, n32, n22 = norms[0], norms[1], norms[2], norms[3], norms[4]
     M = np.zeros((10, n))
     X = np.empty((3, n))
     slow = np.zeros(n, np.bool_)
@@ -71,52 +132,11 @@ def step1_kernel(G, norms, KRt, center, scale, x, y, weight, valid, pu, pv, tau2
     F = np.empty(5 * C)
     m = np.empty(10)
     for i in range(n):
-        nw = 0
-        for c in range(C):
-            xc, yc, w = x[c, i], y[c, i], weight[c, i]
-            if w != 0:
-                nw += 1
-            w2 = w * w
-            c1 = w2 / ((xc * n33[c] - 2 * n31[c]) * xc + n11[c])
-            c2 = w2 / ((yc * n33[c] - 2 * n32[c]) * yc + n22[c])
-            c1x, c2y = c1 * xc, c2 * yc
-            F[c] = c1x * xc + c2y * yc
-            F[C + c] = c1x
-            F[2 * C + c] = c2y
-            F[3 * C + c] = c1
-            F[4 * C + c] = c2
-        for r in range(10):
-            s = 0.0
-            for k in range(5 * C):
-                s += G[r, k] * F[k]
-            m[r] = s
-            M[r, i] = s
+        nw = _normal_matrix(G, norms, x, y, weight, i, F, m)
+        M[:, i] = m
         few[i] = nw < 2
-        m00, m01, m02, m03, m11, m12, m13, m22, m23, m33 = m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7], m[8], m[9]
-        a0, a1, a2 = m11 * m22 - m12 * m12, m02 * m12 - m01 * m22, m01 * m12 - m02 * m11
-        a3, a4, a5 = m00 * m22 - m02 * m02, m01 * m02 - m00 * m12, m00 * m11 - m01 * m01
-        det = m00 * a0 + m01 * a1 + m02 * a2
-        tr = m00 + m11 + m22
-        good = abs(det) > 1e-10 * (tr / 3) ** 3
-        if good:
-            a0, a1, a2, a3, a4, a5 = a0 / det, a1 / det, a2 / det, a3 / det, a4 / det, a5 / det
-        z0 = a0 * m03 + a1 * m13 + a2 * m23
-        z1 = a1 * m03 + a3 * m13 + a4 * m23
-        z2 = a2 * m03 + a4 * m13 + a5 * m23
-        gamma = m33 - (m03 * z0 + m13 * z1 + m23 * z2)
-        X0, X1, X2 = -z0, -z1, -z2
-        P0, P1, P2 = X0, X1, X2
-        for it in range(3):
-            u0 = a0 * X0 + a1 * X1 + a2 * X2
-            u1 = a1 * X0 + a3 * X1 + a4 * X2
-            u2 = a2 * X0 + a4 * X1 + a5 * X2
-            f = gamma / (1.0 - (m03 * u0 + m13 * u1 + m23 * u2))
-            P0, P1, P2 = X0, X1, X2
-            X0, X1, X2 = f * u0 - z0, f * u1 - z1, f * u2 - z2
-            if it == 1 and not _moving(X0, X1, X2, P0, P1, P2, 1e-10):
-                break
-        bad = not (good and np.isfinite(X0) and np.isfinite(X1) and np.isfinite(X2))
-        bad = bad or _moving(X0, X1, X2, P0, P1, P2, 1e-10)
+        X0, X1, X2, good, moving = _solve_normal(m, 3, 1e-10)
+        bad = moving or not (good and np.isfinite(X0) and np.isfinite(X1) and np.isfinite(X2))
         if few[i]:
             slow[i] = False
             X0 = X1 = X2 = np.nan
@@ -358,60 +378,16 @@ def dlt_kernel(G, norms, center, scale, x, y, weight):
     that need ``dlt._solve_normal_eigh`` (left as their last iterate; the caller replaces them).
     ``solve_normal`` defaults: two steps, then up to ten more while a step moves by > 1e-13."""
     C, n = x.shape
-    n33, n31, n11, n32, n22 = norms[0], norms[1], norms[2], norms[3], norms[4]
     X = np.empty((3, n))
     bad = np.zeros(n, np.bool_)
     F = np.empty(5 * C)
     m = np.empty(10)
     for i in range(n):
-        nw = 0
-        for c in range(C):
-            xc, yc, w = x[c, i], y[c, i], weight[c, i]
-            if w != 0:
-                nw += 1
-            w2 = w * w
-            c1 = w2 / ((xc * n33[c] - 2 * n31[c]) * xc + n11[c])
-            c2 = w2 / ((yc * n33[c] - 2 * n32[c]) * yc + n22[c])
-            c1x, c2y = c1 * xc, c2 * yc
-            F[c] = c1x * xc + c2y * yc
-            F[C + c] = c1x
-            F[2 * C + c] = c2y
-            F[3 * C + c] = c1
-            F[4 * C + c] = c2
+        nw = _normal_matrix(G, norms, x, y, weight, i, F, m)
         if nw < 2:  # skipped: NaN, never the eigh path
             X[0, i] = X[1, i] = X[2, i] = np.nan
             continue
-        for r in range(10):
-            s = 0.0
-            for k in range(5 * C):
-                s += G[r, k] * F[k]
-            m[r] = s
-        m00, m01, m02, m03, m11, m12, m13, m22, m23, m33 = m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7], m[8], m[9]
-        a0, a1, a2 = m11 * m22 - m12 * m12, m02 * m12 - m01 * m22, m01 * m12 - m02 * m11
-        a3, a4, a5 = m00 * m22 - m02 * m02, m01 * m02 - m00 * m12, m00 * m11 - m01 * m01
-        det = m00 * a0 + m01 * a1 + m02 * a2
-        tr = m00 + m11 + m22
-        good = abs(det) > 1e-10 * (tr / 3) ** 3
-        if good:
-            a0, a1, a2, a3, a4, a5 = a0 / det, a1 / det, a2 / det, a3 / det, a4 / det, a5 / det
-        z0 = a0 * m03 + a1 * m13 + a2 * m23
-        z1 = a1 * m03 + a3 * m13 + a4 * m23
-        z2 = a2 * m03 + a4 * m13 + a5 * m23
-        gamma = m33 - (m03 * z0 + m13 * z1 + m23 * z2)
-        X0, X1, X2 = -z0, -z1, -z2
-        P0, P1, P2 = X0, X1, X2
-        moving = True
-        for it in range(12):
-            u0 = a0 * X0 + a1 * X1 + a2 * X2
-            u1 = a1 * X0 + a3 * X1 + a4 * X2
-            u2 = a2 * X0 + a4 * X1 + a5 * X2
-            f = gamma / (1.0 - (m03 * u0 + m13 * u1 + m23 * u2))
-            P0, P1, P2 = X0, X1, X2
-            X0, X1, X2 = f * u0 - z0, f * u1 - z1, f * u2 - z2
-            if it >= 1:
-                moving = _moving(X0, X1, X2, P0, P1, P2, 1e-13)
-                if not moving:
-                    break
+        X0, X1, X2, good, moving = _solve_normal(m, 12, 1e-13)
         bad[i] = moving or not (good and np.isfinite(X0) and np.isfinite(X1) and np.isfinite(X2))
         X[0, i], X[1, i], X[2, i] = center[0] + X0 / scale, center[1] + X1 / scale, center[2] + X2 / scale
     return X, bad
