@@ -31,6 +31,9 @@ class ProcessConfig:
     """Joint naming in BVH/FBX: canonical, mixamo, unreal, unity."""
     workers: int = 1
     """Cameras detected in parallel processes (each loads its own model)."""
+    cross_view: bool = True
+    """After detection, look again for people a camera missed (or saw mixed with someone in
+    front) where the other cameras place them (BlazePose only; :mod:`mocap.detect.cross_view`)."""
 
     def __post_init__(self):
         check_choice(self.triangulation, ("robust", "dlt"), "triangulation")
@@ -76,7 +79,8 @@ def process_session(session: str | os.PathLike, calibration: str | os.PathLike, 
     t0 = time.perf_counter()
     rig = load_calibration(calibration)
     keypoints = detect_session(session, out / "keypoints2d", detector=config.detector,
-                               workers=config.workers, progress=progress)
+                               workers=config.workers, progress=progress,
+                               calibration=rig if config.cross_view else None)
     timings["detect"] = time.perf_counter() - t0
     log.info("detect: %d frames x %d cameras in %.1f s", keypoints.data.shape[0], keypoints.data.shape[1], timings["detect"])
 

@@ -10,7 +10,10 @@ import json
 import numpy as np
 import pytest
 
+from mocap.association import associate
+from mocap.calibration.io import load_calibration
 from mocap.detect import detect_session
+from mocap.io.openpose import align_to_rig
 from mocap.skeleton.joints import BLAZEPOSE_33, BODY_25B
 
 from conftest import POSE2SIM
@@ -59,9 +62,13 @@ def single():
     return detect_session(SINGLE)
 
 
+CALIBRATION = POSE2SIM / "S00_Calibration" / "Calib.qca.txt"
+
+
 @pytest.fixture(scope="module")
 def multi():
-    return detect_session(MULTI)
+    """The two-person trial with the cross-view pass (the calibration given)."""
+    return detect_session(MULTI, calibration=CALIBRATION)
 
 
 @pytest.mark.parametrize("cam", CAMERAS)
@@ -96,17 +103,24 @@ def test_single_person_output_contract(single):
     assert np.isfinite(app[present][:, :32]).mean() > 0.9  # torso colours found where a person is
 
 
-def _two_people_found(kp, trial, cam, c):
+def _two_people_found(kp, trial, cam):
     """Per frame: the participant OpenPose tracks is matched, and a second, distinct person is found.
 
-    The second participant of this trial has no usable reference (Pose2Sim's JSON and TRC for
-    them project onto empty floor), so they are checked as a person whose joints are far from the
-    first one's and whose body spans at least 15 % of the image height.
+    The second participant has no usable reference (Pose2Sim's JSON and TRC for them project onto
+    empty floor, and its ``pose-associated`` participant is such a ghost in some frames, e.g.
+    cam03 frame 52). A second detection counts when the cross-view matching puts it in a group
+    seen by at least two *other* cameras that is not the first person's group: a real person
+    where the other views see one. (An earlier proxy, "joints at least 100 px from the first
+    person's", counted frames 81-91 of cam03 as misses although both people are found there,
+    standing side by side.)
     """
-    H = kp.extras["detections"][c].image_size[1]
+    rig = load_calibration(CALIBRATION)
+    data = align_to_rig(kp, rig).data
+    groups = associate(rig, data, joint_names=kp.joint_names)  # (T, C, P)
+    c = rig.index(cam)
     ok = []
     for t, ref in enumerate(_openpose(trial, cam)):
-        xy = kp.xy[t, c]  # (P, 33, 2)
+        xy = data[t, c, :, :, :2]  # (P, 33, 2)
         present = np.flatnonzero(np.isfinite(xy[:, 0, 0]))
         if len(present) < 2 or not len(ref):
             ok.append(False)
@@ -114,22 +128,45 @@ def _two_people_found(kp, trial, cam, c):
         with np.errstate(all="ignore"):
             med = np.nanmin(np.nanmedian(_errors(xy[present][:, OURS], ref), axis=-1), axis=1)
         first = present[int(np.argmin(med))]
-        others = [p for p in present if p != first
-                  and np.median(np.linalg.norm(xy[p] - xy[first], axis=-1)) > 100
-                  and np.ptp(xy[p, :, 1]) > 0.15 * H]
-        ok.append(bool(med.min() < MATCH_PX and others))
+        g = groups[t]
+        views = lambda k: int((g == k).any(axis=-1).sum()) if k >= 0 else 0  # noqa: E731
+        second = [p for p in present if p != first and g[c, p] != g[c, first] and views(g[c, p]) >= 3]
+        ok.append(bool(med.min() < MATCH_PX and second))
     return np.array(ok)
 
 
-@pytest.mark.parametrize("cam", [
-    "cam01", "cam02",
-    pytest.param("cam03", marks=pytest.mark.xfail(strict=True, reason=(
-        "known limitation: from frame ~33 the man stands in front of the woman with their faces "
-        "adjacent; the detector finds only him, and the landmark model run on either crop drifts "
-        "onto a mixture of both (found ~86% with mask_other_people, limit_roi_motion and "
-        "redetect_seconds; ~59% with none)"))),
-    "cam04",
-])
+@pytest.mark.parametrize("cam", CAMERAS)
 def test_two_people_found_in_95_percent_of_frames(multi, cam):
-    rate = _two_people_found(multi, MULTI, cam, multi.camera_names.index(cam)).mean()
+    rate = _two_people_found(multi, MULTI, cam).mean()
     assert rate >= 0.95, f"{cam}: both people found in {rate:.0%} of frames"
+
+
+def test_cross_view_pass_finds_removed_people_again(multi):
+    """Delete one person's detections from a camera for 10 frames: the cross-view pass finds
+    them again (the real landmark model on the real video), where they were, in the same slot."""
+    from dataclasses import replace
+
+    from mocap.detect.blazepose import BlazePose
+    from mocap.detect.cross_view import recover_missed_people
+    from mocap.detect.pipeline import session_videos
+
+    rig = load_calibration(CALIBRATION)
+    dets = list(multi.extras["detections"])
+    c = [d.camera for d in dets].index("cam04")
+    frames = np.arange(10, 20)
+    scores = dets[c].scores
+    slot = int(np.argmax(np.isfinite(scores[frames]).all(axis=0) & (np.nanmean(scores[frames], axis=0) > 0.5)))
+    assert np.isfinite(scores[frames, slot]).all()
+    original = dets[c].keypoints[frames, slot].copy()
+    kp, sc = dets[c].keypoints.copy(), scores.copy()
+    kp[frames, slot], sc[frames, slot] = np.nan, np.nan
+    dets[c] = replace(dets[c], keypoints=kp, scores=sc, recovered=None)
+    assert [rig.index(d.camera) for d in dets] == list(range(len(rig)))  # videos in calibration order
+    new, stats = recover_missed_people(dets, session_videos(MULTI), rig, BlazePose())
+    back = new[c].keypoints[frames, slot]
+    assert new[c].recovered[frames, slot].all(), f"found again in {new[c].recovered[frames, slot].sum()} of 10 frames"
+    body = [11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28]
+    size = np.ptp(original[:, body, 1], axis=1)
+    err = np.median(np.linalg.norm(back[:, body, :2] - original[:, body, :2], axis=-1), axis=1)
+    assert (err < 0.05 * size).all(), f"median body-joint offset / person height: {np.round(err / size, 3)}"
+    assert stats["cam04"][1] >= 10

@@ -424,7 +424,8 @@ def test_numba_undistortion_equals_numpy(rng):
     """Per-point Newton kernel: normalised coordinates within 1e-12 of ``undistort_xy`` (which
     iterates until every point converged), the same invalid views (NaN pixel, weight 0 or NaN,
     a pixel far outside the lens' valid field) and the same undistorted pixels."""
-    nk = _numba_or_skip()
+    _numba_or_skip()
+    from mocap.triangulation import _numba_lens
     from mocap.triangulation._cameras import UNDISTORT_ITERATIONS, undistorted_pixels
     from mocap.triangulation.dlt import prepare
 
@@ -438,7 +439,7 @@ def test_numba_undistortion_equals_numpy(rng):
     obs = prepare(rig, xy, w, True)
     x, y, wn, valid = obs.normalized(slice(None))
     pu, pv = undistorted_pixels(obs.cams, x, y)
-    got = nk.normalize_kernel(obs.cams.K, obs.cams.dist, True, obs.u, obs.v, obs.weight, UNDISTORT_ITERATIONS)
+    got = _numba_lens.normalize_kernel(obs.cams.K, obs.cams.dist, True, obs.u, obs.v, obs.weight, UNDISTORT_ITERATIONS)
     assert not valid[0, :5].any() and valid.mean() > 0.6
     np.testing.assert_array_equal(got[3], valid)
     np.testing.assert_array_equal(got[2], wn)
@@ -498,8 +499,9 @@ def test_numba_swap_scoring_equals_numpy(rng):
     Xf = np.ascontiguousarray(X.reshape(-1, 3).T)
     shape = (6, T, J)
     want = _left_right._swap_flags(obs.cams, J, L, R, limb, Xf, *(a.reshape(shape) for a in (pu, pv, valid, tau)))
-    robust._resolve_backend("numba")
-    got = robust._numba_kernels.swap_flags_kernel(obs.cams.KRt, Xf, pu, pv, valid, tau, J, L, R, limb, len(limbs))
+    from mocap.triangulation._numba_swap import swap_flags_kernel
+
+    got = swap_flags_kernel(obs.cams.KRt, Xf, pu, pv, valid, tau, J, L, R, limb, len(limbs))
     assert 0.05 < want.mean() < 0.5
     np.testing.assert_array_equal(got, want)
 
@@ -522,3 +524,77 @@ def test_auto_backend_falls_back_to_numpy_without_numba(rng, monkeypatch):
     assert not res.inliers[:, 1].any()
     with pytest.raises(ValueError, match="numba"):
         triangulate_robust(rig, xy, backend="numba")
+
+
+def test_numba_temporal_reference_equals_numpy(rng):
+    """Compiled neighbour median: the same values as ``temporal_reference`` with missing frames."""
+    _numba_or_skip()
+    from mocap.triangulation import temporal_reference
+    from mocap.triangulation._numba_swap import temporal_reference_kernel
+
+    pts = rng.normal(0, 1, (40, 5, 3))
+    pts[rng.random((40, 5)) < 0.3] = np.nan
+    pts[:, 2] = np.nan  # a joint never seen
+    want = temporal_reference(pts)
+    got = temporal_reference_kernel(np.ascontiguousarray(pts.reshape(-1, 3).T), 40).T.reshape(pts.shape)
+    assert np.isnan(want[:, 2]).all() and np.isfinite(want).mean() > 0.5
+    np.testing.assert_array_equal(got, want)
+
+
+def test_numba_backend_does_not_depend_on_thread_count(rng):
+    """Every point is computed as in one thread: one thread and all threads give equal results."""
+    pytest.importorskip("numba")
+    import numba
+
+    rig = ring(8)
+    xy = project_rig(rig, body_points(rng, (3000,))) + rng.normal(0, 1.0, (3000, 8, 2))
+    out = rng.random(xy.shape[:-1]) < 0.2
+    xy[out] += rng.uniform(30, 300, (out.sum(), 2))
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        a = triangulate_robust(rig, xy, backend="numba")
+    finally:
+        numba.set_num_threads(before)
+    b = triangulate_robust(rig, xy, backend="numba")
+    np.testing.assert_array_equal(b.inliers, a.inliers)
+    np.testing.assert_array_equal(b.points, a.points)
+
+
+def test_numba_eigh_fallbacks_equal_numpy(rng, monkeypatch):
+    """The numpy fallbacks of the compiled path (points the kernels leave to ``eigh``: step 1 and
+    the inlier refit) give the same inliers and points (1e-9 m) as the numpy backend. The kernels
+    are made to flag every other point, as they do for ill-conditioned ones."""
+    pytest.importorskip("numba")
+    from mocap.triangulation import _numba_kernels as nk, robust
+
+    robust._resolve_backend("numba")
+    step1, refit = nk.step1_kernel, nk.refit_kernel
+    flagged = []
+
+    def step1_flagging(*args):
+        X, used, status = step1(*args)
+        status[::2][status[::2] == 0] = 2  # "not converged, views agree": finished by eigh
+        flagged.append(np.count_nonzero(status == 2))
+        return X, used, status
+
+    def refit_flagging(*args):
+        bad = refit(*args)
+        bad[::2] = True
+        return bad
+
+    monkeypatch.setattr(nk, "step1_kernel", step1_flagging)
+    monkeypatch.setattr(nk, "refit_kernel", refit_flagging)
+    rig = ring(6)
+    xy = project_rig(rig, body_points(rng, (400,))) + rng.normal(0, 1.0, (400, 6, 2))
+    xy[::3, 1] += 250.0
+    a = triangulate_robust(rig, xy, backend="numpy")
+    b = triangulate_robust(rig, xy, backend="numba")
+    assert flagged[0] > 50
+    np.testing.assert_array_equal(b.inliers, a.inliers)
+    np.testing.assert_allclose(b.points, a.points, rtol=0, atol=1e-9)
+
+
+def test_limb_joint_in_two_pairs_is_rejected():
+    with pytest.raises(ValueError, match="one left/right pair"):
+        triangulate_robust(ring(4), np.zeros((3, 4, 4, 2)), limbs=[[(0, 1)], [(1, 2)]])

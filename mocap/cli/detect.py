@@ -1,7 +1,10 @@
 """``mocap detect``: 2D people × joints per camera and frame.
 
     mocap detect SESSION [--detector blazepose|onnx:PATH] --out DIR [--cameras cam01,cam02]
-                 [--no-tracking] [--detect-every N] [--heatmaps] [--workers N]
+                 [--no-tracking] [--detect-every N] [--heatmaps] [--workers N] [--calibration FILE]
+
+With ``--calibration`` people a camera missed (or saw mixed with someone in front) are looked for
+again where the other cameras place them (``recovered`` in the output).
 
 Writes ``DIR/<cam>.npz`` per camera (format: :mod:`mocap.detect.pipeline`) and
 ``DIR/detect_config.yaml``; cameras already done with the same detector are skipped.
@@ -26,6 +29,7 @@ def register(sub) -> None:
     p.add_argument("--heatmaps", action="store_true", help="also store 64×64 heatmaps (large)")
     p.add_argument("--threads", type=int, default=1, help="inference threads per camera")
     p.add_argument("--workers", type=int, default=1, help="cameras processed in parallel")
+    p.add_argument("--calibration", help="calibration file: look again where other cameras place a missed person")
     p.set_defaults(func=_run)
 
 
@@ -49,16 +53,19 @@ def _run(args) -> int:
     config = _config(args)
     cameras = [c.strip() for c in args.cameras.split(",")] if args.cameras else None
     kp = detect_session(args.session, out_dir=args.out, detector=args.detector, config=config,
-                        cameras=cameras, workers=args.workers, progress=True)
+                        cameras=cameras, workers=args.workers, progress=True, calibration=args.calibration)
     out = Path(args.out)
     resolved = {"session": str(args.session), "detector": args.detector, "cameras": list(kp.camera_names),
+                "calibration": args.calibration,
                 "config": _plain(dataclasses.asdict(config))}
     (out / "detect_config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
     found = kp.extras["scores"]
-    print(f"{'camera':<10} {'frames':>6} {'people':>6} {'person-frames':>13}")
+    print(f"{'camera':<10} {'frames':>6} {'people':>6} {'person-frames':>13} {'cross-view':>10}")
     for c, name in enumerate(kp.camera_names):
         det = kp.extras["detections"][c]
-        print(f"{name:<10} {len(det.frame_indices):>6} {det.keypoints.shape[1]:>6} {int((found[:, c] == found[:, c]).sum()):>13}")
+        rec = int(det.recovered.sum()) if det.recovered is not None else 0
+        print(f"{name:<10} {len(det.frame_indices):>6} {det.keypoints.shape[1]:>6} "
+              f"{int((found[:, c] == found[:, c]).sum()):>13} {rec:>10}")
     print(f"wrote {out}/<cam>.npz")
     return 0
 

@@ -20,6 +20,8 @@ detector             str ()                        ``blazepose`` or ``onnx:<file
 model_sha256         str (M,)                      ``name=sha256`` of each model file
 heatmaps             float16 (T, P, J, 64, 64)     only with ``keep_heatmaps``: probabilities
 image_from_heatmap   float32 (T, P, 2, 3)          heatmap pixel -> image pixel affine map
+recovered            bool (T, P)                   found by the cross-view pass (:mod:`.cross_view`)
+cross_view           str ()                        calibration the cross-view pass used (sha256)
 ==================== ============================= ===========================================
 
 ``P`` is the number of track slots used in that camera: slot ``p`` is one person for as long as
@@ -31,7 +33,7 @@ from __future__ import annotations
 import logging
 import os
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +64,8 @@ class CameraDetections:
     model_sha256: dict = field(default_factory=dict)
     heatmaps: np.ndarray | None = None
     image_from_heatmap: np.ndarray | None = None
+    recovered: np.ndarray | None = None
+    cross_view: str = ""
 
     @property
     def found(self) -> np.ndarray:
@@ -186,6 +190,10 @@ def save_camera_detections(det: CameraDetections, path: str | os.PathLike) -> Pa
     )
     if det.heatmaps is not None:
         arrays.update(heatmaps=det.heatmaps, image_from_heatmap=det.image_from_heatmap.astype(np.float32))
+    if det.recovered is not None:
+        arrays.update(recovered=det.recovered.astype(bool))
+    if det.cross_view:
+        arrays.update(cross_view=np.array(det.cross_view))
     return atomic_write(path, lambda tmp: np.savez_compressed(tmp, **arrays), suffix=".npz")
 
 
@@ -211,7 +219,8 @@ def load_camera_detections(path: str | os.PathLike) -> CameraDetections:
         joint_names=tuple(str(n) for n in d["joint_names"]), fps=None if np.isnan(fps) else fps,
         image_size=tuple(int(v) for v in d.get("image_size", (0, 0))), detector=str(d.get("detector", "")),
         model_sha256=dict(str(s).split("=", 1) for s in d.get("model_sha256", [])),
-        heatmaps=d.get("heatmaps"), image_from_heatmap=d.get("image_from_heatmap"),
+        heatmaps=d.get("heatmaps"), image_from_heatmap=d.get("image_from_heatmap"), recovered=d.get("recovered"),
+        cross_view=str(d.get("cross_view", "")),
     )
 
 
@@ -246,7 +255,8 @@ def _detect_one(args) -> CameraDetections:
 
 
 def detect_session(session: str | os.PathLike, out_dir: str | os.PathLike | None = None, detector: str = "blazepose",
-                   config=None, cameras=None, workers: int = 1, progress: bool = False) -> Keypoints2D:
+                   config=None, cameras=None, workers: int = 1, progress: bool = False, calibration=None,
+                   cross_view=None) -> Keypoints2D:
     """Detect people in every camera of a session.
 
     Args:
@@ -256,6 +266,11 @@ def detect_session(session: str | os.PathLike, out_dir: str | os.PathLike | None
         config: the detector's config dataclass (default settings when None).
         cameras: subset of camera names (default: all).
         workers: cameras processed in parallel processes (each with its own models).
+        calibration: a :class:`~mocap.geometry.Rig` or calibration file. With it (and BlazePose),
+            people a camera missed, or saw as a mixture with someone in front, are looked for
+            again where the other cameras place them (:mod:`mocap.detect.cross_view`); such
+            detections are marked in ``recovered``. None: each camera on its own.
+        cross_view: :class:`~mocap.detect.cross_view.CrossViewConfig` (defaults when None).
 
     Returns:
         :class:`Keypoints2D` with ``data (T, C, P, J, 3)`` (``T`` the longest video, ``P`` the
@@ -293,7 +308,56 @@ def detect_session(session: str | os.PathLike, out_dir: str | os.PathLike | None
         for job in todo:
             det = _detect_one(job)
             done[det.camera] = det
-    return to_keypoints2d([done[c] for c in videos])
+    dets = [done[c] for c in videos]
+    if calibration is not None and detector == "blazepose":
+        dets = _cross_view_pass(dets, videos, calibration, config, cross_view, out)
+    return to_keypoints2d(dets)
+
+
+def _cross_view_pass(dets: list, videos: dict, calibration, config, cross_view, out: Path | None) -> list:
+    """Run :func:`~mocap.detect.cross_view.recover_missed_people` unless every camera's file
+    already holds its result for this calibration and these settings (then it is reused)."""
+    import hashlib
+    from dataclasses import asdict
+
+    from mocap.calibration.io import load_calibration
+    from mocap.detect.blazepose import BlazePose
+    from mocap.detect.cross_view import CrossViewConfig, recover_missed_people
+    from mocap.geometry import Rig
+
+    rig = calibration if isinstance(calibration, Rig) else load_calibration(calibration)
+    cross_view = cross_view or CrossViewConfig()
+    arrays = [np.concatenate([c.K.ravel(), c.dist, c.R.ravel(), c.t]) for c in rig.cameras]
+    key = hashlib.sha256(np.concatenate(arrays).tobytes() + repr(asdict(cross_view)).encode()).hexdigest()[:16]
+    if all(d.cross_view == key for d in dets):
+        log.info("cross-view pass: already done for this calibration, reused")
+        return dets
+    index = {d.camera: i for i, d in enumerate(dets)}
+    names = {}
+    for cam in index:  # video name -> calibration camera (names match ignoring case, '_', '-', zeros)
+        try:
+            names[cam] = rig.names[rig.index(cam)]
+        except ValueError:
+            log.warning("cross-view pass: camera %s is not in the calibration (%s); it is left as detected",
+                        cam, ", ".join(rig.names))
+    order = list(names)
+    if len(order) < 2:
+        log.warning("cross-view pass skipped: fewer than two cameras match the calibration")
+        return dets
+    sub = rig.subset([names[c] for c in order])
+    new, stats = recover_missed_people([dets[index[c]] for c in order], {c: videos[c] for c in order}, sub,
+                                       BlazePose(config), cross_view)
+    result = list(dets)
+    for d in new:
+        result[index[d.camera]] = replace(d, cross_view=key)
+    for i, d in enumerate(result):
+        if d.cross_view != key:
+            result[i] = replace(d, cross_view=key)
+        if out is not None:
+            save_camera_detections(result[i], out / f"{d.camera}.npz")
+    looked, found = sum(v[0] for v in stats.values()), sum(v[1] for v in stats.values())
+    log.info("cross-view pass: looked again at %d people in %d cameras, %d found or corrected", looked, len(order), found)
+    return result
 
 
 def to_keypoints2d(dets: list[CameraDetections]) -> Keypoints2D:

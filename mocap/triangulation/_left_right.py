@@ -28,25 +28,21 @@ def left_right_limbs(joint_names) -> list[list[tuple[int, int]]]:
     return limbs
 
 
-def _swap_views(cams, J, limbs, X, arrays, backend="numpy"):
+def _swap_views(cams, J, limbs, X, arrays):
     """Left/right check on one chunk of ``n = M * J`` points.
 
     Decides per limb and view whether the labelled left and right joints fit the current 3D limb
     ``X (3, n)`` much better exchanged (and the labelled ones fit badly), and exchanges them in
     ``arrays`` ``[u, v, x, y, pu, pv, weight, valid, tau, tau2]`` (each ``(C, n)``, modified in
-    place). Returns the flat indices of points to solve again.
+    place). Returns the flat indices of points to solve again. (The numba backend's twin is
+    ``_numba_swap.swap_views_kernel``.)
     """
     C = cams.num_cameras
     views = [a.reshape(C, -1, J) for a in arrays]
     pu, pv, valid, tau = views[4], views[5], views[7], views[8]
     L, R = np.array([pair for pairs in limbs for pair in pairs]).T
     limb = np.repeat(np.arange(len(limbs)), [len(pairs) for pairs in limbs])
-    if backend == "numba":
-        from mocap.triangulation._numba_kernels import swap_flags_kernel
-
-        flip = swap_flags_kernel(cams.KRt, X, arrays[4], arrays[5], arrays[7], arrays[8], J, L, R, limb, len(limbs))
-    else:
-        flip = _swap_flags(cams, J, L, R, limb, X, pu, pv, valid, tau)
+    flip = _swap_flags(cams, J, L, R, limb, X, pu, pv, valid, tau)
     redo = np.zeros(pu.shape[1:], bool)
     if flip.any():
         c, m, p = np.nonzero(flip[:, :, limb])  # every pair of a flipped limb view

@@ -3,27 +3,41 @@
 Same math and decision rules as the numpy path, written as loops over points (one pass over
 each point's ``C`` views, no ``(H, C, n)`` temporaries):
 
-- :func:`normalize_kernel`: pixels -> undistorted normalised coordinates (``_cameras.undistort_xy``,
-  Newton per point with the same stopping rule) and the validity mask of ``Observations.normalized``;
 - :func:`step1_kernel`: the DLT normal matrices, the three inverse-iteration steps of
-  ``dlt.solve_normal(max_iterations=3, exact=False, tol=1e-10)`` and the views within threshold;
+  ``dlt.solve_normal(max_iterations=3, exact=False, tol=1e-10)``, the views within threshold and
+  which points go to RANSAC (``robust._select_views`` before RANSAC);
 - :func:`ransac_kernel`: ``robust._ransac_pairs`` (midpoint hypotheses, MSAC score, adaptive
   early exit), including its batch schedule, which depends on how many points are still live,
   so that every point tries exactly the pairs it tries in numpy;
 - :func:`dlt_kernel`: ``dlt.dlt_world`` (the inlier refit), :func:`inliers_kernel`: views within
-  threshold, :func:`swap_flags_kernel`: the left/right scoring of ``_left_right._swap_flags``,
-  :func:`reproj_error_kernel`: the reprojection errors of ``dlt.finish_chunk``.
+  threshold, :func:`refit_kernel`: ``robust._dlt_inliers``.
 
-Arrays are ``(C, n)`` as in ``robust.py``. The rare points needing ``eigh`` (flagged) stay in
-numpy. Importing this module raises ImportError without numba.
+The lens-model kernels are in ``_numba_lens``, the left/right check in ``_numba_swap``.
+
+Arrays are ``(C, n)`` as in ``robust.py``; the kernels of a step read the points ``idx`` of a
+chunk's observations in place (no gathers between steps). The kernels over points run in
+parallel (``prange`` over blocks of points, NUMBA_NUM_THREADS threads): each point is computed
+as in one thread, so the results do not depend on the thread count. The rare points needing
+``eigh`` (flagged) stay in numpy. Importing this module raises ImportError without numba.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 _JIT = dict(cache=True, fastmath=False, error_model="numpy", nogil=True)
+#: The kernels over points: ``prange`` over blocks of points (numba's thread pool, NUMBA_NUM_THREADS
+#: threads); every point is computed exactly as in one thread, so results do not depend on it.
+_PAR = dict(_JIT, parallel=True)
+#: Points per block of a parallel kernel at least (a block's scratch is allocated once).
+_BLOCK = 128
+
+
+@njit(**_JIT)
+def _num_blocks(n, size=_BLOCK):
+    """Blocks of at least ``size`` items, at most 64 (enough to balance two to a few threads)."""
+    return max(1, min(64, n // size))
 
 
 @njit(**_JIT)
@@ -58,14 +72,15 @@ def _moving(a0, a1, a2, b0, b1, b2, tol):
 
 
 @njit(**_JIT)
-def _normal_matrix(G, norms, x, y, weight, i, F, m):
+def _normal_matrix(G, norms, x, y, i, weight, F, m):
     """Fill ``m (10,)`` with point ``i``'s weighted DLT normal matrix (upper triangle of the
-    4×4 ``AᵀWA``, via the basis ``G``) using scratch ``F (5 C,)``; returns its weighted view count."""
+    4×4 ``AᵀWA``, via the basis ``G``) with its ``C`` view weights ``weight (C,)``, using scratch
+    ``F (5 C,)``; returns its weighted view count."""
     C = x.shape[0]
     n33, n31, n11, n32, n22 = norms[0], norms[1], norms[2], norms[3], norms[4]
     nw = 0
     for c in range(C):
-        xc, yc, w = x[c, i], y[c, i], weight[c, i]
+        xc, yc, w = x[c, i], y[c, i], weight[c]
         if w != 0:
             nw += 1
         w2 = w * w
@@ -77,11 +92,22 @@ def _normal_matrix(G, norms, x, y, weight, i, F, m):
         F[2 * C + c] = c2y
         F[3 * C + c] = c1
         F[4 * C + c] = c2
-    for r in range(10):
-        acc = 0.0
-        for k in range(5 * C):
-            acc += G[r, k] * F[k]
-        m[r] = acc
+    # m = G @ F, summed in the order of k for every entry; the ten sums interleaved (independent
+    # chains: a sum after another waits on each addition's latency).
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = a9 = 0.0
+    for k in range(5 * C):
+        f = F[k]
+        a0 += G[0, k] * f
+        a1 += G[1, k] * f
+        a2 += G[2, k] * f
+        a3 += G[3, k] * f
+        a4 += G[4, k] * f
+        a5 += G[5, k] * f
+        a6 += G[6, k] * f
+        a7 += G[7, k] * f
+        a8 += G[8, k] * f
+        a9 += G[9, k] * f
+    m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7], m[8], m[9] = a0, a1, a2, a3, a4, a5, a6, a7, a8, a9
     return nw
 
 
@@ -119,141 +145,116 @@ def _solve_normal(m, max_steps, tol):
     return X0, X1, X2, good, moving
 
 
+@njit(**_PAR)
+def step1_kernel(G, norms, KRt, center, scale, idx, x, y, weight, valid, pu, pv, tau2):
+    """Step 1 (``robust._select_views`` up to RANSAC) for the points ``idx (m,)`` (columns of the
+    ``(C, n)`` observations): ``X (3, m)`` world metres, ``used (C, m)`` and ``status (m,)``:
+    0 done, 1 to RANSAC (some view disagrees), 2 to finish with ``eigh`` (all views agree but
+    the closed-form steps did not converge; ``X`` is the last iterate).
+
+    Three inverse-iteration steps; points still moving whose views all agree are finished as
+    ``dlt.solve_normal`` does (up to twelve steps to 1e-13) and their views read again; points
+    with fewer than two weighted views are NaN and report their valid views."""
+    m = idx.shape[0]
+    C = x.shape[0]
+    X = np.empty((3, m))
+    used = np.zeros((C, m), np.bool_)
+    status = np.zeros(m, np.int8)
+    nb = _num_blocks(m)
+    for b in prange(nb):
+        _step1_range(b * m // nb, (b + 1) * m // nb, G, norms, KRt, center, scale, idx, x, y, weight, valid, pu, pv,
+                     tau2, X, used, status)
+    return X, used, status
+
+
 @njit(**_JIT)
-def step1_kernel(G, norms, KRt, center, scale, x, y, weight, valid, pu, pv, tau2):
-    """Step 1 for every point: ``M (10, n)``, ``X (3, n)`` world metres (last iterate), ``slow (n,)``
-    (would need ``eigh``), ``few (n,)`` (fewer than two weighted views) and ``used (C, n)``."""
-    C, n = x.shape
-    M = np.zeros((10, n))
-    X = np.empty((3, n))
-    slow = np.zeros(n, np.bool_)
-    few = np.zeros(n, np.bool_)
-    used = np.zeros((C, n), np.bool_)
+def _step1_range(lo, hi, G, norms, KRt, center, scale, idx, x, y, weight, valid, pu, pv, tau2, X, used, status):
+    C = x.shape[0]
     F = np.empty(5 * C)
-    m = np.empty(10)
-    for i in range(n):
-        nw = _normal_matrix(G, norms, x, y, weight, i, F, m)
-        M[:, i] = m
-        few[i] = nw < 2
-        X0, X1, X2, good, moving = _solve_normal(m, 3, 1e-10)
-        bad = moving or not (good and np.isfinite(X0) and np.isfinite(X1) and np.isfinite(X2))
-        if few[i]:
-            slow[i] = False
-            X0 = X1 = X2 = np.nan
-        else:
-            slow[i] = bad
-        X0, X1, X2 = center[0] + X0 / scale, center[1] + X1 / scale, center[2] + X2 / scale
-        X[0, i], X[1, i], X[2, i] = X0, X1, X2
-        for c in range(C):
-            used[c, i] = valid[c, i] and _sqerr(KRt, c, X0, X1, X2, pu[c, i], pv[c, i]) < tau2[c, i]
-    return M, X, slow, few, used
+    mat = np.empty(10)
+    for k in range(lo, hi):
+        i = idx[k]
+        nw = _normal_matrix(G, norms, x, y, i, weight[:, i], F, mat)
+        if nw < 2:  # no point: report the (fewer than two) views it had
+            X[0, k] = X[1, k] = X[2, k] = np.nan
+            for c in range(C):
+                used[c, k] = valid[c, i]
+            continue
+        X0, X1, X2, good, moving = _solve_normal(mat, 3, 1e-10)
+        slow = moving or not (good and np.isfinite(X0) and np.isfinite(X1) and np.isfinite(X2))
+        agree = _read_views(KRt, center, scale, X0, X1, X2, i, k, valid, pu, pv, tau2, used)
+        if slow and agree:  # finished exactly only if its views all agree (else RANSAC replaces it)
+            X0, X1, X2, good, moving = _solve_normal(mat, 12, 1e-13)
+            if moving or not (good and np.isfinite(X0) and np.isfinite(X1) and np.isfinite(X2)):
+                status[k] = 2
+            else:
+                agree = _read_views(KRt, center, scale, X0, X1, X2, i, k, valid, pu, pv, tau2, used)
+        if status[k] != 2 and not agree:
+            status[k] = 1
+        X[0, k], X[1, k], X[2, k] = center[0] + X0 / scale, center[1] + X1 / scale, center[2] + X2 / scale
 
 
 @njit(**_JIT)
-def ransac_kernel(R, centers, KRt, pairs, x, y, weight, valid, pu, pv, tau2, batch, tail, one_minus_conf):
-    """``robust._ransac_pairs`` for every point -> best inlier views ``(C, n)``."""
-    C, n = x.shape
+def _read_views(KRt, center, scale, X0, X1, X2, i, k, valid, pu, pv, tau2, used):
+    """``used[:, k]``: the views of point ``i`` within threshold of the normalised-world point
+    ``X``; returns whether they are all its valid views."""
+    X0, X1, X2 = center[0] + X0 / scale, center[1] + X1 / scale, center[2] + X2 / scale
+    agree = True
+    for c in range(valid.shape[0]):
+        used[c, k] = valid[c, i] and _sqerr(KRt, c, X0, X1, X2, pu[c, i], pv[c, i]) < tau2[c, i]
+        agree = agree and used[c, k] == valid[c, i]
+    return agree
+
+
+@njit(**_PAR)
+def ransac_kernel(R, centers, KRt, pairs, idx, x, y, weight, valid, pu, pv, tau2, batch, tail, one_minus_conf):
+    """``robust._ransac_pairs`` for the points ``idx (n,)`` (columns of the ``(C, N)``
+    observations) -> best inlier views ``(C, n)``.
+
+    The batch schedule depends on how many points are still live, so the rounds are serial; the
+    live points of a round are split over the threads."""
+    C, n = x.shape[0], idx.shape[0]
     H = pairs.shape[0]
     # Point-major copies: each hypothesis reads one point's C views from a few cache lines.
     d = np.empty((n, C, 3))
-    for c in range(C):
-        for k in range(3):
-            for i in range(n):
-                d[i, c, k] = R[c, 0, k] * x[c, i] + R[c, 1, k] * y[c, i] + R[c, 2, k]
-    valid = np.ascontiguousarray(valid.T)
-    weight = np.ascontiguousarray(weight.T)
-    pu = np.ascontiguousarray(pu.T)
-    pv = np.ascontiguousarray(pv.T)
-    tau2 = np.ascontiguousarray(tau2.T)
+    valid_t = np.empty((n, C), np.bool_)
+    weight_t = np.empty((n, C))
+    pu_t = np.empty((n, C))
+    pv_t = np.empty((n, C))
+    tau2_t = np.empty((n, C))
+    n_valid = np.zeros(n)
+    nb = _num_blocks(n)
+    for b in prange(nb):
+        for i in range(b * n // nb, (b + 1) * n // nb):
+            j = idx[i]
+            for c in range(C):
+                for k in range(3):
+                    d[i, c, k] = R[c, 0, k] * x[c, j] + R[c, 1, k] * y[c, j] + R[c, 2, k]
+                valid_t[i, c] = valid[c, j]
+                weight_t[i, c] = weight[c, j]
+                pu_t[i, c] = pu[c, j]
+                pv_t[i, c] = pv[c, j]
+                tau2_t[i, c] = tau2[c, j]
+                if valid[c, j]:
+                    n_valid[i] += 1
     best_cost = np.full(n, np.inf)
     best_inl = np.zeros((C, n), np.bool_)
     tried = np.zeros(n)
-    n_valid = np.zeros(n)
-    for i in range(n):
-        for c in range(C):
-            if valid[i, c]:
-                n_valid[i] += 1
     live = np.arange(n)
+    keep = np.empty(n, np.bool_)
     n_live = n
-    inl = np.empty(C, np.bool_)
-    cur = np.empty(C, np.bool_)
     s = 0
     while s < H:
         size = batch if n_live * (H - s) > tail else H - s
         s1 = min(s + size, H)
+        nb = _num_blocks(n_live)
+        for b in prange(nb):
+            _ransac_range(b * n_live // nb, (b + 1) * n_live // nb, s, s1, live, keep, centers, KRt, pairs, d,
+                          weight_t, valid_t, pu_t, pv_t, tau2_t, n_valid, best_cost, best_inl, tried, one_minus_conf)
         n_keep = 0
         for li in range(n_live):
-            i = live[li]
-            c_best = np.inf
-            for h in range(s, s1):
-                ci, cj = pairs[h, 0], pairs[h, 1]
-                cost = np.inf  # unusable hypothesis: no inliers (numpy: cost inf, inliers masked)
-                if not (valid[i, ci] and valid[i, cj]):
-                    if h == s:
-                        c_best = cost
-                        inl[:] = False
-                    continue
-                tried[i] += 1
-                d10, d11, d12 = d[i, ci, 0], d[i, ci, 1], d[i, ci, 2]
-                d20, d21, d22 = d[i, cj, 0], d[i, cj, 1], d[i, cj, 2]
-                b0 = centers[cj, 0] - centers[ci, 0]
-                b1 = centers[cj, 1] - centers[ci, 1]
-                b2 = centers[cj, 2] - centers[ci, 2]
-                a = d10 * d10 + d11 * d11 + d12 * d12
-                bb = d10 * d20 + d11 * d21 + d12 * d22
-                cc = d20 * d20 + d21 * d21 + d22 * d22
-                p = d10 * b0 + d11 * b1 + d12 * b2
-                q = d20 * b0 + d21 * b1 + d22 * b2
-                den = a * cc - bb * bb
-                ok = den > 1e-10 * a * cc
-                if not ok:
-                    den = 1.0
-                sv = (p * cc - bb * q) / den
-                uv = (bb * p - a * q) / den
-                ok = ok and sv > 0 and uv > 0
-                if not ok:
-                    if h == s:
-                        c_best = cost
-                        inl[:] = False
-                    continue
-                X0 = 0.5 * (centers[ci, 0] + sv * d10 + centers[cj, 0] + uv * d20)
-                X1 = 0.5 * (centers[ci, 1] + sv * d11 + centers[cj, 1] + uv * d21)
-                X2 = 0.5 * (centers[ci, 2] + sv * d12 + centers[cj, 2] + uv * d22)
-                cost = 0.0
-                k = 0
-                for c in range(C):
-                    cur[c] = False
-                    if not valid[i, c]:  # weight 0: adds exactly 0 to the cost, never an inlier
-                        continue
-                    r = _sqerr(KRt, c, X0, X1, X2, pu[i, c], pv[i, c]) / tau2[i, c]
-                    cost += weight[i, c] * min(r, 1.0)
-                    cur[c] = r < 1.0
-                    if cur[c]:
-                        k += 1
-                ok = ok and k >= 2
-                if not ok:
-                    cost = np.inf
-                if cost < c_best or h == s:  # np.argmin: the first minimum of the batch
-                    c_best = cost
-                    for c in range(C):
-                        inl[c] = cur[c] and ok
-            if c_best < best_cost[i]:
-                best_cost[i] = c_best
-                for c in range(C):
-                    best_inl[c, i] = inl[c]
-            k = 0
-            for c in range(C):
-                if best_inl[c, i]:
-                    k += 1
-            nv = n_valid[i]
-            if nv >= 2:
-                p_good = k * (k - 1) / max(nv * (nv - 1), 1.0)
-            else:
-                p_good = 0.0
-            miss = 0.0 if p_good >= 1 else (1 - min(p_good, 1.0)) ** tried[i]
-            keep = (miss >= one_minus_conf and (2 * k <= nv or k < 4)) or not np.isfinite(best_cost[i])
-            if keep:
-                live[n_keep] = i
+            if keep[li]:
+                live[n_keep] = live[li]
                 n_keep += 1
         n_live = n_keep
         s = s1
@@ -263,116 +264,86 @@ def ransac_kernel(R, centers, KRt, pairs, x, y, weight, valid, pu, pv, tau2, bat
 
 
 @njit(**_JIT)
-def normalize_kernel(K, dist, undistort, u, v, weight, max_iterations):
-    """``dlt.Observations.normalized`` plus ``_cameras.undistorted_pixels`` for one chunk: distorted
-    pixels ``u, v (C, n)`` -> ``x, y, w, valid, pu, pv`` (each ``(C, n)``), ``dist (C, 5)``.
-
-    The lens model is inverted per point by the Newton steps of ``_cameras.undistort_xy`` (same
-    start, same formulas); a point stops after the step taken from a residual at most 1e-8 and is
-    NaN (invalid) where the model folds over or it has not converged after ``max_iterations``."""
-    C, n = u.shape
-    x = np.empty((C, n))
-    y = np.empty((C, n))
-    w = np.empty((C, n))
-    valid = np.empty((C, n), np.bool_)
-    pu = np.empty((C, n))
-    pv = np.empty((C, n))
-    for c in range(C):
-        fx, s, cx, fy, cy = K[c, 0, 0], K[c, 0, 1], K[c, 0, 2], K[c, 1, 1], K[c, 1, 2]
-        k1, k2, p1, p2, k3 = dist[c, 0], dist[c, 1], dist[c, 2], dist[c, 3], dist[c, 4]
-        for i in range(n):
-            yn = (v[c, i] - cy) / fy
-            xn = (u[c, i] - cx - s * yn) / fx
-            if undistort:
-                xd, yd = xn, yn
-                r2 = xd * xd + yd * yd
-                radial = 1 + r2 * (k1 + r2 * (k2 + r2 * k3))
-                xn, yn = xd / radial, yd / radial
-                ok = False
-                for _ in range(max_iterations):
-                    x2, y2, xy = xn * xn, yn * yn, xn * yn
-                    r2 = x2 + y2
-                    radial = 1 + r2 * (k1 + r2 * (k2 + r2 * k3))
-                    fxd = xn * radial + 2 * p1 * xy + p2 * (r2 + 2 * x2) - xd
-                    fyd = yn * radial + p1 * (r2 + 2 * y2) + 2 * p2 * xy - yd
-                    dr = 2 * (k1 + r2 * (2 * k2 + 3 * k3 * r2))
-                    jxx = radial + x2 * dr + 2 * p1 * yn + 6 * p2 * xn
-                    jyy = radial + y2 * dr + 6 * p1 * yn + 2 * p2 * xn
-                    jxy = xy * dr + 2 * p1 * xn + 2 * p2 * yn
-                    res = max(abs(fxd), abs(fyd)) if not (np.isnan(fxd) or np.isnan(fyd)) else np.nan
-                    det = jxx * jyy - jxy * jxy
-                    if abs(det) < 1e-12:
-                        det = np.nan  # the model folds over here
-                    xn, yn = xn - (jyy * fxd - jxy * fyd) / det, yn - (jxx * fyd - jxy * fxd) / det
-                    if not res > 1e-8:
-                        ok = res <= 1e-8
-                        break
-                if not ok:
-                    xn = yn = np.nan
-            wc = weight[c, i]
-            good = wc > 0 and np.isfinite(xn) and np.isfinite(yn)
-            if not good:
-                xn = yn = wc = 0.0
-            x[c, i], y[c, i], w[c, i], valid[c, i] = xn, yn, wc, good
-            pu[c, i] = fx * xn + s * yn + cx
-            pv[c, i] = fy * yn + cy
-    return x, y, w, valid, pu, pv
-
-
-@njit(**_JIT)
-def swap_flags_kernel(KRt, X, pu, pv, valid, tau, J, L, R, limb, n_limbs):
-    """The left/right decision of ``_left_right._swap_flags`` -> ``flip (C, M, n_limbs)`` for ``n = M J``
-    points ``X (3, n)`` and observations ``(C, n)``; pair ``p`` is joints ``L[p], R[p]`` of limb
-    ``limb[p]`` (pairs of a limb adjacent)."""
-    C = pu.shape[0]
-    M = X.shape[1] // J
-    P = L.shape[0]
-    flip = np.zeros((C, M, n_limbs), np.bool_)
-    for m in range(M):
+def _ransac_range(lo, hi, s, s1, live, keep_out, centers, KRt, pairs, d, weight, valid, pu, pv, tau2, n_valid,
+                  best_cost, best_inl, tried, one_minus_conf):
+    """One round of :func:`ransac_kernel` (pairs ``s..s1``) for live points ``live[lo:hi]``;
+    ``keep_out[li]``: the point stays live. Per-point arrays are point-major ``(n, C)``."""
+    C = valid.shape[1]
+    inl = np.empty(C, np.bool_)
+    cur = np.empty(C, np.bool_)
+    for li in range(lo, hi):
+        i = live[li]
+        c_best = np.inf
+        for h in range(s, s1):
+            ci, cj = pairs[h, 0], pairs[h, 1]
+            cost = np.inf  # unusable hypothesis: no inliers (numpy: cost inf, inliers masked)
+            if not (valid[i, ci] and valid[i, cj]):
+                if h == s:
+                    c_best = cost
+                    inl[:] = False
+                continue
+            tried[i] += 1
+            d10, d11, d12 = d[i, ci, 0], d[i, ci, 1], d[i, ci, 2]
+            d20, d21, d22 = d[i, cj, 0], d[i, cj, 1], d[i, cj, 2]
+            b0 = centers[cj, 0] - centers[ci, 0]
+            b1 = centers[cj, 1] - centers[ci, 1]
+            b2 = centers[cj, 2] - centers[ci, 2]
+            a = d10 * d10 + d11 * d11 + d12 * d12
+            bb = d10 * d20 + d11 * d21 + d12 * d22
+            cc = d20 * d20 + d21 * d21 + d22 * d22
+            p = d10 * b0 + d11 * b1 + d12 * b2
+            q = d20 * b0 + d21 * b1 + d22 * b2
+            den = a * cc - bb * bb
+            ok = den > 1e-10 * a * cc
+            if not ok:
+                den = 1.0
+            sv = (p * cc - bb * q) / den
+            uv = (bb * p - a * q) / den
+            ok = ok and sv > 0 and uv > 0
+            if not ok:
+                if h == s:
+                    c_best = cost
+                    inl[:] = False
+                continue
+            X0 = 0.5 * (centers[ci, 0] + sv * d10 + centers[cj, 0] + uv * d20)
+            X1 = 0.5 * (centers[ci, 1] + sv * d11 + centers[cj, 1] + uv * d21)
+            X2 = 0.5 * (centers[ci, 2] + sv * d12 + centers[cj, 2] + uv * d22)
+            cost = 0.0
+            k = 0
+            for c in range(C):
+                cur[c] = False
+                if not valid[i, c]:  # weight 0: adds exactly 0 to the cost, never an inlier
+                    continue
+                r = _sqerr(KRt, c, X0, X1, X2, pu[i, c], pv[i, c]) / tau2[i, c]
+                cost += weight[i, c] * min(r, 1.0)
+                cur[c] = r < 1.0
+                if cur[c]:
+                    k += 1
+            ok = ok and k >= 2
+            if not ok:
+                cost = np.inf
+            if cost < c_best or h == s:  # np.argmin: the first minimum of the batch
+                c_best = cost
+                for c in range(C):
+                    inl[c] = cur[c] and ok
+        if c_best < best_cost[i]:
+            best_cost[i] = c_best
+            for c in range(C):
+                best_inl[c, i] = inl[c]
+        k = 0
         for c in range(C):
-            r = 3 * c
-            swap = 0.0
-            keep = 0.0
-            fails = False
-            for p in range(P):
-                jl, jr = m * J + L[p], m * J + R[p]
-                qlu, qlv = _project(KRt, r, X[0, jl], X[1, jl], X[2, jl])
-                qru, qrv = _project(KRt, r, X[0, jr], X[1, jr], X[2, jr])
-                if valid[c, jl] and valid[c, jr] and np.isfinite(qlu + qru):
-                    t2 = (0.5 * (tau[c, jl] + tau[c, jr])) ** 2
-                    kl = _trunc(qlu - pu[c, jl], qlv - pv[c, jl], t2)
-                    kr = _trunc(qru - pu[c, jr], qrv - pv[c, jr], t2)
-                    swap += _trunc(qlu - pu[c, jr], qlv - pv[c, jr], t2) + _trunc(qru - pu[c, jl], qrv - pv[c, jl], t2)
-                    keep += kl + kr
-                    fails = fails or max(kl, kr) >= 0.999 * t2
-                if p == P - 1 or limb[p + 1] != limb[p]:  # last pair of its limb
-                    flip[c, m, limb[p]] = swap < 0.5 * keep and fails
-                    swap = 0.0
-                    keep = 0.0
-                    fails = False
-    return flip
+            if best_inl[c, i]:
+                k += 1
+        nv = n_valid[i]
+        if nv >= 2:
+            p_good = k * (k - 1) / max(nv * (nv - 1), 1.0)
+        else:
+            p_good = 0.0
+        miss = 0.0 if p_good >= 1 else (1 - min(p_good, 1.0)) ** tried[i]
+        keep_out[li] = (miss >= one_minus_conf and (2 * k <= nv or k < 4)) or not np.isfinite(best_cost[i])
 
 
-@njit(**_JIT)
-def _project(KRt, r, X0, X1, X2):
-    """Undistorted pixel of world point ``X`` in the camera of rows ``r..r+2`` of ``KRt``; NaN at or behind it."""
-    a = KRt[r, 0] * X0 + KRt[r, 1] * X1 + KRt[r, 2] * X2 + KRt[r, 3]
-    b = KRt[r + 1, 0] * X0 + KRt[r + 1, 1] * X1 + KRt[r + 1, 2] * X2 + KRt[r + 1, 3]
-    z = KRt[r + 2, 0] * X0 + KRt[r + 2, 1] * X1 + KRt[r + 2, 2] * X2 + KRt[r + 2, 3]
-    if not z > 0:
-        return np.nan, np.nan
-    inv_z = 1.0 / z
-    return a * inv_z, b * inv_z
-
-
-@njit(**_JIT)
-def _trunc(du, dv, t2):
-    """``np.fmin(du^2 + dv^2, t2)`` (NaN -> ``t2``)."""
-    e = du * du + dv * dv
-    return e if e < t2 else t2
-
-
-@njit(**_JIT)
+@njit(**_PAR)
 def dlt_kernel(G, norms, center, scale, x, y, weight):
     """``dlt.dlt_world`` for every point -> ``X (3, n)`` world metres and ``bad (n,)``: the points
     that need ``dlt._solve_normal_eigh`` (left as their last iterate; the caller replaces them).
@@ -380,58 +351,97 @@ def dlt_kernel(G, norms, center, scale, x, y, weight):
     C, n = x.shape
     X = np.empty((3, n))
     bad = np.zeros(n, np.bool_)
+    nb = _num_blocks(n)
+    for b in prange(nb):
+        _dlt_range(b * n // nb, (b + 1) * n // nb, G, norms, center, scale, x, y, weight, X, bad)
+    return X, bad
+
+
+@njit(**_JIT)
+def _dlt_range(lo, hi, G, norms, center, scale, x, y, weight, X, bad):
+    C = x.shape[0]
     F = np.empty(5 * C)
     m = np.empty(10)
-    for i in range(n):
-        nw = _normal_matrix(G, norms, x, y, weight, i, F, m)
+    for i in range(lo, hi):
+        nw = _normal_matrix(G, norms, x, y, i, weight[:, i], F, m)
         if nw < 2:  # skipped: NaN, never the eigh path
             X[0, i] = X[1, i] = X[2, i] = np.nan
             continue
         X0, X1, X2, good, moving = _solve_normal(m, 12, 1e-13)
         bad[i] = moving or not (good and np.isfinite(X0) and np.isfinite(X1) and np.isfinite(X2))
         X[0, i], X[1, i], X[2, i] = center[0] + X0 / scale, center[1] + X1 / scale, center[2] + X2 / scale
-    return X, bad
 
 
-@njit(**_JIT)
-def inliers_kernel(KRt, X, pu, pv, valid, tau2):
-    """``valid & (squared_error_px(X) < tau2)`` -> ``(C, n)`` for points ``X (3, n)``."""
-    C, n = pu.shape
-    used = np.zeros((C, n), np.bool_)
-    for c in range(C):
-        for i in range(n):
-            used[c, i] = valid[c, i] and _sqerr(KRt, c, X[0, i], X[1, i], X[2, i], pu[c, i], pv[c, i]) < tau2[c, i]
+@njit(**_PAR)
+def inliers_kernel(KRt, X, idx, pu, pv, valid, tau2):
+    """``valid & (squared_error_px(X) < tau2)`` -> ``(C, m)`` for points ``X (3, m)`` observed in
+    columns ``idx (m,)`` of the ``(C, n)`` observations."""
+    C, m = pu.shape[0], idx.shape[0]
+    used = np.zeros((C, m), np.bool_)
+    for k in prange(m):
+        i = idx[k]
+        for c in range(C):
+            used[c, k] = valid[c, i] and _sqerr(KRt, c, X[0, k], X[1, k], X[2, k], pu[c, i], pv[c, i]) < tau2[c, i]
     return used
 
 
+@njit(**_PAR)
+def refit_kernel(G, norms, center, scale, KRt, src, inl, x, y, weight, valid, pu, pv, tau2, X, used, dst):
+    """``robust._dlt_inliers`` for the points ``src (m,)`` (columns of the ``(C, n)``
+    observations) with inlier views ``inl (C, m)``: the weighted DLT on the inliers, the views
+    within threshold read again, the DLT refitted where they changed. Writes ``X[:, dst[k]]``
+    and ``used[:, dst[k]]``; returns ``bad (m,)``, the points left for the ``eigh`` path."""
+    m = src.shape[0]
+    bad = np.zeros(m, np.bool_)
+    nb = _num_blocks(m)
+    for b in prange(nb):
+        _refit_range(b * m // nb, (b + 1) * m // nb, G, norms, center, scale, KRt, src, inl, x, y, weight, valid,
+                     pu, pv, tau2, X, used, dst, bad)
+    return bad
+
+
 @njit(**_JIT)
-def reproj_error_kernel(K, dist, distort, R, t, X, u, v, valid):
-    """``dlt.finish_chunk``'s reprojection error: pixel distance ``(C, n)`` of world points
-    ``X (3, n)`` (NaN: none) projected with the lens model to observed ``u, v``; NaN where not
-    ``valid`` or at or behind a camera."""
-    C, n = u.shape
-    err = np.empty((C, n))
-    for c in range(C):
-        fx, s, cx, fy, cy = K[c, 0, 0], K[c, 0, 1], K[c, 0, 2], K[c, 1, 1], K[c, 1, 2]
-        k1, k2, p1, p2, k3 = dist[c, 0], dist[c, 1], dist[c, 2], dist[c, 3], dist[c, 4]
-        for i in range(n):
-            if not valid[c, i]:
-                err[c, i] = np.nan
+def _refit_range(lo, hi, G, norms, center, scale, KRt, src, inl, x, y, weight, valid, pu, pv, tau2, X, used, dst, bad):
+    C = x.shape[0]
+    F = np.empty(5 * C)
+    mat = np.empty(10)
+    w = np.empty(C)
+    new = np.empty(C, np.bool_)
+    for k in range(lo, hi):
+        i, o = src[k], dst[k]
+        n_inl = 0
+        for c in range(C):
+            w[c] = weight[c, i] if inl[c, k] else 0.0
+            n_inl += inl[c, k]
+        X0, X1, X2, fail = _dlt_point(G, norms, center, scale, x, y, i, w, F, mat)
+        if fail:
+            bad[k] = True
+            continue
+        n_new = 0
+        for c in range(C):
+            new[c] = valid[c, i] and _sqerr(KRt, c, X0, X1, X2, pu[c, i], pv[c, i]) < tau2[c, i]
+            n_new += new[c]
+        keep = n_new >= 2 and n_inl >= 2  # without a supported hypothesis the refit is meaningless
+        changed = False
+        for c in range(C):
+            u = new[c] if keep else inl[c, k]
+            changed = changed or u != inl[c, k]
+            used[c, o] = u
+            w[c] = weight[c, i] if u else 0.0
+        if changed:  # the estimate must come from exactly the views reported as used
+            X0, X1, X2, fail = _dlt_point(G, norms, center, scale, x, y, i, w, F, mat)
+            if fail:
+                bad[k] = True
                 continue
-            X0, X1, X2 = X[0, i], X[1, i], X[2, i]
-            z = R[c, 2, 0] * X0 + R[c, 2, 1] * X1 + R[c, 2, 2] * X2 + t[c, 2]
-            if not z > 1e-9:
-                err[c, i] = np.nan
-                continue
-            inv_z = 1.0 / z
-            x = (R[c, 0, 0] * X0 + R[c, 0, 1] * X1 + R[c, 0, 2] * X2 + t[c, 0]) * inv_z
-            y = (R[c, 1, 0] * X0 + R[c, 1, 1] * X1 + R[c, 1, 2] * X2 + t[c, 1]) * inv_z
-            if distort:
-                x2, y2, xy = x * x, y * y, x * y
-                r2 = x2 + y2
-                radial = 1 + r2 * (k1 + r2 * (k2 + r2 * k3))
-                x, y = x * radial + 2 * p1 * xy + p2 * (r2 + 2 * x2), y * radial + p1 * (r2 + 2 * y2) + 2 * p2 * xy
-            du = fx * x + s * y + cx - u[c, i]
-            dv = fy * y + cy - v[c, i]
-            err[c, i] = np.sqrt(du * du + dv * dv)
-    return err
+        X[0, o], X[1, o], X[2, o] = X0, X1, X2
+
+
+@njit(**_JIT)
+def _dlt_point(G, norms, center, scale, x, y, i, w, F, mat):
+    """``dlt.dlt_world`` for point ``i`` with view weights ``w (C,)`` -> ``X0, X1, X2`` world metres
+    (NaN with fewer than two weighted views) and whether it needs the ``eigh`` path."""
+    if _normal_matrix(G, norms, x, y, i, w, F, mat) < 2:
+        return np.nan, np.nan, np.nan, False
+    X0, X1, X2, good, moving = _solve_normal(mat, 12, 1e-13)
+    fail = moving or not (good and np.isfinite(X0) and np.isfinite(X1) and np.isfinite(X2))
+    return center[0] + X0 / scale, center[1] + X1 / scale, center[2] + X2 / scale, fail

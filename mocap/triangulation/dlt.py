@@ -94,16 +94,17 @@ def prepare(cameras, xy_px, weight, undistort: bool) -> Observations:
     if xy_px.shape[-2] != C:
         raise ValueError(f"xy_px: expected {C} cameras on axis -2 (one per camera of the rig), got {xy_px.shape[-2]}")
     lead = xy_px.shape[:-2]
+    N = int(np.prod(lead))
     if weight is None:
-        w = np.ones((C, int(np.prod(lead))))
+        w = np.ones((C, N))
     else:
         w = np.asarray(weight, dtype=np.float64)
         if w.shape != lead + (C,):
             raise ValueError(f"weight: expected shape {lead + (C,)} (xy_px without its last axis), got {w.shape}")
         if np.any(w < 0):
             raise ValueError("weight: confidences must be >= 0 (use NaN or 0 for a missing view)")
-        w = np.ascontiguousarray(w.reshape(-1, C).T)
-    uv = np.ascontiguousarray(xy_px.reshape(-1, C, 2).transpose(2, 1, 0))  # (2, C, N)
+        w = np.moveaxis(w, -1, 0).reshape(C, N)  # one copy, C-contiguous
+    uv = np.moveaxis(xy_px, (-1, -2), (0, 1)).reshape(2, C, N)  # (2, C, N), one copy
     return Observations(cams, lead, uv[0], uv[1], w, undistort)
 
 

@@ -25,8 +25,10 @@ Per point (all points at once, no per-point Python loop):
 All arrays are ``(C, n)`` inside (cameras first, see ``dlt.Observations``); step 1 stops early
 for points whose views all agree, and RANSAC stops a point once a hypothesis has a strict
 majority (and at least four) of its views as inliers. The undistortion, steps 1-2, the inlier
-refit, the left/right scoring and the reprojection errors also exist as compiled kernels
-(``_numba_kernels``, optional numba): ``backend`` picks them; same decisions, points to rounding.
+refit, the left/right check and the reprojection errors also exist as compiled kernels
+(``_numba_kernels``, ``_numba_lens``, ``_numba_swap``, driven by ``_robust_numba``; optional
+numba), parallel over points on NUMBA_NUM_THREADS threads and reading each chunk's arrays in
+place: ``backend`` picks them; same decisions, points to rounding.
 The left/right check (steps 4-5) lives in ``_left_right``.
 """
 
@@ -52,15 +54,16 @@ log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "numpy", "numba")
 _numba_kernels = None  # the optional compiled kernels, imported on first use (numba: ~0.3 s)
+_robust_numba = _numba_lens = None  # the steps driving them and the lens kernels, imported with them
 
 
 def _resolve_backend(backend: str) -> str:
     """``"auto"`` -> ``"numba"`` where numba imports, else ``"numpy"``; ``"numba"`` must import."""
-    global _numba_kernels
+    global _numba_kernels, _robust_numba, _numba_lens
     check_choice(backend, BACKENDS, "backend")
     if backend != "numpy" and _numba_kernels is None:
         try:
-            from mocap.triangulation import _numba_kernels
+            from mocap.triangulation import _numba_kernels, _numba_lens, _robust_numba
         except ImportError:  # numba not installed
             _numba_kernels = False
     if backend == "auto":
@@ -204,7 +207,7 @@ def _dlt_world(cams, x, y, weight, backend):
 def _within(cams, X, obs: _Views, backend="numpy"):
     """Views of ``obs`` within their threshold of points ``X (3, n)`` -> ``(C, n)``."""
     if backend == "numba":
-        return _numba_kernels.inliers_kernel(cams.KRt, X, obs.pu, obs.pv, obs.valid, obs.tau2)
+        return _numba_kernels.inliers_kernel(cams.KRt, X, np.arange(X.shape[1]), obs.pu, obs.pv, obs.valid, obs.tau2)
     return obs.valid & (squared_error_px(cams, X, obs.pu, obs.pv) < obs.tau2)
 
 
@@ -255,13 +258,9 @@ def _gauss_newton(cams, X, x, y, weight, used, huber_px, iterations):
     return X
 
 
-def _step1(cams, obs: _Views, backend):
+def _step1(cams, obs: _Views):
     """All-view DLT with three inverse-iteration steps and the views within threshold:
     ``(M (10, n), X (3, n), slow (n,), few (n,), used (C, n))`` (see :func:`_select_views`)."""
-    if backend == "numba":
-        G, norms = cams.dlt_basis
-        return _numba_kernels.step1_kernel(G, norms, cams.KRt, cams.center, cams.scale, obs.x, obs.y, obs.weight,
-                                           obs.valid, obs.pu, obs.pv, obs.tau2)
     M = normal_matrices(cams, obs.x, obs.y, obs.weight)
     few = np.count_nonzero(obs.weight, axis=0) < 2
     Xn, slow = solve_normal(M, max_iterations=3, exact=False, tol=1e-10, skip=few)
@@ -269,20 +268,12 @@ def _step1(cams, obs: _Views, backend):
     return M, X, slow, few, obs.valid & (squared_error_px(cams, X, obs.pu, obs.pv) < obs.tau2)
 
 
-def _ransac(cams, obs: _Views, pairs, backend, batch=4, confidence=0.99):
-    """:func:`_ransac_pairs`, or its compiled twin (same pairs tried, same decisions)."""
-    if backend == "numba":
-        return _numba_kernels.ransac_kernel(cams.R, np.ascontiguousarray(cams.centers), cams.KRt, pairs, obs.x, obs.y,
-                                            obs.weight, obs.valid, obs.pu, obs.pv, obs.tau2, batch, TAIL_HYPOTHESES,
-                                            1 - confidence)
-    return _ransac_pairs(cams, obs, pairs, batch, confidence)
-
-
-def _select_views(cams, obs: _Views, pairs, backend="numpy"):
-    """Steps 1-2 on ``(C, n)`` arrays; returns ``(X (3, n), used (C, n))``."""
+def _select_views(cams, obs: _Views, pairs):
+    """Steps 1-2 on ``(C, n)`` arrays; returns ``(X (3, n), used (C, n))`` (numpy; the numba
+    backend's twin is ``_robust_numba.select_views``)."""
     # Step 1: three inverse-iteration steps converge where every view agrees; points still
     # moving then are finished exactly only if their views all agree (else RANSAC replaces them).
-    M, X, slow, few, used = _step1(cams, obs, backend)
+    M, X, slow, few, used = _step1(cams, obs)
     fix = np.flatnonzero(slow & (used == obs.valid).all(0))
     if fix.size:
         X[:, fix] = cams.center[:, None] + solve_normal(M[:, fix], skip=few[fix])[0] / cams.scale
@@ -292,12 +283,12 @@ def _select_views(cams, obs: _Views, pairs, backend="numpy"):
     todo = np.flatnonzero((used != obs.valid).any(0) & ~few)
     if todo.size:
         sub = obs.take(todo)
-        inl = _ransac(cams, sub, pairs, backend)
-        X[:, todo], used[:, todo] = _dlt_inliers(cams, sub, inl, backend)
+        inl = _ransac_pairs(cams, sub, pairs)
+        X[:, todo], used[:, todo] = _dlt_inliers(cams, sub, inl)
     return X, used
 
 
-def _resume(cams, obs: _Views, pairs, start, backend="numpy"):
+def _resume(cams, obs: _Views, pairs, start):
     """Steps 1-2 for points whose observations changed (relabelled by the left/right check),
     from their estimate ``start (3, n)`` before the change; returns ``(X (3, n), used (C, n))``.
 
@@ -306,23 +297,30 @@ def _resume(cams, obs: _Views, pairs, start, backend="numpy"):
     the weighted DLT is refitted on those views as after RANSAC. The other points are solved
     from scratch (:func:`_select_views`).
     """
-    used = _within(cams, start, obs, backend)
+    used = _within(cams, start, obs)
     k, nv = used.sum(0), obs.valid.sum(0)
     final = (2 * k > nv) & (k >= 4)
     X = np.empty_like(start)
     agreed, again = np.flatnonzero(final), np.flatnonzero(~final)
     if agreed.size:
-        X[:, agreed], used[:, agreed] = _dlt_inliers(cams, obs.take(agreed), used[:, agreed], backend)
+        X[:, agreed], used[:, agreed] = _dlt_inliers(cams, obs.take(agreed), used[:, agreed])
     if again.size:
-        X[:, again], used[:, again] = _select_views(cams, obs.take(again), pairs, backend)
+        X[:, again], used[:, again] = _select_views(cams, obs.take(again), pairs)
     return X, used
 
 
-def _robust_core(cams, obs: _Views, *, pairs, refine, refine_iterations, start=None, backend="numpy"):
-    """Steps 1-3 on ``(C, n)`` arrays, from scratch or (relabelled points) from their previous
-    estimate ``start (3, n)``; returns ``(X (3, n), used (C, n))``."""
-    X, used = (_select_views(cams, obs, pairs, backend) if start is None
-               else _resume(cams, obs, pairs, start, backend))
+def _robust_core(cams, obs: _Views, *, pairs, refine, refine_iterations, start=None, backend="numpy", idx=None):
+    """Steps 1-3 on the points ``idx (m,)`` of ``obs`` (``(C, n)`` arrays; None: all), from
+    scratch or (relabelled points) from their previous estimate ``start (3, m)``; returns
+    ``(X (3, m), used (C, m))``. The numba backend reads ``obs`` in place (``_robust_numba``)."""
+    if backend == "numba":
+        sel = np.arange(obs.x.shape[1]) if idx is None else idx
+        X, used = (_robust_numba.select_views(cams, obs, pairs, sel) if start is None
+                   else _robust_numba.resume(cams, obs, pairs, sel, start))
+    if idx is not None and (backend != "numba" or refine):
+        obs = obs.take(idx)
+    if backend != "numba":
+        X, used = _select_views(cams, obs, pairs) if start is None else _resume(cams, obs, pairs, start)
     if refine:
         X = _gauss_newton(cams, X, obs.x, obs.y, obs.weight, used, 0.5 * np.sqrt(obs.tau2), refine_iterations)
     return X, used
@@ -334,7 +332,7 @@ def _chunk_views(obs, sl: slice, t: np.ndarray, backend: str) -> _Views:
         cams = obs.cams
         undistort = obs.undistort and cams.dist is not None
         dist = cams.dist if cams.dist is not None else np.zeros((cams.num_cameras, 5))
-        x, y, w, valid, pu, pv = _numba_kernels.normalize_kernel(cams.K, dist, undistort, obs.u[:, sl], obs.v[:, sl],
+        x, y, w, valid, pu, pv = _numba_lens.normalize_kernel(cams.K, dist, undistort, obs.u[:, sl], obs.v[:, sl],
                                                                  obs.weight[:, sl], UNDISTORT_ITERATIONS)
         return _Views(x, y, pu, pv, w, valid, t * t)
     x, y, w, valid = obs.normalized(sl)
@@ -368,7 +366,8 @@ def triangulate_robust(cameras, xy_px, weight=None, *, threshold_px=15.0, max_hy
         sigma_px: 2D noise (px) of a weight-1 observation; when given, ``covariance`` is computed.
         seed: the order in which view pairs are tried.
         backend: ``"numpy"``, ``"numba"`` (compiled kernels for undistortion, the DLTs, RANSAC
-            and the left/right scoring, same decisions and points to rounding; needs numba) or ``"auto"`` (numba if installed).
+            and the left/right check, parallel over points on NUMBA_NUM_THREADS threads; same
+            decisions and points to rounding; needs numba) or ``"auto"`` (numba if installed).
 
     Returns:
         :class:`Triangulation`; ``inliers`` are the views kept, ``reproj_error_px`` covers all
@@ -387,52 +386,69 @@ def triangulate_robust(cameras, xy_px, weight=None, *, threshold_px=15.0, max_hy
         idx = [j for pairs in limbs for pair in pairs for j in pair]
         if min(idx) < 0 or max(idx) >= J:
             raise ValueError(f"limbs: joint indices must be in [0, {J}) (axis -3 of xy_px), got {sorted(set(idx))}")
+        if len(set(idx)) < len(idx):
+            raise ValueError(f"limbs: a joint may be in one left/right pair only, got {limbs}")
     C = obs.cams.num_cameras
     try:
-        tau = np.broadcast_to(np.asarray(threshold_px, dtype=np.float64), obs.lead_shape + (C,)).reshape(-1, C)
+        tau = np.broadcast_to(np.asarray(threshold_px, dtype=np.float64), obs.lead_shape + (C,))
     except ValueError:
         raise ValueError(f"threshold_px: expected a scalar or shape {obs.lead_shape + (C,)}, "
                          f"got {np.shape(threshold_px)}") from None
     if not (np.isfinite(tau).all() and (tau > 0).all()):
         raise ValueError("threshold_px: must be finite and > 0 pixels")
-    tau = np.ascontiguousarray(tau.T)  # (C, N)
+    tau = np.moveaxis(tau, -1, 0).reshape(C, obs.u.shape[1])  # (C, N), one copy
     pairs = view_pairs(C, max_hypotheses, seed)
     opts = dict(pairs=pairs, refine=refine, refine_iterations=refine_iterations, backend=_resolve_backend(backend))
     if temporal and not limbs:
         raise ValueError("temporal: the temporal left/right check needs limbs")
+    numba = opts["backend"] == "numba"
+    if limbs:
+        L, R = np.array([pair for pairs in limbs for pair in pairs]).T
+        limb = np.repeat(np.arange(len(limbs)), [len(pairs) for pairs in limbs])
+
+    def relabel(X, u, v, t, views):
+        """Left/right check (steps 4-5) on one chunk, in place -> mask of the points to solve again."""
+        if numba:
+            return _robust_numba.swap_views(obs.cams, J, L, R, limb, len(limbs), X, u, v, t, views)
+        redo = np.zeros(X.shape[1], bool)
+        redo[_swap_views(obs.cams, J, limbs, X, [u, v, *views[:4], views.weight, views.valid, t, views.tau2])] = True
+        return redo
+
     state = []
     for sl in obs.chunks(multiple=J):
         t = tau[:, sl]
         views = _chunk_views(obs, sl, t, opts["backend"])
-        w, valid = views.weight, views.valid
         X, used = _robust_core(obs.cams, views, **opts)
         u, v = obs.u[:, sl], obs.v[:, sl]
-        redo = np.zeros(0, np.int64)
+        redo = np.zeros(X.shape[1], bool)
         if limbs:
             u, v, t = u.copy(), v.copy(), t.copy()
-            redo = _swap_views(obs.cams, J, limbs, X, [u, v, *views[:4], w, valid, t, views.tau2], opts["backend"])
+            redo = relabel(X, u, v, t, views)
         state.append((sl, views, u, v, t, X, used, redo))
     if temporal and obs.lead_shape[0] >= 2:
         # The neighbours' prediction is taken before the joints relabelled above are solved again
         # (their estimate left out the swapped view wherever it was a minority, and the median of
         # four neighbours absorbs one wrong one), so that every relabelled joint is solved once.
         X_all = np.concatenate([st[5] for st in state], axis=1)
-        ref = temporal_reference(X_all.T.reshape(obs.lead_shape + (3,))).reshape(-1, 3).T
-        for i, (sl, views, u, v, t, X, used, redo) in enumerate(state):
-            arrays = [u, v, *views[:4], views.weight, views.valid, t, views.tau2]
-            again = _swap_views(obs.cams, J, limbs, np.ascontiguousarray(ref[:, sl]), arrays, opts["backend"])
-            log.debug("temporal left/right check: %d joints to solve again", again.size)
-            state[i] = (sl, views, u, v, t, X, used, np.union1d(redo, again))
+        if numba:
+            ref = _robust_numba.ns.temporal_reference_kernel(X_all, obs.lead_shape[0])
+        else:
+            ref = temporal_reference(X_all.T.reshape(obs.lead_shape + (3,))).reshape(-1, 3).T
+        for sl, views, u, v, t, X, used, redo in state:
+            again = relabel(np.ascontiguousarray(ref[:, sl]), u, v, t, views)
+            log.debug("temporal left/right check: %d joints to solve again", np.count_nonzero(again))
+            redo |= again
     for sl, views, u, v, t, X, used, redo in state:
+        redo = np.flatnonzero(redo)
         if redo.size:
-            X[:, redo], used[:, redo] = _robust_core(obs.cams, views.take(redo), start=X[:, redo], **opts)
+            X[:, redo], used[:, redo] = _robust_core(obs.cams, views, start=X[:, redo], idx=redo, **opts)
     parts = _Parts()
     reproj = None
     if opts["backend"] == "numba":
         cams = obs.cams
         dist = cams.dist if cams.dist is not None else np.zeros((C, 5))
         distort = obs.undistort and cams.dist is not None
-        reproj = lambda X, u, v, valid: _numba_kernels.reproj_error_kernel(  # noqa: E731
+        reproj = lambda X, u, v, valid: _numba_lens.reproj_error_kernel(  # noqa: E731
             cams.K, dist, distort, cams.R, cams.t, X, u, v, valid)
     for sl, views, u, v, t, X, used, _ in state:
         finish_chunk(parts, obs, u, v, views.weight, views.valid, X, used, min_views, sigma_px, reproj)
