@@ -1,10 +1,13 @@
-"""2D keypoints of every camera + calibration -> 3D tracks (single person for now).
+"""2D keypoints of every camera + calibration -> 3D tracks of every person (match -> triangulate -> track).
 
-Per frame and camera the most confident detected person is taken (sum of joint confidences),
-its joints are triangulated (:func:`mocap.triangulation.triangulate_robust` or
-:func:`~mocap.triangulation.triangulate_dlt`) with the detector confidences as weights, and the
-derived joints ``pelvis``/``neck`` are appended where the keypoint format lacks them. The output
-keeps a people axis of size 1 (``tracks.npz`` contract).
+Every person (default): per frame the detections are matched across views
+(:mod:`mocap.association`), each group triangulated, and the groups linked over time into
+persistent people by their body centres (:mod:`mocap.track`); each person's joints are then
+triangulated again over the whole take (:func:`mocap.triangulation.triangulate_robust` with the
+temporal left/right check, or :func:`~mocap.triangulation.triangulate_dlt`) with the detector
+confidences as weights. ``multi_person=False``: one person, the most confident detection of every
+view (sum of joint confidences), as before matching existed. The derived joints
+``pelvis``/``neck`` are appended where the keypoint format lacks them.
 """
 
 from __future__ import annotations
@@ -16,9 +19,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from mocap._checks import check_choice
+from mocap.association import AssociationConfig, associate, gather_groups
 from mocap.geometry import Rig, normalize_camera_name
 from mocap.keypoints import Keypoints2D
 from mocap.skeleton.joints import add_derived_joints
+from mocap.track import LinkConfig, body_centres, link_people
 from mocap.tracks import Tracks
 from mocap.triangulation import Triangulation, left_right_limbs, triangulate_dlt, triangulate_robust
 
@@ -50,6 +55,12 @@ class ReconstructConfig:
     again: resolves swaps one frame cannot (a swap in two of four views is a two-against-two tie)."""
     min_views: int = 2
     """Joints seen by fewer (inlier) views are NaN."""
+    multi_person: bool = True
+    """Match detections across views and track every person (False: the most confident person
+    of each view is taken as the one performer)."""
+    max_people: int = 0
+    """With ``multi_person``: keep at most this many people, those with the most triangulated
+    joints over the take (0: everyone found)."""
 
     def __post_init__(self):
         if not 0 <= self.min_confidence < 1:
@@ -60,6 +71,8 @@ class ReconstructConfig:
             raise ValueError(f"threshold_fraction: expected a value in [0, 1), got {self.threshold_fraction}")
         if self.min_views < 2:
             raise ValueError(f"min_views: a 3D point needs at least 2 views, got {self.min_views}")
+        if self.max_people < 0:
+            raise ValueError(f"max_people: expected >= 0 (0 = everyone), got {self.max_people}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -78,14 +91,14 @@ def most_confident_person(keypoints: Keypoints2D) -> np.ndarray:
 
 
 def view_thresholds(person: np.ndarray, min_confidence: float, threshold_px: float, fraction: float) -> np.ndarray:
-    """Outlier threshold per frame and view ``(T, C)`` px: ``max(threshold_px, fraction * size)``
-    with ``size`` the larger side of the box of the person's keypoints ``person (T, C, J, 3)``
-    that reach ``min_confidence``."""
-    ok = person[..., 2] >= min_confidence
+    """Outlier threshold per view ``(..., C)`` px: ``max(threshold_px, fraction * size)`` with
+    ``size`` the larger side of the box of the person's keypoints ``person (..., C, J, 3)`` that
+    reach ``min_confidence``."""
+    ok = np.nan_to_num(person[..., 2]) >= min_confidence
     xy = np.where(ok[..., None], person[..., :2], np.nan)
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN views: no person
-        size = (np.nanmax(xy, axis=2) - np.nanmin(xy, axis=2)).max(axis=-1)
+        size = (np.nanmax(xy, axis=-2) - np.nanmin(xy, axis=-2)).max(axis=-1)
     return np.maximum(threshold_px, fraction * np.nan_to_num(size))
 
 
@@ -145,39 +158,133 @@ def triangulate_single_person(keypoints: Keypoints2D, rig: Rig, method: str = "r
     return triangulate_frames(rig, xy, weight, tau, limbs, config)
 
 
-def reconstruct(keypoints: Keypoints2D, rig: Rig, method: str = "robust", fps: float | None = None,
-                config: ReconstructConfig | None = None) -> Tracks:
-    """2D keypoints of one person in every view -> :class:`~mocap.tracks.Tracks` with P = 1.
+def _triangulate_views(rig: Rig, person: np.ndarray, joint_names, method: str, config: ReconstructConfig,
+                       temporal: bool) -> Triangulation:
+    """Triangulate people given per view: ``person (T, ..., C, J, 3)`` -> over ``(T, ..., J)``."""
+    xy = np.moveaxis(person[..., :2], -3, -2)  # (T, ..., J, C, 2)
+    conf = np.nan_to_num(np.moveaxis(person[..., 2], -2, -1))  # (T, ..., J, C)
+    weight = np.where(conf >= config.min_confidence, conf, 0.0)
+    if method == "dlt":
+        return triangulate_dlt(rig, xy, weight, min_views=config.min_views)
+    limbs = left_right_limbs(joint_names) if config.swap_check else None
+    tau = view_thresholds(person, config.min_confidence, config.threshold_px, config.threshold_fraction)
+    tau = np.broadcast_to(tau[..., None, :], weight.shape)  # (T, ..., J, C)
+    return triangulate_robust(rig, xy, weight, threshold_px=tau, max_hypotheses=config.max_hypotheses,
+                              refine=config.refine, limbs=limbs or None,
+                              temporal=temporal and bool(limbs) and config.temporal_swap_check,
+                              min_views=config.min_views)
+
+
+def people_views(keypoints: Keypoints2D, rig: Rig, method: str = "robust", config: ReconstructConfig | None = None,
+                 link: LinkConfig | None = None, fps: float | None = None) -> np.ndarray:
+    """Every person's detections per view, matched across views and linked over time.
 
     Args:
-        keypoints: ``data (T, C, P, J, 3)``, cameras in ``rig`` order; the most confident person
-            of each view is used.
+        keypoints: ``data (T, C, P, J, 3)``, cameras in ``rig`` order.
+        rig: the calibration.
+        method: triangulation of the per-frame groups whose body centres are linked.
+        config: thresholds; defaults if None.
+        link: linking thresholds (:class:`~mocap.track.LinkConfig`); defaults if None.
+        fps: frame rate (default ``keypoints.fps``).
+
+    Returns:
+        ``(T, P, C, J, 3)`` person ``p``'s detection in view ``c`` at frame ``t`` (NaN where not
+        seen), people numbered by first appearance; with ``config.max_people`` the people with
+        the most triangulated joints are kept.
+    """
+    config = config or ReconstructConfig()
+    fps = fps if fps is not None else keypoints.fps
+    if fps is None or not np.isfinite(fps) or fps <= 0:
+        raise ValueError("fps: the keypoints carry no frame rate; pass fps (frames per second)")
+    groups = associate(rig, keypoints.data, AssociationConfig(), keypoints.joint_names)  # (T, C, P)
+    g = gather_groups(keypoints.data, groups)  # (T, K, C, J, 3)
+    tri = _triangulate_views(rig, g, keypoints.joint_names, method, config, temporal=False)
+    centres = body_centres(tri.points, keypoints.joint_names)  # (T, K, 3)
+    _merge_split_groups(g, centres, tri.points)
+    track = link_people(centres, fps, link, poses=tri.points)  # (T, K)
+    T, K, C, J, _ = g.shape
+    P = int(track.max()) + 1 if track.size else 0
+    person = np.full((T, P, C, J, 3), np.nan)
+    t, k = np.nonzero(track >= 0)
+    person[t, track[t, k]] = g[t, k]
+    if config.max_people and P > config.max_people:
+        joints = np.zeros(P)
+        np.add.at(joints, track[t, k], np.isfinite(tri.points[t, k]).all(-1).sum(-1))
+        keep = np.sort(np.argsort(-joints, kind="stable")[: config.max_people])
+        person = person[:, keep]
+    return person
+
+
+#: Two groups of one frame whose body centres are closer than this are one person whose views the
+#: matching split in two (two people's torsos cannot be closer), metres.
+SAME_PERSON_M = 0.25
+
+
+def _merge_split_groups(g: np.ndarray, centres: np.ndarray, points: np.ndarray) -> None:
+    """In place: groups of one frame closer than :data:`SAME_PERSON_M` that share no view are
+    merged into the one seen by more views (its centre and points kept); the other is emptied."""
+    T, K = centres.shape[:2]
+    with np.errstate(invalid="ignore"):
+        close = np.linalg.norm(centres[:, :, None] - centres[:, None], axis=-1) < SAME_PERSON_M  # (T, K, K)
+    close &= ~np.eye(K, dtype=bool)
+    for t in np.flatnonzero(close.any(axis=(1, 2))):  # rare: a loop over those frames only
+        views = np.isfinite(g[t, ..., 0]).any(-1)  # (K, C)
+        for a, b in zip(*np.nonzero(np.triu(close[t]))):
+            if not (views[a].any() and views[b].any()) or (views[a] & views[b]).any():
+                continue
+            keep, drop = (a, b) if views[a].sum() >= views[b].sum() else (b, a)
+            g[t, keep, views[drop]] = g[t, drop, views[drop]]
+            g[t, drop] = np.nan
+            centres[t, drop] = np.nan
+            points[t, drop] = np.nan
+            views[keep] |= views[drop]
+            views[drop] = False
+
+
+def reconstruct(keypoints: Keypoints2D, rig: Rig, method: str = "robust", fps: float | None = None,
+                config: ReconstructConfig | None = None, link: LinkConfig | None = None) -> Tracks:
+    """2D keypoints of every camera -> :class:`~mocap.tracks.Tracks` of every person.
+
+    Args:
+        keypoints: ``data (T, C, P, J, 3)``, cameras in ``rig`` order (``align_to_rig``).
         rig: the calibration (world Z up, metres).
         method: ``"dlt"`` (confidence-weighted linear) or ``"robust"`` (outlier views rejected,
             left/right check).
         fps: frame rate; default ``keypoints.fps``.
-        config: thresholds; defaults if None.
+        config: thresholds and ``multi_person``; defaults if None.
+        link: how people are linked over time (:class:`~mocap.track.LinkConfig`).
 
     Returns:
-        ``Tracks`` with ``positions (T, 1, J', 3)`` metres (NaN where a joint had too few views),
-        ``joint_names`` the keypoint format's plus ``pelvis``/``neck`` where absent, and
-        ``confidence (T, 1, J')`` the mean detector confidence over the views used (0 where NaN).
+        ``Tracks`` with ``positions (T, P, J', 3)`` metres (NaN where a person is absent or a
+        joint had too few views; ``P = 1`` without ``multi_person``), ``joint_names`` the
+        keypoint format's plus ``pelvis``/``neck`` where absent, and ``confidence (T, P, J')``
+        the mean detector confidence over the views used (0 where NaN). Raises ``ValueError``
+        when no person is seen by two cameras in any frame.
     """
+    check_choice(method, METHODS, "method")
+    config = config or ReconstructConfig()
     fps = fps if fps is not None else keypoints.fps
     if fps is None or not np.isfinite(fps) or fps <= 0:
         raise ValueError("fps: the keypoints carry no frame rate; pass fps (frames per second)")
-    tri = triangulate_single_person(keypoints, rig, method, config)
-    conf = np.moveaxis(most_confident_person(keypoints)[..., 2], 1, 2)  # (T, J, C)
-    with np.errstate(invalid="ignore"):
-        used_conf = np.where(tri.inliers, np.nan_to_num(conf), 0.0).sum(-1) / np.maximum(tri.inliers.sum(-1), 1)
-    stacked = np.concatenate([tri.points, used_conf[..., None]], axis=-1)[:, None]  # (T, 1, J, 4)
+    _check_aligned(keypoints, rig)
+    if config.multi_person:
+        person = people_views(keypoints, rig, method, config, link, fps)  # (T, P, C, J, 3)
+        if person.shape[1] == 0:
+            raise ValueError("keypoints: no person is seen by two cameras in any frame; check that the videos "
+                             "overlap in time and that the calibration belongs to these cameras")
+    else:
+        person = most_confident_person(keypoints)[:, None]  # (T, 1, C, J, 3)
+    tri = _triangulate_views(rig, person, keypoints.joint_names, method, config, temporal=True)
+    conf = np.nan_to_num(np.moveaxis(person[..., 2], -2, -1))  # (T, P, J, C)
+    used_conf = np.where(tri.inliers, conf, 0.0).sum(-1) / np.maximum(tri.inliers.sum(-1), 1)
+    stacked = np.concatenate([tri.points, used_conf[..., None]], axis=-1)  # (T, P, J, 4)
     stacked, names = add_derived_joints(stacked, keypoints.joint_names)
     positions, confidence = stacked[..., :3], np.nan_to_num(stacked[..., 3])
     confidence[~np.isfinite(positions).all(-1)] = 0.0
     n_ok = np.isfinite(tri.points).all(-1)
-    log.info("reconstructed %d frames x %d joints (%s): %.1f%% joints triangulated, %.2f views per joint, "
-             "median reprojection error %.2f px", *tri.points.shape[:2], method, 100 * n_ok.mean(),
-             tri.views_used[n_ok].mean() if n_ok.any() else 0.0,
+    log.info("reconstructed %d frames x %d people x %d joints (%s): %.1f%% joints triangulated, %.2f views per "
+             "joint, median reprojection error %.2f px", tri.points.shape[0], tri.points.shape[1], tri.points.shape[2],
+             method, 100 * n_ok.mean(), tri.views_used[n_ok].mean() if n_ok.any() else 0.0,
              np.nanmedian(np.where(tri.inliers, tri.reproj_error_px, np.nan)) if tri.inliers.any() else np.nan)
-    return Tracks(positions=positions, joint_names=names, track_ids=np.array([0]), fps=float(fps),
+    return Tracks(positions=positions, joint_names=names, track_ids=np.arange(person.shape[1]), fps=float(fps),
                   frame_indices=keypoints.frame_indices, confidence=confidence)

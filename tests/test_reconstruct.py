@@ -101,10 +101,18 @@ def test_cli_reconstruct_pose2sim(shared, tmp_path):
                  "--out", str(out), "--keypoint-format", "body_25b", "--triangulation", "dlt", "--fps", "60"])
     assert code == 0
     tracks = load_tracks(out)
-    assert tracks.positions.shape == (100, 1, 26, 3) and tracks.fps == 60.0
+    # everyone seen by two cameras: the performer (every frame) and the bystanders behind
+    assert tracks.positions.shape[0] == 100 and tracks.positions.shape[2:] == (26, 3) and tracks.fps == 60.0
+    present = np.isfinite(tracks.positions).all(-1).any(-1)  # (T, P)
+    assert present.sum(0).max() == 100
     cfg = yaml.safe_load((tmp_path / "tracks.config.yaml").read_text())
     assert cfg["triangulation"] == "dlt" and cfg["keypoint_format"] == "body_25b" and cfg["fps"] == 60.0
-    assert cfg["cameras"] == ["cam_01", "cam_02", "cam_03", "cam_04"]
+    assert cfg["cameras"] == ["cam_01", "cam_02", "cam_03", "cam_04"] and cfg["multi_person"] is True
+
+    one = tmp_path / "one.npz"
+    code = main(["reconstruct", "--keypoints", str(TRIAL / "pose"), "--calibration", str(QCA), "--out", str(one),
+                 "--keypoint-format", "body_25b", "--fps", "60", "--single-person"])
+    assert code == 0 and load_tracks(one).positions.shape == (100, 1, 26, 3)
 
 
 def test_cli_missing_calibration_is_one_line_error(shared, tmp_path, capsys):

@@ -37,6 +37,10 @@ def register(sub) -> None:
     p.add_argument("--no-swap-check", dest="swap_check", action="store_false", help="robust: no left/right check")
     p.add_argument("--no-temporal-swap-check", dest="temporal_swap_check", action="store_false",
                    help="robust: no left/right check against the neighbouring frames")
+    p.add_argument("--single-person", dest="multi_person", action="store_false",
+                   help="one performer: the most confident person of every view (default: match and track everyone)")
+    p.add_argument("--max-people", type=int, default=0,
+                   help="keep at most N people, those triangulated most (default 0: everyone)")
     p.set_defaults(func=_run)
 
 
@@ -54,7 +58,8 @@ def _run(args) -> int:
 
     config = ReconstructConfig(min_confidence=args.min_confidence, threshold_px=args.threshold_px,
                                refine=args.refine, swap_check=args.swap_check,
-                               temporal_swap_check=args.temporal_swap_check)
+                               temporal_swap_check=args.temporal_swap_check, multi_person=args.multi_person,
+                               max_people=args.max_people)
     rig = load_calibration(args.calibration)
     kp = align_to_rig(load_openpose(args.keypoints, args.keypoint_format, fps=args.fps), rig)
     fps = args.fps or kp.fps
@@ -75,7 +80,12 @@ def _run(args) -> int:
     }
     cfg_path = out.with_name(out.name.removesuffix(".npz") + ".config.yaml")
     atomic_write(cfg_path, lambda tmp: Path(tmp).write_text(yaml.safe_dump(resolved, sort_keys=False)))
-    ok = np.isfinite(tracks.positions).all(-1)
-    print(f"wrote {out} ({tracks.num_frames} frames, {len(tracks.joint_names)} joints, "
-          f"{100 * ok.mean():.1f}% triangulated) and {cfg_path.name}")
+    ok = np.isfinite(tracks.positions).all(-1)  # (T, P, J)
+    present = ok.any(-1)  # (T, P)
+    print(f"wrote {out} ({tracks.num_frames} frames, {tracks.positions.shape[1]} people, "
+          f"{len(tracks.joint_names)} joints) and {cfg_path.name}")
+    for p, tid in enumerate(tracks.track_ids):
+        seen = present[:, p]
+        print(f"  person {tid}: in {int(seen.sum())} frames, {100 * ok[seen, p].mean() if seen.any() else 0:.1f}% "
+              f"of joints triangulated there")
     return 0

@@ -68,7 +68,7 @@ class CrossViewConfig:
     """Pose-presence probability the landmark model must give the recovered person."""
     max_disagreement: float = 0.1
     """Median body-joint distance between the model's result and the projection, over the crop
-    size (0.1 of a crop ≈ 20 cm for a standing adult)."""
+    size (a standing adult's crop is about 2.5 m across, so 0.1 ≈ 25 cm)."""
     recheck_disagreement: float = 0.12
     """A camera's detection farther than this (median body-joint distance over the crop size)
     from where the *other* views put the person is looked at again, and replaced when the new
@@ -92,10 +92,12 @@ class CrossViewConfig:
 def rois_from_landmarks(xy: np.ndarray) -> np.ndarray:
     """BlazePose-style ROIs ``(N, 4)`` (cx, cy, size, theta) from 33 landmarks ``(N, 33, 2)`` px:
     centred on the hips, rotated so hips→shoulders points up in the crop, ``ROI_FROM_EXTENT``
-    times the largest landmark distance from the hip centre."""
+    times the largest distance of the nose and body joints from the hip centre (NaN ignored)."""
     hip = xy[:, HIPS].mean(axis=1)
     up = xy[:, SHOULDERS].mean(axis=1) - hip
-    extent = np.nanmax(np.linalg.norm(xy - hip[:, None], axis=-1), axis=-1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # nothing triangulated: NaN, rejected by the caller
+        extent = np.nanmax(np.linalg.norm(xy[:, EXTENT_JOINTS] - hip[:, None], axis=-1), axis=-1)
     theta = np.pi / 2 - np.arctan2(-up[:, 1], up[:, 0])
     theta = (theta + np.pi) % (2 * np.pi) - np.pi
     return np.column_stack([hip, ROI_FROM_EXTENT * extent, theta])

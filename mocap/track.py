@@ -1,0 +1,214 @@
+"""Persistent identities for people triangulated frame by frame (the DESIGN's "track" stage).
+
+Each frame's people (cross-view groups, :mod:`mocap.association`, triangulated) are linked to the
+tracks of the frames before by their body centre: a constant-velocity prediction, a gate that
+grows with the time since the track was last seen (``gate_m + max_speed * dt``), and one optimal
+assignment per frame (Hungarian, :func:`scipy.optimize.linear_sum_assignment`). A person unseen
+for longer than ``max_gap_s`` ends their track; tracks shorter than ``min_track_s`` are dropped
+(matches of two different people's detections, or someone passing at the edge of the volume).
+
+This is the linking step a Kalman/UKF tracker will refine (filtered state and covariances from
+:func:`mocap.triangulation.triangulation_covariance`); the interface, per-frame candidates in and
+a track index per candidate out, stays.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from mocap._checks import check_shape
+
+TORSO = ("left_shoulder", "right_shoulder", "left_hip", "right_hip")
+
+
+@dataclass(frozen=True)
+class LinkConfig:
+    """Settings of :func:`link_people`."""
+
+    max_speed: float = 5.0
+    """Fastest a body centre moves, m/s (a sprint is 6-9 m/s, a studio take rarely over 3)."""
+    gate_m: float = 0.3
+    """Distance from the prediction accepted on top of ``max_speed * dt`` (triangulation noise,
+    the centre shifting as the torso bends), metres."""
+    max_gap_s: float = 1.0
+    """A track not seen for longer than this ends; the person, seen again, starts a new one."""
+    min_track_s: float = 0.25
+    """Tracks seen in fewer frames than this many seconds' worth are dropped."""
+
+    def __post_init__(self):
+        for name in ("max_speed", "gate_m", "max_gap_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name}: must be > 0, got {getattr(self, name)}")
+        if self.min_track_s < 0:
+            raise ValueError(f"min_track_s: must be >= 0, got {self.min_track_s}")
+
+
+def body_centres(points: np.ndarray, joint_names) -> np.ndarray:
+    """Body centre per person: the mean of the shoulders and hips (the median of every finite
+    joint where a torso joint is missing).
+
+    Args:
+        points: ``(..., J, 3)`` metres, NaN where missing.
+        joint_names: ``(J,)`` canonical names (must include the shoulders and hips).
+
+    Returns:
+        ``(..., 3)``; NaN where no joint is finite.
+    """
+    names = list(joint_names)
+    missing = [n for n in TORSO if n not in names]
+    if missing:
+        raise ValueError(f"joint_names: body centres need {', '.join(missing)}")
+    torso = points[..., [names.index(n) for n in TORSO], :]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN people
+        fallback = np.nanmedian(points, axis=-2)
+    full = np.isfinite(torso).all(axis=(-1, -2))
+    return np.where(full[..., None], torso.mean(axis=-2), fallback)
+
+
+def link_people(centres: np.ndarray, fps: float, config: LinkConfig | None = None,
+                poses: np.ndarray | None = None) -> np.ndarray:
+    """Track index of every candidate person of every frame.
+
+    Args:
+        centres: ``(T, K, 3)`` body centres of the ``K`` candidates of each frame (NaN: none).
+        fps: frames per second (the gates are per second).
+        config: thresholds (defaults if None).
+        poses: optional ``(T, K, J, 3)`` the candidates' joints: candidates within a track's
+            gate are then assigned by the median joint distance to the track's last pose moved
+            by its predicted displacement (two people side by side differ in pose more than in
+            centre), not by the centre distance alone.
+
+    Returns:
+        ``(T, K)`` int64: track index (0, 1, ... by first appearance, short tracks removed and
+        the rest renumbered) or -1 for candidates in no kept track.
+    """
+    config = config or LinkConfig()
+    centres = check_shape(np.asarray(centres, dtype=np.float64), "T K 3", "centres")
+    if poses is not None:
+        poses = check_shape(np.asarray(poses, dtype=np.float64), "T K J 3", "poses")
+        if poses.shape[:2] != centres.shape[:2]:
+            raise ValueError(f"poses: expected {centres.shape[:2]} on the first two axes, got {poses.shape[:2]}")
+    if not (np.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps: expected a positive number, got {fps}")
+    T, K, _ = centres.shape
+    out = -np.ones((T, K), dtype=np.int64)
+    pos = np.zeros((0, 3))  # per live track: last centre, velocity, last frame
+    vel = np.zeros((0, 3))
+    last = np.zeros(0, dtype=np.int64)
+    ids = np.zeros(0, dtype=np.int64)
+    shape = (0,) + (poses.shape[2:] if poses is not None else (1, 3))
+    pose = np.zeros(shape)  # per live track: last pose
+    seen = np.zeros(0, dtype=np.int64)  # per live track: frames matched so far
+    n_tracks = 0
+    max_gap = config.max_gap_s * fps
+    confirmed = max(1, int(np.ceil(config.min_track_s * fps)))
+    for t in range(T):
+        alive = (t - last) <= max_gap
+        pos, vel, last, ids, pose, seen = pos[alive], vel[alive], last[alive], ids[alive], pose[alive], seen[alive]
+        cand = np.flatnonzero(np.isfinite(centres[t]).all(-1))
+        if not len(cand):
+            continue
+        matched = np.zeros(len(cand), dtype=bool)
+        if len(ids):
+            dt = (t - last) / fps  # (N,)
+            pred = pos + np.nan_to_num(vel) * dt[:, None]  # a track seen once: no velocity yet
+            cost = np.linalg.norm(pred[:, None] - centres[t, cand][None], axis=-1)  # (N, M)
+            gate = config.gate_m + config.max_speed * dt
+            inside = cost <= gate[:, None]
+            rank = cost
+            if poses is not None:
+                moved = pose + (pred - pos)[:, None]  # (N, J, 3)
+                d = np.linalg.norm(moved[:, None] - poses[t, cand][None], axis=-1)  # (N, M, J)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    rank = np.nanmedian(d, axis=-1)
+                rank = np.where(np.isfinite(rank), rank, cost)
+            # tentative tracks (seen in fewer frames than a kept track needs) rank behind confirmed
+            # ones: a person split in two for a frame must not hand their track to the fragment
+            rank = rank + np.where(seen < confirmed, config.gate_m, 0.0)[:, None]
+            rows, cols = linear_sum_assignment(np.where(inside, rank, 1e6))
+            for r, c in zip(rows, cols):
+                if not inside[r, c]:
+                    continue
+                new = centres[t, cand[c]]
+                v = (new - pos[r]) / max(dt[r], 1e-9)
+                v *= min(1.0, config.max_speed / max(np.linalg.norm(v), 1e-9))  # one bad frame must not fling it
+                vel[r] = v if not np.isfinite(vel[r]).all() else 0.5 * (vel[r] + v)
+                pos[r], last[r] = new, t
+                seen[r] += 1
+                if poses is not None:
+                    pose[r] = np.where(np.isfinite(poses[t, cand[c]]), poses[t, cand[c]], pose[r] + (new - pred[r]))
+                out[t, cand[c]] = ids[r]
+                matched[c] = True
+        fresh = cand[~matched]
+        if len(fresh):
+            pos = np.concatenate([pos, centres[t, fresh]])
+            vel = np.concatenate([vel, np.full((len(fresh), 3), np.nan)])
+            last = np.concatenate([last, np.full(len(fresh), t)])
+            new_ids = np.arange(n_tracks, n_tracks + len(fresh))
+            ids = np.concatenate([ids, new_ids])
+            seen = np.concatenate([seen, np.ones(len(fresh), dtype=np.int64)])
+            pose = np.concatenate([pose, poses[t, fresh] if poses is not None else np.zeros((len(fresh),) + shape[1:])])
+            out[t, fresh] = new_ids
+            n_tracks += len(fresh)
+    out = _join_fragments(out, centres, n_tracks, fps, config)
+    # drop short tracks, renumber by first appearance
+    counts = np.bincount(out[out >= 0], minlength=n_tracks)
+    keep = counts >= max(1, int(np.ceil(config.min_track_s * fps)))
+    first = np.full(n_tracks, T)
+    tt, kk = np.nonzero(out >= 0)
+    np.minimum.at(first, out[tt, kk], tt)
+    order = [i for i in np.argsort(first, kind="stable") if keep[i]]
+    remap = -np.ones(n_tracks + 1, dtype=np.int64)
+    remap[order] = np.arange(len(order))
+    return remap[out]
+
+
+def _join_fragments(track: np.ndarray, centres: np.ndarray, n_tracks: int, fps: float, config: LinkConfig) -> np.ndarray:
+    """Join a track that starts where an older one ends: a person split for a frame by the
+    matching, or whose track a wrong candidate pulled away, continues as a second track that
+    the online linking cannot give back. Track ``b`` joins ``a`` when ``b`` starts at most
+    ``max_gap_s`` after ``a``'s last frame (overlapping it by at most 2 frames) and ``b``'s first
+    centre lies within ``a``'s gate (at least one frame's motion) of ``a``'s last centre; frames
+    where both have a candidate keep ``a``'s. One pass in order of first appearance, so chains
+    of fragments join up."""
+    track = track.copy()
+    tt, kk = np.nonzero(track >= 0)
+    if not len(tt):
+        return track
+    ids = track[tt, kk]
+    first = np.full(n_tracks, np.iinfo(np.int64).max)
+    final = np.full(n_tracks, -1)
+    np.minimum.at(first, ids, tt)
+    np.maximum.at(final, ids, tt)
+    live = final >= 0
+    end_k = np.zeros(n_tracks, dtype=np.int64)  # candidate index of each track's last frame
+    start_k = np.zeros(n_tracks, dtype=np.int64)
+    end_k[ids[tt == final[ids]]] = kk[tt == final[ids]]
+    start_k[ids[tt == first[ids]]] = kk[tt == first[ids]]
+    for b in np.argsort(first):
+        if not live[b]:
+            continue
+        near = np.flatnonzero(live & (first < first[b]) & (final <= first[b] + 2)
+                              & (first[b] - final <= config.max_gap_s * fps))
+        near = near[near != b]
+        if not len(near):
+            continue
+        dt = np.maximum(np.abs(first[b] - final[near]), 1) / fps
+        d = np.linalg.norm(centres[first[b], start_k[b]] - centres[final[near], end_k[near]], axis=-1)
+        ok = d <= config.gate_m + config.max_speed * dt
+        if not ok.any():
+            continue
+        a = near[ok][np.argmin(d[ok])]
+        rows_a = set(np.flatnonzero((track == a).any(-1)).tolist())
+        for t in np.flatnonzero((track == b).any(-1)):
+            track[t][track[t] == b] = -1 if t in rows_a else a  # a's candidate stays where both have one
+        if final[b] > final[a]:
+            final[a], end_k[a] = final[b], end_k[b]
+        live[b] = False
+    return track
