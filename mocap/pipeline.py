@@ -31,6 +31,8 @@ class ProcessConfig:
     """Joint naming in BVH/FBX: canonical, mixamo, unreal, unity."""
     workers: int = 1
     """Cameras detected in parallel processes (each loads its own model)."""
+    smooth: bool = True
+    """Kalman/RTS-smooth the 3D joints (:mod:`mocap.smooth`)."""
     cross_view: bool = True
     """After detection, look again for people a camera missed (or saw mixed with someone in
     front) where the other cameras place them (BlazePose only; :mod:`mocap.detect.cross_view`)."""
@@ -69,7 +71,7 @@ def process_session(session: str | os.PathLike, calibration: str | os.PathLike, 
     from mocap.detect import detect_session
     from mocap.export import export_tracks
     from mocap.io.openpose import align_to_rig
-    from mocap.reconstruct import reconstruct
+    from mocap.reconstruct import ReconstructConfig, reconstruct
 
     config = config or ProcessConfig()
     out = Path(out_dir)
@@ -87,7 +89,8 @@ def process_session(session: str | os.PathLike, calibration: str | os.PathLike, 
     t0 = time.perf_counter()
     keypoints = align_to_rig(keypoints, rig)
     fps = keypoints.fps or 30.0
-    tracks = reconstruct(keypoints, rig, method=config.triangulation, fps=fps)
+    tracks = reconstruct(keypoints, rig, method=config.triangulation, fps=fps,
+                         config=ReconstructConfig(smooth=config.smooth))
     tracks_path = save_tracks(tracks, out / "tracks.npz")
     timings["reconstruct"] = time.perf_counter() - t0
 

@@ -19,13 +19,15 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from mocap._checks import check_choice
-from mocap.association import AssociationConfig, associate, gather_groups
+from mocap.association import AssociationConfig, associate, gather_groups, person_sizes
 from mocap.geometry import Rig, normalize_camera_name
 from mocap.keypoints import Keypoints2D
 from mocap.skeleton.joints import add_derived_joints
+from mocap.smooth import SmoothConfig, smooth_trajectories
 from mocap.track import LinkConfig, body_centres, link_people
 from mocap.tracks import Tracks
-from mocap.triangulation import Triangulation, left_right_limbs, triangulate_dlt, triangulate_robust
+from mocap.triangulation import (Triangulation, left_right_limbs, triangulate_dlt, triangulate_robust,
+                                 triangulation_covariance)
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,14 @@ class ReconstructConfig:
     max_people: int = 0
     """With ``multi_person``: keep at most this many people, those with the most triangulated
     joints over the take (0: everyone found)."""
+    smooth: bool = True
+    """Kalman-filter and RTS-smooth every joint (:mod:`mocap.smooth`), each frame weighted by
+    its triangulation covariance; short gaps are filled."""
+    acceleration_sigma: float = 50.0
+    """Smoothing: white-noise acceleration of a joint, m/s² (smaller smooths more, lags more)."""
+    noise_fraction: float = 0.01
+    """Smoothing: 2D detector noise (standard deviation) of a confidence-1 keypoint as a fraction
+    of the person's size in that view (divided by the square root of the confidence)."""
 
     def __post_init__(self):
         if not 0 <= self.min_confidence < 1:
@@ -215,6 +225,22 @@ def people_views(keypoints: Keypoints2D, rig: Rig, method: str = "robust", confi
     return person
 
 
+def _smoothed(rig: Rig, tri: Triangulation, person: np.ndarray, conf: np.ndarray, fps: float,
+              config: ReconstructConfig) -> np.ndarray:
+    """``tri.points (T, P, J, 3)`` Kalman/RTS-smoothed with their triangulation covariances
+    (2D noise ``noise_fraction`` of the person's size per view, over the square root of the
+    confidence)."""
+    size = person_sizes(person, config.min_confidence)  # (T, P, C)
+    sigma = config.noise_fraction * np.nan_to_num(size, nan=1.0)[:, :, None, :] / np.sqrt(np.maximum(conf, 0.05))
+    sigma = np.maximum(sigma, 0.5)  # px: never more exact than half a pixel
+    with np.errstate(invalid="ignore"):
+        cov = triangulation_covariance(rig, np.nan_to_num(tri.points), sigma, views=tri.inliers)
+    cov[~np.isfinite(tri.points).all(-1)] = np.nan
+    smoothed, rejected = smooth_trajectories(tri.points, cov, fps, SmoothConfig(acceleration_sigma=config.acceleration_sigma))
+    log.debug("smoothing: %d measurements outside the gate ignored", int(rejected.sum()))
+    return smoothed
+
+
 #: Two groups of one frame whose body centres are closer than this are one person whose views the
 #: matching split in two (two people's torsos cannot be closer), metres.
 SAME_PERSON_M = 0.25
@@ -277,11 +303,15 @@ def reconstruct(keypoints: Keypoints2D, rig: Rig, method: str = "robust", fps: f
     tri = _triangulate_views(rig, person, keypoints.joint_names, method, config, temporal=True)
     conf = np.nan_to_num(np.moveaxis(person[..., 2], -2, -1))  # (T, P, J, C)
     used_conf = np.where(tri.inliers, conf, 0.0).sum(-1) / np.maximum(tri.inliers.sum(-1), 1)
-    stacked = np.concatenate([tri.points, used_conf[..., None]], axis=-1)  # (T, P, J, 4)
+    points = _smoothed(rig, tri, person, conf, fps, config) if config.smooth else tri.points
+    stacked = np.concatenate([points, used_conf[..., None]], axis=-1)  # (T, P, J, 4)
     stacked, names = add_derived_joints(stacked, keypoints.joint_names)
     positions, confidence = stacked[..., :3], np.nan_to_num(stacked[..., 3])
     confidence[~np.isfinite(positions).all(-1)] = 0.0
     n_ok = np.isfinite(tri.points).all(-1)
+    if config.smooth:
+        filled = np.isfinite(points).all(-1) & ~n_ok
+        log.info("smoothing: %d joint positions filled in short gaps", int(filled.sum()))
     log.info("reconstructed %d frames x %d people x %d joints (%s): %.1f%% joints triangulated, %.2f views per "
              "joint, median reprojection error %.2f px", tri.points.shape[0], tri.points.shape[1], tri.points.shape[2],
              method, 100 * n_ok.mean(), tri.views_used[n_ok].mean() if n_ok.any() else 0.0,

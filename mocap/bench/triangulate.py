@@ -233,7 +233,7 @@ def pose2sim_real_data(method: str = "robust", config: ReconstructConfig | None 
     trial = root / POSE2SIM_TRIAL
     rig = load_calibration(root / "sessions/pose2sim_demo/S00_Calibration/Calib.qca.txt")
     kp = align_to_rig(load_openpose(trial / "pose", "body_25b"), rig)
-    config = config or ReconstructConfig(multi_person=False)  # Pose2Sim's TRC is the one performer
+    config = config or ReconstructConfig(multi_person=False, smooth=False)  # the triangulation alone, one performer
     (tracks, dt) = _timed(lambda: reconstruct(kp, rig, method, fps=60.0, config=config))
     trc = read_trc(next((trial / "pose-3d").glob("*_0-100.trc")))
     trc_names = [POSE2SIM_MARKER_TO_JOINT[n] for n in trc.marker_names]

@@ -21,6 +21,7 @@ def register(sub) -> None:
     p.add_argument("--format", default="bvh,fbx", help="comma-separated: bvh,fbx,trc,csv,c3d (default bvh,fbx)")
     p.add_argument("--preset", default="canonical", help="joint names: canonical, mixamo, unreal, unity")
     p.add_argument("--workers", type=int, default=1, help="cameras detected in parallel processes")
+    p.add_argument("--no-smooth", action="store_true", help="keep the per-frame triangulation (no smoothing)")
     p.add_argument("--no-cross-view", action="store_true",
                    help="do not look again for people a camera missed where the other cameras place them")
     p.set_defaults(func=_run)
@@ -32,7 +33,7 @@ def _run(args) -> int:
     config = ProcessConfig(detector=args.detector, triangulation=args.triangulation,
                            formats=tuple(f.strip() for f in args.format.split(",") if f.strip()),
                            preset=args.preset, workers=args.workers,
-                           cross_view=not args.no_cross_view)
+                           cross_view=not args.no_cross_view, smooth=not args.no_smooth)
     result = process_session(args.session, args.calibration, args.out, config, progress=not args.quiet)
     print_result(result)
     return 0

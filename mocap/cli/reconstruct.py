@@ -39,6 +39,10 @@ def register(sub) -> None:
                    help="robust: no left/right check against the neighbouring frames")
     p.add_argument("--single-person", dest="multi_person", action="store_false",
                    help="one performer: the most confident person of every view (default: match and track everyone)")
+    p.add_argument("--no-smooth", dest="smooth", action="store_false",
+                   help="keep the per-frame triangulation (no Kalman/RTS smoothing)")
+    p.add_argument("--acceleration-sigma", type=float, default=d.acceleration_sigma,
+                   help="smoothing: joint acceleration noise, m/s^2 (smaller smooths more)")
     p.add_argument("--max-people", type=int, default=0,
                    help="keep at most N people, those triangulated most (default 0: everyone)")
     p.set_defaults(func=_run)
@@ -59,7 +63,8 @@ def _run(args) -> int:
     config = ReconstructConfig(min_confidence=args.min_confidence, threshold_px=args.threshold_px,
                                refine=args.refine, swap_check=args.swap_check,
                                temporal_swap_check=args.temporal_swap_check, multi_person=args.multi_person,
-                               max_people=args.max_people)
+                               max_people=args.max_people, smooth=args.smooth,
+                               acceleration_sigma=args.acceleration_sigma)
     rig = load_calibration(args.calibration)
     kp = align_to_rig(load_openpose(args.keypoints, args.keypoint_format, fps=args.fps), rig)
     fps = args.fps or kp.fps

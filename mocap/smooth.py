@@ -1,0 +1,150 @@
+"""Kalman filtering and Rauch–Tung–Striebel smoothing of 3D joint trajectories.
+
+Every joint of every person is a constant-velocity point driven by white-noise acceleration
+(``acceleration_sigma``, m/s²). Each frame's triangulated position is a measurement whose 3×3
+covariance comes from the triangulation itself (:func:`mocap.triangulation.triangulation_covariance`:
+few or close views give a point that is uncertain along the rays, and the filter trusts it
+less there). A measurement farther than ``gate`` standard deviations (Mahalanobis) from the
+prediction is treated as missing (a left/right flip or a wrong view that survived triangulation),
+and the backward RTS pass turns the filter into a smoother: each frame uses the frames after it
+as well. Gaps up to ``max_gap_s`` are filled from the smoother; longer ones stay NaN.
+
+All joints of all people are filtered together: one loop over frames, batched over points.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SmoothConfig:
+    """Settings of :func:`smooth_trajectories`."""
+
+    acceleration_sigma: float = 50.0
+    """White-noise acceleration of a joint, m/s² (the process noise). Hands and feet reach
+    50-100 m/s² in fast moves; smaller values smooth more and lag behind fast motion."""
+    gate: float = 5.0
+    """Measurements farther than this many standard deviations (Mahalanobis, 3 dof) from the
+    prediction are ignored."""
+    max_gap_s: float = 0.2
+    """Gaps up to this long are filled by the smoother; longer gaps stay NaN."""
+    min_variance_m2: float = 1e-6
+    """Floor on each measurement variance (1 mm²): a covariance from two nearly exact rays must
+    not make a measurement unquestionable."""
+
+    def __post_init__(self):
+        for name in ("acceleration_sigma", "gate", "min_variance_m2"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name}: must be > 0, got {getattr(self, name)}")
+        if self.max_gap_s < 0:
+            raise ValueError(f"max_gap_s: must be >= 0, got {self.max_gap_s}")
+
+
+def smooth_trajectories(points: np.ndarray, covariance: np.ndarray | None, fps: float,
+                        config: SmoothConfig | None = None, sigma_m: float = 0.02) -> tuple[np.ndarray, np.ndarray]:
+    """Kalman-filter and RTS-smooth trajectories.
+
+    Args:
+        points: ``(T, ..., 3)`` metres, NaN where a point is missing (frames on axis 0).
+        covariance: ``(T, ..., 3, 3)`` m² measurement covariances (NaN entries: isotropic
+            ``sigma_m``), or None for ``sigma_m`` everywhere.
+        fps: frames per second.
+        config: process noise, gate, gap filling (defaults if None).
+        sigma_m: measurement standard deviation, metres, where no covariance is given.
+
+    Returns:
+        ``(smoothed (T, ..., 3), rejected (T, ...))``: the smoothed positions (NaN outside the
+        measured span of each point and in gaps longer than ``max_gap_s``) and the measurements
+        the gate ignored.
+    """
+    config = config or SmoothConfig()
+    pts = np.asarray(points, dtype=np.float64)
+    if pts.ndim < 2 or pts.shape[-1] != 3:
+        raise ValueError(f"points: expected shape (T, ..., 3), got {pts.shape}")
+    if not (np.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps: expected a positive number, got {fps}")
+    T, lead = pts.shape[0], pts.shape[1:-1]
+    z = pts.reshape(T, -1, 3)
+    N = z.shape[1]
+    R = np.broadcast_to(np.eye(3) * sigma_m ** 2, (T, N, 3, 3)).copy()
+    if covariance is not None:
+        cov = np.asarray(covariance, dtype=np.float64)
+        if cov.shape != pts.shape + (3,):
+            raise ValueError(f"covariance: expected shape {pts.shape + (3,)}, got {cov.shape}")
+        cov = cov.reshape(T, N, 3, 3)
+        good = np.isfinite(cov).all(axis=(-1, -2))
+        R[good] = cov[good]
+    R += np.eye(3) * config.min_variance_m2
+    dt = 1.0 / fps
+    F = np.eye(6)
+    F[:3, 3:] = np.eye(3) * dt
+    q = config.acceleration_sigma ** 2
+    Q1 = np.array([[dt ** 4 / 4, dt ** 3 / 2], [dt ** 3 / 2, dt ** 2]]) * q
+    Q = np.kron(Q1, np.eye(3))  # state order: x y z vx vy vz
+    H = np.concatenate([np.eye(3), np.zeros((3, 3))], axis=1)
+
+    x = np.zeros((N, 6))
+    P = np.zeros((N, 6, 6))
+    started = np.zeros(N, dtype=bool)
+    xs_pred = np.full((T, N, 6), np.nan)
+    Ps_pred = np.full((T, N, 6, 6), np.nan)
+    xs = np.full((T, N, 6), np.nan)
+    Ps = np.full((T, N, 6, 6), np.nan)
+    rejected = np.zeros((T, N), dtype=bool)
+    big_velocity_var = 100.0  # (m/s)^2: the first measurement says nothing about velocity
+    for t in range(T):
+        have = np.isfinite(z[t]).all(-1)
+        # predict the points already started
+        if t > 0:
+            x[started] = x[started] @ F.T
+            P[started] = F @ P[started] @ F.T + Q
+        xs_pred[t, started], Ps_pred[t, started] = x[started], P[started]
+        # start the points seen for the first time
+        new = have & ~started
+        x[new] = np.concatenate([z[t, new], np.zeros((new.sum(), 3))], axis=1)
+        P[new] = 0.0
+        P[new, :3, :3] = R[t, new]
+        P[new, 3:, 3:] = np.eye(3) * big_velocity_var
+        started |= new
+        # update the others
+        upd = have & started & ~new
+        if upd.any():
+            S = P[upd][:, :3, :3] + R[t, upd]  # (n, 3, 3)
+            innov = z[t, upd] - x[upd][:, :3]
+            S_inv = np.linalg.inv(S)
+            d2 = np.einsum("ni,nij,nj->n", innov, S_inv, innov)
+            ok = d2 <= config.gate ** 2
+            idx = np.flatnonzero(upd)
+            rejected[t, idx[~ok]] = True
+            idx, S_inv, innov = idx[ok], S_inv[ok], innov[ok]
+            K = P[idx][:, :, :3] @ S_inv  # (n, 6, 3)
+            x[idx] = x[idx] + np.einsum("nij,nj->ni", K, innov)
+            P[idx] = (np.eye(6) - K @ H) @ P[idx]
+        xs[t, started], Ps[t, started] = x[started], P[started]
+    # RTS backward pass
+    sm = xs.copy()
+    for t in range(T - 2, -1, -1):
+        ok = np.isfinite(xs[t]).all(-1) & np.isfinite(xs_pred[t + 1]).all(-1)
+        if not ok.any():
+            continue
+        C = Ps[t, ok] @ F.T @ np.linalg.inv(Ps_pred[t + 1, ok])
+        sm[t, ok] = xs[t, ok] + np.einsum("nij,nj->ni", C, sm[t + 1, ok] - xs_pred[t + 1, ok])
+    out = sm[..., :3]
+    # NaN outside each point's measured span and in long gaps
+    measured = np.isfinite(z).all(-1) & ~rejected
+    out[~_within_short_gaps(measured, int(np.floor(config.max_gap_s * fps)))] = np.nan
+    return out.reshape(pts.shape), rejected.reshape((T,) + lead)
+
+
+def _within_short_gaps(measured: np.ndarray, max_gap: int) -> np.ndarray:
+    """``(T, N)`` True on measured frames and on unmeasured runs of at most ``max_gap`` frames
+    that have a measured frame on both sides."""
+    T, N = measured.shape
+    idx = np.arange(T)[:, None]
+    prev = np.maximum.accumulate(np.where(measured, idx, -1), axis=0)
+    nxt = np.minimum.accumulate(np.where(measured, idx, T)[::-1], axis=0)[::-1]
+    gap = nxt - prev - 1
+    return measured | ((prev >= 0) & (nxt < T) & (gap <= max_gap))
