@@ -10,8 +10,9 @@ every comparable pair inside a group (sharing enough confident joints) within ``
 their mean within ``max_cost`` (a near-complete linkage), so that two people standing on one
 epipolar line of some camera pair are told apart by the third view.
 
-Appearance (the colour descriptors the detector stores) is not used yet: it is what identity
-over time needs, and where several people line up in every camera pair at once.
+Appearance (the colour descriptors the detector stores) is not used here; it gives people back
+their identity after an absence (:func:`mocap.track.relink_by_appearance`). Several people lined
+up in every camera pair at once would need it here too.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from mocap.geometry import Rig, normalize_camera_name
 from mocap.keypoints import Keypoints2D
 from mocap.skeleton.joints import add_derived_joints
 from mocap.smooth import SmoothConfig, smooth_trajectories
-from mocap.track import LinkConfig, body_centres, link_people
+from mocap.track import LinkConfig, body_centres, link_people, relink_by_appearance
 from mocap.tracks import Tracks
 from mocap.triangulation import (Triangulation, left_right_limbs, triangulate_dlt, triangulate_robust,
                                  triangulation_covariance)
@@ -212,6 +212,15 @@ def people_views(keypoints: Keypoints2D, rig: Rig, method: str = "robust", confi
     centres = body_centres(tri.points, keypoints.joint_names)  # (T, K, 3)
     _merge_split_groups(g, centres, tri.points)
     track = link_people(centres, fps, link, poses=tri.points)  # (T, K)
+    app = keypoints.extras.get("appearance") if keypoints.extras else None
+    if app is not None and np.shape(app)[:3] == keypoints.data.shape[:3]:
+        K_ = g.shape[1]
+        per = np.full((g.shape[0], K_, len(rig), app.shape[-1]), np.nan)
+        t_, c_, p_ = np.nonzero(groups >= 0)
+        per[t_, groups[t_, c_, p_], c_] = app[t_, c_, p_]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # candidates without a descriptor
+            track = relink_by_appearance(track, np.nanmean(per, axis=2), link)
     T, K, C, J, _ = g.shape
     P = int(track.max()) + 1 if track.size else 0
     person = np.full((T, P, C, J, 3), np.nan)

@@ -6,6 +6,9 @@ grows with the time since the track was last seen (``gate_m + max_speed * dt``),
 assignment per frame (Hungarian, :func:`scipy.optimize.linear_sum_assignment`). A person unseen
 for longer than ``max_gap_s`` ends their track; tracks shorter than ``min_track_s`` are dropped
 (matches of two different people's detections, or someone passing at the edge of the volume).
+A track that starts where an older one ended joins it (:func:`_join_fragments`), and a person who
+comes back after a longer absence gets their old index back when their clothing colours match
+one ended track clearly (:func:`relink_by_appearance`).
 
 This is the linking step a Kalman/UKF tracker will refine (filtered state and covariances from
 :func:`mocap.triangulation.triangulation_covariance`); the interface, per-frame candidates in and
@@ -38,6 +41,13 @@ class LinkConfig:
     """A track not seen for longer than this ends; the person, seen again, starts a new one."""
     min_track_s: float = 0.25
     """Tracks seen in fewer frames than this many seconds' worth are dropped."""
+    min_appearance: float = 0.8
+    """Re-identification: a person who comes back after a track ended continues it when their
+    clothing colours match at least this well (Bhattacharyya coefficient, 1 = identical; the same
+    person across views and minutes measures 0.9-1.0, two different people 0.3-0.5 on the Pose2Sim
+    take) ..."""
+    appearance_margin: float = 0.1
+    """... and better by this much than any other ended track (an ambiguous match keeps a new ID)."""
 
     def __post_init__(self):
         for name in ("max_speed", "gate_m", "max_gap_s"):
@@ -45,6 +55,9 @@ class LinkConfig:
                 raise ValueError(f"{name}: must be > 0, got {getattr(self, name)}")
         if self.min_track_s < 0:
             raise ValueError(f"min_track_s: must be >= 0, got {self.min_track_s}")
+        if not 0 < self.min_appearance <= 1 or self.appearance_margin < 0:
+            raise ValueError(f"min_appearance, appearance_margin: expected (0, 1] and >= 0, got "
+                             f"{self.min_appearance}, {self.appearance_margin}")
 
 
 def body_centres(points: np.ndarray, joint_names) -> np.ndarray:
@@ -212,3 +225,60 @@ def _join_fragments(track: np.ndarray, centres: np.ndarray, n_tracks: int, fps: 
             final[a], end_k[a] = final[b], end_k[b]
         live[b] = False
     return track
+
+
+def relink_by_appearance(track: np.ndarray, appearance: np.ndarray, config: LinkConfig | None = None) -> np.ndarray:
+    """Give a person who comes back after their track ended their old track index.
+
+    Tracks are compared by their mean appearance descriptor (:mod:`mocap.detect.appearance`);
+    track ``b`` continues ``a`` when ``a`` ended before ``b`` started, their similarity is at
+    least ``min_appearance`` and better by ``appearance_margin`` than that of every other track
+    ended before ``b`` started and of every track alive when ``b`` started (an ambiguous match
+    keeps its new index). In order of first appearance, so a person may leave and come back
+    several times.
+
+    Args:
+        track: ``(T, K)`` from :func:`link_people` (-1: no track).
+        appearance: ``(T, K, D)`` descriptor of each candidate (NaN where unknown).
+        config: thresholds (defaults if None).
+
+    Returns:
+        ``(T, K)`` track indices, renumbered 0, 1, ... by first appearance.
+    """
+    from mocap.detect.appearance import appearance_similarity
+
+    config = config or LinkConfig()
+    track = np.array(track, dtype=np.int64)
+    n = int(track.max()) + 1 if track.size else 0
+    if n < 2:
+        return track
+    desc = np.full((n, appearance.shape[-1]), np.nan)
+    tt, kk = np.nonzero(track >= 0)
+    ids = track[tt, kk]
+    for i in range(n):  # a handful of tracks
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # no descriptor at all
+            desc[i] = np.nanmean(appearance[tt[ids == i], kk[ids == i]], axis=0)
+    first = np.full(n, track.shape[0])
+    final = np.full(n, -1)
+    np.minimum.at(first, ids, tt)
+    np.maximum.at(final, ids, tt)
+    sim = appearance_similarity(desc[:, None], desc[None])  # (n, n)
+    owner = np.arange(n)
+    for b in np.argsort(first):
+        others = np.flatnonzero((np.arange(n) != b) & (owner == np.arange(n)) & (first < first[b]))
+        ended = others[final[others] < first[b]]
+        if not len(ended):
+            continue
+        s = np.nan_to_num(sim[b, others], nan=0.0)
+        best = others[np.argmax(s)]
+        rest = np.delete(s, np.argmax(s))
+        if best in ended and s.max() >= config.min_appearance and (not len(rest) or s.max() - rest.max() >= config.appearance_margin):
+            owner[owner == b] = best
+            final[best] = max(final[best], final[b])
+    track = np.where(track >= 0, owner[np.maximum(track, 0)], -1)
+    present = np.unique(track[track >= 0])
+    first_row = [np.flatnonzero((track == i).any(-1))[0] for i in present]
+    remap = -np.ones(n + 1, dtype=np.int64)
+    remap[present[np.argsort(first_row, kind="stable")]] = np.arange(len(present))
+    return remap[track]

@@ -195,3 +195,32 @@ def test_two_performers_reconstructed_as_two_people(multi, tmp_path):
     bvhs = sorted(p for p in paths if p.suffix == ".bvh")
     assert len(bvhs) >= 2 and all(read_bvh(p).num_frames == 100 for p in bvhs)
     assert any(p.suffix == ".fbx" for p in paths)
+
+
+def test_performer_who_leaves_for_over_a_second_keeps_their_id(multi):
+    """Delete one participant from every camera for 65 frames (1.08 s, longer than a track
+    waits): the track ends, and when they come back their clothing colours give them their old
+    ID (without re-identification they would come back as a third person)."""
+    from dataclasses import replace
+
+    from mocap.reconstruct import people_views, reconstruct
+    from mocap.track import LinkConfig
+
+    rig = load_calibration(CALIBRATION)
+    kp = align_to_rig(multi, rig)
+    person = people_views(kp, rig)  # (T, P, C, J, 3)
+    gone = np.arange(15, 80)
+    data, app = kp.data.copy(), kp.extras["appearance"].copy()
+    for t in gone:
+        for c in range(len(rig)):
+            same = np.all(np.isclose(data[t, c], person[t, 1, c], equal_nan=True), axis=(-1, -2))  # (P,)
+            data[t, c, same] = np.nan
+            app[t, c, same] = np.nan
+    cut = replace(kp, data=data, extras={**kp.extras, "appearance": app})
+    tracks = reconstruct(cut, rig)
+    present = np.isfinite(tracks.positions).all(-1).any(-1)  # (T, P)
+    assert present.shape[1] == 2, f"people: {present.sum(0).tolist()}"
+    back = int(np.flatnonzero(~present[gone].any(0))[0])  # the one absent during the cut
+    assert present[:15, back].all() and present[80:, back].all()
+    no_reid = reconstruct(cut, rig, link=LinkConfig(min_appearance=1.0))
+    assert no_reid.positions.shape[1] == 3

@@ -5,7 +5,7 @@ import pytest
 
 from mocap.reconstruct import ReconstructConfig, reconstruct
 from mocap.synthetic import SyntheticConfig, make_scene
-from mocap.track import LinkConfig, body_centres, link_people
+from mocap.track import LinkConfig, body_centres, link_people, relink_by_appearance
 
 
 def _identity_purity(tracks, scene):
@@ -89,3 +89,36 @@ def test_bad_input_is_named():
         LinkConfig(max_speed=0)
     with pytest.raises(ValueError, match="left_hip"):
         body_centres(np.zeros((1, 2, 3)), ["a", "b"])
+
+
+def _hist(rng, n=64):
+    h = rng.random(n) ** 4
+    h[:32] /= h[:32].sum()
+    h[32:] /= h[32:].sum()
+    return h
+
+
+def test_relink_by_appearance_gives_a_returning_person_their_id(rng):
+    red, blue, green = _hist(rng), _hist(rng), _hist(rng)
+    T = 100
+    track = -np.ones((T, 3), dtype=np.int64)
+    app = np.full((T, 3, 64), np.nan)
+    track[:, 0], app[:, 0] = 0, blue  # present throughout
+    track[:30, 1], app[:30, 1] = 1, red  # leaves ...
+    track[60:, 2], app[60:, 2] = 2, red + rng.normal(0, 1e-4, 64)  # ... and comes back
+    out = relink_by_appearance(track, app)
+    assert (out[:30, 1] == 1).all() and (out[60:, 2] == 1).all() and (out[:, 0] == 0).all()
+    # someone else coming back is a new person
+    app[60:, 2] = green
+    assert (relink_by_appearance(track, app)[60:, 2] == 2).all()
+
+
+def test_relink_by_appearance_leaves_ambiguous_matches_alone(rng):
+    red = _hist(rng)
+    T = 100
+    track = -np.ones((T, 3), dtype=np.int64)
+    app = np.full((T, 3, 64), np.nan)
+    track[:30, 0], app[:30, 0] = 0, red  # two people dressed alike leave
+    track[:30, 1], app[:30, 1] = 1, red
+    track[60:, 2], app[60:, 2] = 2, red  # one comes back: which one?
+    assert (relink_by_appearance(track, app)[60:, 2] == 2).all()
