@@ -14,6 +14,29 @@ from mocap.tracks import Tracks
 LIMB_JOINTS = tuple(f"{s}_{j}" for j in ("shoulder", "elbow", "wrist", "hip", "knee", "ankle") for s in ("left", "right"))
 
 
+#: Bones whose length should not change over a take (limbs, hip and shoulder widths).
+BONES = (
+    ("left_shoulder", "left_elbow"), ("left_elbow", "left_wrist"), ("right_shoulder", "right_elbow"),
+    ("right_elbow", "right_wrist"), ("left_hip", "left_knee"), ("left_knee", "left_ankle"),
+    ("right_hip", "right_knee"), ("right_knee", "right_ankle"), ("left_hip", "right_hip"),
+    ("left_shoulder", "right_shoulder"),
+)
+
+
+def bone_length_cv(points: np.ndarray, joint_names) -> dict[str, float]:
+    """Coefficient of variation (std / mean over frames) of each bone in :data:`BONES` present
+    in ``joint_names``; ``points (T, J, 3)``. NaN for a bone never seen."""
+    names = list(joint_names)
+    out = {}
+    for a, b in BONES:
+        if a in names and b in names:
+            length = np.linalg.norm(points[:, names.index(a)] - points[:, names.index(b)], axis=-1)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # a bone never seen
+                out[f"{a}-{b}"] = float(np.nanstd(length) / np.nanmean(length))
+    return out
+
+
 def reprojection_vs_keypoints(tracks: Tracks, rig: Rig, reference: Keypoints2D, joints=LIMB_JOINTS,
                               min_confidence: float = 0.3) -> dict[str, float]:
     """Median pixel distance per camera between ``tracks`` projected into ``rig`` and ``reference``.

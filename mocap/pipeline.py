@@ -51,14 +51,17 @@ class ProcessResult:
     export_paths: tuple[Path, ...]
     timings_s: dict = field(default_factory=dict)
     tracks: Tracks | None = None
+    report: dict | None = None
+    """:func:`mocap.report.run_report`'s numbers (also in ``DIR/report.yaml`` and ``report.md``)."""
 
 
 def process_session(session: str | os.PathLike, calibration: str | os.PathLike, out_dir: str | os.PathLike,
                     config: ProcessConfig | None = None, progress: bool = True) -> ProcessResult:
     """Run every stage on a session folder.
 
-    Writes ``DIR/keypoints2d/<cam>.npz`` (resumable), ``DIR/tracks.npz``, ``DIR/export/*`` and
-    ``DIR/process.yaml`` (resolved settings, inputs, versions, time per stage).
+    Writes ``DIR/keypoints2d/<cam>.npz`` (resumable), ``DIR/tracks.npz``, ``DIR/export/*``,
+    ``DIR/report.md`` + ``report.yaml`` (:mod:`mocap.report`) and ``DIR/process.yaml``
+    (resolved settings, inputs, versions, time per stage).
 
     Args:
         session: folder with ``videos/<cam>.mp4`` (Pose2Sim's ``videos/camNN.mp4`` as is).
@@ -98,13 +101,21 @@ def process_session(session: str | os.PathLike, calibration: str | os.PathLike, 
     paths = export_tracks(tracks, out / "export", formats=config.formats, preset=config.preset)
     timings["export"] = time.perf_counter() - t0
 
+    from mocap.report import load_export_summary, run_report, write_run_report
+
+    report = run_report(keypoints, rig, tracks, timings, load_export_summary(out / "export"))
+    report_paths = write_run_report(report, out)
+    for line in report["checks"]:
+        log.warning("check: %s", line)
+
     record = {
         "mocap_version": __version__,
         "session": str(Path(session).resolve()),
         "calibration": str(Path(calibration).resolve()),
         "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
-        "outputs": {"tracks": str(tracks_path), "export": [str(p) for p in paths]},
+        "outputs": {"tracks": str(tracks_path), "export": [str(p) for p in paths],
+                    "report": [str(p) for p in report_paths]},
     }
     atomic_write(out / "process.yaml", lambda tmp: Path(tmp).write_text(yaml.safe_dump(record, sort_keys=False)))
-    return ProcessResult(tracks_path, tuple(paths), timings, tracks)
+    return ProcessResult(tracks_path, tuple(paths), timings, tracks, report)

@@ -231,3 +231,27 @@ def test_detector_keeps_running_for_redetect_seconds_after_a_track_ends(real_mod
     assert not np.isfinite(tracker.step(np.full_like(first_frames[1], 128)).scores).any()  # the track ends
     ran = [tracker.step(f).detector_ran for f in first_frames[2:7]]
     assert ran == ([True] * 3 + [False] * 2 if redetect_seconds else [True] + [False] * 4)
+
+
+def test_demo_sessions_both_trials_from_one_wheel(home, tmp_path, monkeypatch):
+    """Both demo takes come out of one wheel; the two-person videos are the shared data's
+    ``S00_P01_T02`` byte for byte (pinned hashes)."""
+    from mocap import demo_data
+    from mocap.demo_data import DEMO_FILES, DEMO_MULTI_FILES, demo_session_ok, fetch_demo_sessions
+    from mocap.detect.models import sha256_file
+
+    calib = POSE2SIM / "S00_Calibration" / "Calib.qca.txt"
+    members = {"pose2sim-0.10.49.dist-info/licenses/LICENSE": b"BSD-3-Clause"}
+    for name, files, trial in [("DEMO_FILES", DEMO_FILES, "S00_P00_SingleParticipant/S00_P00_T01_BalancingTrial"),
+                               ("DEMO_MULTI_FILES", DEMO_MULTI_FILES, "S00_P01_MultiParticipants/S00_P01_T02_Participants1-2")]:
+        patched = dict(files)
+        patched["calibration/Calib.qca.txt"] = (files["calibration/Calib.qca.txt"][0], sha256_file(calib))
+        monkeypatch.setattr(demo_data, name, patched)
+        for rel, (member, _) in patched.items():
+            src = calib if rel.startswith("calibration") else POSE2SIM / trial / rel
+            members[member] = src.read_bytes()
+    roots = fetch_demo_sessions(("single", "multi"), wheel=_wheel(tmp_path, members))
+    assert demo_session_ok(roots["single"], trial="single") and demo_session_ok(roots["multi"], trial="multi")
+    assert roots["single"] != roots["multi"]
+    with pytest.raises(ValueError, match="trial"):
+        fetch_demo_sessions(("triple",))

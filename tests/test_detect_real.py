@@ -175,7 +175,7 @@ def test_cross_view_pass_finds_removed_people_again(multi):
 def test_two_performers_reconstructed_as_two_people(multi, tmp_path):
     """BlazePose + cross-view pass -> match -> triangulate -> link: the two participants of the
     real trial come out as two people, each in (nearly) every frame, with steady bone lengths."""
-    from mocap.bench.triangulate import bone_length_cv
+    from mocap.evaluate import bone_length_cv
     from mocap.reconstruct import reconstruct
 
     rig = load_calibration(CALIBRATION)

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import yaml
 
 from conftest import POSE2SIM
 from mocap.calibration.io import load_calibration
@@ -30,6 +31,17 @@ def test_process_writes_tracks_and_animation(processed):
     bvh = read_bvh(processed / "export" / "person_0.bvh")
     assert bvh.num_frames == 100
     assert (processed / "process.yaml").is_file()
+
+
+def test_process_writes_a_run_report(processed):
+    report = yaml.safe_load((processed / "report.yaml").read_text())
+    assert report["summary"]["people"] == 1 and report["summary"]["frames"] == 100
+    assert report["checks"] == [], report["checks"]
+    for name, cam in report["cameras"].items():  # our 3D against our own detections, per camera
+        assert cam["frames_with_people"] >= 0.98 and cam["reprojection_px"] < 25, (name, cam)
+    person = report["people"]["person_0"]
+    assert person["frames"] == 100 and person["bone_length_cv"] < 0.1 and person["skeleton_residual_median_mm"] < 30
+    assert "| person_0 | 100 |" in (processed / "report.md").read_text()
 
 
 def test_process_is_accurate_against_openpose(processed):

@@ -21,6 +21,7 @@ import time
 
 import numpy as np
 
+from mocap.evaluate import bone_length_cv
 from mocap.keypoints import Keypoints2D
 from mocap.paths import shared_data_dir
 from mocap.reconstruct import ReconstructConfig, triangulate_frames, triangulate_single_person
@@ -29,12 +30,6 @@ from mocap.triangulation import triangulate_dlt
 log = logging.getLogger(__name__)
 
 #: Bones whose length should not change over a capture (canonical joint names).
-BONES = (
-    ("left_shoulder", "left_elbow"), ("left_elbow", "left_wrist"), ("right_shoulder", "right_elbow"),
-    ("right_elbow", "right_wrist"), ("left_hip", "left_knee"), ("left_knee", "left_ankle"),
-    ("right_hip", "right_knee"), ("right_knee", "right_ankle"), ("left_hip", "right_hip"),
-    ("left_shoulder", "right_shoulder"),
-)
 
 POSE2SIM_TRIAL = "sessions/pose2sim_demo/S00_P00_SingleParticipant/S00_P00_T01_BalancingTrial"
 
@@ -56,18 +51,6 @@ def add_arguments(parser) -> None:
 
 
 # -- metrics ----------------------------------------------------------------------------------
-
-def bone_length_cv(points: np.ndarray, joint_names) -> dict[str, float]:
-    """Coefficient of variation (std / mean over frames) of each bone in :data:`BONES` present
-    in ``joint_names``; ``points (T, J, 3)``."""
-    names = list(joint_names)
-    out = {}
-    for a, b in BONES:
-        if a in names and b in names:
-            length = np.linalg.norm(points[:, names.index(a)] - points[:, names.index(b)], axis=-1)
-            out[f"{a}-{b}"] = float(np.nanstd(length) / np.nanmean(length))
-    return out
-
 
 def median_reprojection_per_camera(rig, points: np.ndarray, person: np.ndarray, min_confidence: float) -> list[float]:
     """Median over frames and joints of the pixel distance between ``points (T, J, 3)``

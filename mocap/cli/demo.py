@@ -1,8 +1,9 @@
-"""``mocap demo``: real 4-camera video to BVH + FBX on this machine, in a few minutes.
+"""``mocap demo``: real 4-camera video to BVH + FBX on this machine, in a minute or two.
 
-Fetches Pose2Sim's single-person demo session from PyPI (cached, sha256-verified) and the
-BlazePose model files, runs ``mocap process`` on it, and says where the animation went. When
-OpenPose keypoints of the same take are at hand (``../shared/data``), it also prints how far our
+Fetches Pose2Sim's demo sessions from PyPI (one wheel, cached, sha256-verified: a single
+performer balancing, and two performers) and the BlazePose model files, runs ``mocap process``
+on each, and says where the animation went (``OUT/single/``, ``OUT/multi/``). When OpenPose
+keypoints of the single-person take are at hand (``../shared/data``), it also prints how far our
 3D lands from them when projected into each camera.
 """
 
@@ -21,6 +22,8 @@ def register(sub) -> None:
     p.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
     p.add_argument("--wheel", default=None, help="a local pose2sim wheel to take the demo from (offline)")
     p.add_argument("--workers", type=int, default=2, help="cameras detected in parallel (default 2)")
+    p.add_argument("--trial", default="both", choices=("single", "multi", "both"),
+                   help="single performer, two performers, or both (default)")
     p.set_defaults(func=_run)
 
 
@@ -44,28 +47,40 @@ def _reference_keypoints(session: Path):
 
 
 def _run(args) -> int:
+    import numpy as np
+
     from mocap.cli.process import print_result
-    from mocap.demo_data import fetch_demo_session
+    from mocap.demo_data import fetch_demo_sessions
     from mocap.detect.models import ensure_models
     from mocap.pipeline import ProcessConfig, process_session
 
-    print("fetching the demo session and the BlazePose model (cached after the first run)...")
-    session = fetch_demo_session(wheel=args.wheel)
+    trials = ("single", "multi") if args.trial == "both" else (args.trial,)
+    print("fetching the demo sessions and the BlazePose model (cached after the first run)...")
+    sessions = fetch_demo_sessions(trials, wheel=args.wheel)
     ensure_models()
-    calibration = session / "calibration" / "Calib.qca.txt"
-    print(f"session: {session}\nprocessing 4 cameras x 100 frames (detect -> reconstruct -> export)...")
-    result = process_session(session, calibration, args.out, ProcessConfig(workers=args.workers), progress=not args.quiet)
-    print_result(result)
+    written = []
+    for trial in trials:
+        session = sessions[trial]
+        calibration = session / "calibration" / "Calib.qca.txt"
+        what = "one performer" if trial == "single" else "two performers"
+        print(f"\n[{trial}] {what}: {session}\nprocessing 4 cameras x 100 frames (detect -> reconstruct -> export)...")
+        result = process_session(session, calibration, Path(args.out) / trial, ProcessConfig(workers=args.workers),
+                                 progress=not args.quiet)
+        print_result(result)
+        present = np.isfinite(result.tracks.positions).all(-1).any(-1)  # (T, P)
+        print(f"people: {present.shape[1]} (" + ", ".join(f"person {i}: {n} frames" for i, n in
+                                                       zip(result.tracks.track_ids, present.sum(0))) + ")")
+        if trial == "single":
+            folder, ref = _reference_keypoints(session)
+            if ref is not None:
+                from mocap.calibration.io import load_calibration
+                from mocap.evaluate import reprojection_vs_keypoints
 
-    folder, ref = _reference_keypoints(session)
-    if ref is not None:
-        from mocap.calibration.io import load_calibration
-        from mocap.evaluate import reprojection_vs_keypoints
-
-        medians = reprojection_vs_keypoints(result.tracks, load_calibration(calibration), ref)
-        print(f"our 3D projected into each camera vs OpenPose keypoints ({folder}), 12 limb joints, median px: "
-              + ", ".join(f"{c} {m:.1f}" for c, m in medians.items()))
-    bvh = [p for p in result.export_paths if p.suffix == ".bvh"]
-    fbx = [p for p in result.export_paths if p.suffix == ".fbx"]
+                medians = reprojection_vs_keypoints(result.tracks, load_calibration(calibration), ref)
+                print(f"our 3D projected into each camera vs OpenPose keypoints ({folder}), 12 limb joints, median px: "
+                      + ", ".join(f"{c} {m:.1f}" for c, m in medians.items()))
+        written += list(result.export_paths)
+    bvh = [p for p in written if p.suffix == ".bvh"]
+    fbx = [p for p in written if p.suffix == ".fbx"]
     print(f"\nDone. BVH: {', '.join(str(p.resolve()) for p in bvh)}\n      FBX: {', '.join(str(p.resolve()) for p in fbx)}")
     return 0

@@ -44,3 +44,7 @@ def print_result(result) -> None:
     for p in result.export_paths:
         print(f"wrote:     {p.resolve()}")
     print("time per stage: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.timings_s.items()))
+    if result.report is not None:
+        print(f"report:    {(result.tracks_path.parent / 'report.md').resolve()}")
+        for line in result.report["checks"]:
+            print(f"  check: {line}")
