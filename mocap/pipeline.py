@@ -106,7 +106,7 @@ def process_session(session: str | os.PathLike, calibration: str | os.PathLike, 
     report = run_report(keypoints, rig, tracks, timings, load_export_summary(out / "export"))
     report_paths = write_run_report(report, out)
     for line in report["checks"]:
-        log.warning("check: %s", line)
+        log.info("check: %s", line)
 
     record = {
         "mocap_version": __version__,

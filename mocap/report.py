@@ -38,6 +38,13 @@ def bone_cv(points: np.ndarray, joint_names) -> float:
         return float(np.nanmean(list(bone_length_cv(points, joint_names).values()) or [np.nan]))
 
 
+def _camera_index(rig: Rig, name: str) -> int | None:
+    try:
+        return rig.index(name)
+    except ValueError:
+        return None
+
+
 def run_report(keypoints: Keypoints2D, rig: Rig, tracks: Tracks, timings: dict | None = None,
                export_summary: dict | None = None) -> dict:
     """The report's numbers.
@@ -57,10 +64,13 @@ def run_report(keypoints: Keypoints2D, rig: Rig, tracks: Tracks, timings: dict |
     data = keypoints.data  # (T, C, P, J, 3)
     T, C = data.shape[:2]
     found = np.isfinite(data[..., 0]).any(-1)  # (T, C, P)
-    recovered = {}
+    recovered, recorded = {}, {}
     for det in (keypoints.extras or {}).get("detections", []) or []:
         rec = getattr(det, "recovered", None)
-        recovered[det.camera] = int(rec.sum()) if rec is not None else 0
+        c = _camera_index(rig, det.camera)
+        if c is not None:
+            recovered[c] = int(rec.sum()) if rec is not None else 0
+            recorded[c] = int(det.frame_indices.max()) + 1 if len(det.frame_indices) else 0
     names = [n for n in LIMB_JOINTS if n in tracks.joint_names and n in keypoints.joint_names]
     reproj = reprojection_vs_keypoints(tracks, rig, keypoints) if names else {}
     checks = []
@@ -71,9 +81,13 @@ def run_report(keypoints: Keypoints2D, rig: Rig, tracks: Tracks, timings: dict |
         cameras[cam.name] = {
             "frames_with_people": round(coverage, 4),
             "people_per_frame": round(float(found[:, c].sum(-1).mean()) if T else 0.0, 3),
-            "found_by_cross_view": next((v for k, v in recovered.items() if rig.index(k) == c), 0) if recovered else 0,
+            "found_by_cross_view": recovered.get(c, 0),
+            "frames_recorded": recorded.get(c, int(T)),
             "reprojection_px": round(px, 2),
         }
+        if recorded.get(c, T) < T:
+            checks.append(f"camera {cam.name}: its video ends at frame {recorded[c]} of {T} (the camera stopped or the "
+                          f"file is cut short); the rest of the take is solved from the other cameras")
         if coverage < MIN_COVERAGE:
             checks.append(f"camera {cam.name}: somebody detected in only {coverage:.0%} of frames; check that it "
                           f"sees the capture volume and that its video is the right one")

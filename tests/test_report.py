@@ -27,3 +27,23 @@ def test_report_counts_and_flags_a_miscalibrated_camera(tmp_path):
     y, md = write_run_report(report, tmp_path)
     assert yaml.safe_load(y.read_text())["summary"] == report["summary"]
     assert "| person_0 |" in md.read_text() and "nothing to look at" in md.read_text()
+
+
+def test_report_names_a_camera_whose_video_stops_early():
+    """Camera 3's recording ends halfway: the report says so (its detections end at frame 30)."""
+    from types import SimpleNamespace
+
+    from mocap.keypoints import Keypoints2D
+
+    scene = make_scene(SyntheticConfig(num_frames=60, num_people=1, num_cameras=4, seed=4, keypoint_format="blazepose_33"))
+    data = scene.keypoints.data.copy()
+    data[30:, 3] = np.nan
+    dets = [SimpleNamespace(camera=name, recovered=None, frame_indices=np.arange(30 if c == 3 else 60))
+            for c, name in enumerate(scene.rig.names)]
+    kp = Keypoints2D(data, scene.keypoints.joint_names, scene.keypoints.camera_names, fps=scene.fps,
+                     extras={"detections": dets})
+    report = run_report(kp, scene.rig, reconstruct(kp, scene.rig))
+    cam = scene.rig.names[3]
+    assert report["cameras"][cam]["frames_recorded"] == 30
+    assert any(line.startswith(f"camera {cam}: its video ends at frame 30 of 60") for line in report["checks"])
+    assert not any("video ends" in line and not line.startswith(f"camera {cam}:") for line in report["checks"])
