@@ -212,7 +212,7 @@ def _median_distance(a: np.ndarray, b: np.ndarray, min_joints: int) -> float:
 
 
 def recover_missed_people(detections: list, videos: dict, rig: Rig, detector,
-                          config: CrossViewConfig | None = None) -> tuple[list, dict]:
+                          config: CrossViewConfig | None = None, progress: bool = False) -> tuple[list, dict]:
     """Look for people a camera missed where the other cameras place them (module docstring).
 
     A result that duplicates a detection the camera already has is dropped, unless that
@@ -226,6 +226,7 @@ def recover_missed_people(detections: list, videos: dict, rig: Rig, detector,
         rig: the calibration.
         detector: a :class:`~mocap.detect.blazepose.BlazePose` (the landmark model is run).
         config: thresholds (defaults if None).
+        progress: a progress bar per camera (frames looked at again).
 
     Returns:
         ``(detections, stats)``: new ``CameraDetections`` (people added in free or new slots, or
@@ -244,10 +245,17 @@ def recover_missed_people(detections: list, videos: dict, rig: Rig, detector,
         found = []
         if jobs:
             row_of = {int(f): i for i, f in enumerate(det.frame_indices)}
+            bar = None
+            if progress:
+                from tqdm import tqdm
+
+                bar = tqdm(total=len(jobs), desc=f"{det.camera} (cross-view)", unit="frame", leave=False)
             for index, frame in read_frames(videos[det.camera], start=min(jobs), stop=max(jobs) + 1):
                 t = row_of.get(index)
                 if t is None or index not in jobs:
                     continue
+                if bar is not None:
+                    bar.update(1)
                 looks = jobs[index]
                 slots = list(np.flatnonzero(np.isfinite(det.scores[t])))
                 have = [det.keypoints[t, s] for s in slots]
@@ -286,6 +294,8 @@ def recover_missed_people(detections: list, videos: dict, rig: Rig, detector,
                     else:
                         k = slots.index(target)
                         slots[k], have[k] = None, cand
+            if bar is not None:
+                bar.close()
         n_looked = sum(len(v) for v in jobs.values())
         stats[det.camera] = (n_looked, len(found))
         if n_looked:

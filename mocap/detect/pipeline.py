@@ -310,11 +310,12 @@ def detect_session(session: str | os.PathLike, out_dir: str | os.PathLike | None
             done[det.camera] = det
     dets = [done[c] for c in videos]
     if calibration is not None and detector == "blazepose":
-        dets = _cross_view_pass(dets, videos, calibration, config, cross_view, out)
+        dets = _cross_view_pass(dets, videos, calibration, config, cross_view, out, progress)
     return to_keypoints2d(dets)
 
 
-def _cross_view_pass(dets: list, videos: dict, calibration, config, cross_view, out: Path | None) -> list:
+def _cross_view_pass(dets: list, videos: dict, calibration, config, cross_view, out: Path | None,
+                     progress: bool = False) -> list:
     """Run :func:`~mocap.detect.cross_view.recover_missed_people` unless every camera's file
     already holds its result for this calibration and these settings (then it is reused)."""
     import hashlib
@@ -346,7 +347,7 @@ def _cross_view_pass(dets: list, videos: dict, calibration, config, cross_view, 
         return dets
     sub = rig.subset([names[c] for c in order])
     new, stats = recover_missed_people([dets[index[c]] for c in order], {c: videos[c] for c in order}, sub,
-                                       BlazePose(config), cross_view)
+                                       BlazePose(config), cross_view, progress)
     result = list(dets)
     for d in new:
         result[index[d.camera]] = replace(d, cross_view=key)
