@@ -69,3 +69,13 @@ def test_process_bad_calibration_is_one_line_error(tmp_path, capsys):
     rc = main(["process", str(TRIAL), "--calibration", str(bad), "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "calib.yaml" in err[0]
+
+
+def test_reconstruct_stage_reads_our_detections(processed, tmp_path):
+    """Stage by stage: `mocap reconstruct` on the `<cam>.npz` files `mocap detect` wrote."""
+    out = tmp_path / "again.npz"
+    assert main(["reconstruct", "--keypoints", str(processed / "keypoints2d"), "--calibration", str(CALIB),
+                 "--out", str(out)]) == 0
+    again, first = load_tracks(out), load_tracks(processed / "tracks.npz")
+    assert again.fps == 60.0 and again.positions.shape == first.positions.shape
+    np.testing.assert_allclose(again.positions, first.positions, atol=1e-6)

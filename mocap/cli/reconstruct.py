@@ -1,11 +1,13 @@
-"""``mocap reconstruct``: 2D keypoints + calibration -> tracks.npz (one person for now).
+"""``mocap reconstruct``: 2D keypoints + calibration -> tracks.npz (match -> triangulate -> track).
 
     mocap reconstruct --keypoints DIR --calibration FILE --out tracks.npz
-                      [--keypoint-format body_25] [--triangulation dlt|robust]
+                      [--keypoint-format body_25] [--triangulation dlt|robust] [--single-person]
 
 DIR holds one folder of OpenPose JSON per camera (``DIR/<cam>/*.json`` or ``DIR/<cam>_json``, or
-a Pose2Sim session's ``pose/``); FILE is a calibration in any supported format. The resolved
-settings are written beside the output as ``<out>.config.yaml``.
+a Pose2Sim session's ``pose/``), or the ``<cam>.npz`` files ``mocap detect`` wrote (their joint
+names and appearance descriptors are used; ``--keypoint-format`` is ignored); FILE is a
+calibration in any supported format. The resolved settings are written beside the output as
+``<out>.config.yaml``.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ def _run(args) -> int:
                                max_people=args.max_people, smooth=args.smooth,
                                acceleration_sigma=args.acceleration_sigma)
     rig = load_calibration(args.calibration)
-    kp = align_to_rig(load_openpose(args.keypoints, args.keypoint_format, fps=args.fps), rig)
+    kp = align_to_rig(_load_keypoints(Path(args.keypoints), args.keypoint_format, args.fps), rig)
     fps = args.fps or kp.fps
     if fps is None:
         log.warning("no frame rate given or found; using %g fps (pass --fps)", DEFAULT_FPS)
@@ -76,7 +78,7 @@ def _run(args) -> int:
     resolved = {
         "mocap_version": __version__,
         "keypoints": str(Path(args.keypoints).resolve()),
-        "keypoint_format": args.keypoint_format,
+        "keypoint_format": args.keypoint_format if not any(Path(args.keypoints).glob("*.npz")) else "mocap detect (.npz)",
         "calibration": str(Path(args.calibration).resolve()),
         "cameras": list(rig.names),
         "fps": float(fps),
@@ -94,3 +96,19 @@ def _run(args) -> int:
         print(f"  person {tid}: in {int(seen.sum())} frames, {100 * ok[seen, p].mean() if seen.any() else 0:.1f}% "
               f"of joints triangulated there")
     return 0
+
+
+def _load_keypoints(folder, keypoint_format: str, fps: float | None):
+    """``mocap detect``'s ``<cam>.npz`` files when the folder holds them, else OpenPose JSON."""
+    from mocap.io.openpose import load_openpose
+
+    npz = sorted(folder.glob("*.npz")) if folder.is_dir() else []
+    if not npz:
+        return load_openpose(folder, keypoint_format, fps=fps)
+    from dataclasses import replace
+
+    from mocap.detect.pipeline import load_camera_detections, to_keypoints2d
+
+    kp = to_keypoints2d([load_camera_detections(p) for p in npz])
+    log.info("read %d cameras of detections from %s (%s)", len(npz), folder, ", ".join(p.stem for p in npz))
+    return replace(kp, fps=fps) if fps else kp
