@@ -218,9 +218,10 @@ def _join_fragments(track: np.ndarray, centres: np.ndarray, n_tracks: int, fps: 
         if not ok.any():
             continue
         a = near[ok][np.argmin(d[ok])]
-        rows_a = set(np.flatnonzero((track == a).any(-1)).tolist())
-        for t in np.flatnonzero((track == b).any(-1)):
-            track[t][track[t] == b] = -1 if t in rows_a else a  # a's candidate stays where both have one
+        is_b = track == b
+        both = is_b.any(-1) & (track == a).any(-1)  # frames where both have a candidate: a's stays
+        track[is_b & both[:, None]] = -1
+        track[is_b & ~both[:, None]] = a
         if final[b] > final[a]:
             final[a], end_k[a] = final[b], end_k[b]
         live[b] = False

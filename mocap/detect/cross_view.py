@@ -178,29 +178,32 @@ def plan_recovery(rig: Rig, keypoints: np.ndarray, config: CrossViewConfig | Non
             others[:, c] = -1
             pts_c = _triangulate_groups(rig, keypoints, others, config)
             proj[..., c, :] = np.where(seen[..., c, None, None], project(rig.cameras[c], pts_c), proj[..., c, :])
-    looks = []
-    sizes = rig.sizes
+    C = len(rig)
+    xy = np.moveaxis(proj, -2, 2)  # (T, K, C, J, 2)
+    rois = rois_from_landmarks(xy.reshape(-1, xy.shape[-2], 2)).reshape(T, K, C, 4)
+    hips_cam = np.einsum("cij,tkhj->tkhci", rig.R, pts[:, :, HIPS]) + rig.t[None, None, None]  # (T, K, 2, C, 3)
+    in_front = (hips_cam[..., 2] > 0).all(axis=2)  # (T, K, C)
+    W, H = rig.sizes[:, 0].astype(float), rig.sizes[:, 1].astype(float)
+    m = -config.margin * rois[..., 2]
+    with np.errstate(invalid="ignore"):
+        inside = (np.isfinite(rois).all(-1) & (rois[..., 2] > 0) & (rois[..., 0] >= m) & (rois[..., 0] <= W - 1 - m)
+                  & (rois[..., 1] >= m) & (rois[..., 1] <= H - 1 - m))
     orientable = np.isfinite(pts[..., np.concatenate([HIPS, SHOULDERS]), :]).all(axis=(-1, -2))  # (T, K)
-    for t, k in zip(*np.nonzero(orientable)):
-        for c in range(len(rig)):
-            own = np.flatnonzero(groups[t, c] == k)
-            if len(own) and not multi[t, k]:
-                continue
-            depth = world_to_cam(rig.cameras[c], pts[t, k, HIPS])[:, 2]
-            if not (depth > 0).all():
-                continue
-            xy = proj[t, k, :, c]
-            roi = rois_from_landmarks(xy[None])[0]
-            W, H = sizes[c]
-            m = -config.margin * roi[2]
-            if not (np.isfinite(roi).all() and roi[2] > 0 and m <= roi[0] <= W - 1 - m and m <= roi[1] <= H - 1 - m):
-                continue
-            if len(own) and not (_median_distance(keypoints[t, c, own[0]], xy, config.min_joints)
-                                 > config.recheck_disagreement * roi[2]):
-                continue  # seen, and where the other views say
-            g = groups[t, c]
-            loose = np.flatnonzero((g >= 0) & ~multi[t, np.maximum(g, 0)])
-            looks.append(Look(int(t), int(c), xy, roi, loose, int(own[0]) if len(own) else -1))
+    # each group's own detection per camera (slot or -1) and how far it lies from the projection
+    mine = groups[:, None] == np.arange(K)[None, :, None, None]  # (T, K, C, P)
+    own = np.where(mine.any(-1), mine.argmax(-1), -1)  # (T, K, C)
+    det = np.take_along_axis(keypoints[:, None], np.maximum(own, 0)[..., None, None, None], axis=3)[:, :, :, 0]
+    dist = np.linalg.norm(det[..., BODY_JOINTS, :2] - xy[..., BODY_JOINTS, :], axis=-1)  # (T, K, C, 12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # no joint in common
+        off = np.where(np.isfinite(dist).sum(-1) >= config.min_joints, np.nanmedian(dist, axis=-1), np.inf)
+    agrees = (own >= 0) & ~(off > config.recheck_disagreement * rois[..., 2])
+    wanted = orientable[..., None] & multi[..., None] & in_front & inside & ~agrees  # (T, K, C)
+    looks = []
+    for t, k, c in zip(*np.nonzero(wanted)):  # the looks only (a few per camera and second)
+        g = groups[t, c]
+        loose = np.flatnonzero((g >= 0) & ~multi[t, np.maximum(g, 0)])
+        looks.append(Look(int(t), int(c), xy[t, k, c], rois[t, k, c], loose, int(own[t, k, c])))
     return looks
 
 
