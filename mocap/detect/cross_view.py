@@ -130,7 +130,7 @@ def _triangulate_groups(rig: Rig, keypoints: np.ndarray, groups: np.ndarray, con
     return np.where(ok[..., None, None], pts, np.nan)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Look:
     """One place to look again: person ``group`` of frame ``t``, projected into camera ``c``."""
 
