@@ -79,3 +79,30 @@ def test_reconstruct_stage_reads_our_detections(processed, tmp_path):
     again, first = load_tracks(out), load_tracks(processed / "tracks.npz")
     assert again.fps == 60.0 and again.positions.shape == first.positions.shape
     np.testing.assert_allclose(again.positions, first.positions, atol=1e-6)
+
+
+def test_view_draws_the_result_on_every_video(processed):
+    """`mocap view DIR`: one overlay MP4 per camera, every frame, the performer's stick figure
+    in their colour where their 3D projects (checked on a joint's pixel, MP4 compression allowed)."""
+    import cv2
+
+    from mocap.geometry import project
+    from mocap.view import person_colour
+
+    assert main(["-q", "view", str(processed)]) == 0
+    rig, tracks = load_calibration(CALIB), load_tracks(processed / "tracks.npz")
+    for cam in ("cam01", "cam03"):
+        cap = cv2.VideoCapture(str(processed / "overlay" / f"{cam}.mp4"))
+        frames = []
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            frames.append(frame)
+        cap.release()
+        assert len(frames) == 100
+        camera = rig[rig.index(cam)]
+        knee = project(camera, tracks.positions[50, 0, tracks.joint_names.index("left_knee")])
+        x, y = np.round(knee).astype(int)
+        patch = frames[50][y - 1:y + 2, x - 1:x + 2].reshape(-1, 3).astype(int)
+        assert np.abs(patch - np.array(person_colour(tracks.track_ids[0]))).max(axis=1).min() < 60, patch

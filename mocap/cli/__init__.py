@@ -16,7 +16,7 @@ from mocap import __version__
 from mocap.errors import MocapError
 
 #: Subcommand modules in the order ``mocap --help`` lists them.
-SUBCOMMANDS = ("calibrate", "detect", "reconstruct", "export", "process", "models", "demo", "bench")
+SUBCOMMANDS = ("calibrate", "detect", "reconstruct", "export", "process", "view", "models", "demo", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:
