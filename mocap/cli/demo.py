@@ -2,7 +2,8 @@
 
 Fetches Pose2Sim's demo sessions from PyPI (one wheel, cached, sha256-verified: a single
 performer balancing, and two performers) and the BlazePose model files, runs ``mocap process``
-on each, and says where the animation went (``OUT/single/``, ``OUT/multi/``). When OpenPose
+on each, draws the result back onto the videos (``overlay/``, as ``mocap view``) and says where
+the animation went (``OUT/single/``, ``OUT/multi/``). When OpenPose
 keypoints of the single-person take are at hand (``../shared/data``), it also prints how far our
 3D lands from them when projected into each camera.
 """
@@ -24,6 +25,7 @@ def register(sub) -> None:
     p.add_argument("--workers", type=int, default=2, help="cameras detected in parallel (default 2)")
     p.add_argument("--trial", default="both", choices=("single", "multi", "both"),
                    help="single performer, two performers, or both (default)")
+    p.add_argument("--no-overlay", action="store_true", help="skip the overlay videos (mocap view)")
     p.set_defaults(func=_run)
 
 
@@ -80,6 +82,14 @@ def _run(args) -> int:
                 print(f"our 3D projected into each camera vs OpenPose keypoints ({folder}), 12 limb joints, median px: "
                       + ", ".join(f"{c} {m:.1f}" for c, m in medians.items()))
         written += list(result.export_paths)
+        if not args.no_overlay:
+            from mocap.calibration.io import load_calibration
+            from mocap.detect.pipeline import session_videos
+            from mocap.view import write_overlays
+
+            overlays = write_overlays(result.tracks, load_calibration(calibration), session_videos(session),
+                                      Path(args.out) / trial / "overlay")
+            print(f"overlay videos (the 3D drawn back on each camera): {overlays[0].parent.resolve()}/")
     bvh = [p for p in written if p.suffix == ".bvh"]
     fbx = [p for p in written if p.suffix == ".fbx"]
     print(f"\nDone. BVH: {', '.join(str(p.resolve()) for p in bvh)}\n      FBX: {', '.join(str(p.resolve()) for p in fbx)}")
