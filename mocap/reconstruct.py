@@ -199,8 +199,8 @@ def people_views(keypoints: Keypoints2D, rig: Rig, method: str = "robust", confi
 
     Returns:
         ``(T, P, C, J, 3)`` person ``p``'s detection in view ``c`` at frame ``t`` (NaN where not
-        seen), people numbered by first appearance; with ``config.max_people`` the people with
-        the most triangulated joints are kept.
+        seen), people ordered by how much of them was triangulated over the take (the main
+        performer first; ties by first appearance); ``config.max_people`` keeps the first ones.
     """
     config = config or ReconstructConfig()
     fps = fps if fps is not None else keypoints.fps
@@ -226,12 +226,11 @@ def people_views(keypoints: Keypoints2D, rig: Rig, method: str = "robust", confi
     person = np.full((T, P, C, J, 3), np.nan)
     t, k = np.nonzero(track >= 0)
     person[t, track[t, k]] = g[t, k]
-    if config.max_people and P > config.max_people:
-        joints = np.zeros(P)
-        np.add.at(joints, track[t, k], np.isfinite(tri.points[t, k]).all(-1).sum(-1))
-        keep = np.sort(np.argsort(-joints, kind="stable")[: config.max_people])
-        person = person[:, keep]
-    return person
+    # the most seen first: the performer, not a bystander who walked through the back of frame 0
+    joints = np.zeros(P)
+    np.add.at(joints, track[t, k], np.isfinite(tri.points[t, k]).all(-1).sum(-1))
+    order = np.argsort(-joints, kind="stable")  # ties: first appearance
+    return person[:, order[: config.max_people or P]]
 
 
 def _smoothed(rig: Rig, tri: Triangulation, person: np.ndarray, conf: np.ndarray, fps: float,
