@@ -130,7 +130,8 @@ def write_run_report(report: dict, out_dir: str | Path) -> tuple[Path, Path]:
     y = atomic_write(out / "report.yaml", lambda tmp: Path(tmp).write_text(yaml.safe_dump(report, sort_keys=False)))
     s = report["summary"]
     lines = ["# Run report", "",
-             f"{s['frames']} frames at {s['fps']:g} fps, {s['cameras']} cameras, {s['people']} people "
+             f"{s['frames']} frames at {s['fps']:g} fps, {s['cameras']} cameras, "
+             f"{s['people']} {'person' if s['people'] == 1 else 'people'} "
              f"({s['performers_in_most_frames']} in at least half of the frames).", ""]
     lines += ["## Checks", ""] + ([f"- {c}" for c in report["checks"]] or ["- nothing to look at"]) + [""]
     lines += ["## Cameras", "", "| camera | frames with people | people per frame | found by cross-view | "

@@ -40,7 +40,8 @@ class LinkConfig:
     max_gap_s: float = 1.0
     """A track not seen for longer than this ends; the person, seen again, starts a new one."""
     min_track_s: float = 0.25
-    """Tracks seen in fewer frames than this many seconds' worth are dropped."""
+    """Tracks seen in fewer frames than this many seconds' worth are dropped (in a take shorter
+    than twice that: tracks seen in fewer than half of its frames)."""
     min_appearance: float = 0.8
     """Re-identification: a person who comes back after a track ended continues it when their
     clothing colours match at least this well (Bhattacharyya coefficient, 1 = identical; the same
@@ -119,7 +120,9 @@ def link_people(centres: np.ndarray, fps: float, config: LinkConfig | None = Non
     seen = np.zeros(0, dtype=np.int64)  # per live track: frames matched so far
     n_tracks = 0
     max_gap = config.max_gap_s * fps
-    confirmed = max(1, int(np.ceil(config.min_track_s * fps)))
+    # a track is kept (and confirmed) once seen this often; a take shorter than twice that keeps
+    # tracks seen in half of it, so a one-second calibration pose or a static trial is not lost
+    confirmed = max(1, min(int(np.ceil(config.min_track_s * fps)), T // 2))
     for t in range(T):
         alive = (t - last) <= max_gap
         pos, vel, last, ids, pose, seen = pos[alive], vel[alive], last[alive], ids[alive], pose[alive], seen[alive]
@@ -172,7 +175,7 @@ def link_people(centres: np.ndarray, fps: float, config: LinkConfig | None = Non
     out = _join_fragments(out, centres, n_tracks, fps, config)
     # drop short tracks, renumber by first appearance
     counts = np.bincount(out[out >= 0], minlength=n_tracks)
-    keep = counts >= max(1, int(np.ceil(config.min_track_s * fps)))
+    keep = counts >= confirmed
     first = np.full(n_tracks, T)
     tt, kk = np.nonzero(out >= 0)
     np.minimum.at(first, out[tt, kk], tt)

@@ -122,3 +122,15 @@ def test_relink_by_appearance_leaves_ambiguous_matches_alone(rng):
     track[:30, 1], app[:30, 1] = 1, red
     track[60:, 2], app[60:, 2] = 2, red  # one comes back: which one?
     assert (relink_by_appearance(track, app)[60:, 2] == 2).all()
+
+
+def test_a_take_shorter_than_min_track_keeps_its_people():
+    """An 11-frame static trial at 60 fps (shorter than min_track_s = 0.25 s = 15 frames) still
+    gives its performer; a 3-frame ghost in it does not survive."""
+    centres = np.full((11, 2, 3), np.nan)
+    centres[:, 0] = [0.0, 0.0, 1.0]
+    centres[4:7, 1] = [2.0, 0.0, 1.0]
+    track = link_people(centres, 60.0)
+    assert (track[:, 0] == 0).all() and (track[:, 1] == -1).all()
+    scene = make_scene(SyntheticConfig(num_frames=11, num_people=1, num_cameras=4, seed=1, fps=60.0))
+    assert reconstruct(scene.keypoints, scene.rig).positions.shape[1] >= 1
