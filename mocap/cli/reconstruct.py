@@ -89,7 +89,8 @@ def _run(args) -> int:
     atomic_write(cfg_path, lambda tmp: Path(tmp).write_text(yaml.safe_dump(resolved, sort_keys=False)))
     ok = np.isfinite(tracks.positions).all(-1)  # (T, P, J)
     present = ok.any(-1)  # (T, P)
-    print(f"wrote {out} ({tracks.num_frames} frames, {tracks.positions.shape[1]} people, "
+    n = tracks.positions.shape[1]
+    print(f"wrote {out} ({tracks.num_frames} frames, {n} {'person' if n == 1 else 'people'}, "
           f"{len(tracks.joint_names)} joints) and {cfg_path.name}")
     for p, tid in enumerate(tracks.track_ids):
         seen = present[:, p]
