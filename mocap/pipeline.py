@@ -29,8 +29,8 @@ class ProcessConfig:
     """Export formats: any of bvh, fbx, trc, csv, c3d."""
     preset: str = "canonical"
     """Joint naming in BVH/FBX: canonical, mixamo, unreal, unity."""
-    workers: int = 1
-    """Cameras detected in parallel processes (each loads its own model)."""
+    workers: int = 0
+    """Cameras detected in parallel processes (each loads its own model, ~250 MB); 0: one per CPU core."""
     smooth: bool = True
     """Kalman/RTS-smooth the 3D joints (:mod:`mocap.smooth`)."""
     cross_view: bool = True
@@ -39,8 +39,8 @@ class ProcessConfig:
 
     def __post_init__(self):
         check_choice(self.triangulation, ("robust", "dlt"), "triangulation")
-        if self.workers < 1:
-            raise ValueError(f"workers: expected >= 1, got {self.workers}")
+        if self.workers < 0:
+            raise ValueError(f"workers: expected >= 0 (0 = one per CPU core), got {self.workers}")
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ def register(sub) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
     p.add_argument("--wheel", default=None, help="a local pose2sim wheel to take the demo from (offline)")
-    p.add_argument("--workers", type=int, default=2, help="cameras detected in parallel (default 2)")
+    p.add_argument("--workers", type=int, default=0, help="cameras detected in parallel (default 0: one per CPU core)")
     p.add_argument("--trial", default="both", choices=("single", "multi", "both"),
                    help="single performer, two performers, or both (default)")
     p.add_argument("--no-overlay", action="store_true", help="skip the overlay videos (mocap view)")

@@ -28,7 +28,8 @@ def register(sub) -> None:
     p.add_argument("--detect-every", type=int, default=10, help="tracking mode: detector every N frames")
     p.add_argument("--heatmaps", action="store_true", help="also store 64×64 heatmaps (large)")
     p.add_argument("--threads", type=int, default=1, help="inference threads per camera")
-    p.add_argument("--workers", type=int, default=1, help="cameras processed in parallel")
+    p.add_argument("--workers", type=int, default=0,
+                   help="cameras processed in parallel processes (default 0: one per CPU core)")
     p.add_argument("--calibration", help="calibration file: look again where other cameras place a missed person")
     p.set_defaults(func=_run)
 

@@ -20,7 +20,8 @@ def register(sub) -> None:
     p.add_argument("--triangulation", default="robust", choices=("robust", "dlt"))
     p.add_argument("--format", default="bvh,fbx", help="comma-separated: bvh,fbx,trc,csv,c3d (default bvh,fbx)")
     p.add_argument("--preset", default="canonical", help="joint names: canonical, mixamo, unreal, unity")
-    p.add_argument("--workers", type=int, default=1, help="cameras detected in parallel processes")
+    p.add_argument("--workers", type=int, default=0,
+                   help="cameras detected in parallel processes (default 0: one per CPU core)")
     p.add_argument("--no-smooth", action="store_true", help="keep the per-frame triangulation (no smoothing)")
     p.add_argument("--no-cross-view", action="store_true",
                    help="do not look again for people a camera missed where the other cameras place them")

@@ -255,7 +255,7 @@ def _detect_one(args) -> CameraDetections:
 
 
 def detect_session(session: str | os.PathLike, out_dir: str | os.PathLike | None = None, detector: str = "blazepose",
-                   config=None, cameras=None, workers: int = 1, progress: bool = False, calibration=None,
+                   config=None, cameras=None, workers: int = 0, progress: bool = False, calibration=None,
                    cross_view=None) -> Keypoints2D:
     """Detect people in every camera of a session.
 
@@ -265,7 +265,8 @@ def detect_session(session: str | os.PathLike, out_dir: str | os.PathLike | None
         detector: ``blazepose`` or ``onnx:PATH``.
         config: the detector's config dataclass (default settings when None).
         cameras: subset of camera names (default: all).
-        workers: cameras processed in parallel processes (each with its own models).
+        workers: cameras processed in parallel processes (each with its own models, ~250 MB);
+            0: one per CPU core this process may use.
         calibration: a :class:`~mocap.geometry.Rig` or calibration file. With it (and BlazePose),
             people a camera missed, or saw as a mixture with someone in front, are looked for
             again where the other cameras place them (:mod:`mocap.detect.cross_view`); such
@@ -300,6 +301,8 @@ def detect_session(session: str | os.PathLike, out_dir: str | os.PathLike | None
             done[cam] = load_camera_detections(path)
         else:
             todo.append((cam, video, detector, config, out, progress))
+    if workers == 0:
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if workers > 1 and len(todo) > 1:
         with ProcessPoolExecutor(max_workers=min(workers, len(todo))) as pool:
             for det in pool.map(_detect_one, [t[:-1] + (False,) for t in todo]):
