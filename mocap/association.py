@@ -24,6 +24,7 @@ import numpy as np
 
 from mocap._checks import check_shape
 from mocap.geometry import Rig, fundamental_matrix, undistort_points_rig
+from mocap.skeleton.joints import left_right_permutation
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ def epipolar_costs(rig: Rig, keypoints: np.ndarray, config: AssociationConfig | 
     if joint_names is not None:
         if len(joint_names) != J:
             raise ValueError(f"joint_names: expected {J} names (axis -2 of keypoints), got {len(joint_names)}")
-        mirror = mirror_permutation(joint_names)
+        mirror = left_right_permutation(joint_names)
         if (mirror != perms[0]).any():
             perms.append(mirror)
     cost = np.full((T, C, C, P, P), np.inf)
@@ -104,13 +105,6 @@ def epipolar_costs(rig: Rig, keypoints: np.ndarray, config: AssociationConfig | 
             cost[:, a, b] = c
             cost[:, b, a] = np.swapaxes(c, -1, -2)
     return cost
-
-
-def mirror_permutation(joint_names) -> np.ndarray:
-    """Index array ``(J,)`` that exchanges every ``left_*`` joint with its ``right_*`` twin."""
-    names = list(joint_names)
-    mirror = [n.replace("left_", "\0").replace("right_", "left_").replace("\0", "right_") for n in names]
-    return np.array([names.index(m) if m in names else i for i, m in enumerate(mirror)])
 
 
 def _pair_cost(lb, hb, F, ok_a, ok_b, size_a, size_b, min_common: int) -> np.ndarray:

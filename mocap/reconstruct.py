@@ -104,12 +104,7 @@ def view_thresholds(person: np.ndarray, min_confidence: float, threshold_px: flo
     """Outlier threshold per view ``(..., C)`` px: ``max(threshold_px, fraction * size)`` with
     ``size`` the larger side of the box of the person's keypoints ``person (..., C, J, 3)`` that
     reach ``min_confidence``."""
-    ok = np.nan_to_num(person[..., 2]) >= min_confidence
-    xy = np.where(ok[..., None], person[..., :2], np.nan)
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN views: no person
-        size = (np.nanmax(xy, axis=-2) - np.nanmin(xy, axis=-2)).max(axis=-1)
-    return np.maximum(threshold_px, fraction * np.nan_to_num(size))
+    return np.maximum(threshold_px, fraction * np.nan_to_num(person_sizes(person, min_confidence)))
 
 
 def _check_aligned(keypoints: Keypoints2D, rig: Rig) -> None:

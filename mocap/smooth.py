@@ -19,6 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 
 
+#: Bytes the filter's per-frame states may take at once (points are filtered in chunks).
+MEMORY_BUDGET = 256e6
+
+
 @dataclass(frozen=True)
 class SmoothConfig:
     """Settings of :func:`smooth_trajectories`."""
@@ -86,6 +90,25 @@ def smooth_trajectories(points: np.ndarray, covariance: np.ndarray | None, fps: 
     Q = np.kron(Q1, np.eye(3))  # state order: x y z vx vy vz
     H = np.concatenate([np.eye(3), np.zeros((3, 3))], axis=1)
 
+    out = np.full((T, N, 3), np.nan)
+    rejected = np.zeros((T, N), dtype=bool)
+    # the filter keeps every frame's state and covariance for the backward pass (~700 B per frame
+    # and point): points go through in chunks that stay within MEMORY_BUDGET
+    chunk = max(1, int(MEMORY_BUDGET // (max(T, 1) * 700)))
+    for lo in range(0, N, chunk):
+        hi = min(lo + chunk, N)
+        out[:, lo:hi], rejected[:, lo:hi] = _filter_and_smooth(z[:, lo:hi], R[:, lo:hi], F, Q, H, config.gate)
+    # NaN outside each point's measured span and in long gaps
+    measured = np.isfinite(z).all(-1) & ~rejected
+    out[~_within_short_gaps(measured, int(np.floor(config.max_gap_s * fps)))] = np.nan
+    return out.reshape(pts.shape), rejected.reshape((T,) + lead)
+
+
+def _filter_and_smooth(z: np.ndarray, R: np.ndarray, F: np.ndarray, Q: np.ndarray, H: np.ndarray,
+                       gate: float) -> tuple[np.ndarray, np.ndarray]:
+    """Forward Kalman filter + backward RTS pass of points ``z (T, N, 3)`` with measurement
+    covariances ``R (T, N, 3, 3)`` -> ``(positions (T, N, 3), rejected (T, N))``."""
+    T, N = z.shape[:2]
     x = np.zeros((N, 6))
     P = np.zeros((N, 6, 6))
     started = np.zeros(N, dtype=bool)
@@ -116,7 +139,7 @@ def smooth_trajectories(points: np.ndarray, covariance: np.ndarray | None, fps: 
             innov = z[t, upd] - x[upd][:, :3]
             S_inv = np.linalg.inv(S)
             d2 = np.einsum("ni,nij,nj->n", innov, S_inv, innov)
-            ok = d2 <= config.gate ** 2
+            ok = d2 <= gate ** 2
             idx = np.flatnonzero(upd)
             rejected[t, idx[~ok]] = True
             idx, S_inv, innov = idx[ok], S_inv[ok], innov[ok]
@@ -132,11 +155,7 @@ def smooth_trajectories(points: np.ndarray, covariance: np.ndarray | None, fps: 
             continue
         C = Ps[t, ok] @ F.T @ np.linalg.inv(Ps_pred[t + 1, ok])
         sm[t, ok] = xs[t, ok] + np.einsum("nij,nj->ni", C, sm[t + 1, ok] - xs_pred[t + 1, ok])
-    out = sm[..., :3]
-    # NaN outside each point's measured span and in long gaps
-    measured = np.isfinite(z).all(-1) & ~rejected
-    out[~_within_short_gaps(measured, int(np.floor(config.max_gap_s * fps)))] = np.nan
-    return out.reshape(pts.shape), rejected.reshape((T,) + lead)
+    return sm[..., :3], rejected
 
 
 def _within_short_gaps(measured: np.ndarray, max_gap: int) -> np.ndarray:

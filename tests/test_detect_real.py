@@ -185,8 +185,9 @@ def test_two_performers_reconstructed_as_two_people(multi, tmp_path):
     assert len(frames) >= 2 and frames[1] >= 95, f"frames per person: {frames.tolist()}"
     cvs = sorted(np.mean(list(bone_length_cv(tracks.positions[:, p], tracks.joint_names).values()))
                  for p in np.argsort(-present.sum(0))[:2])
-    # measured (mean bone-length CV, with the default smoothing): 0.057 and 0.066; without it the
-    # man (in front of her in cam03, a leg and both arms flung about) is at 0.14-0.20
+    # mean bone-length CV (`mocap process` prints it in report.md): 0.066 and 0.058 with the default
+    # smoothing; with --no-smooth the man (in front of her in cam03, a leg and both arms flung
+    # about) is at 0.20
     assert cvs[1] < 0.1, f"mean bone-length CV per person: {np.round(cvs, 3)}"
     from mocap.export import export_tracks
     from mocap.io.bvh import read_bvh

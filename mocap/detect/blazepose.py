@@ -38,7 +38,7 @@ import numpy as np
 from mocap.detect.anchors import DETECTOR_INPUT, decode_detections, ssd_anchors, weighted_nms
 from mocap.detect.models import ensure_models, sha256_file, verify_model
 from mocap.errors import ModelError
-from mocap.skeleton.joints import BLAZEPOSE_33
+from mocap.skeleton.joints import BLAZEPOSE_33, left_right_permutation  # noqa: F401  (used here and by callers)
 
 log = logging.getLogger(__name__)
 
@@ -183,13 +183,6 @@ def roi_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     mean = 0.5 * (a[:, None, 2] + b[None, :, 2])
     ratio = a[:, None, 2] / np.maximum(b[None, :, 2], 1e-9)
     return np.where((ratio < 1.5) & (ratio > 1 / 1.5), d / np.maximum(mean, 1e-9), np.inf)
-
-
-def left_right_permutation(joint_names) -> np.ndarray:
-    """Index array ``(J,)`` that swaps every ``left_*`` joint with its ``right_*`` twin."""
-    names = list(joint_names)
-    mirror = [n.replace("left_", "\0").replace("right_", "left_").replace("\0", "right_") for n in names]
-    return np.array([names.index(m) if m in names else i for i, m in enumerate(mirror)])
 
 
 def refine_with_heatmap(xy_crop: np.ndarray, heat: np.ndarray, kernel: int = REFINE_KERNEL,

@@ -353,12 +353,11 @@ def _cross_view_pass(dets: list, videos: dict, calibration, config, cross_view, 
                                        BlazePose(config), cross_view, progress)
     result = list(dets)
     for d in new:
-        result[index[d.camera]] = replace(d, cross_view=key)
-    for i, d in enumerate(result):
-        if d.cross_view != key:
-            result[i] = replace(d, cross_view=key)
-        if out is not None:
-            save_camera_detections(result[i], out / f"{d.camera}.npz")
+        result[index[d.camera]] = d
+    result = [replace(d, cross_view=key) for d in result]
+    if out is not None:
+        for d in result:
+            save_camera_detections(d, out / f"{d.camera}.npz")
     looked, found = sum(v[0] for v in stats.values()), sum(v[1] for v in stats.values())
     log.info("cross-view pass: looked again at %d people in %d cameras, %d found or corrected", looked, len(order), found)
     return result

@@ -73,7 +73,7 @@ def fix_left_right_flips(keypoints: np.ndarray, perm: np.ndarray, swap_cost: flo
 
     Args:
         keypoints: ``(T, P, J, 3)`` one video's tracks (NaN where a slot is empty).
-        perm: ``(J,)`` from :func:`~mocap.detect.blazepose.left_right_permutation`.
+        perm: ``(J,)`` from :func:`~mocap.skeleton.joints.left_right_permutation`.
 
     Returns:
         ``(T, P)`` bool: True where ``keypoints[t, p, perm]`` is the consistent labelling.

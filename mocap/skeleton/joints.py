@@ -70,6 +70,13 @@ def format_joint_names(keypoint_format: str) -> tuple[str, ...]:
     return KEYPOINT_FORMATS[check_choice(keypoint_format, KEYPOINT_FORMATS, "keypoint_format")]
 
 
+def left_right_permutation(joint_names) -> np.ndarray:
+    """Index array ``(J,)`` that swaps every ``left_*`` joint with its ``right_*`` twin."""
+    names = list(joint_names)
+    mirror = [n.replace("left_", "\0").replace("right_", "left_").replace("\0", "right_") for n in names]
+    return np.array([names.index(m) if m in names else i for i, m in enumerate(mirror)])
+
+
 def joint_index(joint_names, names) -> np.ndarray:
     """Indices ``(len(names),)`` of ``names`` in ``joint_names``; -1 where absent."""
     lookup = {n: i for i, n in enumerate(joint_names)}
