@@ -7,8 +7,8 @@ import warnings
 import numpy as np
 
 from mocap.geometry import Rig, project_rig
-from mocap.keypoints import Keypoints2D
-from mocap.tracks import Tracks
+from mocap.io.keypoints import Keypoints2D
+from mocap.io.tracks import Tracks
 
 #: The 12 limb joints used for accuracy figures (shoulders, elbows, wrists, hips, knees, ankles).
 LIMB_JOINTS = tuple(f"{s}_{j}" for j in ("shoulder", "elbow", "wrist", "hip", "knee", "ankle") for s in ("left", "right"))

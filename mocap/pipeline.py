@@ -12,7 +12,8 @@ import yaml
 
 from mocap import __version__
 from mocap._checks import check_choice
-from mocap.tracks import Tracks, atomic_write, save_tracks
+from mocap.io.tracks import Tracks, save_tracks
+from mocap.io.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ class ProcessConfig:
     workers: int = 0
     """Cameras detected in parallel processes (each loads its own model, ~250 MB); 0: one per CPU core."""
     smooth: bool = True
-    """Kalman/RTS-smooth the 3D joints (:mod:`mocap.smooth`)."""
+    """Kalman/RTS-smooth the 3D joints (:mod:`mocap.track.smoothing`)."""
     cross_view: bool = True
     """After detection, look again for people a camera missed (or saw mixed with someone in
     front) where the other cameras place them (BlazePose only; :mod:`mocap.detect.cross_view`)."""

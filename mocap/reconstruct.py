@@ -1,8 +1,8 @@
 """2D keypoints of every camera + calibration -> 3D tracks of every person (match -> triangulate -> track).
 
 Every person (default): per frame the detections are matched across views
-(:mod:`mocap.association`), each group triangulated, and the groups linked over time into
-persistent people by their body centres (:mod:`mocap.track`); each person's joints are then
+(:mod:`mocap.match.epipolar`), each group triangulated, and the groups linked over time into
+persistent people by their body centres (:mod:`mocap.track.linking`); each person's joints are then
 triangulated again over the whole take (:func:`mocap.triangulation.triangulate_robust` with the
 temporal left/right check, or :func:`~mocap.triangulation.triangulate_dlt`) with the detector
 confidences as weights. ``multi_person=False``: one person, the most confident detection of every
@@ -19,13 +19,13 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from mocap._checks import check_choice
-from mocap.association import AssociationConfig, associate, gather_groups, person_sizes
+from mocap.match.epipolar import AssociationConfig, associate, gather_groups, person_sizes
 from mocap.geometry import Rig, normalize_camera_name
-from mocap.keypoints import Keypoints2D
+from mocap.io.keypoints import Keypoints2D
 from mocap.skeleton.joints import add_derived_joints
-from mocap.smooth import SmoothConfig, smooth_trajectories
-from mocap.track import LinkConfig, body_centres, link_people, relink_by_appearance
-from mocap.tracks import Tracks
+from mocap.track.smoothing import SmoothConfig, smooth_trajectories
+from mocap.track.linking import LinkConfig, body_centres, link_people, relink_by_appearance
+from mocap.io.tracks import Tracks
 from mocap.triangulation import (Triangulation, left_right_limbs, triangulate_dlt, triangulate_robust,
                                  triangulation_covariance)
 
@@ -64,7 +64,7 @@ class ReconstructConfig:
     """With ``multi_person``: keep at most this many people, those with the most triangulated
     joints over the take (0: everyone found)."""
     smooth: bool = True
-    """Kalman-filter and RTS-smooth every joint (:mod:`mocap.smooth`), each frame weighted by
+    """Kalman-filter and RTS-smooth every joint (:mod:`mocap.track.smoothing`), each frame weighted by
     its triangulation covariance; short gaps are filled."""
     acceleration_sigma: float = 50.0
     """Smoothing: white-noise acceleration of a joint, m/s² (smaller smooths more, lags more)."""
@@ -189,7 +189,7 @@ def people_views(keypoints: Keypoints2D, rig: Rig, method: str = "robust", confi
         rig: the calibration.
         method: triangulation of the per-frame groups whose body centres are linked.
         config: thresholds; defaults if None.
-        link: linking thresholds (:class:`~mocap.track.LinkConfig`); defaults if None.
+        link: linking thresholds (:class:`~mocap.track.linking.LinkConfig`); defaults if None.
         fps: frame rate (default ``keypoints.fps``).
 
     Returns:
@@ -272,7 +272,7 @@ def _merge_split_groups(g: np.ndarray, centres: np.ndarray, points: np.ndarray) 
 
 def reconstruct(keypoints: Keypoints2D, rig: Rig, method: str = "robust", fps: float | None = None,
                 config: ReconstructConfig | None = None, link: LinkConfig | None = None) -> Tracks:
-    """2D keypoints of every camera -> :class:`~mocap.tracks.Tracks` of every person.
+    """2D keypoints of every camera -> :class:`~mocap.io.tracks.Tracks` of every person.
 
     Args:
         keypoints: ``data (T, C, P, J, 3)``, cameras in ``rig`` order (``align_to_rig``).
@@ -281,7 +281,7 @@ def reconstruct(keypoints: Keypoints2D, rig: Rig, method: str = "robust", fps: f
             left/right check).
         fps: frame rate; default ``keypoints.fps``.
         config: thresholds and ``multi_person``; defaults if None.
-        link: how people are linked over time (:class:`~mocap.track.LinkConfig`).
+        link: how people are linked over time (:class:`~mocap.track.linking.LinkConfig`).
 
     Returns:
         ``Tracks`` with ``positions (T, P, J', 3)`` metres (NaN where a person is absent or a

@@ -19,8 +19,9 @@ import yaml
 
 from mocap.evaluate import LIMB_JOINTS, bone_length_cv, reprojection_vs_keypoints
 from mocap.geometry import Rig
-from mocap.keypoints import Keypoints2D
-from mocap.tracks import Tracks, atomic_write
+from mocap.io.keypoints import Keypoints2D
+from mocap.io.tracks import Tracks
+from mocap.io.files import atomic_write
 
 #: A camera whose 3D reprojects farther than this fraction of the image height from its own
 #: detections (median, limb joints) is flagged.

@@ -16,7 +16,8 @@ import cv2
 import numpy as np
 
 from mocap.geometry import Rig, project
-from mocap.tracks import Tracks, atomic_write
+from mocap.io.tracks import Tracks
+from mocap.io.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ def write_overlays(tracks: Tracks, rig: Rig, videos: dict, out_dir: str | os.Pat
         rig: the calibration; ``videos`` are matched to its cameras by name.
         videos: ``{camera: video path}`` (e.g. :func:`mocap.detect.pipeline.session_videos`).
         out_dir: where ``<cam>.mp4`` go.
-        detections: optional :class:`~mocap.keypoints.Keypoints2D` (cameras in ``rig`` order)
+        detections: optional :class:`~mocap.io.keypoints.Keypoints2D` (cameras in ``rig`` order)
             whose keypoints are drawn as grey dots.
         progress: a progress bar per camera.
 

@@ -1,9 +1,9 @@
-"""Cross-view person matching (mocap.association) on the synthetic studio with real CMU motion."""
+"""Cross-view person matching (mocap.match.epipolar) on the synthetic studio with real CMU motion."""
 
 import numpy as np
 import pytest
 
-from mocap.association import AssociationConfig, associate, epipolar_costs, gather_groups, group_frame
+from mocap.match.epipolar import AssociationConfig, associate, epipolar_costs, gather_groups, group_frame
 from mocap.synthetic import SyntheticConfig, make_scene
 
 

@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from mocap.association import associate
+from mocap.match.epipolar import associate
 from mocap.calibration.io import load_calibration
 from mocap.detect import detect_session
 from mocap.io.openpose import align_to_rig
@@ -205,7 +205,7 @@ def test_performer_who_leaves_for_over_a_second_keeps_their_id(multi):
     from dataclasses import replace
 
     from mocap.reconstruct import people_views, reconstruct
-    from mocap.track import LinkConfig
+    from mocap.track.linking import LinkConfig
 
     rig = load_calibration(CALIBRATION)
     kp = align_to_rig(multi, rig)

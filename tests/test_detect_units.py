@@ -13,7 +13,7 @@ from mocap.detect.blazepose import (
     refine_with_heatmap,
     rois_from_alignment,
 )
-from mocap.detect.tracking import fix_left_right_flips
+from mocap.detect.roi_tracking import fix_left_right_flips
 from mocap.skeleton.joints import BLAZEPOSE_33
 
 J = {n: i for i, n in enumerate(BLAZEPOSE_33)}
@@ -172,7 +172,7 @@ def test_appearance_nan_for_missing_joints():
 
 
 def test_masks_into_crops_matches_pointwise_resampling(rng):
-    from mocap.detect.tracking import masks_into_crops
+    from mocap.detect.roi_tracking import masks_into_crops
 
     src = np.array([[500.0, 400.0, 300.0, 0.2]])
     dst = np.array([[560.0, 430.0, 360.0, -0.5], [5000.0, 5000.0, 300.0, 0.0]])  # overlapping, far away
@@ -197,7 +197,7 @@ def test_duplicate_tracks_keep_the_one_that_did_not_jump():
     from types import SimpleNamespace
 
     from mocap.detect.blazepose import BlazePoseConfig
-    from mocap.detect.tracking import PoseTracker
+    from mocap.detect.roi_tracking import PoseTracker
 
     tracker = PoseTracker(SimpleNamespace(config=BlazePoseConfig()))
     body = np.zeros((33, 3))
@@ -221,7 +221,7 @@ def test_lost_track_frames_must_be_non_negative():
 
 
 def test_roi_motion_is_limited_to_what_a_person_can_do_per_second():
-    from mocap.detect.tracking import MAX_CENTRE_SPEED, MAX_SCALE_RATE, limit_roi_motion
+    from mocap.detect.roi_tracking import MAX_CENTRE_SPEED, MAX_SCALE_RATE, limit_roi_motion
 
     prev = np.array([[300.0, 780.0, 770.0, 0.1]] * 3)
     new = np.array([[300.0, 780.0, 1100.0, 0.2],  # a crop sliding onto a larger neighbour: +43 % at once
@@ -245,7 +245,7 @@ def test_other_people_are_masked_only_where_their_mask_exceeds_the_tracks_own():
     from types import SimpleNamespace
 
     from mocap.detect.blazepose import BlazePoseConfig, image_from_crop
-    from mocap.detect.tracking import PoseTracker
+    from mocap.detect.roi_tracking import PoseTracker
 
     tracker = PoseTracker(SimpleNamespace(config=BlazePoseConfig()))
     rois = np.array([[500.0, 500.0, 256.0, 0.0], [500.0, 500.0, 256.0, 0.0]])  # 1 crop px = 1 image px

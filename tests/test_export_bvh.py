@@ -22,7 +22,7 @@ from mocap.export.presets import PRESETS, preset_joint_names
 from mocap.skeleton.animation import SkeletonAnimation, forward_kinematics
 from mocap.skeleton.joints import BODY_25B
 from mocap.skeleton.solve import solve_skeleton
-from mocap.tracks import Tracks
+from mocap.io.tracks import Tracks
 from test_skeleton_solve import synthetic_poses
 
 HERE = Path(__file__).parent

@@ -14,7 +14,7 @@ from mocap.export.c3d import read_c3d, write_c3d
 from mocap.export.tabular import CSV_COLUMNS, write_tracks_csv
 from mocap.export.trc import write_trc
 from mocap.io.trc import read_trc
-from mocap.tracks import Tracks, save_tracks
+from mocap.io.tracks import Tracks, save_tracks
 from test_skeleton_solve import synthetic_poses
 
 

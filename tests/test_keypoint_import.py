@@ -12,7 +12,7 @@ from mocap.geometry import Camera, Rig
 from mocap.io.mmpose import load_mmpose
 from mocap.io.openpose import align_to_rig, load_openpose
 from mocap.io.trc import WORLD_FROM_POSE2SIM_TRC, read_trc, trc_to_world
-from mocap.keypoints import Keypoints2D
+from mocap.io.keypoints import Keypoints2D
 from mocap.skeleton.joints import BODY_25, BODY_25B, COCO_17
 
 TRIAL = POSE2SIM / "S00_P00_SingleParticipant" / "S00_P00_T01_BalancingTrial"

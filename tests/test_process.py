@@ -10,7 +10,7 @@ from mocap.cli import main
 from mocap.evaluate import reprojection_vs_keypoints
 from mocap.io.bvh import read_bvh
 from mocap.io.openpose import load_openpose
-from mocap.tracks import load_tracks
+from mocap.io.tracks import load_tracks
 
 TRIAL = POSE2SIM / "S00_P00_SingleParticipant" / "S00_P00_T01_BalancingTrial"
 CALIB = POSE2SIM / "S00_Calibration" / "Calib.qca.txt"

@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from conftest import POSE2SIM
-from mocap.keypoints import Keypoints2D
+from mocap.io.keypoints import Keypoints2D
 from mocap.reconstruct import ReconstructConfig, most_confident_person, reconstruct
 from mocap.synthetic import SyntheticConfig, make_scene
 
@@ -94,7 +94,7 @@ def test_pose2sim_trial_beats_pose2sim_bone_consistency(shared):
 
 def test_cli_reconstruct_pose2sim(shared, tmp_path):
     from mocap.cli import main
-    from mocap.tracks import load_tracks
+    from mocap.io.tracks import load_tracks
 
     out = tmp_path / "tracks.npz"
     code = main(["reconstruct", "--keypoints", str(TRIAL / "pose"), "--calibration", str(QCA),

@@ -33,7 +33,7 @@ def test_report_names_a_camera_whose_video_stops_early():
     """Camera 3's recording ends halfway: the report says so (its detections end at frame 30)."""
     from types import SimpleNamespace
 
-    from mocap.keypoints import Keypoints2D
+    from mocap.io.keypoints import Keypoints2D
 
     scene = make_scene(SyntheticConfig(num_frames=60, num_people=1, num_cameras=4, seed=4, keypoint_format="blazepose_33"))
     data = scene.keypoints.data.copy()

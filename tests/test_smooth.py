@@ -1,10 +1,10 @@
-"""Kalman/RTS smoothing of 3D trajectories (mocap.smooth) and its use in reconstruct."""
+"""Kalman/RTS smoothing of 3D trajectories (mocap.track.smoothing) and its use in reconstruct."""
 
 import numpy as np
 import pytest
 
 from mocap.reconstruct import ReconstructConfig, reconstruct
-from mocap.smooth import SmoothConfig, smooth_trajectories
+from mocap.track.smoothing import SmoothConfig, smooth_trajectories
 from mocap.synthetic import SyntheticConfig, make_scene
 
 FPS = 30.0
@@ -89,7 +89,7 @@ def test_bad_input_is_named():
 
 def test_chunked_filtering_equals_one_pass(rng, monkeypatch):
     """Long takes are filtered a few points at a time (memory); the result is the same."""
-    from mocap import smooth
+    from mocap.track import smoothing as smooth
 
     truth = _walk(N=4)
     noisy = truth + rng.normal(0, 0.01, truth.shape)

@@ -1,11 +1,11 @@
-"""Several performers: match -> triangulate -> link over time (mocap.track, mocap.reconstruct)."""
+"""Several performers: match -> triangulate -> link over time (mocap.track.linking, mocap.reconstruct)."""
 
 import numpy as np
 import pytest
 
 from mocap.reconstruct import ReconstructConfig, reconstruct
 from mocap.synthetic import SyntheticConfig, make_scene
-from mocap.track import LinkConfig, body_centres, link_people, relink_by_appearance
+from mocap.track.linking import LinkConfig, body_centres, link_people, relink_by_appearance
 
 
 def _identity_purity(tracks, scene):

@@ -15,7 +15,7 @@ import numpy as np
 
 from mocap.reconstruct import ReconstructConfig, reconstruct
 from mocap.synthetic import SyntheticConfig, make_scene
-from mocap.track import body_centres
+from mocap.track.linking import body_centres
 
 SCENARIOS = ((2, 4), (4, 6), (6, 8))
 

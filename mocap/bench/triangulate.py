@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 from mocap.evaluate import bone_length_cv
-from mocap.keypoints import Keypoints2D
+from mocap.io.keypoints import Keypoints2D
 from mocap.paths import shared_data_dir
 from mocap.reconstruct import ReconstructConfig, triangulate_frames, triangulate_single_person
 from mocap.triangulation import triangulate_dlt

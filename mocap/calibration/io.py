@@ -36,7 +36,7 @@ import yaml
 from mocap.calibration.formats_common import fmt_float, fmt_list, fmt_matrix, make_camera
 from mocap.errors import CalibrationError
 from mocap.geometry import Camera, Rig
-from mocap.tracks import atomic_write
+from mocap.io.files import atomic_write
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ def _run(args) -> int:
     from pathlib import Path
 
     from mocap.export import export_tracks
-    from mocap.tracks import load_tracks
+    from mocap.io.tracks import load_tracks
 
     tracks = load_tracks(args.tracks)
     paths = export_tracks(tracks, args.out, args.format, preset=args.preset, units=args.units,

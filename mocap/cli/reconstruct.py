@@ -60,7 +60,8 @@ def _run(args) -> int:
     from mocap.calibration.io import load_calibration
     from mocap.io.openpose import align_to_rig, load_openpose
     from mocap.reconstruct import ReconstructConfig, reconstruct
-    from mocap.tracks import atomic_write, save_tracks
+    from mocap.io.tracks import save_tracks
+    from mocap.io.files import atomic_write
 
     config = ReconstructConfig(min_confidence=args.min_confidence, threshold_px=args.threshold_px,
                                refine=args.refine, swap_check=args.swap_check,

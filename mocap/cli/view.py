@@ -32,7 +32,7 @@ def _run(args) -> int:
     from mocap.calibration.io import load_calibration
     from mocap.detect.pipeline import load_camera_detections, session_videos, to_keypoints2d
     from mocap.io.openpose import align_to_rig
-    from mocap.tracks import load_tracks
+    from mocap.io.tracks import load_tracks
     from mocap.view import write_overlays
 
     folder = Path(args.folder) if args.folder else None

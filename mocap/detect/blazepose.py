@@ -81,7 +81,7 @@ class BlazePoseConfig:
     mask covers both people; hiding all of it hid the other person from their own crop)."""
     limit_roi_motion: bool = True
     """In tracking mode, a track's next ROI moves and scales at most as fast as a person can
-    (see :func:`~mocap.detect.tracking.limit_roi_motion`): a crop drifting onto a neighbour then
+    (see :func:`~mocap.detect.roi_tracking.limit_roi_motion`): a crop drifting onto a neighbour then
     stays on its person. Needs the video's frame rate (``new_tracker(fps)``)."""
     redetect_seconds: float = 0.5
     """In tracking mode, after a track ends, run the detector on every frame for this long (not
@@ -291,9 +291,9 @@ class BlazePose:
         return BLAZEPOSE_33
 
     def new_tracker(self, fps: float | None = None):
-        """A fresh per-video :class:`~mocap.detect.tracking.PoseTracker` using these models
+        """A fresh per-video :class:`~mocap.detect.roi_tracking.PoseTracker` using these models
         (``fps``: the video's frame rate, for the tracker's per-second motion limits)."""
-        from mocap.detect.tracking import PoseTracker
+        from mocap.detect.roi_tracking import PoseTracker
 
         return PoseTracker(self, fps)
 

@@ -3,7 +3,7 @@
 A person partly hidden behind another is often not found by the person detector in that view,
 and a landmark crop started from the person in front slides onto them or onto a mixture of both.
 The other cameras still see the hidden person: their detections are matched across views
-(:mod:`mocap.association`), triangulated, and projected into the camera that missed them. The
+(:mod:`mocap.match.epipolar`), triangulated, and projected into the camera that missed them. The
 projection gives the crop the landmark model needs (centre at the hips, turned along the
 hips→shoulders direction, sized to the body like BlazePose's own ROIs), and the landmark model
 runs there, once as the crop is and once with the camera's other people greyed out (their
@@ -30,10 +30,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from mocap.association import AssociationConfig, associate, gather_groups, person_sizes
+from mocap.match.epipolar import AssociationConfig, associate, gather_groups, person_sizes
 from mocap.detect.appearance import appearance_descriptors
 from mocap.detect.blazepose import LANDMARK_INPUT, FramePyramid
-from mocap.detect.tracking import BODY_JOINTS, HIPS, keypoint_distance, masks_into_crops
+from mocap.detect.roi_tracking import BODY_JOINTS, HIPS, keypoint_distance, masks_into_crops
 from mocap.detect.video import read_frames
 from mocap.geometry import Rig, project, project_rig, world_to_cam
 from mocap.skeleton.joints import BLAZEPOSE_33

@@ -1,6 +1,6 @@
 """User-supplied top-down pose models (RTMPose, ViTPose and the like) run with onnxruntime.
 
-People are found and followed by BlazePose (:class:`~mocap.detect.tracking.PoseTracker`); each
+People are found and followed by BlazePose (:class:`~mocap.detect.roi_tracking.PoseTracker`); each
 person's box (the bounding box of their BlazePose landmarks, padded by ``box_padding`` and
 widened to the model's aspect ratio) is cropped upright, resized to the model input and
 normalised (RGB, ``(pixel - mean) / std``, NCHW), and the model's output is decoded:

@@ -39,10 +39,10 @@ from pathlib import Path
 import numpy as np
 
 from mocap.detect.appearance import DESCRIPTOR_SIZE, appearance_descriptors
-from mocap.detect.tracking import fix_left_right_flips
+from mocap.detect.roi_tracking import fix_left_right_flips
 from mocap.detect.video import VIDEO_SUFFIXES, read_frames, video_info
-from mocap.keypoints import Keypoints2D
-from mocap.tracks import atomic_write
+from mocap.io.keypoints import Keypoints2D
+from mocap.io.files import atomic_write
 
 log = logging.getLogger(__name__)
 

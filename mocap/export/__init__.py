@@ -24,7 +24,8 @@ import numpy as np
 from mocap._checks import check_choice
 from mocap.errors import MocapError
 from mocap.export.axes import UNIT_SCALE
-from mocap.tracks import Tracks, atomic_write
+from mocap.io.tracks import Tracks
+from mocap.io.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ def export_tracks(tracks: Tracks, out_dir: str | os.PathLike, formats: str | Seq
     """Write ``tracks`` in the given formats under ``out_dir``; returns the written paths.
 
     Args:
-        tracks: :class:`mocap.tracks.Tracks` (positions ``(T, P, J, 3)`` world metres).
+        tracks: :class:`mocap.io.tracks.Tracks` (positions ``(T, P, J, 3)`` world metres).
         out_dir: output folder (created).
         formats: any of :data:`FORMATS`, a list or a comma-separated string.
         preset: joint naming for BVH/FBX (:mod:`mocap.export.presets`).

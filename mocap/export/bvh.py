@@ -28,7 +28,7 @@ from mocap.export.axes import UNIT_SCALE, points_world_to_yup, rotmat_world_to_y
 from mocap.export.presets import preset_joint_names
 from mocap.skeleton.animation import SkeletonAnimation
 from mocap.skeleton.euler import rotmat_to_euler_continuous
-from mocap.tracks import atomic_write
+from mocap.io.files import atomic_write
 
 ROTATION_ORDERS = ("ZXY", "ZYX", "XYZ", "XZY", "YXZ", "YZX")
 

@@ -22,7 +22,7 @@ import numpy as np
 from mocap._checks import check_choice, check_shape
 from mocap.errors import MocapError
 from mocap.export.axes import UNIT_SCALE
-from mocap.tracks import atomic_write
+from mocap.io.files import atomic_write
 
 _BLOCK = 512
 _KEY = 0x50

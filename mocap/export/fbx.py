@@ -44,7 +44,7 @@ from mocap.export.fbx_binary import (
 from mocap.export.presets import preset_joint_names
 from mocap.geometry.rotations import rotmat_to_euler, unwrap_euler
 from mocap.skeleton.animation import SkeletonAnimation
-from mocap.tracks import atomic_write
+from mocap.io.files import atomic_write
 
 logger = logging.getLogger(__name__)
 

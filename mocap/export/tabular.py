@@ -16,7 +16,8 @@ import numpy as np
 
 from mocap._checks import check_choice
 from mocap.export.axes import UNIT_SCALE
-from mocap.tracks import Tracks, atomic_write
+from mocap.io.tracks import Tracks
+from mocap.io.files import atomic_write
 
 CSV_COLUMNS = ("frame", "time", "person", "joint", "x", "y", "z")
 

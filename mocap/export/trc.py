@@ -18,7 +18,7 @@ import numpy as np
 
 from mocap._checks import check_shape
 from mocap.export.axes import points_world_to_yup
-from mocap.tracks import atomic_write
+from mocap.io.files import atomic_write
 
 
 def format_trc(points_world: np.ndarray, marker_names, fps: float, frame_indices=None, units: str = "m",

@@ -26,7 +26,7 @@ import numpy as np
 
 from mocap.errors import KeypointFormatError
 from mocap.io.openpose import camera_name_from_folder, frame_number, natural_key, select_cameras, stack_cameras
-from mocap.keypoints import Keypoints2D
+from mocap.io.keypoints import Keypoints2D
 from mocap.skeleton.joints import format_joint_names
 
 log = logging.getLogger(__name__)

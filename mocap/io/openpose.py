@@ -23,7 +23,7 @@ import numpy as np
 
 from mocap.errors import CalibrationError, KeypointFormatError
 from mocap.geometry import Rig, normalize_camera_name
-from mocap.keypoints import Keypoints2D
+from mocap.io.keypoints import Keypoints2D
 from mocap.skeleton.joints import KEYPOINT_FORMATS, format_joint_names
 
 log = logging.getLogger(__name__)

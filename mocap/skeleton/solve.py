@@ -299,7 +299,7 @@ def solve_skeleton(points_world: np.ndarray, joint_names, fps: float, name: str 
 
 
 def solve_tracks(tracks, config: SolveConfig | None = None) -> list[SkeletonFit]:
-    """Solve every person of a :class:`mocap.tracks.Tracks`; armatures are named ``person_<id>``.
+    """Solve every person of a :class:`mocap.io.tracks.Tracks`; armatures are named ``person_<id>``.
 
     People that cannot be solved (too few frames, no hips) are skipped with a warning.
 

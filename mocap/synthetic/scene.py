@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mocap.geometry.camera import Rig
-from mocap.keypoints import Keypoints2D
+from mocap.io.keypoints import Keypoints2D
 from mocap.skeleton.joints import CANONICAL_JOINTS, format_joint_names
 from mocap.synthetic.config import SyntheticConfig
 from mocap.synthetic.detector import DetectionErrors, simulate_detections

@@ -8,7 +8,6 @@ optional ``confidence`` (T, P, J).
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import numpy as np
 
 from mocap._checks import check_shape
 from mocap.errors import MocapError
+from mocap.io.files import atomic_write
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,28 +76,6 @@ class Tracks:
         """The tracks of person index ``p`` only (P = 1)."""
         conf = None if self.confidence is None else self.confidence[:, p : p + 1]
         return Tracks(self.positions[:, p : p + 1], self.joint_names, self.track_ids[p : p + 1], self.fps, self.frame_indices, conf)
-
-
-def atomic_write(path: str | os.PathLike, write_fn, suffix: str = "") -> Path:
-    """Write through ``write_fn(tmp_path)`` to a temporary name beside ``path``, then rename.
-
-    A crash or an exception never leaves a half-written file at ``path``.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write_fn(tmp)
-        # mkstemp creates 0600; give the file the permissions a normal open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def save_tracks(tracks: Tracks, path: str | os.PathLike) -> Path:

@@ -1,6 +1,6 @@
 """Persistent identities for people triangulated frame by frame (the DESIGN's "track" stage).
 
-Each frame's people (cross-view groups, :mod:`mocap.association`, triangulated) are linked to the
+Each frame's people (cross-view groups, :mod:`mocap.match.epipolar`, triangulated) are linked to the
 tracks of the frames before by their body centre: a constant-velocity prediction, a gate that
 grows with the time since the track was last seen (``gate_m + max_speed * dt``), and one optimal
 assignment per frame (Hungarian, :func:`scipy.optimize.linear_sum_assignment`). A person unseen

@@ -11,7 +11,7 @@ their mean within ``max_cost`` (a near-complete linkage), so that two people sta
 epipolar line of some camera pair are told apart by the third view.
 
 Appearance (the colour descriptors the detector stores) is not used here; it gives people back
-their identity after an absence (:func:`mocap.track.relink_by_appearance`). Several people lined
+their identity after an absence (:func:`mocap.track.linking.relink_by_appearance`). Several people lined
 up in every camera pair at once would need it here too.
 """
 

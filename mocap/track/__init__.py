@@ -1,0 +1,1 @@
+"""Track: persistent identities over time (:mod:`.linking`) and smoothed trajectories (:mod:`.smoothing`)."""
