@@ -1,47 +1,99 @@
-"""``process``: detect -> reconstruct -> export on a session folder, in one call."""
+"""The one place that chains the stages: ``reconstruct`` (match -> triangulate -> track -> smooth)
+and ``process`` (detect -> reconstruct -> export) on a session folder.
+
+Every performer (default): per frame the detections are matched across views
+(:mod:`mocap.match`), each group triangulated, and the groups linked over time into persistent
+people (:mod:`mocap.track.people`); each person's joints are then triangulated again over the
+whole take (:mod:`mocap.triangulation.people`: robust with the temporal left/right check, or the
+confidence-weighted DLT) and Kalman/RTS-smoothed (:mod:`mocap.track.smoothing`). With
+``match.multi_person`` off, the most confident detection of every view is the one performer. The
+derived joints ``pelvis``/``neck`` are appended where the keypoint format lacks them.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
+import numpy as np
 
-from mocap import __version__
-from mocap._checks import check_choice
+from mocap.config import ProcessConfig, write_resolved
+from mocap.geometry import Rig, normalize_camera_name
+from mocap.io.files import check_output_dir
+from mocap.io.keypoints import Keypoints2D
 from mocap.io.tracks import Tracks, save_tracks
-from mocap.io.files import atomic_write
+from mocap.skeleton.joints import add_derived_joints
+from mocap.track.people import people_views
+from mocap.track.smoothing import smooth_people
+from mocap.triangulation.people import most_confident_person, triangulate_people
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class ProcessConfig:
-    """Settings of :func:`process_session` (written to ``DIR/process.yaml``)."""
+def _check_aligned(keypoints: Keypoints2D, rig: Rig) -> None:
+    ours = [normalize_camera_name(n) for n in keypoints.camera_names]
+    theirs = [normalize_camera_name(n) for n in rig.names]
+    if ours != theirs:
+        raise ValueError(f"keypoints: cameras {list(keypoints.camera_names)} are not in the calibration's order "
+                         f"{rig.names}; call mocap.io.openpose.align_to_rig(keypoints, rig) first")
 
-    detector: str = "blazepose"
-    """2D detector: ``blazepose`` (default, CPU) or ``onnx:PATH`` (a top-down ONNX pose model)."""
-    triangulation: str = "robust"
-    """``robust`` (outlier views rejected, left/right check) or ``dlt`` (confidence-weighted linear)."""
-    formats: tuple[str, ...] = ("bvh", "fbx")
-    """Export formats: any of bvh, fbx, trc, csv, c3d."""
-    preset: str = "canonical"
-    """Joint naming in BVH/FBX: canonical, mixamo, unreal, unity."""
-    workers: int = 0
-    """Cameras detected in parallel processes (each loads its own model, ~250 MB); 0: one per CPU core."""
-    smooth: bool = True
-    """Kalman/RTS-smooth the 3D joints (:mod:`mocap.track.smoothing`)."""
-    cross_view: bool = True
-    """After detection, look again for people a camera missed (or saw mixed with someone in
-    front) where the other cameras place them (BlazePose only; :mod:`mocap.detect.cross_view`)."""
 
-    def __post_init__(self):
-        check_choice(self.triangulation, ("robust", "dlt"), "triangulation")
-        if self.workers < 0:
-            raise ValueError(f"workers: expected >= 0 (0 = one per CPU core), got {self.workers}")
+def _log_summary(tri, method: str) -> None:
+    n_ok = np.isfinite(tri.points).all(-1)
+    log.info("reconstructed %d frames x %d people x %d joints (%s): %.1f%% joints triangulated, %.2f views per "
+             "joint, median reprojection error %.2f px", tri.points.shape[0], tri.points.shape[1], tri.points.shape[2],
+             method, 100 * n_ok.mean(), tri.views_used[n_ok].mean() if n_ok.any() else 0.0,
+             np.nanmedian(np.where(tri.inliers, tri.reproj_error_px, np.nan)) if tri.inliers.any() else np.nan)
+
+
+def reconstruct(keypoints: Keypoints2D, rig: Rig, config: ProcessConfig | None = None,
+                fps: float | None = None) -> Tracks:
+    """2D keypoints of every camera -> :class:`~mocap.io.tracks.Tracks` of every person.
+
+    Args:
+        keypoints: ``data (T, C, P, J, 3)``, cameras in ``rig`` order (``align_to_rig``).
+        rig: the calibration (world Z up, metres).
+        config: the ``match``, ``link``, ``triangulate`` and ``smooth`` sections are used;
+            defaults if None.
+        fps: frame rate; default ``keypoints.fps``, else ``config.fps``.
+
+    Returns:
+        ``Tracks`` with ``positions (T, P, J', 3)`` metres (NaN where a person is absent or a
+        joint had too few views; ``P = 1`` without ``match.multi_person``), ``joint_names`` the
+        keypoint format's plus ``pelvis``/``neck`` where absent, and ``confidence (T, P, J')``
+        the mean detector confidence over the views used (0 where NaN). Raises ``ValueError``
+        when no person is seen by two cameras in any frame.
+    """
+    config = config or ProcessConfig()
+    fps = fps or keypoints.fps or config.fps
+    if not np.isfinite(fps) or fps <= 0:
+        raise ValueError(f"fps: expected a positive frame rate, got {fps}")
+    _check_aligned(keypoints, rig)
+    if config.match.multi_person:
+        person = people_views(keypoints, rig, fps, config.match, config.triangulate, config.link)  # (T, P, C, J, 3)
+        if person.shape[1] == 0:
+            raise ValueError("keypoints: no person is seen by two cameras in any frame; check that the videos "
+                             "overlap in time and that the calibration belongs to these cameras")
+    else:
+        person = most_confident_person(keypoints.data)[:, None]  # (T, 1, C, J, 3)
+    tri = triangulate_people(rig, person, keypoints.joint_names, config.triangulate, temporal=True)
+    conf = np.nan_to_num(np.moveaxis(person[..., 2], -2, -1))  # (T, P, J, C)
+    used_conf = np.where(tri.inliers, conf, 0.0).sum(-1) / np.maximum(tri.inliers.sum(-1), 1)
+    points = tri.points
+    if config.smooth.enabled:
+        points = smooth_people(rig, tri, person, fps, config.smooth, config.triangulate.min_confidence)
+        filled = np.isfinite(points).all(-1) & ~np.isfinite(tri.points).all(-1)
+        log.info("smoothing: %d joint positions filled in short gaps", int(filled.sum()))
+    stacked = np.concatenate([points, used_conf[..., None]], axis=-1)  # (T, P, J, 4)
+    stacked, names = add_derived_joints(stacked, keypoints.joint_names)
+    positions, confidence = stacked[..., :3], np.nan_to_num(stacked[..., 3])
+    confidence[~np.isfinite(positions).all(-1)] = 0.0
+    _log_summary(tri, config.triangulate.method)
+    return Tracks(positions=positions, joint_names=names, track_ids=np.arange(person.shape[1]), fps=float(fps),
+                  frame_indices=keypoints.frame_indices, confidence=confidence)
 
 
 @dataclass(frozen=True)
@@ -56,13 +108,31 @@ class ProcessResult:
     """:func:`mocap.report.run_report`'s numbers (also in ``DIR/report.yaml`` and ``report.md``)."""
 
 
+def check_process_inputs(session: str | os.PathLike, calibration: str | os.PathLike, out_dir: str | os.PathLike,
+                         config: ProcessConfig):
+    """Everything :func:`process_session` can check before detecting: the output folder, the
+    calibration, every video against its calibrated camera, the detector's model files.
+    Returns ``(rig, videos)``."""
+    from mocap.calibration.io import load_calibration
+    from mocap.detect import check_session, session_videos
+
+    check_output_dir(out_dir)
+    rig = load_calibration(calibration)
+    videos = session_videos(session)
+    check_session(videos, rig)
+    if config.detect.detector.startswith("onnx:") and not Path(config.detect.detector[5:]).is_file():
+        raise FileNotFoundError(f"detector {config.detect.detector}: ONNX model file not found")
+    return rig, videos
+
+
 def process_session(session: str | os.PathLike, calibration: str | os.PathLike, out_dir: str | os.PathLike,
                     config: ProcessConfig | None = None, progress: bool = True) -> ProcessResult:
     """Run every stage on a session folder.
 
-    Writes ``DIR/keypoints2d/<cam>.npz`` (resumable), ``DIR/tracks.npz``, ``DIR/export/*``,
-    ``DIR/report.md`` + ``report.yaml`` (:mod:`mocap.report`) and ``DIR/process.yaml``
-    (resolved settings, inputs, versions, time per stage).
+    Writes ``DIR/keypoints2d/<cam>.npz`` (resumable; reused only for the same video and
+    settings), ``DIR/tracks.npz``, ``DIR/export/*``, ``DIR/report.md`` + ``report.yaml``
+    (:mod:`mocap.report`) and ``DIR/config.yaml`` (resolved settings, inputs, version, time per
+    stage). Inputs are checked before any detection (:func:`check_process_inputs`).
 
     Args:
         session: folder with ``videos/<cam>.mp4`` (Pose2Sim's ``videos/camNN.mp4`` as is).
@@ -71,52 +141,56 @@ def process_session(session: str | os.PathLike, calibration: str | os.PathLike, 
         config: settings; defaults when None.
         progress: show progress bars.
     """
-    from mocap.calibration.io import load_calibration
     from mocap.detect import detect_session
     from mocap.export import export_tracks
     from mocap.io.openpose import align_to_rig
-    from mocap.reconstruct import ReconstructConfig, reconstruct
+    from mocap.report import load_export_summary, run_report, write_run_report
 
     config = config or ProcessConfig()
+    rig, _ = check_process_inputs(session, calibration, out_dir, config)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
 
     t0 = time.perf_counter()
-    rig = load_calibration(calibration)
-    keypoints = detect_session(session, out / "keypoints2d", detector=config.detector,
-                               workers=config.workers, progress=progress,
-                               calibration=rig if config.cross_view else None)
+    keypoints = detect_session(session, out / "keypoints2d", config.detect, progress=progress, calibration=rig,
+                               match=config.match)
     timings["detect"] = time.perf_counter() - t0
     log.info("detect: %d frames x %d cameras in %.1f s", keypoints.data.shape[0], keypoints.data.shape[1], timings["detect"])
 
     t0 = time.perf_counter()
     keypoints = align_to_rig(keypoints, rig)
-    fps = keypoints.fps or 30.0
-    tracks = reconstruct(keypoints, rig, method=config.triangulation, fps=fps,
-                         config=ReconstructConfig(smooth=config.smooth))
+    tracks = reconstruct(keypoints, rig, config)
     tracks_path = save_tracks(tracks, out / "tracks.npz")
     timings["reconstruct"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    paths = export_tracks(tracks, out / "export", formats=config.formats, preset=config.preset)
+    paths = export_tracks(tracks, out / "export", config.export.formats, preset=config.export.preset,
+                          units=config.export.units, rotation_order=config.export.rotation_order,
+                          solve_config=config.skeleton)
     timings["export"] = time.perf_counter() - t0
-
-    from mocap.report import load_export_summary, run_report, write_run_report
 
     report = run_report(keypoints, rig, tracks, timings, load_export_summary(out / "export"))
     report_paths = write_run_report(report, out)
     for line in report["checks"]:
         log.info("check: %s", line)
-
-    record = {
-        "mocap_version": __version__,
-        "session": str(Path(session).resolve()),
-        "calibration": str(Path(calibration).resolve()),
-        "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
-        "timings_s": {k: round(v, 3) for k, v in timings.items()},
-        "outputs": {"tracks": str(tracks_path), "export": [str(p) for p in paths],
-                    "report": [str(p) for p in report_paths]},
-    }
-    atomic_write(out / "process.yaml", lambda tmp: Path(tmp).write_text(yaml.safe_dump(record, sort_keys=False)))
+    write_resolved(out, config, "process", {"session": Path(session).resolve(), "calibration": Path(calibration).resolve()},
+                   {"timings_s": {k: round(v, 3) for k, v in timings.items()},
+                    "outputs": {"tracks": str(tracks_path), "export": [str(p) for p in paths],
+                                "report": [str(p) for p in report_paths]}})
     return ProcessResult(tracks_path, tuple(paths), timings, tracks, report)
+
+
+def load_keypoints(folder: str | os.PathLike, keypoint_format: str = "body_25") -> Keypoints2D:
+    """2D keypoints of every camera from a folder: ``mocap detect``'s ``<cam>.npz`` files when it
+    holds them (``keypoint_format`` is then ignored), else OpenPose JSON per camera."""
+    from mocap.detect.pipeline import load_camera_detections, to_keypoints2d
+    from mocap.io.openpose import load_openpose
+
+    folder = Path(folder)
+    npz = sorted(folder.glob("*.npz")) if folder.is_dir() else []
+    if not npz:
+        return load_openpose(folder, keypoint_format)
+    kp = to_keypoints2d([load_camera_detections(p) for p in npz])
+    log.info("read %d cameras of detections from %s (%s)", len(npz), folder, ", ".join(p.stem for p in npz))
+    return kp

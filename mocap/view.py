@@ -75,7 +75,7 @@ def write_overlays(tracks: Tracks, rig: Rig, videos: dict, out_dir: str | os.Pat
     Args:
         tracks: the 3D result (rows are the videos' frame indices ``tracks.frame_indices``).
         rig: the calibration; ``videos`` are matched to its cameras by name.
-        videos: ``{camera: video path}`` (e.g. :func:`mocap.detect.pipeline.session_videos`).
+        videos: ``{camera: video path}`` (e.g. :func:`mocap.detect.session.session_videos`).
         out_dir: where ``<cam>.mp4`` go.
         detections: optional :class:`~mocap.io.keypoints.Keypoints2D` (cameras in ``rig`` order)
             whose keypoints are drawn as grey dots.
@@ -129,6 +129,6 @@ def write_overlays(tracks: Tracks, rig: Rig, videos: dict, out_dir: str | os.Pat
                     bar.close()
 
         path = atomic_write(out / f"{Path(video).stem}.mp4", write, suffix=".mp4")
-        log.info("wrote %s", path)
+        log.debug("wrote %s", path)
         written.append(path)
     return written

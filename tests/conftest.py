@@ -1,3 +1,7 @@
+import importlib
+import os
+import shutil
+
 import numpy as np
 import pytest
 
@@ -8,6 +12,55 @@ from mocap.paths import shared_data_dir
 SHARED = shared_data_dir()
 POSE2SIM = SHARED / "sessions" / "pose2sim_demo"
 CMU = SHARED / "motion" / "cmu"
+
+
+# What each optional dependency is and how to get it. `make test` installs all of them.
+TOOL_HINTS = {
+    "blender": "Debian package `blender` (Blender 3.4); `make sysdeps` installs it",
+    "assimp": "Debian package `assimp-utils`; `make sysdeps` installs it",
+}
+MODULE_HINTS = {
+    "aniposelib.cameras": "`make venv` installs aniposelib==0.8.0 with --no-deps, plus toml and pandas",
+    "bvhio": "the `test` extra: pip install -e '.[test]'",
+    "c3d": "the `test` extra: pip install -e '.[test]'",
+    "torch": "the `test` extra: pip install -e '.[test]'",
+    "onnx": "the `test` extra: pip install -e '.[test]'",
+}
+
+
+def missing_dependency(what: str, hint: str):
+    """A test's tool or package is absent: a failure in CI (env ``CI`` set, not ``0``/``false``),
+    where every test must run, else a skip that says how to install it."""
+    message = f"{what} is not installed ({hint})"
+    if os.environ.get("CI", "").strip().lower() not in ("", "0", "false"):
+        pytest.fail(f"{message}; CI runs every test, so a missing dependency fails", pytrace=False)
+    pytest.skip(message)
+
+
+def require_tool(name: str) -> str:
+    """The path of the external program ``name`` (see :func:`missing_dependency` when absent)."""
+    path = shutil.which(name)
+    if path is None:
+        missing_dependency(name, TOOL_HINTS.get(name, "make sysdeps"))
+    return path
+
+
+def require_module(name: str):
+    """The imported module ``name`` (see :func:`missing_dependency` when it cannot be imported)."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        missing_dependency(name, f"{MODULE_HINTS.get(name, 'pip install it')}; import said: {exc}")
+
+
+@pytest.fixture(scope="session")
+def blender() -> str:
+    return require_tool("blender")
+
+
+@pytest.fixture(scope="session")
+def assimp() -> str:
+    return require_tool("assimp")
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import logging
 import numpy as np
 import pytest
 
-from conftest import CMU
+from conftest import CMU, require_module
 from mocap.errors import MocapError
 from mocap.io.bvh import (
     bvh_end_site_positions,
@@ -131,7 +131,7 @@ def test_local_transforms_reproduce_fk(cmu131):
 
 
 def test_fk_matches_bvhio(cmu131):
-    bvhio = pytest.importorskip("bvhio")
+    bvhio = require_module("bvhio")
     root = bvhio.readAsHierarchy(str(CMU / "131_01.bvh"))
     layout = [j for j, _, _ in root.layout()]
     assert [j.Name for j in layout] == list(cmu131.joint_names)

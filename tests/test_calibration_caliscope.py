@@ -80,9 +80,14 @@ def test_cameras_match_caliscope_after_similarity(result, reference):
     s, R, t = _similarity(result.rig.centers, reference.centers)
     aligned = (s * result.rig.centers @ R.T) + t
     err = np.linalg.norm(aligned - reference.centers, axis=1)
-    assert err.max() < 0.02, err
+    angles = []
     for cam, ref in zip(result.rig, reference):
         Rw = cam.R @ R.T  # cam_from_caliscope-world
-        ang = np.degrees(np.arccos(np.clip((np.trace(Rw.T @ ref.R) - 1) / 2, -1, 1)))
-        assert ang < 1.0, (cam.name, ang)
-    assert abs(s - 1) < 0.02  # the metric scale comes from the 54 mm squares on both sides
+        angles.append(np.degrees(np.arccos(np.clip((np.trace(Rw.T @ ref.R) - 1) / 2, -1, 1))))
+    print(f"centres {np.round(err * 1e3, 2)} mm, angles {np.round(angles, 3)} deg, scale {s:.5f}")
+    assert err.max() < 0.004, err  # README: within 0.4 cm; measured 2.2-3.9 mm
+    # README: within 0.4°; measured 0.08-0.41° (cam_1: 0.414°, the README's 0.4° rounded to one
+    # digit), so the limit is 0.42°: the README figure does not hold to two digits.
+    assert max(angles) < 0.42, angles
+    # The metric scale comes from the 54 mm squares on both sides: measured 0.44 % apart.
+    assert abs(s - 1) < 0.005, s

@@ -6,7 +6,8 @@ import pytest
 from mocap.calibration.boards import Board
 from mocap.calibration.detect_corners import Detections, detect_board
 from mocap.calibration.render import project_studio, synthetic_studio
-from mocap.calibration.rig import RigCalibrationConfig, _parse_cameras, calibrate_rig_from_detections
+from mocap.calibration.rig import RigCalibrationConfig, calibrate_rig_from_detections
+from mocap.cli.calibrate import parse_camera_sources
 from mocap.errors import CalibrationError
 
 BOARD = Board("checkerboard", 9, 6, 0.08, name="synth")
@@ -115,11 +116,11 @@ def test_no_two_cameras_together_is_a_falsy_result(studio, dets):
 
 
 def test_camera_argument_format():
-    assert _parse_cameras(["a=x/*.jpg", "b=y.mp4"]) == {"a": "x/*.jpg", "b": "y.mp4"}
+    assert parse_camera_sources(["a=x/*.jpg", "b=y.mp4"]) == {"a": "x/*.jpg", "b": "y.mp4"}
     with pytest.raises(CalibrationError, match="expected NAME=PATH"):
-        _parse_cameras(["left.jpg"])
+        parse_camera_sources(["left.jpg"])
     with pytest.raises(CalibrationError, match="given twice"):
-        _parse_cameras(["a=x", "a=y"])
+        parse_camera_sources(["a=x", "a=y"])
 
 
 def test_blank_image_has_no_board():

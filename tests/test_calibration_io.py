@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from conftest import POSE2SIM, SHARED
+from conftest import POSE2SIM, SHARED, require_module
 from mocap.calibration.io import convert_calibration, load_calibration, save_calibration
 from mocap.cli import main
 from mocap.errors import CalibrationError
@@ -243,7 +243,7 @@ def test_cli_convert_bad_input_exits_2(tmp_path, capsys):
 # ---------------------------------------------------------------------------------------------
 
 def test_aniposelib_projects_our_toml_identically(rng, tmp_path):
-    cameras = pytest.importorskip("aniposelib.cameras")
+    cameras = require_module("aniposelib.cameras")
     from mocap.geometry import project_rig
 
     rig = load_calibration(QCA)

@@ -46,9 +46,12 @@ def test_left_intrinsics_match_opencv(dets, board):
 
 def test_rig_left_fx_within_half_percent_of_opencv(result):
     left = result.rig["left"]
-    assert abs(left.K[0, 0] / OPENCV_FX - 1) < 0.005
-    assert left.rms_px <= 0.42
-    assert result.bundle.rms_px <= 0.42
+    print(f"rig left fx {left.K[0, 0]:.3f} vs OpenCV {OPENCV_FX}: {abs(left.K[0, 0] / OPENCV_FX - 1):.2%}, "
+          f"rms left {left.rms_px:.3f} px, bundle {result.bundle.rms_px:.3f} px")
+    assert abs(left.K[0, 0] / OPENCV_FX - 1) < 0.005  # README: within 0.5 %; measured 0.41 %
+    # README: RMS ≈ 0.19 px; measured 0.194 (left) and 0.195 px (bundle), 0.005 px margin.
+    assert left.rms_px <= 0.20
+    assert result.bundle.rms_px <= 0.20
 
 
 def test_baseline_matches_stereo_calibrate(dets, board, result):
@@ -63,7 +66,8 @@ def test_baseline_matches_stereo_calibrate(dets, board, result):
     rms, *_, R, T, _, _ = cv2.stereoCalibrate(obj, il, ir, K1, d1, K2, d2, left.image_size, flags=0)
     ref = np.linalg.norm(T)
     ours = np.linalg.norm(result.rig.centers[0] - result.rig.centers[1])
-    assert abs(ours / ref - 1) < 0.01, (ours, ref)
+    print(f"baseline {ours:.6f}, cv2.stereoCalibrate {ref:.6f} (board units): {abs(ours / ref - 1):.2e}")
+    assert abs(ours / ref - 1) < 1e-4, (ours, ref)  # README: within 0.01 %; measured 0.005 %
 
 
 def test_metric_check_square_length(result):

@@ -28,11 +28,13 @@ def intrinsics(shared):
 
 
 @pytest.mark.parametrize("cam", CAMS)
-def test_fx_within_1_5_percent_of_qualisys(intrinsics, qualisys, cam):
+def test_fx_within_half_percent_of_qualisys(intrinsics, qualisys, cam):
     det, r = intrinsics[cam]
     assert r.ok, r.message
     assert det.image_size == (1088, 1920)
-    ref = qualisys[cam].K[0, 0]
-    assert abs(r.K[0, 0] / ref - 1) < 0.015, (r.K[0, 0], ref)
-    assert abs(r.K[1, 1] / qualisys[cam].K[1, 1] - 1) < 0.015
-    assert r.rms_px < 0.5
+    fx, fy = r.K[0, 0] / qualisys[cam].K[0, 0] - 1, r.K[1, 1] / qualisys[cam].K[1, 1] - 1
+    print(f"{cam}: fx {fx:+.3%}, fy {fy:+.3%} of Qualisys, rms {r.rms_px:.3f} px")
+    # README: within 0.5 %. Measured fx -0.50 / +0.17 / -0.46 / -0.06 %, fy -0.49 / +0.15 / -0.50 /
+    # -0.08 % (cam01-04): cam01's fx (-0.496 %) and cam03's fy (-0.497 %) leave almost no margin.
+    assert abs(fx) < 0.005 and abs(fy) < 0.005, (r.K[0, 0], r.K[1, 1])
+    assert r.rms_px < 0.25  # measured 0.19-0.22 px

@@ -130,7 +130,7 @@ def test_cli_detect_and_models(real_models, tmp_path, capsys):
     (session / "videos").mkdir(parents=True)
     _write_video(session / "videos" / "cam_a.mp4", [np.zeros((120, 160, 3), np.uint8)] * 3)
     assert main(["detect", str(session), "--out", str(tmp_path / "kp")]) == 0
-    assert (tmp_path / "kp" / "cam_a.npz").is_file() and (tmp_path / "kp" / "detect_config.yaml").is_file()
+    assert (tmp_path / "kp" / "cam_a.npz").is_file() and (tmp_path / "kp" / "config.yaml").is_file()
     assert main(["detect", str(tmp_path / "nowhere"), "--out", str(tmp_path / "kp")]) == 2
     assert "not a folder" in capsys.readouterr().err
     assert main(["models"]) == 0

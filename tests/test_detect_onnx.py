@@ -8,7 +8,7 @@ from mocap.detect.onnx_backend import OnnxConfig, OnnxPose, decode_heatmaps, dec
 from mocap.detect.video import read_frames
 from mocap.errors import ModelError
 
-from conftest import POSE2SIM, SHARED
+from conftest import POSE2SIM, SHARED, require_module
 
 FIXTURE = SHARED / "calibration" / "caliscope_charuco_4cam" / "fixtures_onnx" / "simcc_3pt.onnx"
 VIDEO = POSE2SIM / "S00_P00_SingleParticipant" / "S00_P00_T01_BalancingTrial" / "videos" / "cam01.mp4"
@@ -56,8 +56,8 @@ def test_bad_onnx_files(tmp_path):
 
 def _export(head, path):
     """Export a 'pose model' whose every keypoint is the reddest spot of its input crop."""
-    torch = pytest.importorskip("torch")
-    pytest.importorskip("onnx")
+    torch = require_module("torch")
+    require_module("onnx")
 
     class BrightSpot(torch.nn.Module):
         def forward(self, x):

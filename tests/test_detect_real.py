@@ -1,7 +1,8 @@
 """BlazePose on the real Pose2Sim capture, against OpenPose's keypoints of the same videos.
 
 Reference: Pose2Sim's ``pose-associated/`` OpenPose BODY_25B JSON (COCO-17 order first). It is a
-peer's output, not ground truth; the tolerances below are the issue's acceptance figures.
+peer's output, not ground truth; the tolerances below are README's figures, each with its
+measured value.
 Detection runs once per trial (module-scoped fixtures), in tracking mode.
 """
 
@@ -72,7 +73,10 @@ def multi():
 
 
 @pytest.mark.parametrize("cam", CAMERAS)
-def test_single_person_found_and_limbs_within_20px_of_openpose(single, cam):
+def test_single_person_found_and_limbs_within_17px_of_openpose(single, cam):
+    """README: found in >= 99 % of frames, limb joints within a median 13-17 px of OpenPose.
+    Measured: 100 / 100 / 99 / 100 %, 14.9 / 17.2 / 15.1 / 13.0 px (cam01-04); the limit is
+    17.5 px, half a pixel over the README's figure (cam02's 17.16 px is its 17 rounded)."""
     c = single.camera_names.index(cam)
     errs, found = [], []
     for t, ref in enumerate(_openpose(SINGLE, cam)):
@@ -86,9 +90,10 @@ def test_single_person_found_and_limbs_within_20px_of_openpose(single, cam):
         best = int(np.nanargmin(np.where(np.isfinite(med), med, np.inf)))
         found.append(med[best] < MATCH_PX)
         errs.append(np.linalg.norm(ours[best] - ref[0], axis=-1))  # scored with the model's own labels
-    assert np.mean(found) >= 0.98, f"{cam}: person found in {np.mean(found):.0%} of frames"
     median = float(np.nanmedian(np.concatenate(errs)))
-    assert median <= 20.0, f"{cam}: median limb error {median:.1f} px"
+    print(f"{cam}: found in {np.mean(found):.0%} of frames, median limb error {median:.2f} px")
+    assert np.mean(found) >= 0.99, f"{cam}: person found in {np.mean(found):.0%} of frames"
+    assert median <= 17.5, f"{cam}: median limb error {median:.2f} px"
 
 
 def test_single_person_output_contract(single):
@@ -135,10 +140,16 @@ def _two_people_found(kp, trial, cam):
     return np.array(ok)
 
 
+#: README: both performers found in 98/99/96/100 % of frames per camera (cross-view pass on).
+TWO_PEOPLE_FOUND = {"cam01": 0.98, "cam02": 0.99, "cam03": 0.96, "cam04": 1.00}
+
+
 @pytest.mark.parametrize("cam", CAMERAS)
-def test_two_people_found_in_95_percent_of_frames(multi, cam):
+def test_two_people_found_in_readme_share_of_frames(multi, cam):
     rate = _two_people_found(multi, MULTI, cam).mean()
-    assert rate >= 0.95, f"{cam}: both people found in {rate:.0%} of frames"
+    print(f"{cam}: both people found in {rate:.0%} of frames")
+    # Measured exactly the README's figures; the margin is one frame of the 100.
+    assert rate >= TWO_PEOPLE_FOUND[cam] - 0.01, f"{cam}: both people found in {rate:.0%} of frames"
 
 
 def test_cross_view_pass_finds_removed_people_again(multi):
@@ -148,7 +159,7 @@ def test_cross_view_pass_finds_removed_people_again(multi):
 
     from mocap.detect.blazepose import BlazePose
     from mocap.detect.cross_view import recover_missed_people
-    from mocap.detect.pipeline import session_videos
+    from mocap.detect import session_videos
 
     rig = load_calibration(CALIBRATION)
     dets = list(multi.extras["detections"])
@@ -174,27 +185,30 @@ def test_cross_view_pass_finds_removed_people_again(multi):
 
 def test_two_performers_reconstructed_as_two_people(multi, tmp_path):
     """BlazePose + cross-view pass -> match -> triangulate -> link: the two participants of the
-    real trial come out as two people, each in (nearly) every frame, with steady bone lengths."""
+    real trial come out as two people, each in every frame, with steady bone lengths."""
     from mocap.evaluate import bone_length_cv
-    from mocap.reconstruct import reconstruct
+    from mocap.pipeline import reconstruct
 
     rig = load_calibration(CALIBRATION)
     tracks = reconstruct(align_to_rig(multi, rig), rig)
     present = np.isfinite(tracks.positions).all(-1).any(-1)  # (T, P)
     frames = np.sort(present.sum(0))[::-1]
-    assert len(frames) >= 2 and frames[1] >= 95, f"frames per person: {frames.tolist()}"
+    print(f"frames per person {frames.tolist()}")
+    assert frames.tolist() == [100, 100], f"frames per person: {frames.tolist()}"  # README: in every frame
     cvs = sorted(np.mean(list(bone_length_cv(tracks.positions[:, p], tracks.joint_names).values()))
                  for p in np.argsort(-present.sum(0))[:2])
     # mean bone-length CV (`mocap process` prints it in report.md): 0.066 and 0.058 with the default
     # smoothing; with --no-smooth the man (in front of her in cam03, a leg and both arms flung
     # about) is at 0.20
-    assert cvs[1] < 0.1, f"mean bone-length CV per person: {np.round(cvs, 3)}"
+    print(f"mean bone-length CV per person: {np.round(cvs, 4)}")
+    # README: 0.058 / 0.066; measured 0.0575 / 0.0659, limits about 0.004 above.
+    assert cvs[0] < 0.062 and cvs[1] < 0.070, f"mean bone-length CV per person: {np.round(cvs, 4)}"
     from mocap.export import export_tracks
     from mocap.io.bvh import read_bvh
 
     paths = export_tracks(tracks, tmp_path, formats=("bvh", "fbx"))
     bvhs = sorted(p for p in paths if p.suffix == ".bvh")
-    assert len(bvhs) >= 2 and all(read_bvh(p).num_frames == 100 for p in bvhs)
+    assert len(bvhs) == 2 and all(read_bvh(p).num_frames == 100 for p in bvhs)
     assert any(p.suffix == ".fbx" for p in paths)
 
 
@@ -204,12 +218,13 @@ def test_performer_who_leaves_for_over_a_second_keeps_their_id(multi):
     ID (without re-identification they would come back as a third person)."""
     from dataclasses import replace
 
-    from mocap.reconstruct import people_views, reconstruct
-    from mocap.track.linking import LinkConfig
+    from mocap.config import ProcessConfig, override
+    from mocap.pipeline import reconstruct
+    from mocap.track.people import people_views
 
     rig = load_calibration(CALIBRATION)
     kp = align_to_rig(multi, rig)
-    person = people_views(kp, rig)  # (T, P, C, J, 3)
+    person = people_views(kp, rig, kp.fps)  # (T, P, C, J, 3)
     gone = np.arange(15, 80)
     data, app = kp.data.copy(), kp.extras["appearance"].copy()
     for t in gone:
@@ -223,5 +238,5 @@ def test_performer_who_leaves_for_over_a_second_keeps_their_id(multi):
     assert present.shape[1] == 2, f"people: {present.sum(0).tolist()}"
     back = int(np.flatnonzero(~present[gone].any(0))[0])  # the one absent during the cut
     assert present[:15, back].all() and present[80:, back].all()
-    no_reid = reconstruct(cut, rig, link=LinkConfig(min_appearance=1.0))
+    no_reid = reconstruct(cut, rig, override(ProcessConfig(), {"link.min_appearance": 1.0}))
     assert no_reid.positions.shape[1] == 3

@@ -1,13 +1,12 @@
 """FBX export: binary encoding, scene tree, and three real importers (ufbx, Blender, assimp).
 
 Ground truth is our own forward kinematics (world, Z up, metres). Every importer must put every
-joint of every frame within 1 mm of it; measured errors are ~1e-6 m (float32 keys).
+joint of every frame within 0.001 mm of it (README), as measured: float32 keys and importers.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,8 +16,9 @@ import pytest
 
 from conftest import CMU
 from fbx_dump import FBXFile, Node, read_fbx
-from importers.synthetic_skeleton import synthetic_animation
-from mocap.export.axes import YUP_FROM_WORLD, points_yup_to_world
+from importers.synthetic_skeleton import (between_keys_error_deg, gimbal_sweep_animation, synthetic_animation,
+                                         turn_per_frame_deg)
+from mocap.export.axes import YUP_FROM_WORLD, points_yup_to_world, rotmat_world_to_yup
 from mocap.export.fbx import FBX_TICKS_PER_SECOND, animation_channels, build_fbx_scene, write_fbx
 from mocap.export.fbx_binary import FBXNode, encode_fbx, f32, i16, i64, node, raw
 from mocap.export.presets import preset_joint_names
@@ -26,7 +26,9 @@ from mocap.geometry.rotations import euler_to_rotmat
 from mocap.skeleton.animation import SkeletonAnimation, forward_kinematics
 
 HERE = Path(__file__).parent
-TOL_M = 1e-3  # the issue's bar: 1 mm on every joint and frame
+# README: importers agree with our positions within 0.001 mm on every joint and frame. Measured
+# (float32 keys in cm): Blender <= 0.00084 mm, ufbx <= 0.00031 mm; the margin is what is left.
+TOL_M = 1e-6
 
 
 def _reference_dir(shared) -> Path:
@@ -46,17 +48,15 @@ def _p70(n: Node) -> dict[str, list]:
     return {} if props is None else {p.values[0].decode(): p.values[4:] for p in props.children}
 
 
-def evaluate_file(fbx: FBXFile) -> tuple[list[str], np.ndarray]:
-    """World positions ``(T, N, 3)`` in our world frame (Z up, metres) of every LimbNode, by
-    evaluating the file's node tree and curves: ``T @ R_z R_y R_x`` per node, times in ticks."""
+def _model_channels(fbx: FBXFile) -> tuple[dict, dict]:
+    """The file's models as stored: ``{id: (name, kind, translation (T|1, 3), rotation_deg (T|1, 3))}``
+    (Lcl Translation / Lcl Rotation curves, or the static value where a model has none) and
+    ``{id: parent id}`` (0 = the scene root)."""
     objects = {n.values[0]: n for n in fbx.find("Objects").children}
     conns = [c.values for c in fbx.find("Connections").children]
     parent = {src: dst for kind, src, dst, *_ in conns if kind == b"OO" and objects.get(src) is not None
               and objects[src].name == "Model"}
     curve_of = {(dst, prop.decode()): src for kind, src, dst, *rest in conns if kind == b"OP" for prop in rest}
-    settings = _p70(fbx.find("GlobalSettings"))
-    cm_per_unit = settings["UnitScaleFactor"][0]
-    assert settings["UpAxis"][0] == 1 and settings["FrontAxis"][0] == 2 and settings["CoordAxis"][0] == 0
 
     def channel(model_id, prop, letter) -> np.ndarray:
         cnode = curve_of.get((model_id, prop))
@@ -70,18 +70,31 @@ def evaluate_file(fbx: FBXFile) -> tuple[list[str], np.ndarray]:
         assert _name(objects[cnode].values[1]) == letter
         return np.stack(out, axis=-1)
 
-    models = [i for i, n in objects.items() if n.name == "Model"]
-    local = {}
-    for m in models:
-        t, r = channel(m, "Lcl Translation", "T"), channel(m, "Lcl Rotation", "R")
-        local[m] = (t, euler_to_rotmat(np.radians(r), "xyz"))
+    models = {i: (_name(n.values[1]), n.values[2].decode(), channel(i, "Lcl Translation", "T"),
+                  channel(i, "Lcl Rotation", "R")) for i, n in objects.items() if n.name == "Model"}
+    return models, {m: parent.get(m, 0) for m in models}
 
+
+def rotation_curves(fbx: FBXFile) -> dict[str, np.ndarray]:
+    """Each LimbNode's ``Lcl Rotation`` keys ``(T, 3)`` degrees X, Y, Z, as stored in the file."""
+    models, _ = _model_channels(fbx)
+    return {name: rot for name, kind, _, rot in models.values() if kind == "LimbNode"}
+
+
+def evaluate_file(fbx: FBXFile) -> tuple[list[str], np.ndarray]:
+    """World positions ``(T, N, 3)`` in our world frame (Z up, metres) of every LimbNode, by
+    evaluating the file's node tree and curves: ``T @ R_z R_y R_x`` per node, times in ticks."""
+    settings = _p70(fbx.find("GlobalSettings"))
+    cm_per_unit = settings["UnitScaleFactor"][0]
+    assert settings["UpAxis"][0] == 1 and settings["FrontAxis"][0] == 2 and settings["CoordAxis"][0] == 0
+    models, parent = _model_channels(fbx)
+    local = {m: (t, euler_to_rotmat(np.radians(r), "xyz")) for m, (_, _, t, r) in models.items()}
     cache = {}
 
     def world(m):
         if m not in cache:
             t, r = local[m]
-            p = parent.get(m, 0)
+            p = parent[m]
             if p == 0:
                 cache[m] = (r, t)
             else:
@@ -89,8 +102,8 @@ def evaluate_file(fbx: FBXFile) -> tuple[list[str], np.ndarray]:
                 cache[m] = (pr @ r, pt + (pr @ t[..., None])[..., 0])
         return cache[m]
 
-    limbs = [m for m in models if objects[m].values[2] == b"LimbNode"]
-    names = [_name(objects[m].values[1]) for m in limbs]
+    limbs = [m for m, (_, kind, _, _) in models.items() if kind == "LimbNode"]
+    names = [models[m][0] for m in limbs]
     T = max(len(world(m)[1]) for m in limbs)
     pos = np.stack([np.broadcast_to(world(m)[1], (T, 3)) for m in limbs], axis=1)
     return names, points_yup_to_world(pos * cm_per_unit, "cm")
@@ -278,7 +291,7 @@ def test_key_times_are_fbx_ticks_every_frame(tmp_path, anim):
 def test_file_reproduces_world_positions(tmp_path, anim, units):
     names, positions = evaluate_file(read_fbx(write_fbx([anim], tmp_path / "a.fbx", units=units)))
     err = _errors(anim, names, positions)
-    assert err.max() < 1e-5  # float32 keys: ~1e-7 relative
+    assert err.max() < TOL_M  # float32 keys: measured <= 0.00029 mm
 
 
 def test_rest_pose_is_the_t_pose(tmp_path, anim):
@@ -291,15 +304,31 @@ def test_rest_pose_is_the_t_pose(tmp_path, anim):
         assert props["Lcl Rotation"] == [0.0, 0.0, 0.0]
 
 
-def test_rotation_curves_do_not_jump(anim):
-    _, _, rotation = animation_channels(anim)
-    assert np.abs(np.diff(rotation, axis=0)).max() < 180.0
+def test_rotation_curves_follow_the_motion_through_gimbal_lock(tmp_path):
+    """FBX's Euler XYZ is singular where the middle angle is ±90°, and the sweep's pelvis passes
+    there twice. Read from the file, every curve steps no more per frame than its joint turns
+    (measured: 2.5° steps, 3.6°/frame turns; wrapping a per-frame decomposition instead steps
+    180°), the pelvis keys are the angles the motion was made of, and positions are unchanged."""
+    anim, angles = gimbal_sweep_animation()
+    fbx = read_fbx(write_fbx([anim], tmp_path / "sweep.fbx"))
+    curves = rotation_curves(fbx)
+    turn = turn_per_frame_deg(anim.rotations)  # (T - 1, J)
+    for j, name in enumerate(anim.joint_names):
+        step = np.abs(np.diff(curves[name], axis=0)).max(axis=-1)
+        worst = int(np.argmax(step - turn[:, j]))
+        # 25 % covers the Euler-rate / turn-rate ratio of this motion; 1e-4° the float32 keys.
+        assert (step <= 1.25 * turn[:, j] + 1e-4).all(), (name, worst, step[worst], turn[worst, j])
+    np.testing.assert_allclose(curves["pelvis"], angles["fbx_pelvis"], atol=1e-4)
+    # Between keys: measured 0.01°; the 180° step showed the pelvis half a turn away (180°).
+    stacked = np.stack([curves[n] for n in anim.joint_names], axis=1)
+    assert between_keys_error_deg(stacked, rotmat_world_to_yup(anim.rotations), "xyz").max() < 0.1
+    assert _errors(anim, *evaluate_file(fbx)).max() < TOL_M
 
 
 def test_cmu_clip_reproduces_world_positions(tmp_path):
     cmu = _cmu_animation(num_frames=60)
     names, positions = evaluate_file(read_fbx(write_fbx([cmu], tmp_path / "cmu.fbx")))
-    assert _errors(cmu, names, positions).max() < 1e-5
+    assert _errors(cmu, names, positions).max() < TOL_M
 
 
 def test_two_people_two_armatures(tmp_path, rng):
@@ -311,8 +340,8 @@ def test_two_people_two_armatures(tmp_path, rng):
     assert nulls == ["person_1", "person_2"]
     assert sum(o.name == "AnimationStack" for o in objects) == 1
     names, positions = evaluate_file(fbx)
-    assert _errors(a, names, positions, "person_1:").max() < 1e-5
-    assert _errors(b, names, positions, "person_2:").max() < 1e-5
+    assert _errors(a, names, positions, "person_1:").max() < TOL_M
+    assert _errors(b, names, positions, "person_2:").max() < TOL_M
 
 
 def test_bad_input_raises_and_leaves_existing_file(tmp_path, anim, rng):
@@ -345,10 +374,7 @@ def _ufbx_positions(path: Path, tmp_path: Path):
     return np.load(out)
 
 
-def _blender_positions(path: Path, tmp_path: Path) -> dict:
-    blender = shutil.which("blender")
-    if blender is None:
-        pytest.fail("blender not installed (Debian package `blender`)")
+def _blender_positions(blender: str, path: Path, tmp_path: Path) -> dict:
     out = tmp_path / f"{path.stem}_blender.json"
     subprocess.run([blender, "-b", "--factory-startup", "--python", str(HERE / "importers" / "blender_fbx_positions.py"),
                     "--", str(path), str(out)], check=True, timeout=300, capture_output=True)
@@ -374,14 +400,14 @@ def test_ufbx_agrees_with_world_positions(tmp_path, rng):
 
 
 @pytest.mark.slow
-def test_blender_agrees_with_world_positions(tmp_path, rng):
+def test_blender_agrees_with_world_positions(tmp_path, rng, blender):
     # 20 fps has no named FBX time mode: the custom-rate path.
     a = synthetic_animation(rng, num_frames=60, fps=20.0, name="person_1")
     b = synthetic_animation(rng, num_frames=60, fps=20.0, name="person_2", start_xy=(2.0, 1.0))
     cmu = _cmu_animation(num_frames=120)
     for anims, prefixes in (([cmu], [""]), ([a, b], ["person_1:", "person_2:"])):
         path = write_fbx(anims, tmp_path / f"{anims[0].name}_{len(anims)}.fbx")
-        result = _blender_positions(path, tmp_path)
+        result = _blender_positions(blender, path, tmp_path)
         assert result["armatures"] == sorted(x.name for x in anims)
         assert result["fps"] == pytest.approx(anims[0].fps)
         positions = np.array(result["positions"])
@@ -392,14 +418,12 @@ def test_blender_agrees_with_world_positions(tmp_path, rng):
 
 
 @pytest.mark.slow
-def test_assimp_reports_one_animation_with_a_channel_per_joint(tmp_path, rng):
-    if shutil.which("assimp") is None:
-        pytest.fail("assimp not installed (Debian package `assimp-utils`)")
+def test_assimp_reports_one_animation_with_a_channel_per_joint(tmp_path, rng, assimp):
     a = synthetic_animation(rng, name="person_1")
     b = synthetic_animation(rng, name="person_2", start_xy=(2.0, 1.0))
     for anims in ([a], [a, b], [_cmu_animation(num_frames=60)]):
         path = write_fbx(anims, tmp_path / f"{anims[0].name}_{len(anims)}.fbx")
-        info = subprocess.run(["assimp", "info", str(path)], check=True, capture_output=True, text=True, timeout=60).stdout
+        info = subprocess.run([assimp, "info", str(path)], check=True, capture_output=True, text=True, timeout=60).stdout
         fields = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in info.splitlines()) if v}
         assert fields["Animations"] == "1"
         assert fields["Animation Channels"] == str(sum(len(x.joint_names) for x in anims))
@@ -423,12 +447,12 @@ def test_ufbx_reads_our_frame_rates(tmp_path, rng):
 
 
 @pytest.mark.slow
-def test_importers_agree_on_solved_cmu_skeleton_with_mixamo_names(tmp_path):
+def test_importers_agree_on_solved_cmu_skeleton_with_mixamo_names(tmp_path, blender):
     anim = _solved_cmu_animation(num_frames=120)
     path = write_fbx([anim], tmp_path / "solved.fbx", preset="mixamo")
     result = _ufbx_positions(path, tmp_path)
     err_ufbx = _errors(anim, list(result["names"]), result["positions"], preset="mixamo")
-    result = _blender_positions(path, tmp_path)
+    result = _blender_positions(blender, path, tmp_path)
     err_blender = _errors(anim, result["names"], np.array(result["positions"]), f"{anim.name}/", preset="mixamo")
     print(f"solved CMU, mixamo names: ufbx max {err_ufbx.max() * 1e3:.5f} mm, blender max {err_blender.max() * 1e3:.5f} mm")
     assert err_ufbx.max() < TOL_M and err_blender.max() < TOL_M

@@ -7,6 +7,7 @@ import csv
 import numpy as np
 import pytest
 
+from conftest import require_module
 from mocap.cli import main
 from mocap.export import export_tracks, parse_formats
 from mocap.export.axes import points_yup_to_world
@@ -64,7 +65,7 @@ def test_c3d_round_trip_own_reader(tracks, tmp_path):
 
 
 def test_c3d_read_by_the_c3d_package(tracks, tmp_path):
-    c3d = pytest.importorskip("c3d")
+    c3d = require_module("c3d")
     pts = tracks.positions[:, 1]
     path = write_c3d(pts, tracks.joint_names, tracks.fps, tmp_path / "p.c3d")
     with open(path, "rb") as f, pytest.warns(UserWarning, match="No analog data"):
@@ -100,4 +101,4 @@ def test_cli_export(tracks, tmp_path, capsys):
     assert (out / "person_4.bvh").read_text().startswith("HIERARCHY\nROOT Hips\n")
     assert (out / "take.csv").is_file()
     assert main(["export", str(src), "--format", "obj", "--out", str(out)]) == 2
-    assert "format: unknown value 'obj'" in capsys.readouterr().err
+    assert "formats: unknown value 'obj'" in capsys.readouterr().err

@@ -130,3 +130,135 @@ def test_rotation_between_incl_antiparallel(rng):
 def test_euler_order_validation():
     with pytest.raises(ValueError, match="order"):
         euler_to_rotmat(np.zeros(3), "ZXy")
+
+
+# -- the lens model (mocap.geometry.lens and its compiled twin) ----------------------------------
+
+LENSES = [  # k1 k2 p1 p2 k3: none, mild barrel, the test rig's, strong barrel, pincushion, tangential
+    (0.0, 0.0, 0.0, 0.0, 0.0),
+    (-0.1, 0.01, 0.0, 0.0, 0.0),
+    (-0.25, 0.08, 1e-3, -5e-4, -0.01),
+    (-0.4, 0.2, 2e-3, 1e-3, -0.05),
+    (0.15, -0.02, -1e-3, 2e-3, 0.01),
+    (0.05, 0.0, 5e-3, -5e-3, 0.0),
+]
+
+
+@pytest.fixture(params=range(len(LENSES)), ids=[f"lens{i}" for i in range(len(LENSES))])
+def dist(request):
+    return np.array(LENSES[request.param])
+
+
+def _points_in_view(rng, n=2000, half_fov=0.6):
+    """Undistorted normalised points over a ~62° x 62° field (|x|, |y| <= 0.6)."""
+    return rng.uniform(-half_fov, half_fov, (n, 2))
+
+
+def test_distort_undistort_round_trip(rng, dist):
+    from mocap.geometry import lens
+
+    xy = _points_in_view(rng)
+    back = lens.undistort_normalized(lens.distort_normalized(xy, dist), dist)
+    np.testing.assert_allclose(back, xy, rtol=0, atol=1e-14)
+
+
+def test_undistort_distort_round_trip_in_pixels(rng, dist):
+    """Distorted pixels of a 1000 px lens -> undistorted -> distorted again, within 1e-10 px."""
+    from mocap.geometry import lens
+
+    xy_d = lens.distort_normalized(_points_in_view(rng), dist)
+    again = lens.distort_normalized(lens.undistort_normalized(xy_d, dist), dist)
+    np.testing.assert_allclose(1000.0 * again, 1000.0 * xy_d, rtol=0, atol=1e-10)
+
+
+def test_compiled_twin_equals_numpy_lens(rng, dist):
+    """The scalar numba twin agrees with the vectorised numpy model to 1e-10 px (f = 1000 px) for
+    distortion, its Jacobian and the inverse, including its NaN beyond the fold."""
+    pytest.importorskip("numba")
+    from mocap.geometry import lens, lens_compiled
+
+    xy = _points_in_view(rng, 500)
+    xy[:3] = [[30.0, -40.0], [np.nan, 0.1], [0.0, 0.0]]  # beyond any fold, missing, the centre
+    k = tuple(dist)
+    want = lens.distort_with_jacobian(xy[:, 0], xy[:, 1], k)
+    want_inv = lens.undistort(want[0], want[1], k)
+    got = np.array([lens_compiled.distort_point_jacobian(x, y, *k) for x, y in xy]).T
+    got_inv = np.array([lens_compiled.undistort_point(xd, yd, *k, lens.UNDISTORT_MAX_ITERATIONS,
+                                                      lens.UNDISTORT_TOLERANCE) for xd, yd in zip(*want[:2])]).T
+    np.testing.assert_allclose(1000.0 * got, 1000.0 * np.array(want), rtol=0, atol=1e-10)
+    np.testing.assert_allclose(1000.0 * got_inv, 1000.0 * np.array(want_inv), rtol=0, atol=1e-10)
+    np.testing.assert_array_equal(np.isnan(got_inv), np.isnan(want_inv))
+    assert np.isnan(want_inv[0][1]) and np.isfinite(want_inv[0][3:]).all()
+
+
+def test_undistort_is_nan_or_right_far_outside_the_field(rng, dist):
+    """Far outside the lens' valid field (the model folds over) Newton may find no inverse: the
+    answer is then NaN, never a wrong point. Wherever it is finite it distorts back exactly."""
+    from mocap.geometry import lens
+
+    xy_d = rng.uniform(-20.0, 20.0, (5000, 2))
+    und = lens.undistort_normalized(xy_d, dist)
+    ok = np.isfinite(und).all(-1)
+    np.testing.assert_allclose(lens.distort_normalized(und[ok], dist), xy_d[ok], rtol=1e-12, atol=1e-12)
+    assert np.isnan(und[~ok]).all()
+
+
+def test_undistort_stops_by_its_iteration_budget(rng):
+    """A point not converged after ``iterations`` Newton steps is NaN; with the default budget the
+    same points converge."""
+    from mocap.geometry import lens
+
+    dist = np.array(LENSES[3])
+    xy_d = lens.distort_normalized(_points_in_view(rng, 100), dist)
+    xy_d[0] = np.nan
+    assert np.isnan(lens.undistort_normalized(xy_d, dist, iterations=1)[1:]).any()
+    full = lens.undistort_normalized(xy_d, dist)
+    assert np.isnan(full[0]).all() and np.isfinite(full[1:]).all()
+
+
+def test_distortion_jacobians_match_finite_differences(rng, dist):
+    from mocap.geometry import lens
+
+    xy = _points_in_view(rng, 50)
+    h = 1e-6
+    J = lens.distort_jacobian(xy, dist)
+    for a in range(2):
+        e = np.zeros(2)
+        e[a] = h
+        fd = (lens.distort_normalized(xy + e, dist) - lens.distort_normalized(xy - e, dist)) / (2 * h)
+        np.testing.assert_allclose(J[:, :, a], fd, rtol=0, atol=1e-8)
+    Jk = lens.distort_coefficient_jacobian(xy)
+    for a in range(5):
+        e = np.zeros(5)
+        e[a] = h
+        fd = (lens.distort_normalized(xy, dist + e) - lens.distort_normalized(xy, dist - e)) / (2 * h)
+        np.testing.assert_allclose(Jk[:, :, a], fd, rtol=0, atol=1e-8)
+
+
+def test_distortion_shape_is_checked():
+    from mocap.geometry import lens
+
+    with pytest.raises(ValueError, match=r"dist: expected shape \(\.\.\., 5\)"):
+        lens.distort_normalized(np.zeros((3, 2)), np.zeros(4))
+
+
+def test_lens_polynomial_is_defined_only_in_lens_modules():
+    """One lens model: the distortion polynomial (its Horner radial term or its tangential
+    terms) appears in the package source only in ``geometry/lens.py`` and its compiled twin,
+    and every user calls those functions."""
+    import pathlib
+    import re
+
+    import mocap
+    from mocap.calibration import bundle
+    from mocap.geometry import camera, lens
+    from mocap.triangulation import _cameras, uncertainty
+
+    root = pathlib.Path(mocap.__file__).parent
+    formula = re.compile(r"r2\s*\*\s*\(\s*k1\b|\bp[12]\s*\*\s*\(\s*r2\s*\+\s*2|2\s*\*\s*k2\s*\+\s*3\s*\*\s*k3")
+    found = sorted(str(p.relative_to(root)) for p in root.rglob("*.py") if formula.search(p.read_text()))
+    assert found == ["geometry/lens.py", "geometry/lens_compiled.py"]
+    assert camera.distort_normalized is lens.distort_normalized
+    assert camera.undistort_normalized is lens.undistort_normalized
+    assert bundle.distort_jacobian is lens.distort_jacobian
+    assert _cameras.lens is lens and uncertainty.distort_with_jacobian is lens.distort_with_jacobian

@@ -30,7 +30,7 @@ def test_process_writes_tracks_and_animation(processed):
     assert (processed / "export" / "tracks.fbx").stat().st_size > 10_000
     bvh = read_bvh(processed / "export" / "person_0.bvh")
     assert bvh.num_frames == 100
-    assert (processed / "process.yaml").is_file()
+    assert yaml.safe_load((processed / "config.yaml").read_text())["stage"] == "process"
 
 
 def test_process_writes_a_run_report(processed):

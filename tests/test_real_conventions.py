@@ -21,7 +21,8 @@ CALIB = POSE2SIM / "S00_Calibration"
 TRIAL = POSE2SIM / "S00_P00_SingleParticipant" / "S00_P00_T01_BalancingTrial"
 
 #: Required agreement of Pose2Sim's 3D joints with the 2D keypoints, median per camera (px).
-MEDIAN_PX = 20.0
+#: README: 8-18 px; measured 8.0 / 11.4 / 17.9 / 9.4-9.6 px (cam_01-04, either file).
+MEDIAN_PX = 18.0
 
 
 def test_qualisys_qca_and_pose2sim_toml_agree():

@@ -6,7 +6,9 @@ import yaml
 
 from conftest import POSE2SIM
 from mocap.io.keypoints import Keypoints2D
-from mocap.reconstruct import ReconstructConfig, most_confident_person, reconstruct
+from mocap.config import ConfigError, ProcessConfig, override
+from mocap.pipeline import reconstruct
+from mocap.triangulation.people import TriangulateConfig, most_confident_person
 from mocap.synthetic import SyntheticConfig, make_scene
 
 TRIAL = POSE2SIM / "S00_P00_SingleParticipant" / "S00_P00_T01_BalancingTrial"
@@ -40,9 +42,9 @@ def test_tracks_shape_and_derived_joints(scene):
 
 def test_synthetic_accuracy_with_spurious_people_and_outliers(scene):
     """6 cameras, 2 px noise, 5 % outliers, 20 % of views with a fake weaker person: < 15 mm."""
-    mpjpe, coverage = _mpjpe_mm(reconstruct(scene.keypoints, scene.rig, "robust"), scene)
+    mpjpe, coverage = _mpjpe_mm(reconstruct(scene.keypoints, scene.rig), scene)
     assert mpjpe < 15.0 and coverage > 0.99
-    mpjpe_dlt, _ = _mpjpe_mm(reconstruct(scene.keypoints, scene.rig, "dlt"), scene)
+    mpjpe_dlt, _ = _mpjpe_mm(reconstruct(scene.keypoints, scene.rig, override(ProcessConfig(), {"triangulate.method": "dlt"})), scene)
     assert mpjpe < 0.5 * mpjpe_dlt
 
 
@@ -52,7 +54,7 @@ def test_most_confident_person_is_picked():
     data[0, 0, 2] = [[5, 5, 0.9], [6, 6, 0.8]]
     data[0, 1, 1] = [[7, 7, 0.5], [np.nan, np.nan, np.nan]]
     kp = Keypoints2D(data, ("left_hip", "right_hip"), ("a", "b"))
-    person = most_confident_person(kp)
+    person = most_confident_person(kp.data)
     np.testing.assert_array_equal(person[0, 0], data[0, 0, 2])
     np.testing.assert_array_equal(person[0, 1], data[0, 1, 1])
 
@@ -64,20 +66,21 @@ def test_cameras_must_be_aligned_to_the_rig(scene):
         reconstruct(flipped, scene.rig)
 
 
-def test_missing_fps_is_an_error(scene):
+def test_missing_fps_takes_the_configured_default(scene):
     kp = scene.keypoints
-    with pytest.raises(ValueError, match="pass fps"):
-        reconstruct(Keypoints2D(kp.data, kp.joint_names, kp.camera_names), scene.rig)
+    no_fps = Keypoints2D(kp.data, kp.joint_names, kp.camera_names)
+    assert reconstruct(no_fps, scene.rig).fps == ProcessConfig().fps
+    assert reconstruct(no_fps, scene.rig, override(ProcessConfig(), {"fps": 50})).fps == 50.0
 
 
 def test_unknown_method_lists_choices(scene):
-    with pytest.raises(ValueError, match="'dlt', 'robust'"):
-        reconstruct(scene.keypoints, scene.rig, "volumetric")
+    with pytest.raises(ConfigError, match="triangulate: method: unknown value 'volumetric'.*'dlt', 'robust'"):
+        override(ProcessConfig(), {"triangulate.method": "volumetric"})
 
 
 def test_config_is_checked():
     with pytest.raises(ValueError, match="min_confidence"):
-        ReconstructConfig(min_confidence=1.5)
+        TriangulateConfig(min_confidence=1.5)
 
 
 def test_pose2sim_trial_beats_pose2sim_bone_consistency(shared):
@@ -105,9 +108,11 @@ def test_cli_reconstruct_pose2sim(shared, tmp_path):
     assert tracks.positions.shape[0] == 100 and tracks.positions.shape[2:] == (26, 3) and tracks.fps == 60.0
     present = np.isfinite(tracks.positions).all(-1).any(-1)  # (T, P)
     assert present[:, 0].all()  # person 0 is the performer: the most seen comes first
-    cfg = yaml.safe_load((tmp_path / "tracks.config.yaml").read_text())
-    assert cfg["triangulation"] == "dlt" and cfg["keypoint_format"] == "body_25b" and cfg["fps"] == 60.0
-    assert cfg["cameras"] == ["cam_01", "cam_02", "cam_03", "cam_04"] and cfg["multi_person"] is True
+    cfg = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    assert cfg["stage"] == "reconstruct" and cfg["config"]["triangulate"]["method"] == "dlt"
+    assert cfg["inputs"]["keypoint_format"] == "body_25b" and cfg["config"]["fps"] == 60.0
+    assert cfg["inputs"]["cameras"] == ["cam_01", "cam_02", "cam_03", "cam_04"]
+    assert cfg["config"]["match"]["multi_person"] is True
 
     one = tmp_path / "one.npz"
     code = main(["reconstruct", "--keypoints", str(TRIAL / "pose"), "--calibration", str(QCA), "--out", str(one),
@@ -130,7 +135,7 @@ def test_temporal_swap_check_helps_four_cameras_with_swaps():
     one frame; the temporal check (default on) resolves them. Measured: 6.5 mm vs 23.9 mm."""
     sc = make_scene(SyntheticConfig(seed=4, num_frames=80, num_people=1, num_cameras=4, noise_px=2.0,
                                     outlier_rate=0.0, swap_rate=0.15, spurious_rate=0.0))
-    on, cov_on = _mpjpe_mm(reconstruct(sc.keypoints, sc.rig, "robust"), sc)
-    off, cov_off = _mpjpe_mm(reconstruct(sc.keypoints, sc.rig, "robust",
-                                         config=ReconstructConfig(temporal_swap_check=False)), sc)
+    on, cov_on = _mpjpe_mm(reconstruct(sc.keypoints, sc.rig), sc)
+    off, cov_off = _mpjpe_mm(reconstruct(sc.keypoints, sc.rig,
+                                         override(ProcessConfig(), {"triangulate.temporal_swap_check": False})), sc)
     assert on < 0.6 * off and cov_on >= cov_off - 0.01

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from mocap.reconstruct import ReconstructConfig, reconstruct
+from mocap.config import ProcessConfig, override
+from mocap.pipeline import reconstruct
 from mocap.track.smoothing import SmoothConfig, smooth_trajectories
 from mocap.synthetic import SyntheticConfig, make_scene
 
@@ -73,7 +74,7 @@ def test_reconstruct_smoothing_lowers_error_on_the_synthetic_studio():
     J = len(scene.joint_names)
     err = {}
     for smooth in (False, True):
-        tr = reconstruct(scene.keypoints, scene.rig, config=ReconstructConfig(smooth=smooth))
+        tr = reconstruct(scene.keypoints, scene.rig, override(ProcessConfig(), {"smooth.enabled": smooth}))
         err[smooth] = np.nanmean(np.linalg.norm(tr.positions[:, 0, :J] - scene.gt_positions[:, 0], axis=-1))
     assert err[True] < 0.85 * err[False], err
 

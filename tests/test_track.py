@@ -1,9 +1,12 @@
-"""Several performers: match -> triangulate -> link over time (mocap.track.linking, mocap.reconstruct)."""
+"""Several performers: match -> triangulate -> link over time (mocap.track, mocap.pipeline.reconstruct)."""
+
+import dataclasses
 
 import numpy as np
 import pytest
 
-from mocap.reconstruct import ReconstructConfig, reconstruct
+from mocap.config import ProcessConfig, override
+from mocap.pipeline import reconstruct
 from mocap.synthetic import SyntheticConfig, make_scene
 from mocap.track.linking import LinkConfig, body_centres, link_people, relink_by_appearance
 
@@ -39,10 +42,28 @@ def test_every_performer_is_one_track_without_identity_switches(people, cameras)
             assert np.nanmedian(err) < 0.03, f"person {p}: median joint error {np.nanmedian(err) * 1000:.1f} mm"
 
 
+def _nearest_performer(tracks, scene):
+    """Per output person: (ground-truth person nearest in most frames, frames present)."""
+    return [(g, n) for g, _, n in _identity_purity(tracks, scene)]
+
+
 def test_max_people_keeps_the_most_seen():
+    """Hidden from every camera: performer 0 after frame 20, performer 1 after frame 40, performer 2
+    before frame 10, so they are seen 20 / 40 / 50 of 60 frames. ``max_people=2`` keeps 2 and 1,
+    in that order, and drops 0, which appeared first and has the lowest index."""
     scene = make_scene(SyntheticConfig(num_frames=60, num_people=3, num_cameras=4, seed=3, placement_radius=1.5))
-    tracks = reconstruct(scene.keypoints, scene.rig, config=ReconstructConfig(max_people=2))
-    assert tracks.positions.shape[1] == 2
+    data = scene.keypoints.data.copy()
+    who = scene.gt_person_index
+    data[20:][who[20:] == 0] = np.nan
+    data[40:][who[40:] == 1] = np.nan
+    data[:10][who[:10] == 2] = np.nan
+    keypoints = dataclasses.replace(scene.keypoints, data=data)
+    everyone = reconstruct(keypoints, scene.rig)
+    assert _nearest_performer(everyone, scene) == [(2, 50), (1, 40), (0, 20)]
+    kept = reconstruct(keypoints, scene.rig, override(ProcessConfig(), {"link.max_people": 2}))
+    assert _nearest_performer(kept, scene) == [(2, 50), (1, 40)]
+    # The same two people, solved the same way: max_people only drops, it changes nobody.
+    np.testing.assert_array_equal(kept.positions, everyone.positions[:, :2])
 
 
 def test_link_people_follows_two_people_passing_close():
@@ -133,4 +154,9 @@ def test_a_take_shorter_than_min_track_keeps_its_people():
     track = link_people(centres, 60.0)
     assert (track[:, 0] == 0).all() and (track[:, 1] == -1).all()
     scene = make_scene(SyntheticConfig(num_frames=11, num_people=1, num_cameras=4, seed=1, fps=60.0))
-    assert reconstruct(scene.keypoints, scene.rig).positions.shape[1] >= 1
+    tracks = reconstruct(scene.keypoints, scene.rig)
+    assert tracks.positions.shape[1] == 1
+    J = len(scene.joint_names)
+    err = np.linalg.norm(tracks.positions[:, 0, :J] - scene.gt_positions[:, 0], axis=-1)
+    # Every joint of every frame solved; measured median 5.3 mm, max 21 mm (3 px detector noise).
+    assert np.isfinite(err).all() and np.median(err) < 0.01 and err.max() < 0.04

@@ -24,12 +24,12 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--cameras", type=int, default=6)
+    parser.add_argument("--cameras", type=int, default=6, help="cameras in the rendered studio (default 6)")
     parser.add_argument("--frames", type=int, default=300, help="frames per camera")
-    parser.add_argument("--width", type=int, default=1280)
-    parser.add_argument("--height", type=int, default=720)
+    parser.add_argument("--width", type=int, default=1280, help="image width, px (default 1280)")
+    parser.add_argument("--height", type=int, default=720, help="image height, px (default 720)")
     parser.add_argument("--workers", type=int, default=2, help="processes for corner detection")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--out", type=Path, default=None, help="also write calibration.yaml and the report here")
 
 

@@ -63,7 +63,7 @@ def _run_mode(videos, config, frames: int) -> dict:
 
 def run(args) -> dict:
     from mocap.detect.blazepose import BlazePoseConfig
-    from mocap.detect.pipeline import session_videos
+    from mocap.detect import session_videos
 
     videos = list(session_videos(_session(args)).values())[: args.cameras]
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

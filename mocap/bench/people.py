@@ -13,7 +13,8 @@ import time
 
 import numpy as np
 
-from mocap.reconstruct import ReconstructConfig, reconstruct
+from mocap.config import ProcessConfig, override
+from mocap.pipeline import reconstruct
 from mocap.synthetic import SyntheticConfig, make_scene
 from mocap.track.linking import body_centres
 
@@ -53,7 +54,7 @@ def run(args) -> dict:
         for seed in range(args.seeds):
             scene = make_scene(SyntheticConfig(num_frames=args.frames, num_people=people, num_cameras=cams,
                                                seed=100 + seed, placement_radius=1.5))
-            raw = _score(reconstruct(scene.keypoints, scene.rig, config=ReconstructConfig(smooth=False)), scene)
+            raw = _score(reconstruct(scene.keypoints, scene.rig, override(ProcessConfig(), {"smooth.enabled": False})), scene)
             t0 = time.perf_counter()
             tracks = reconstruct(scene.keypoints, scene.rig)
             seconds = time.perf_counter() - t0

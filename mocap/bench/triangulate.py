@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import asdict
 
 import numpy as np
 
 from mocap.evaluate import bone_length_cv
 from mocap.io.keypoints import Keypoints2D
 from mocap.paths import shared_data_dir
-from mocap.reconstruct import ReconstructConfig, triangulate_frames, triangulate_single_person
+from mocap.triangulation.people import TriangulateConfig, triangulate_frames, triangulate_single_person
 from mocap.triangulation import triangulate_dlt
 
 log = logging.getLogger(__name__)
@@ -41,12 +42,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--outliers", type=float, nargs="+", default=[0.0, 0.1, 0.2], help="outlier rates")
     parser.add_argument("--swap-rate", type=float, default=0.1, help="left/right swap rate when swaps are on")
     parser.add_argument("--frames", type=int, default=300, help="frames per scenario (x 25 joints)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--ransac-seconds", type=float, default=6.0,
                         help="time budget per scenario for aniposelib's triangulate_ransac (Python loop)")
     parser.add_argument("--no-anipose", action="store_true", help="skip aniposelib")
     parser.add_argument("--no-temporal-swap-check", action="store_true",
-                        help="ours without the temporal left/right check (ReconstructConfig.temporal_swap_check)")
+                        help="ours without the temporal left/right check (triangulate.temporal_swap_check)")
     parser.add_argument("--no-real", action="store_true", help="skip the Pose2Sim real-data figures")
 
 
@@ -119,10 +120,10 @@ def _timed_interleaved(fns: dict, rounds: int = 7) -> tuple[dict, dict]:
 def _ours_inputs(kp, config):
     """What :func:`triangulate_single_person` passes to ``triangulate_frames`` (association excluded
     from the timing, as it is for the other methods)."""
-    from mocap.reconstruct import most_confident_person, view_thresholds
+    from mocap.triangulation.people import most_confident_person, view_thresholds
     from mocap.triangulation import left_right_limbs
 
-    person = most_confident_person(kp)
+    person = most_confident_person(kp.data)
     xy, conf = np.moveaxis(person[..., :2], 1, 2), np.moveaxis(person[..., 2], 1, 2)
     tau = view_thresholds(person, config.min_confidence, config.threshold_px, config.threshold_fraction)
     return dict(xy_px=xy, weight=np.where(conf >= config.min_confidence, conf, 0.0),
@@ -131,13 +132,13 @@ def _ours_inputs(kp, config):
 
 
 def run_scenario(C, noise, outliers, swap_rate, frames, seed, anipose=True, ransac_seconds=6.0,
-                 config: ReconstructConfig | None = None) -> dict:
+                 config: TriangulateConfig | None = None) -> dict:
     scene, kp = _scenario(C, noise, outliers, swap_rate, frames, seed)
     rig, gt = scene.rig, scene.gt_positions[:, 0]  # (T, J, 3)
     xy = np.moveaxis(kp.data[:, :, 0, :, :2], 1, 2)  # (T, J, C, 2)
     N = xy.shape[0] * xy.shape[1]
     preds, speed = {}, {}
-    config = config or ReconstructConfig()
+    config = config or TriangulateConfig()
     inputs = _ours_inputs(kp, config)
     fns = {"dlt": lambda: triangulate_dlt(rig, xy).points, "ours": lambda: triangulate_frames(rig, **inputs).points}
     if anipose:
@@ -153,7 +154,7 @@ def run_scenario(C, noise, outliers, swap_rate, frames, seed, anipose=True, rans
     out, best = _timed_interleaved(fns)
     for name in fns:
         preds[name], speed[name] = out[name], N / best[name]
-    assert np.array_equal(preds["ours"], triangulate_single_person(kp, rig, "robust", config).points, equal_nan=True)
+    assert np.array_equal(preds["ours"], triangulate_single_person(kp.data, kp.joint_names, rig, config).points, equal_nan=True)
     subset = None
     if anipose:
         order = np.random.default_rng(seed).permutation(N)
@@ -204,25 +205,28 @@ def run_scenario(C, noise, outliers, swap_rate, frames, seed, anipose=True, rans
 
 # -- real data --------------------------------------------------------------------------------
 
-def pose2sim_real_data(method: str = "robust", config: ReconstructConfig | None = None) -> dict:
+def pose2sim_real_data(method: str = "robust") -> dict:
     """Reconstruct the Pose2Sim balancing trial (OpenPose BODY_25B, Qualisys calibration) and
     compare with Pose2Sim's own TRC: median reprojection error per camera, bone-length CV."""
     from mocap.calibration.io import load_calibration
     from mocap.io.openpose import align_to_rig, load_openpose
     from mocap.io.trc import POSE2SIM_MARKER_TO_JOINT, read_trc, trc_to_world
-    from mocap.reconstruct import most_confident_person, reconstruct
+    from mocap.config import ProcessConfig, override
+    from mocap.pipeline import reconstruct
+    from mocap.triangulation.people import most_confident_person
 
     root = shared_data_dir()
     trial = root / POSE2SIM_TRIAL
     rig = load_calibration(root / "sessions/pose2sim_demo/S00_Calibration/Calib.qca.txt")
     kp = align_to_rig(load_openpose(trial / "pose", "body_25b"), rig)
-    config = config or ReconstructConfig(multi_person=False, smooth=False)  # the triangulation alone, one performer
-    (tracks, dt) = _timed(lambda: reconstruct(kp, rig, method, fps=60.0, config=config))
+    # the triangulation alone, one performer
+    config = override(ProcessConfig(), {"match.multi_person": False, "smooth.enabled": False, "triangulate.method": method})
+    (tracks, dt) = _timed(lambda: reconstruct(kp, rig, config, fps=60.0))
     trc = read_trc(next((trial / "pose-3d").glob("*_0-100.trc")))
     trc_names = [POSE2SIM_MARKER_TO_JOINT[n] for n in trc.marker_names]
     theirs = trc_to_world(trc.positions, trc.units)
     ours = tracks.positions[:, 0][:, [tracks.joint_names.index(n) for n in trc_names]]
-    person = most_confident_person(kp)[:, :, [kp.joint_names.index(n) for n in trc_names]]
+    person = most_confident_person(kp.data)[:, :, [kp.joint_names.index(n) for n in trc_names]]
     threshold = 0.3  # Pose2Sim's likelihood threshold for this trial (Config.toml)
     cv_ours, cv_theirs = bone_length_cv(tracks.positions[:, 0], tracks.joint_names), bone_length_cv(theirs, trc_names)
     return {
@@ -246,7 +250,7 @@ TIMING_NOTE = ("points per s = points / best wall time of 7 rounds, each round c
                "points_per_s_first_call); anipose_ransac: its Python loop over a random subset in a time budget")
 
 
-def _print_table(rows, config: ReconstructConfig) -> None:
+def _print_table(rows, config: TriangulateConfig) -> None:
     methods = [m for m in ("dlt", "ours", "anipose_dlt", "anipose_ransac") if m in rows[0]]
     print(f"ours = robust: RANSAC over view pairs, per-limb left/right check {'on' if config.swap_check else 'off'}, "
           f"temporal left/right check {'on' if config.temporal_swap_check else 'off'}")
@@ -268,7 +272,7 @@ def _print_table(rows, config: ReconstructConfig) -> None:
 
 def run(args) -> dict:
     anipose = not args.no_anipose
-    config = ReconstructConfig(temporal_swap_check=not args.no_temporal_swap_check)
+    config = TriangulateConfig(temporal_swap_check=not args.no_temporal_swap_check)
     if anipose:
         try:
             import aniposelib  # noqa: F401
@@ -284,7 +288,7 @@ def run(args) -> dict:
                     rows.append(run_scenario(C, noise, outliers, swap, args.frames, args.seed, anipose,
                                              args.ransac_seconds, config))
     _print_table(rows, config)
-    result = {"synthetic": rows, "association": "given (ground truth)", "ours_config": config.to_dict(),
+    result = {"synthetic": rows, "association": "given (ground truth)", "ours_config": asdict(config),
               "timing": TIMING_NOTE}
     if not args.no_real:
         real = pose2sim_real_data()

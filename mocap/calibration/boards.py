@@ -100,11 +100,6 @@ class Board:
         """
         return self.type == "checkerboard" and (self.cols + self.rows) % 2 == 0
 
-    @property
-    def flip_index(self) -> np.ndarray:
-        """Corner permutation ``(N,)`` of a 180° turn in the board plane (reverse the row-major order)."""
-        return np.arange(self.n_corners)[::-1].copy()
-
     def neighbour_pairs(self) -> np.ndarray:
         """Index pairs ``(M, 2)`` of corners one square apart (along rows and columns)."""
         c, r = self.corner_grid
@@ -154,13 +149,11 @@ def load_board(name_or_path: str | Path) -> Board:
     raise CalibrationError(f"board {str(name_or_path)!r} not found; give a YAML path or one of: {', '.join(known)}")
 
 
-def save_board(board: Board, path: str | Path) -> Path:
-    path = Path(path)
-    path.write_text(yaml.safe_dump(board.to_dict(), sort_keys=False))
-    return path
+def charuco_board(board: Board):
+    """OpenCV's ``cv2.aruco.CharucoBoard`` for a ChArUco ``board`` (its squares, markers, dictionary).
 
-
-def _aruco_board(board: Board):
+    The one place both the detector and the printed image get OpenCV's view of the board from.
+    """
     import cv2
 
     dictionary = cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, board.dictionary))
@@ -178,7 +171,7 @@ def board_image(board: Board, px_per_square: int = 100, margin_squares: float = 
     s = int(px_per_square)
     margin = int(round(margin_squares * s))
     if board.type == "charuco":
-        inner = _aruco_board(board).generateImage((board.cols * s, board.rows * s), marginSize=0, borderBits=1)
+        inner = charuco_board(board).generateImage((board.cols * s, board.rows * s), marginSize=0, borderBits=1)
         if board.inverted:
             inner = 255 - inner
     else:

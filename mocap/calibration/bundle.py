@@ -18,7 +18,8 @@ import scipy.sparse
 from scipy.optimize import least_squares
 
 from mocap._checks import check_choice, check_shape
-from mocap.geometry.camera import _distort_jacobian, distort_normalized, skew
+from mocap.geometry.camera import skew
+from mocap.geometry.lens import distort_coefficient_jacobian, distort_jacobian, distort_normalized
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +243,7 @@ def projection_jacobians(obs: Observations, object_points: np.ndarray, cam_pose:
     dxn = np.zeros((len(z), 2, 3))
     dxn[:, 0, 0] = dxn[:, 1, 1] = 1 / z
     dxn[:, :, 2] = -xn / z[:, None]
-    Jd = _distort_jacobian(xn, p[:, 4:9])
+    Jd = distort_jacobian(xn, p[:, 4:9])
     dpix = p[:, :2, None] * (Jd @ dxn)  # (M, 2, 3)
     # d(R(v) q)/dv = -R [q]x J_r(v)
     dRc = -Rc @ skew(Xr) @ _right_jacobian(cam_pose[:, :3])[obs.cam]
@@ -250,15 +251,11 @@ def projection_jacobians(obs: Observations, object_points: np.ndarray, cam_pose:
     dpix_r = dpix @ Rc
     J_cam = np.concatenate([dpix @ dRc, dpix], axis=2)
     J_board = np.concatenate([dpix_r @ dRb, dpix_r], axis=2)
-    x, y = xn[:, 0], xn[:, 1]
-    r2 = x * x + y * y
     xd = distort_normalized(xn, p[:, 4:9])
     J_intr = np.zeros((len(z), 2, N_INTR))
     J_intr[:, 0, 0], J_intr[:, 1, 1] = xd[:, 0], xd[:, 1]
     J_intr[:, 0, 2] = J_intr[:, 1, 3] = 1.0
-    dk = np.stack([np.stack([x * r2, x * r2 * r2, 2 * x * y, r2 + 2 * x * x, x * r2 ** 3], -1),
-                   np.stack([y * r2, y * r2 * r2, r2 + 2 * y * y, 2 * x * y, y * r2 ** 3], -1)], 1)  # (M, 2, 5)
-    J_intr[:, :, 4:] = p[:, :2, None] * dk
+    J_intr[:, :, 4:] = p[:, :2, None] * distort_coefficient_jacobian(xn)  # (M, 2, 5)
     return J_cam, J_board, J_intr
 
 

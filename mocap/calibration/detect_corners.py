@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mocap.calibration.boards import Board, _aruco_board
+from mocap.calibration.boards import Board, charuco_board
 from mocap.errors import CalibrationError, VideoError
 
 log = logging.getLogger(__name__)
@@ -215,7 +215,7 @@ def _detect_charuco(gray: np.ndarray, board: Board) -> np.ndarray:
     import cv2
 
     out = np.full((board.n_corners, 2), np.nan)
-    detector = cv2.aruco.CharucoDetector(_aruco_board(board))
+    detector = cv2.aruco.CharucoDetector(charuco_board(board))
     corners, ids, _, _ = detector.detectBoard(gray)
     if ids is None or len(ids) == 0:
         return out

@@ -95,7 +95,12 @@ def board_flip_transform(board: Board) -> np.ndarray:
     return F
 
 
-def _inv(T: np.ndarray) -> np.ndarray:
+def invert_rigid(T: np.ndarray) -> np.ndarray:
+    """Inverse of rigid transforms ``(..., 4, 4)``: ``b_from_a`` -> ``a_from_b``.
+
+    Uses ``R^T`` and ``-R^T t`` instead of a general matrix inverse, so the result is rigid to
+    machine precision.
+    """
     out = np.zeros_like(T)
     Rt = np.swapaxes(T[..., :3, :3], -1, -2)
     out[..., :3, :3] = Rt
@@ -132,9 +137,9 @@ def pair_pose(Ta: np.ndarray, Tb: np.ndarray, flip: np.ndarray | None) -> PairPo
 
     With ``flip`` (symmetric board), each frame offers two candidates (b's view read either way).
     """
-    cands = [Tb @ _inv(Ta)]
+    cands = [Tb @ invert_rigid(Ta)]
     if flip is not None:
-        cands.append(Tb @ flip @ _inv(Ta))
+        cands.append(Tb @ flip @ invert_rigid(Ta))
     M = np.concatenate(cands)  # (k*S, 4, 4)
     S = len(Ta)
     ang = _angle_deg(M[:, :3, :3], M[:, :3, :3])
@@ -206,7 +211,7 @@ def initialize_extrinsics(cam_from_board: np.ndarray, board: Board, names: list[
                 continue
             agree[a, b] = agree[b, a] = pp.n_agree
             rel[(a, b)] = pp.b_from_a
-            rel[(b, a)] = _inv(pp.b_from_a)
+            rel[(b, a)] = invert_rigid(pp.b_from_a)
     messages = []
     n_comp, labels = connected_components(agree > 0, directed=False)
     sizes = np.bincount(labels, weights=seen.any(1).astype(float))
@@ -239,13 +244,13 @@ def initialize_extrinsics(cam_from_board: np.ndarray, board: Board, names: list[
     for f in np.flatnonzero(usable.any(0)):
         views = np.flatnonzero(usable[:, f])
         anchor = views[np.argmax(n_corners[views, f])]
-        ref_from_board[f] = _inv(cam_from_ref[anchor]) @ cam_from_board[anchor, f]
+        ref_from_board[f] = invert_rigid(cam_from_ref[anchor]) @ cam_from_board[anchor, f]
         if flip is None:
             continue
         for c in views:
             if c == anchor:
                 continue
-            cand = _inv(cam_from_ref[c]) @ cam_from_board[c, f]
+            cand = invert_rigid(cam_from_ref[c]) @ cam_from_board[c, f]
             d0 = _angle_deg(cand[None, :3, :3], ref_from_board[f, None, :3, :3])[0, 0]
             d1 = _angle_deg((cand @ flip)[None, :3, :3], ref_from_board[f, None, :3, :3])[0, 0]
             flipped[c, f] = d1 < d0

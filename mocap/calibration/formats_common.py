@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from mocap.errors import CalibrationError
-from mocap.geometry import Camera
+from mocap.geometry import Camera, Rig
 
 #: Tolerance on ``|R^T R - I|`` and ``|det R - 1|``: files store rotations with ~7+ digits.
 ROTATION_ATOL = 1e-5
@@ -65,6 +65,19 @@ def make_camera(path, name: str, *, size, K, dist, R, t, rms_px=None, dist_lengt
             raise CalibrationError(f"{path}: camera {name}: field 'rms_px': expected a number, "
                                    f"got {rms_px!r}") from None
     return Camera(name=name, size=(int(size[0]), int(size[1])), K=K, dist=dist, R=R, t=t, rms_px=rms_px)
+
+
+def make_rig(path, cameras: list[Camera], fmt: str, **metadata) -> Rig:
+    """A :class:`Rig` of ``cameras`` read from ``path`` in format ``fmt`` (``"yaml"``, ``"toml"``, …).
+
+    ``metadata`` joins ``{"format": fmt, "source": str(path)}`` in ``Rig.metadata``. A rig the
+    cameras cannot make (duplicate names, none at all) raises a :class:`CalibrationError` naming
+    the file.
+    """
+    try:
+        return Rig(tuple(cameras), {"format": fmt, "source": str(path), **metadata})
+    except ValueError as exc:
+        raise CalibrationError(f"{path}: {exc}") from None
 
 
 def fmt_float(x: float, yaml: bool = False) -> str:

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mocap.calibration.formats_common import check_rotation, make_camera
+from mocap.calibration.formats_common import check_rotation, make_camera, make_rig
 from mocap.errors import CalibrationError
 from mocap.geometry import Rig
 
@@ -65,9 +65,7 @@ def read_qca(path: Path, text: str) -> Rig:
         cameras.append(_camera(path, name, elem))
         if elem.get("avg-residual") is not None:
             residuals[name] = _number(path, name, "avg-residual", elem.get("avg-residual"))
-    from mocap.calibration.io import _rig
-
-    return _rig(path, cameras, "qca", qualisys_avg_residual_mm=residuals)
+    return make_rig(path, cameras, "qca", qualisys_avg_residual_mm=residuals)
 
 
 def _number(path, camera: str, field: str, value) -> float:

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mocap.calibration.formats_common import fmt_float, fmt_list, fmt_matrix, make_camera
+from mocap.calibration.formats_common import fmt_float, fmt_list, fmt_matrix, make_camera, make_rig
 from mocap.errors import CalibrationError
 from mocap.geometry import Rig, rotmat_to_rotvec, rotvec_to_rotmat
 
@@ -65,9 +65,7 @@ def read_toml(path: Path, text: str) -> Rig:
     if not cameras:
         raise CalibrationError(f"{path}: no camera tables found; expected tables with 'matrix', 'distortions', "
                                "'rotation', 'translation', 'size' (Pose2Sim/Anipose TOML)")
-    from mocap.calibration.io import _rig
-
-    return _rig(path, cameras, "caliscope" if caliscope else "toml")
+    return make_rig(path, cameras, "caliscope" if caliscope else "toml")
 
 
 def _camera_from_table(path: Path, name: str, table: str, entry: dict):

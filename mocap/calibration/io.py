@@ -33,9 +33,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from mocap.calibration.formats_common import fmt_float, fmt_list, fmt_matrix, make_camera
+from mocap.calibration.formats_common import fmt_float, fmt_list, fmt_matrix, make_camera, make_rig
 from mocap.errors import CalibrationError
-from mocap.geometry import Camera, Rig
+from mocap.geometry import Rig
 from mocap.io.files import atomic_write
 
 log = logging.getLogger(__name__)
@@ -178,7 +178,7 @@ def _read_yaml(path: Path, text: str) -> Rig:
         t = _as_float_array(path, name, "t", entry["t"]) * _UNITS[units]
         cameras.append(make_camera(path, name, size=entry["size"], K=entry["K"], dist=entry.get("dist", [0.0] * 5),
                                    R=entry["R"], t=t, rms_px=entry.get("rms_px"), dist_lengths=(4, 5)))
-    return _rig(path, cameras, "yaml")
+    return make_rig(path, cameras, "yaml")
 
 
 def _as_float_array(path, camera, field, value) -> np.ndarray:
@@ -186,13 +186,6 @@ def _as_float_array(path, camera, field, value) -> np.ndarray:
         return np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
         raise CalibrationError(f"{path}: camera {camera}: field {field!r}: expected numbers, got {value!r}") from None
-
-
-def _rig(path: Path, cameras: list[Camera], fmt: str, **metadata) -> Rig:
-    try:
-        return Rig(tuple(cameras), {"format": fmt, "source": str(path), **metadata})
-    except ValueError as exc:
-        raise CalibrationError(f"{path}: {exc}") from None
 
 
 def _yaml_key(name: str) -> str:

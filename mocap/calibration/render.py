@@ -206,14 +206,6 @@ def _sees(board: Board, cam: Camera, cam_from_board: np.ndarray, margin: float =
     return bool(np.all((u > margin) & (u < w - margin) & (v > margin) & (v < h - margin)))
 
 
-def render_studio(board: Board, studio: SyntheticStudio, rng: np.random.Generator, **kw):
-    """Yield ``(camera index, frame index, image (H, W) uint8)`` for every camera and frame."""
-    for c, cam in enumerate(studio.rig.cameras):
-        for f in range(len(studio.world_from_board)):
-            cfb = cam.cam_from_world @ studio.world_from_board[f]
-            yield c, f, render_board_view(board, cam, cfb, rng, **kw)
-
-
 def project_studio(board: Board, studio: SyntheticStudio, rng: np.random.Generator, noise_px: float = 0.1) -> dict:
     """Detections as a perfect detector with Gaussian pixel noise would report them, no images.
 

@@ -10,21 +10,21 @@ and frames; whatever can still be solved is solved.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from mocap._checks import check_choice
-from mocap.calibration.boards import Board, load_board
+from mocap.calibration.boards import Board
 from mocap.calibration.bundle import LOSSES, BundleResult, Observations, bundle_adjust
-from mocap.calibration.detect_corners import (Detections, detect_sources, match_by_timestamps, session_settings,
-                                              session_sources)
+from mocap.calibration.detect_corners import Detections, detect_sources, match_by_timestamps
 from mocap.calibration.extrinsics import (
-    _inv,
+    ExtrinsicInit,
     board_flip_transform,
     board_poses,
     initialize_extrinsics,
+    invert_rigid,
     rvec_tvec_to_transforms,
     transforms_to_rvec_tvec,
 )
@@ -122,15 +122,21 @@ def _frame_list(det: Detections, idx: np.ndarray, n: int = 8, frame_ids: np.ndar
 
 
 def calibrate_rig(sources: dict[str, str | Path], board: Board, config: RigCalibrationConfig | None = None,
-                  initial_intrinsics: dict[str, Camera] | None = None) -> RigCalibrationResult:
+                  initial_intrinsics: dict[str, Camera] | None = None,
+                  timestamps_ns: dict[str, np.ndarray] | None = None) -> RigCalibrationResult:
     """Calibrate a rig from one image folder, glob or video per camera (``{name: path}``).
 
-    Frames with the same index are simultaneous. See :func:`calibrate_rig_from_detections`.
+    Frames with the same index are simultaneous, unless ``timestamps_ns`` (``{name: (T_name,)}``
+    capture times per source frame, e.g. from a session folder) is given: then frames are
+    matched by capture time (:func:`~mocap.calibration.detect_corners.match_by_timestamps`).
+    See :func:`calibrate_rig_from_detections` for the rest.
     """
     config = config or RigCalibrationConfig()
     if not sources:
         raise CalibrationError("no cameras given; pass --camera NAME=PATH for each camera")
     detections = detect_sources(sources, board, stride=config.stride, workers=config.workers)
+    if timestamps_ns is not None:
+        detections = match_by_timestamps(detections, timestamps_ns)
     return calibrate_rig_from_detections(detections, board, config, initial_intrinsics)
 
 
@@ -152,23 +158,72 @@ def calibrate_rig_from_detections(detections: dict[str, Detections], board: Boar
     config = config or RigCalibrationConfig()
     names = list(detections)
     dets = list(detections.values())
-    C = len(names)
-    xy, frame_ids = align_frames(detections)
-    messages: list[str] = []
+    xy, frame_ids = align_frames(detections)  # xy (C, F, N, 2); the steps below blank bad corners in it
+    messages = _detection_messages(detections)
+    intr, K, dist = _fit_intrinsics(dets, board, config, initial_intrinsics, messages)
+    has_intr = np.isfinite(K[:, 0, 0])
+    T = _board_pose_per_view(xy, K, dist, has_intr, board, config, detections, frame_ids, messages)
+    init = _initial_extrinsics(xy, T, board, names, messages)
+    solved_idx = np.flatnonzero(init.connected & has_intr)
+    world_f = _check_world_frame(config.world_frame, names, solved_idx, frame_ids, np.isfinite(T[..., 0, 0]))
+    unsolved = [names[c] for c in range(len(names)) if c not in solved_idx]
+    if len(solved_idx) < 2:
+        messages.append("no two cameras saw the board at the same time; nothing could be calibrated together")
+        return RigCalibrationResult(None, intrinsics=intr, bundle=None,
+                                    world_from_board=np.full((len(frame_ids), 4, 4), np.nan), frame_ids=frame_ids,
+                                    solved=[], unsolved=names, messages=messages, report={})
+
+    views = np.isfinite(T[solved_idx, :, 0, 0])  # (S, F)
+    frames = _bundle_frame_choice(views, init, world_f, config)
+    ba, obs = _adjust_rig(xy[solved_idx][:, frames], board, K[solved_idx], dist[solved_idx], init, solved_idx,
+                          frames, config, messages)
+    cam_from_ref = rvec_tvec_to_transforms(ba.cam_rvec, ba.cam_tvec)
+    ref_from_board = np.full((len(frame_ids), 4, 4), np.nan)
+    ref_from_board[frames] = rvec_tvec_to_transforms(ba.board_rvec, ba.board_tvec)
+
+    ref_from_world, world_desc = _world(config.world_frame, world_f, cam_from_ref, ref_from_board, views, frames,
+                                        frame_ids, messages)
+    cam_from_world, world_from_board = apply_world(cam_from_ref, ref_from_board, ref_from_world)
+    cam_rms = ba.camera_rms(obs, len(solved_idx))
+    cameras = [Camera(names[c], dets[c].image_size, ba.K[s], ba.dist[s], cam_from_world[s, :3, :3],
+                      cam_from_world[s, :3, 3], float(cam_rms[s])) for s, c in enumerate(solved_idx)]
+    rig = Rig(tuple(cameras), {"board": board.to_dict(), "world": world_desc})
+
+    # report: triangulate every corner seen by >= 2 solved cameras, inliers only
+    sq = square_length_errors_mm(triangulate_corners(rig, _inlier_corners(xy[solved_idx], frames, obs, ba)), board)
+    report = build_report(board, names, dets, intr, solved_idx, cam_rms, ba, obs, init, sq, messages, world_desc, K,
+                          len(names))
+    report["config"] = asdict(config)  # the resolved options, written with the report
+    coverage = {names[c]: coverage_image(xy[c], dets[c].image_size, np.isfinite(T[c, :, 0, 0]))
+                for c in range(len(names))}
+    for m in messages:
+        log.warning(m)
+    return RigCalibrationResult(rig, intr, ba, world_from_board, frame_ids, [names[c] for c in solved_idx], unsolved,
+                                messages, report, coverage)
+
+
+def _detection_messages(detections: dict[str, Detections]) -> list[str]:
+    """Problems of the input itself: unequal frame counts, frames without the board."""
+    messages = []
     lengths = {n: len(d.frame_ids) for n, d in detections.items()}
     if len(set(lengths.values())) > 1:
         messages.append("cameras have different frame counts (" + ", ".join(f"{n}: {k}" for n, k in lengths.items())
                         + "); frames are matched by index")
-    for d in dets:
+    for d in detections.values():
         empty = np.flatnonzero(~d.valid)
         if 0 < len(empty) < len(d.valid):
             messages.append(f"camera {d.camera}: no board in {len(empty)} of {len(d.valid)} frames ({_frame_list(d, empty)})")
+    return messages
 
-    # 1. intrinsics
+
+def _fit_intrinsics(dets: list[Detections], board: Board, config: RigCalibrationConfig,
+                    initial_intrinsics: dict[str, Camera] | None,
+                    messages: list[str]) -> tuple[dict[str, IntrinsicsResult], np.ndarray, np.ndarray]:
+    """Step 1: K ``(C, 3, 3)`` (NaN where the fit failed) and dist ``(C, 5)`` per camera, given or fitted."""
     given = {normalize_camera_name(c.name): c for c in (initial_intrinsics or {}).values()}
     intr: dict[str, IntrinsicsResult] = {}
-    K = np.full((C, 3, 3), np.nan)
-    dist = np.zeros((C, 5))
+    K = np.full((len(dets), 3, 3), np.nan)
+    dist = np.zeros((len(dets), 5))
     for c, d in enumerate(dets):
         key = normalize_camera_name(d.camera)
         if key in given:
@@ -185,10 +240,19 @@ def calibrate_rig_from_detections(detections: dict[str, Detections], board: Boar
         if r.rejected:
             messages.append(f"camera {d.camera}: {len(r.rejected)} frame(s) rejected from the intrinsic fit "
                             f"({_frame_list(d, np.array(sorted(r.rejected)))}): reprojection far above the others")
-    has_intr = np.isfinite(K[:, 0, 0])
+    return intr, K, dist
 
-    # 2. board pose per view
-    T = np.full((C, len(frame_ids), 4, 4), np.nan)
+
+def _board_pose_per_view(xy: np.ndarray, K: np.ndarray, dist: np.ndarray, has_intr: np.ndarray, board: Board,
+                         config: RigCalibrationConfig, detections: dict[str, Detections], frame_ids: np.ndarray,
+                         messages: list[str]) -> np.ndarray:
+    """Step 2: cam_from_board ``(C, F, 4, 4)`` per view (NaN where unsolved).
+
+    Corners that do not fit the board, and whole views whose PnP fit is far worse than the
+    camera's others, are set to NaN in ``xy (C, F, N, 2)`` in place.
+    """
+    names, dets = list(detections), list(detections.values())
+    T = np.full((len(dets), len(frame_ids), 4, 4), np.nan)
     for c in np.flatnonzero(has_intr):
         T[c], view_rms, kept = board_poses(xy[c], K[c], dist[c], board)
         dropped = np.isfinite(xy[c, ..., 0]) & ~kept
@@ -202,10 +266,15 @@ def calibrate_rig_from_detections(detections: dict[str, Detections], board: Boar
         if bad.any():
             T[c, bad] = np.nan
             xy[c, bad] = np.nan
-            messages.append(f"camera {names[c]}: {int(bad.sum())} board view(s) dropped, the board does not fit them "
-                            f"({_frame_list(dets[c], np.flatnonzero(bad), frame_ids=frame_ids)})")
+            messages.append(f"camera {names[c]}: {int(bad.sum())} board view(s) dropped, the board does not "
+                            f"fit them ({_frame_list(dets[c], np.flatnonzero(bad), frame_ids=frame_ids)})")
+    return T
 
-    # 3. initial extrinsics
+
+def _initial_extrinsics(xy: np.ndarray, T: np.ndarray, board: Board, names: list[str],
+                        messages: list[str]) -> ExtrinsicInit:
+    """Step 3: the spanning-tree initial rig; views seen turned (symmetric board) are flipped in
+    ``xy (C, F, N, 2)`` and ``T (C, F, 4, 4)`` in place."""
     n_corners = np.isfinite(xy[..., 0]).sum(-1)
     init = initialize_extrinsics(T, board, names, n_corners)
     messages += init.messages
@@ -214,58 +283,44 @@ def calibrate_rig_from_detections(detections: dict[str, Detections], board: Boar
         c_idx, f_idx = np.nonzero(init.flipped)
         xy[c_idx, f_idx] = xy[c_idx, f_idx, ::-1]
         T[c_idx, f_idx] = T[c_idx, f_idx] @ flip
-    solved_idx = np.flatnonzero(init.connected & has_intr)
-    world_f = _check_world_frame(config.world_frame, names, solved_idx, frame_ids, np.isfinite(T[..., 0, 0]))
-    unsolved = [names[c] for c in range(C) if c not in solved_idx]
-    empty_result = dict(intrinsics=intr, world_from_board=np.full((len(frame_ids), 4, 4), np.nan), frame_ids=frame_ids)
-    if len(solved_idx) < 2:
-        messages.append("no two cameras saw the board at the same time; nothing could be calibrated together")
-        return RigCalibrationResult(None, bundle=None, solved=[], unsolved=names, messages=messages,
-                                    report={}, **empty_result)
+    return init
 
-    # 4. bundle adjustment
-    views = np.isfinite(T[solved_idx, :, 0, 0])  # (S, F)
+
+def _bundle_frame_choice(views: np.ndarray, init: ExtrinsicInit, world_f: int | None,
+                         config: RigCalibrationConfig) -> np.ndarray:
+    """Frames (indices on the common axis) the bundle adjustment uses; ``views`` ``(S, F)`` bool."""
     min_views = 1 if config.optimize_intrinsics else 2
     frames = np.flatnonzero((views.sum(0) >= min_views) & np.isfinite(init.ref_from_board[:, 0, 0]))
     frames = select_bundle_frames(views[:, frames], config.max_bundle_frames, frames)
     if world_f is not None and world_f not in frames:  # the floor board's frame must be in the adjustment
         frames = np.sort(np.append(frames, world_f))
-    sub = xy[solved_idx][:, frames]  # (S, Fb, N, 2)
+    return frames
+
+
+def _adjust_rig(sub: np.ndarray, board: Board, K: np.ndarray, dist: np.ndarray, init: ExtrinsicInit,
+                solved_idx: np.ndarray, frames: np.ndarray, config: RigCalibrationConfig,
+                messages: list[str]) -> tuple[BundleResult, Observations]:
+    """Step 4: bundle adjustment of the solved cameras ``(S,)`` over ``sub`` ``(S, Fb, N, 2)``,
+    starting from ``init`` with its root camera held fixed."""
     s_i, f_i, p_i = np.nonzero(np.isfinite(sub[..., 0]))
     obs = Observations(s_i, f_i, p_i, sub[s_i, f_i, p_i])
     cam_rv, cam_tv = transforms_to_rvec_tvec(init.cam_from_ref[solved_idx])
     brd_rv, brd_tv = transforms_to_rvec_tvec(init.ref_from_board[frames])
     fixed = int(np.flatnonzero(solved_idx == init.root)[0])
-    ba = bundle_adjust(obs, board.object_points, K[solved_idx], dist[solved_idx], cam_rv, cam_tv, brd_rv, brd_tv,
+    ba = bundle_adjust(obs, board.object_points, K, dist, cam_rv, cam_tv, brd_rv, brd_tv,
                        fixed_camera=fixed, optimize_intrinsics=config.optimize_intrinsics, loss=config.loss,
                        f_scale_px=config.f_scale_px, prune_rounds=config.prune_rounds)
     if not ba.success:
         messages.append(f"bundle adjustment stopped before converging: {ba.message}")
-    cam_from_ref = rvec_tvec_to_transforms(ba.cam_rvec, ba.cam_tvec)
-    ref_from_board = np.full((len(frame_ids), 4, 4), np.nan)
-    ref_from_board[frames] = rvec_tvec_to_transforms(ba.board_rvec, ba.board_tvec)
+    return ba, obs
 
-    # 5. world frame
-    ref_from_world, world_desc = _world(config.world_frame, world_f, cam_from_ref, ref_from_board, views, frames,
-                                        frame_ids, messages)
-    cam_from_world, world_from_board = apply_world(cam_from_ref, ref_from_board, ref_from_world)
-    cam_rms = ba.camera_rms(obs, len(solved_idx))
-    cameras = [Camera(names[c], dets[c].image_size, ba.K[s], ba.dist[s], cam_from_world[s, :3, :3],
-                      cam_from_world[s, :3, 3], float(cam_rms[s])) for s, c in enumerate(solved_idx)]
-    rig = Rig(tuple(cameras), {"board": board.to_dict(), "world": world_desc})
 
-    # 6. report: triangulate every corner seen by >= 2 solved cameras, inliers only
-    xy_solved = xy[solved_idx].copy()
-    out_s, out_f, out_p = obs.cam[~ba.inlier], frames[obs.frame[~ba.inlier]], obs.point[~ba.inlier]
-    xy_solved[out_s, out_f, out_p] = np.nan
-    sq = square_length_errors_mm(triangulate_corners(rig, xy_solved), board)
-    report = build_report(board, names, dets, intr, solved_idx, cam_rms, ba, obs, init, sq, messages, world_desc, K, C)
-    report["config"] = asdict(config)  # the resolved options, written with the report
-    coverage = {names[c]: coverage_image(xy[c], dets[c].image_size, np.isfinite(T[c, :, 0, 0])) for c in range(C)}
-    for m in messages:
-        log.warning(m)
-    return RigCalibrationResult(rig, intr, ba, world_from_board, frame_ids, [names[c] for c in solved_idx], unsolved,
-                                messages, report, coverage)
+def _inlier_corners(xy_solved: np.ndarray, frames: np.ndarray, obs: Observations, ba: BundleResult) -> np.ndarray:
+    """A copy of ``xy_solved`` ``(S, F, N, 2)`` with the bundle adjustment's outliers set to NaN."""
+    xy_solved = xy_solved.copy()
+    out = ~ba.inlier
+    xy_solved[obs.cam[out], frames[obs.frame[out]], obs.point[out]] = np.nan
+    return xy_solved
 
 
 def select_bundle_frames(views: np.ndarray, budget: int, frames: np.ndarray) -> np.ndarray:
@@ -341,7 +396,7 @@ def evaluate_rig(rig: Rig, detections: dict[str, Detections], board: Board, prun
     seen = np.isfinite(T[..., 0, 0])
     frames = np.flatnonzero(seen.any(0))
     n_corners = np.isfinite(xy[..., 0]).sum(-1)
-    ref_from_board = np.stack([_inv(cams[c].cam_from_world) @ T[c, f] for f, c in
+    ref_from_board = np.stack([invert_rigid(cams[c].cam_from_world) @ T[c, f] for f, c in
                                zip(frames, np.argmax(np.where(seen[:, frames], n_corners[:, frames], -1), axis=0))])
     sub = xy[:, frames]
     c_i, f_i, p_i = np.nonzero(np.isfinite(sub[..., 0]))
@@ -366,57 +421,3 @@ def write_calibration(result: RigCalibrationResult, out: str | Path) -> list[Pat
     paths = [save_calibration(result.rig, out)]
     paths += write_report(result.report, out.parent, out.stem, result.coverage)
     return paths
-
-
-def _parse_cameras(items: list[str]) -> dict[str, str]:
-    sources = {}
-    for item in items:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            raise CalibrationError(f"--camera {item!r}: expected NAME=PATH (an image folder, a glob or a video)")
-        if name in sources:
-            raise CalibrationError(f"--camera {name}: given twice")
-        sources[name] = path
-    return sources
-
-
-def calibrate_from_cli(args) -> int:
-    """``mocap calibrate [SESSION] --board B --camera NAME=PATH ... --out calibration.yaml``.
-
-    Writes the calibration and its report; prints every problem found. Exit code 0 when every
-    camera was calibrated, 1 when some could not be (the others are still written).
-    """
-    from mocap.calibration.io import load_calibration
-
-    sources = _parse_cameras(args.camera)
-    board_name, stamps = args.board, None
-    if args.session:
-        s_sources, s_board, stamps = session_sources(args.session)
-        sources = sources or s_sources
-        board_name = board_name or s_board
-    if not sources:
-        raise CalibrationError("no cameras: give --camera NAME=PATH per camera, or a session folder")
-    if not board_name:
-        raise CalibrationError("no board: give --board (e.g. checkerboard_9x6_25mm) or name it in the session's rig file")
-    board = load_board(board_name)
-    kw = {f.name: getattr(args, f.name) for f in fields(RigCalibrationConfig) if getattr(args, f.name, None) is not None}
-    if args.session and "world_frame" not in kw and session_settings(args.session).get("world_frame"):
-        kw["world_frame"] = str(session_settings(args.session)["world_frame"])  # from the rig file
-    config = RigCalibrationConfig(**{**kw, "optimize_intrinsics": not args.fix_intrinsics})
-    initial = None
-    if getattr(args, "intrinsics", None):
-        initial = {c.name: c for c in load_calibration(args.intrinsics)}
-    detections = detect_sources(sources, board, stride=config.stride, workers=config.workers)
-    if stamps is not None:
-        detections = match_by_timestamps(detections, stamps)
-    result = calibrate_rig_from_detections(detections, board, config, initial)
-    for m in result.messages:
-        print(f"note: {m}")
-    paths = write_calibration(result, args.out)
-    rep = result.report
-    for n, c in rep["cameras"].items():
-        print(f"{n}: {'solved' if c['solved'] else 'NOT solved'}, RMS {c['final_rms_px']:.3f} px, fx {c['fx']:.1f}")
-    sq = rep["square_length_check"]
-    print(f"square length check: error {sq['mean_error_mm']:+.2f} ± {sq['sd_error_mm']:.2f} mm over {sq['n']} edges")
-    print("wrote " + ", ".join(str(p) for p in paths[:3]) + (f" (+{len(paths) - 3} coverage images)" if len(paths) > 3 else ""))
-    return 0 if not result.unsolved else 1

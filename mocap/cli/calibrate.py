@@ -28,7 +28,7 @@ def register(sub) -> None:
     board = acts.add_parser("board", help="write a printable image of a board definition")
     board.add_argument("board", help="board YAML (e.g. calibration/checkerboard_9x6_25mm.yaml) or its name")
     board.add_argument("--out", required=True, help="output .png or .pdf")
-    board.add_argument("--dpi", type=int, default=300)
+    board.add_argument("--dpi", type=int, default=300, help="print resolution, dots per inch (default 300)")
     board.set_defaults(func=_board)
 
     rig = acts.add_parser("rig", help="calibrate intrinsics and extrinsics of every camera")
@@ -79,7 +79,61 @@ def _board(args) -> int:
     return 0
 
 
-def _rig(args) -> int:
-    from mocap.calibration.rig import calibrate_from_cli
+def parse_camera_sources(items: list[str]) -> dict[str, str]:
+    """``--camera NAME=PATH`` values as ``{name: path}``; a malformed or repeated one raises."""
+    from mocap.errors import CalibrationError
 
-    return calibrate_from_cli(args)
+    sources = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise CalibrationError(f"--camera {item!r}: expected NAME=PATH (an image folder, a glob or a video)")
+        if name in sources:
+            raise CalibrationError(f"--camera {name}: given twice")
+        sources[name] = path
+    return sources
+
+
+def _rig(args) -> int:
+    """``mocap calibrate [SESSION] --board B --camera NAME=PATH ... --out calibration.yaml``.
+
+    Writes the calibration and its report; prints every problem found. Exit code 0 when every
+    camera was calibrated, 1 when some could not be (the others are still written).
+    """
+    from dataclasses import fields
+
+    from mocap.calibration.boards import load_board
+    from mocap.calibration.detect_corners import session_settings, session_sources
+    from mocap.calibration.io import load_calibration
+    from mocap.calibration.rig import RigCalibrationConfig, calibrate_rig, write_calibration
+    from mocap.errors import CalibrationError
+
+    sources = parse_camera_sources(args.camera)
+    board_name, stamps = args.board, None
+    if args.session:
+        s_sources, s_board, stamps = session_sources(args.session)
+        sources = sources or s_sources
+        board_name = board_name or s_board
+    if not sources:
+        raise CalibrationError("no cameras: give --camera NAME=PATH per camera, or a session folder")
+    if not board_name:
+        raise CalibrationError("no board: give --board (e.g. checkerboard_9x6_25mm) or name it in the session's rig file")
+    board = load_board(board_name)
+    kw = {f.name: getattr(args, f.name) for f in fields(RigCalibrationConfig) if getattr(args, f.name, None) is not None}
+    if args.session and "world_frame" not in kw and session_settings(args.session).get("world_frame"):
+        kw["world_frame"] = str(session_settings(args.session)["world_frame"])  # from the rig file
+    config = RigCalibrationConfig(**{**kw, "optimize_intrinsics": not args.fix_intrinsics})
+    initial = {c.name: c for c in load_calibration(args.intrinsics)} if args.intrinsics else None
+    result = calibrate_rig(sources, board, config, initial, timestamps_ns=stamps)
+    # result.messages were logged once, as warnings, by calibrate_rig (shown with -q too)
+    paths = write_calibration(result, args.out)
+    _print_rig_summary(result.report, paths)
+    return 0 if not result.unsolved else 1
+
+
+def _print_rig_summary(report: dict, paths: list) -> None:
+    for n, c in report["cameras"].items():
+        print(f"{n}: {'solved' if c['solved'] else 'NOT solved'}, RMS {c['final_rms_px']:.3f} px, fx {c['fx']:.1f}")
+    sq = report["square_length_check"]
+    print(f"square length check: error {sq['mean_error_mm']:+.2f} ± {sq['sd_error_mm']:.2f} mm over {sq['n']} edges")
+    print("wrote " + ", ".join(str(p) for p in paths[:3]) + (f" (+{len(paths) - 3} coverage images)" if len(paths) > 3 else ""))

@@ -54,7 +54,8 @@ def _run(args) -> int:
     from mocap.cli.process import print_result
     from mocap.demo_data import fetch_demo_sessions
     from mocap.detect.models import ensure_models
-    from mocap.pipeline import ProcessConfig, process_session
+    from mocap.config import ProcessConfig, override
+    from mocap.pipeline import process_session
 
     trials = ("single", "multi") if args.trial == "both" else (args.trial,)
     print("fetching the demo sessions and the BlazePose model (cached after the first run)...")
@@ -66,7 +67,7 @@ def _run(args) -> int:
         calibration = session / "calibration" / "Calib.qca.txt"
         what = "one performer" if trial == "single" else "two performers"
         print(f"\n[{trial}] {what}: {session}\nprocessing 4 cameras x 100 frames (detect -> reconstruct -> export)...")
-        result = process_session(session, calibration, Path(args.out) / trial, ProcessConfig(workers=args.workers),
+        result = process_session(session, calibration, Path(args.out) / trial, override(ProcessConfig(), {"detect.workers": args.workers}),
                                  progress=not args.quiet)
         print_result(result)
         present = np.isfinite(result.tracks.positions).all(-1).any(-1)  # (T, P)
@@ -84,7 +85,7 @@ def _run(args) -> int:
         written += list(result.export_paths)
         if not args.no_overlay:
             from mocap.calibration.io import load_calibration
-            from mocap.detect.pipeline import session_videos
+            from mocap.detect import session_videos
             from mocap.view import write_overlays
 
             overlays = write_overlays(result.tracks, load_calibration(calibration), session_videos(session),

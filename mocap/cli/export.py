@@ -1,31 +1,30 @@
-"""``mocap export``: tracks.npz -> BVH / FBX (solved skeletons) and TRC / CSV / C3D (3D joints).
+"""mocap export: tracks.npz -> BVH / FBX (solved skeletons) and TRC / CSV / C3D (3D joints).
 
     mocap export tracks.npz --format bvh,fbx --out DIR [--preset mixamo] [--units cm]
 
-BVH: one file per person (``person_<id>.bvh``); FBX: one file with one armature per person;
-TRC and C3D: one file per person; CSV: one tidy file. ``DIR/export.json`` records the options
-and each person's skeleton residual.
+BVH: one file per person (person_<id>.bvh); FBX: one file with one armature per person;
+TRC and C3D: one file per person; CSV: one tidy file. DIR/export.json records each person's
+skeleton residual, DIR/config.yaml the settings.
+
+examples:
+  mocap export out/take01/tracks.npz --format bvh,fbx --out out/take01/export
+  mocap export tracks.npz --format trc,c3d --units mm --out analysis/
 """
 
 from __future__ import annotations
 
 import argparse
 
+from mocap.cli.common import add_config_options, add_export_flags, resolve_config
+
 
 def register(sub) -> None:
-    from mocap.export import FORMATS
-    from mocap.export.bvh import ROTATION_ORDERS
-    from mocap.export.presets import PRESETS
-
     p = sub.add_parser("export", help="write BVH/FBX animations and TRC/CSV/C3D point files from tracks.npz",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("tracks", help="tracks.npz (the reconstruct stage's output)")
-    p.add_argument("--format", default="bvh", help=f"comma-separated, any of {', '.join(FORMATS)} (default bvh)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--preset", default="canonical", choices=list(PRESETS), help="joint names for BVH/FBX")
-    p.add_argument("--units", default=None, choices=["m", "cm", "mm"],
-                   help="length unit (default: cm for BVH/FBX, m for TRC/CSV, mm for C3D)")
-    p.add_argument("--rotation-order", default="ZXY", choices=list(ROTATION_ORDERS), help="BVH rotation order")
+    add_export_flags(p)
+    add_config_options(p)
     p.set_defaults(func=_run)
 
 
@@ -33,15 +32,22 @@ def _run(args) -> int:
     import json
     from pathlib import Path
 
+    from mocap.config import write_resolved
     from mocap.export import export_tracks
+    from mocap.io.files import check_output_dir
     from mocap.io.tracks import load_tracks
 
+    config = resolve_config(args)
+    out = check_output_dir(args.out)
     tracks = load_tracks(args.tracks)
-    paths = export_tracks(tracks, args.out, args.format, preset=args.preset, units=args.units,
-                          rotation_order=args.rotation_order, stem=Path(args.tracks).stem)
+    e = config.export
+    paths = export_tracks(tracks, out, e.formats, preset=e.preset, units=e.units, rotation_order=e.rotation_order,
+                          stem=Path(args.tracks).stem, solve_config=config.skeleton)
+    write_resolved(out, config, "export", {"tracks": str(Path(args.tracks).resolve())},
+                   {"outputs": [str(p) for p in paths]})
     for path in paths:
         print(f"wrote {path}")
-    report = json.loads((Path(args.out) / "export.json").read_text())
+    report = json.loads((out / "export.json").read_text())
     for person, info in report["people"].items():
         res = {k: v for k, v in info["residual_m"].items() if v[1] == v[1]}  # drop NaN (never seen)
         if res:

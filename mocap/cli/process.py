@@ -1,13 +1,22 @@
-"""``mocap process SESSION --calibration FILE --out DIR``: video to animation in one command.
+"""mocap process SESSION --calibration FILE --out DIR: video to animation in one command.
 
-Runs detect -> reconstruct -> export and writes ``DIR/tracks.npz``, ``DIR/export/*.bvh|fbx`` and
-``DIR/process.yaml`` (settings, inputs and time per stage). Detection is resumable per camera:
-run it again after an interruption and finished cameras are skipped.
+Runs detect -> reconstruct -> export and writes DIR/tracks.npz, DIR/export/*.bvh|fbx,
+DIR/report.md and DIR/config.yaml (every setting, the inputs and the time per stage). Inputs
+are checked before any detection: every video against its calibrated camera, the output
+folder, the settings. Detection is resumable per camera: run it again after an interruption
+and cameras already done from the same video with the same settings are reused.
+
+examples:
+  mocap process takes/take01 --calibration calibration.yaml --out out/take01
+  mocap process takes/take01 --calibration Calib.qca.txt --out out/take01 --format bvh,fbx,trc --preset mixamo
+  mocap process takes/take01 --calibration calibration.yaml --out out/take01 --config out/take00/config.yaml
 """
 
 from __future__ import annotations
 
 import argparse
+
+from mocap.cli.common import add_config_options, add_detect_flags, add_export_flags, add_reconstruct_flags, resolve_config
 
 
 def register(sub) -> None:
@@ -16,25 +25,17 @@ def register(sub) -> None:
     p.add_argument("session", help="session folder with videos/<cam>.mp4")
     p.add_argument("--calibration", required=True, help="calibration.yaml, .toml or Qualisys .qca.txt")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--detector", default="blazepose", help="blazepose (default) or onnx:PATH")
-    p.add_argument("--triangulation", default="robust", choices=("robust", "dlt"))
-    p.add_argument("--format", default="bvh,fbx", help="comma-separated: bvh,fbx,trc,csv,c3d (default bvh,fbx)")
-    p.add_argument("--preset", default="canonical", help="joint names: canonical, mixamo, unreal, unity")
-    p.add_argument("--workers", type=int, default=0,
-                   help="cameras detected in parallel processes (default 0: one per CPU core)")
-    p.add_argument("--no-smooth", action="store_true", help="keep the per-frame triangulation (no smoothing)")
-    p.add_argument("--no-cross-view", action="store_true",
-                   help="do not look again for people a camera missed where the other cameras place them")
+    add_detect_flags(p)
+    add_reconstruct_flags(p)
+    add_export_flags(p)
+    add_config_options(p)
     p.set_defaults(func=_run)
 
 
 def _run(args) -> int:
-    from mocap.pipeline import ProcessConfig, process_session
+    from mocap.pipeline import process_session
 
-    config = ProcessConfig(detector=args.detector, triangulation=args.triangulation,
-                           formats=tuple(f.strip() for f in args.format.split(",") if f.strip()),
-                           preset=args.preset, workers=args.workers,
-                           cross_view=not args.no_cross_view, smooth=not args.no_smooth)
+    config = resolve_config(args)
     result = process_session(args.session, args.calibration, args.out, config, progress=not args.quiet)
     print_result(result)
     return 0

@@ -3,7 +3,7 @@
     mocap view DIR [--out DIR/overlay] [--no-detections]
     mocap view --tracks tracks.npz --session SESSION --calibration FILE --out OUT
 
-``DIR`` is a ``mocap process`` output folder: its ``process.yaml`` names the session and the
+``DIR`` is a ``mocap process`` output folder: its ``config.yaml`` names the session and the
 calibration, and its ``keypoints2d/`` the detections drawn as grey dots. Each performer is a stick
 figure in their own colour with their ID.
 """
@@ -19,8 +19,8 @@ def register(sub) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("folder", nargs="?", help="a `mocap process` output folder")
     p.add_argument("--tracks", help="tracks.npz (default: FOLDER/tracks.npz)")
-    p.add_argument("--session", help="session folder with videos/ (default: from FOLDER/process.yaml)")
-    p.add_argument("--calibration", help="calibration file (default: from FOLDER/process.yaml)")
+    p.add_argument("--session", help="session folder with videos/ (default: from FOLDER/config.yaml)")
+    p.add_argument("--calibration", help="calibration file (default: from FOLDER/config.yaml)")
     p.add_argument("--out", help="output folder (default: FOLDER/overlay)")
     p.add_argument("--no-detections", action="store_true", help="do not draw the 2D detections")
     p.set_defaults(func=_run)
@@ -30,7 +30,7 @@ def _run(args) -> int:
     import yaml
 
     from mocap.calibration.io import load_calibration
-    from mocap.detect.pipeline import load_camera_detections, session_videos, to_keypoints2d
+    from mocap.detect import load_camera_detections, session_videos, to_keypoints2d
     from mocap.io.openpose import align_to_rig
     from mocap.io.tracks import load_tracks
     from mocap.view import write_overlays
@@ -38,11 +38,11 @@ def _run(args) -> int:
     folder = Path(args.folder) if args.folder else None
     record = {}
     if folder is not None:
-        if not (folder / "process.yaml").is_file() and not (args.session and args.calibration):
-            raise FileNotFoundError(f"{folder}: no process.yaml (not a `mocap process` output folder); "
+        if not (folder / "config.yaml").is_file() and not (args.session and args.calibration):
+            raise FileNotFoundError(f"{folder}: no config.yaml (not a `mocap process` output folder); "
                                     f"pass --session and --calibration")
-        if (folder / "process.yaml").is_file():
-            record = yaml.safe_load((folder / "process.yaml").read_text()) or {}
+        if (folder / "config.yaml").is_file():
+            record = (yaml.safe_load((folder / "config.yaml").read_text()) or {}).get("inputs") or {}
     tracks_path = Path(args.tracks) if args.tracks else (folder / "tracks.npz" if folder else None)
     session = args.session or record.get("session")
     calibration = args.calibration or record.get("calibration")

@@ -7,16 +7,16 @@ Per-camera output files are described in :mod:`.pipeline`.
 
 from mocap.detect.pipeline import (
     CameraDetections,
-    detect_session,
+    DetectConfig,
     detect_video,
     load_camera_detections,
     make_detector,
     save_camera_detections,
-    session_videos,
     to_keypoints2d,
 )
+from mocap.detect.session import check_session, detect_session, session_videos
 
 __all__ = [
-    "CameraDetections", "detect_session", "detect_video", "load_camera_detections", "make_detector",
+    "CameraDetections", "DetectConfig", "check_session", "detect_session", "detect_video", "load_camera_detections", "make_detector",
     "save_camera_detections", "session_videos", "to_keypoints2d",
 ]

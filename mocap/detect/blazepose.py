@@ -29,7 +29,10 @@ radians (clockwise in the image, y down) that makes the person upright.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import sys
 from dataclasses import dataclass
 
 import cv2
@@ -136,13 +139,29 @@ class FrameResult:
     detector_ran: bool = False
 
 
+@contextlib.contextmanager
+def quiet_native_stderr():
+    """Silence what native code writes to file descriptor 2 inside the block (Python exceptions
+    still propagate; only the C++ library's log lines are dropped)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _load_interpreter(path, key: str, num_threads: int):
     from ai_edge_litert.interpreter import Interpreter
 
     verify_model(path, key)
     try:
-        interp = Interpreter(model_path=str(path), num_threads=num_threads)
-        interp.allocate_tensors()
+        with quiet_native_stderr():  # LiteRT's "Created TensorFlow Lite XNNPACK delegate" banner
+            interp = Interpreter(model_path=str(path), num_threads=num_threads)
+            interp.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise ModelError(f"model {path}: LiteRT cannot load it ({exc}); delete it and run `mocap models fetch`") from None
     return interp
@@ -258,7 +277,9 @@ class FramePyramid:
                               borderMode=cv2.BORDER_CONSTANT)
 
 
-def _as_pyramid(frame) -> FramePyramid:
+def as_frame_pyramid(frame) -> FramePyramid:
+    """``frame`` as a :class:`FramePyramid`: a BGR image ``(H, W, 3)`` uint8 is wrapped, a pyramid
+    is returned as it is (so one frame's levels are built once however many steps read it)."""
     return frame if isinstance(frame, FramePyramid) else FramePyramid(np.asarray(frame))
 
 
@@ -306,7 +327,7 @@ class BlazePose:
         from the camera or beside a larger one are found that the single letterboxed pass misses.
         Detections of the same person from several passes are merged (the best score is kept).
         """
-        frame_bgr = _as_pyramid(frame_bgr)
+        frame_bgr = as_frame_pyramid(frame_bgr)
         H, W = frame_bgr.shape[:2]
         regions = [(0, 0, W, H)]
         side = min(W, H)
@@ -359,7 +380,7 @@ class BlazePose:
         """
         n = len(rois)
         M = image_from_crop(rois)
-        crops = self._crops(_as_pyramid(frame_bgr), M)
+        crops = self._crops(as_frame_pyramid(frame_bgr), M)
         if masked is not None and n:
             w = np.asarray(masked, np.float32)[..., None]
             crops = crops * (1.0 - w) + np.float32(0.5) * w

@@ -53,10 +53,9 @@ ROI_FROM_EXTENT = 3.0
 
 @dataclass(frozen=True)
 class CrossViewConfig:
-    """Settings of :func:`recover_missed_people`."""
+    """Settings of :func:`recover_missed_people` (how detections are matched across views is
+    its separate ``match`` argument)."""
 
-    association: AssociationConfig = AssociationConfig()
-    """How detections are matched across views."""
     min_views: int = 2
     """A person must be matched in at least this many other views to be looked for."""
     min_joints: int = 8
@@ -110,10 +109,11 @@ LIMB_BONES = np.array([[11, 13], [13, 15], [12, 14], [14, 16], [23, 25], [25, 27
 MAX_BONE_M = 0.7
 
 
-def _triangulate_groups(rig: Rig, keypoints: np.ndarray, groups: np.ndarray, config: CrossViewConfig) -> np.ndarray:
-    """``(T, K, J, 3)`` 3D joints of every group seen by ``min_views`` views (NaN elsewhere)."""
+def _triangulate_groups(rig: Rig, keypoints: np.ndarray, groups: np.ndarray, config: CrossViewConfig,
+                        min_conf: float) -> np.ndarray:
+    """``(T, K, J, 3)`` 3D joints of every group seen by ``min_views`` views (NaN elsewhere);
+    joints below ``min_conf`` confidence are left out."""
     g = gather_groups(keypoints, groups)  # (T, K, C, J, 3)
-    min_conf = config.association.min_confidence
     xy = np.moveaxis(g[..., :2], 2, 3)  # (T, K, J, C, 2)
     conf = np.moveaxis(np.nan_to_num(g[..., 2]), 2, 3)
     weight = np.where(conf >= min_conf, conf, 0.0)
@@ -147,7 +147,8 @@ class Look:
     (looked at again to correct it), or -1 (the camera has no detection of them)."""
 
 
-def plan_recovery(rig: Rig, keypoints: np.ndarray, config: CrossViewConfig | None = None) -> list[Look]:
+def plan_recovery(rig: Rig, keypoints: np.ndarray, config: CrossViewConfig | None = None, *,
+                  match: AssociationConfig | None = None) -> list[Look]:
     """Where to look again.
 
     For every frame, people matched in ``min_views`` views and triangulated, projected into each
@@ -160,10 +161,13 @@ def plan_recovery(rig: Rig, keypoints: np.ndarray, config: CrossViewConfig | Non
     Args:
         rig: the calibration (cameras in the order of axis ``C``).
         keypoints: ``(T, C, P, J, 3)`` BlazePose-33 detections.
+        config: thresholds (defaults if None).
+        match: how detections are matched across views (defaults if None).
     """
     config = config or CrossViewConfig()
-    groups = associate(rig, keypoints, config.association, BLAZEPOSE_33)  # (T, C, P)
-    pts = _triangulate_groups(rig, keypoints, groups, config)  # (T, K, J, 3)
+    match = match or AssociationConfig()
+    groups = associate(rig, keypoints, match, BLAZEPOSE_33)  # (T, C, P)
+    pts = _triangulate_groups(rig, keypoints, groups, config, match.min_confidence)  # (T, K, J, 3)
     T, K = pts.shape[:2]
     if K == 0:
         return []
@@ -176,7 +180,7 @@ def plan_recovery(rig: Rig, keypoints: np.ndarray, config: CrossViewConfig | Non
         if (groups[:, c] >= 0).any():
             others = groups.copy()
             others[:, c] = -1
-            pts_c = _triangulate_groups(rig, keypoints, others, config)
+            pts_c = _triangulate_groups(rig, keypoints, others, config, match.min_confidence)
             proj[..., c, :] = np.where(seen[..., c, None, None], project(rig.cameras[c], pts_c), proj[..., c, :])
     C = len(rig)
     xy = np.moveaxis(proj, -2, 2)  # (T, K, C, J, 2)
@@ -214,8 +218,31 @@ def _median_distance(a: np.ndarray, b: np.ndarray, min_joints: int) -> float:
     return float(np.median(d)) if len(d) >= min_joints else np.inf
 
 
+@dataclass(frozen=True, eq=False)
+class Recovered:
+    """One person the landmark model found again in a camera, and the slot it goes to."""
+
+    t: int
+    """Row of the camera's arrays (frame)."""
+    keypoints: np.ndarray
+    """``(J, 3)`` x, y px and visibility, the model's result."""
+    presence: float
+    """The model's pose-presence probability."""
+    roi: np.ndarray
+    """``(4,)`` (cx, cy, size, theta) crop the model ran on."""
+    appearance: np.ndarray
+    """Appearance descriptor of the person (:func:`~mocap.detect.appearance.appearance_descriptors`)."""
+    heatmaps: np.ndarray
+    """The model's heatmaps, float16."""
+    image_from_heatmap: np.ndarray
+    """``(2, 3)`` heatmap pixel -> image pixel."""
+    replaces: int | None
+    """The slot whose detection this result replaces, or None (it goes to a free or new slot)."""
+
+
 def recover_missed_people(detections: list, videos: dict, rig: Rig, detector,
-                          config: CrossViewConfig | None = None, progress: bool = False) -> tuple[list, dict]:
+                          config: CrossViewConfig | None = None, progress: bool = False, *,
+                          match: AssociationConfig | None = None) -> tuple[list, dict]:
     """Look for people a camera missed where the other cameras place them (module docstring).
 
     A result that duplicates a detection the camera already has is dropped, unless that
@@ -230,6 +257,7 @@ def recover_missed_people(detections: list, videos: dict, rig: Rig, detector,
         detector: a :class:`~mocap.detect.blazepose.BlazePose` (the landmark model is run).
         config: thresholds (defaults if None).
         progress: a progress bar per camera (frames looked at again).
+        match: how detections are matched across views (defaults if None).
 
     Returns:
         ``(detections, stats)``: new ``CameraDetections`` (people added in free or new slots, or
@@ -239,72 +267,102 @@ def recover_missed_people(detections: list, videos: dict, rig: Rig, detector,
 
     config = config or CrossViewConfig()
     kp = to_keypoints2d(detections)
-    by_cam: dict[int, dict[int, list[Look]]] = {}
-    for look in plan_recovery(rig, kp.data, config):
+    by_cam: dict[int, dict[int, list[Look]]] = {}  # camera -> video frame index -> looks
+    for look in plan_recovery(rig, kp.data, config, match=match):
         by_cam.setdefault(look.c, {}).setdefault(int(kp.frame_indices[look.t]), []).append(look)
     out, stats = [], {}
     for c, det in enumerate(detections):
         jobs = by_cam.get(c, {})
-        found = []
-        if jobs:
-            row_of = {int(f): i for i, f in enumerate(det.frame_indices)}
-            bar = None
-            if progress:
-                from tqdm import tqdm
-
-                bar = tqdm(total=len(jobs), desc=f"{det.camera} (cross-view)", unit="frame", leave=False)
-            for index, frame in read_frames(videos[det.camera], start=min(jobs), stop=max(jobs) + 1):
-                t = row_of.get(index)
-                if t is None or index not in jobs:
-                    continue
-                if bar is not None:
-                    bar.update(1)
-                looks = jobs[index]
-                slots = list(np.flatnonzero(np.isfinite(det.scores[t])))
-                have = [det.keypoints[t, s] for s in slots]
-                pyramid = FramePyramid(frame)
-                res = _look(detector, pyramid, looks, det.rois[t], slots)
-                for i, look in enumerate(looks):
-                    cand, size, off = res["keypoints"][i], look.roi[2], res["off"][i]
-                    if res["presence"][i] < config.min_presence or not off <= config.max_disagreement * size:
-                        continue
-                    target = None
-                    if look.replace >= 0:
-                        if not off < _median_distance(det.keypoints[t, look.replace], look.projected, config.min_joints):
-                            continue
-                        target = look.replace
-                    others = [d for d, s in enumerate(slots) if s is None or s != look.replace]
-                    if others:
-                        both = np.concatenate([cand[None], np.stack([have[d] for d in others])])
-                        dup = np.flatnonzero(keypoint_distance(both, np.full(len(both), size))[0, 1:]
-                                             < config.duplicate_distance)
-                        dup = [others[d] for d in dup]
-                        if len(dup) and target is not None:
-                            continue
-                        if len(dup):
-                            dup_slots = [slots[d] for d in dup]
-                            worse = [s for s, d in zip(dup_slots, dup) if s is not None and s in look.loose
-                                     and _median_distance(have[d], look.projected, config.min_joints) > off]
-                            if len(worse) != len(dup):
-                                continue
-                            target = worse[0]
-                    app = appearance_descriptors(frame, cand[None], detector.joint_names)[0]
-                    found.append((t, cand, float(res["presence"][i]), look.roi, app,
-                                  res["heatmaps"][i].astype(np.float16), res["image_from_heatmap"][i], target))
-                    if target is None:
-                        slots.append(None)  # a recovered person is no one's to replace
-                        have.append(cand)
-                    else:
-                        k = slots.index(target)
-                        slots[k], have[k] = None, cand
-            if bar is not None:
-                bar.close()
+        found = _recover_in_camera(det, videos[det.camera], jobs, detector, config, progress) if jobs else []
         n_looked = sum(len(v) for v in jobs.values())
         stats[det.camera] = (n_looked, len(found))
         if n_looked:
-            log.info("camera %s: looked for %d people the other cameras saw, found %d", det.camera, n_looked, len(found))
+            log.info("camera %s: looked for %d people the other cameras saw, found %d", det.camera, n_looked,
+                     len(found))
         out.append(_add_people(det, found) if found else det)
     return out, stats
+
+
+def _recover_in_camera(det, video, jobs: dict[int, list[Look]], detector, config: CrossViewConfig,
+                       progress: bool) -> list[Recovered]:
+    """Read the frames of ``video`` that ``jobs`` (video frame index -> looks) name and look there."""
+    row_of = {int(f): i for i, f in enumerate(det.frame_indices)}
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(jobs), desc=f"{det.camera} (cross-view)", unit="frame", leave=False)
+    found = []
+    for index, frame in read_frames(video, start=min(jobs), stop=max(jobs) + 1):
+        t = row_of.get(index)
+        if t is None or index not in jobs:
+            continue
+        if bar is not None:
+            bar.update(1)
+        found += _recover_in_frame(det, t, frame, jobs[index], detector, config)
+    if bar is not None:
+        bar.close()
+    return found
+
+
+def _recover_in_frame(det, t: int, frame: np.ndarray, looks: list[Look], detector,
+                      config: CrossViewConfig) -> list[Recovered]:
+    """Run the landmark model at ``looks`` in one frame (row ``t`` of ``det``) and keep the results
+    that pass :class:`CrossViewConfig`'s checks, each with the slot it goes to."""
+    slots = list(np.flatnonzero(np.isfinite(det.scores[t])))  # None: a person recovered just now
+    have = [det.keypoints[t, s] for s in slots]
+    res = _look(detector, FramePyramid(frame), looks, det.rois[t], slots)
+    found = []
+    for i, look in enumerate(looks):
+        cand, off = res["keypoints"][i], res["off"][i]
+        if res["presence"][i] < config.min_presence or not off <= config.max_disagreement * look.roi[2]:
+            continue
+        keep, target = _placement(det.keypoints[t], look, cand, off, slots, have, config)
+        if not keep:
+            continue
+        app = appearance_descriptors(frame, cand[None], detector.joint_names)[0]
+        found.append(Recovered(t, cand, float(res["presence"][i]), look.roi, app, res["heatmaps"][i].astype(np.float16),
+                               res["image_from_heatmap"][i], target))
+        if target is None:
+            slots.append(None)  # a recovered person is no one's to replace
+            have.append(cand)
+        else:
+            k = slots.index(target)
+            slots[k], have[k] = None, cand
+    return found
+
+
+def _placement(keypoints_t: np.ndarray, look: Look, cand: np.ndarray, off: float, slots: list, have: list,
+               config: CrossViewConfig) -> tuple[bool, int | None]:
+    """Whether to keep result ``cand`` ``(J, 3)`` (``off`` px from the projection) and which slot it
+    replaces (None: a free or new one).
+
+    With ``look.replace``, the result must lie closer to the projection than the detection it
+    replaces and duplicate no other person. Otherwise a duplicate is dropped unless every person
+    it duplicates is loose (matched to nobody in other views) and farther from the projection.
+    ``slots`` and ``have`` are the camera's people at this frame so far (slot or None, keypoints).
+    """
+    target = None
+    if look.replace >= 0:
+        if not off < _median_distance(keypoints_t[look.replace], look.projected, config.min_joints):
+            return False, None
+        target = look.replace
+    others = [d for d, s in enumerate(slots) if s is None or s != look.replace]
+    if not others:
+        return True, target
+    both = np.concatenate([cand[None], np.stack([have[d] for d in others])])
+    size = look.roi[2]
+    dup = np.flatnonzero(keypoint_distance(both, np.full(len(both), size))[0, 1:] < config.duplicate_distance)
+    dup = [others[d] for d in dup]
+    if not dup:
+        return True, target
+    if target is not None:
+        return False, None
+    worse = [slots[d] for d in dup if slots[d] is not None and slots[d] in look.loose
+             and _median_distance(have[d], look.projected, config.min_joints) > off]
+    if len(worse) != len(dup):
+        return False, None
+    return True, worse[0]
 
 
 def _look(detector, pyramid, looks: list[Look], rois: np.ndarray, slots: list, min_joints: int = 8) -> dict:
@@ -349,18 +407,19 @@ def _free_slot(det, t: int, roi: np.ndarray, taken: set, look_back: int = 30) ->
     return best
 
 
-def _add_people(det, found: list):
+def _add_people(det, found: list[Recovered]):
     """Copy of ``det`` with the recovered people written into slots (grown when needed)."""
     T, P = det.scores.shape
     assigned = []
     taken_at: dict[int, set] = {}
-    for t, _, _, roi, *_, target in found:
+    for r in found:
+        t = r.t
         taken = taken_at.setdefault(t, set())
-        if target is not None:
-            taken.add(int(target))
-            assigned.append(int(target))
+        if r.replaces is not None:
+            taken.add(int(r.replaces))
+            assigned.append(int(r.replaces))
             continue
-        s = _free_slot(det, t, roi, taken)
+        s = _free_slot(det, t, r.roi, taken)
         if s < 0:
             free = [q for q in range(P) if q not in taken and not np.isfinite(det.scores[t, q])]
             s = free[0] if free else next(q for q in range(P, P + len(found) + 1) if q not in taken)
@@ -378,9 +437,9 @@ def _add_people(det, found: list):
     kp, sc, ro, ap = grow(det.keypoints), grow(det.scores), grow(det.rois), grow(det.appearance)
     rec = grow(det.recovered if det.recovered is not None else np.zeros((T, P), bool), False)
     hm, tf = grow(det.heatmaps, 0), grow(det.image_from_heatmap)
-    for (t, cand, presence, roi, app, heat, heat_tf, _), s in zip(found, assigned):
-        kp[t, s], sc[t, s], ro[t, s], ap[t, s], rec[t, s] = cand, presence, roi, app, True
+    for r, s in zip(found, assigned):
+        kp[r.t, s], sc[r.t, s], ro[r.t, s], ap[r.t, s], rec[r.t, s] = r.keypoints, r.presence, r.roi, r.appearance, True
         if hm is not None:
-            hm[t, s], tf[t, s] = heat, heat_tf
+            hm[r.t, s], tf[r.t, s] = r.heatmaps, r.image_from_heatmap
     return replace(det, keypoints=kp, scores=sc, rois=ro, appearance=ap, recovered=rec, heatmaps=hm,
                    image_from_heatmap=tf)

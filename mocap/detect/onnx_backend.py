@@ -37,8 +37,6 @@ log = logging.getLogger(__name__)
 class OnnxConfig:
     """Settings of the ONNX top-down backend."""
 
-    person: BlazePoseConfig = field(default_factory=BlazePoseConfig)
-    """How people are found and tracked (BlazePose)."""
     head: str = "auto"
     """``simcc``, ``heatmap`` or ``auto`` (two outputs: SimCC, one 4-D output: heatmap)."""
     joint_names: tuple[str, ...] | None = None
@@ -106,9 +104,10 @@ class OnnxPose:
     Args:
         path: the ``.onnx`` file (a sidecar ``.toml`` beside it is read when present).
         config: :class:`OnnxConfig`.
+        person: how people are found and tracked (:class:`~mocap.detect.blazepose.BlazePoseConfig`).
     """
 
-    def __init__(self, path, config: OnnxConfig | None = None):
+    def __init__(self, path, config: OnnxConfig | None = None, person: BlazePoseConfig | None = None):
         import onnxruntime as ort
 
         self.path = Path(path)
@@ -133,7 +132,7 @@ class OnnxPose:
         threshold = meta.get("model", {}).get("confidence_threshold", 0.0)
         self.min_confidence = float(self.config.min_confidence if self.config.min_confidence is not None else threshold)
         self.model_sha256 = {"onnx": sha256_file(self.path)}
-        self.people = BlazePose(self.config.person)
+        self.people = BlazePose(person or BlazePoseConfig())
         self.model_sha256.update(self.people.model_sha256)
         self.left_right_perm = None
 

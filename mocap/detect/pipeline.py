@@ -1,8 +1,8 @@
 """Running a detector over videos and sessions, and the per-camera output files.
 
 On-disk format, one file per camera ``DIR/<cam>.npz`` (written atomically, so an existing file
-is complete; ``detect_session`` skips cameras whose file exists with the same detector and
-model hashes, which makes it resumable per camera):
+is complete; :func:`mocap.detect.session.detect_session` skips cameras whose file exists with the
+same video content, detector settings and model hashes, which makes it resumable per camera):
 
 ==================== ============================= ===========================================
 key                  shape / type                  meaning
@@ -22,6 +22,8 @@ heatmaps             float16 (T, P, J, 64, 64)     only with ``keep_heatmaps``: 
 image_from_heatmap   float32 (T, P, 2, 3)          heatmap pixel -> image pixel affine map
 recovered            bool (T, P)                   found by the cross-view pass (:mod:`.cross_view`)
 cross_view           str ()                        calibration the cross-view pass used (sha256)
+video_fingerprint    str ()                        the source video's content fingerprint
+settings             str ()                        fingerprint of the detector settings
 ==================== ============================= ===========================================
 
 ``P`` is the number of track slots used in that camera: slot ``p`` is one person for as long as
@@ -39,12 +41,49 @@ from pathlib import Path
 import numpy as np
 
 from mocap.detect.appearance import DESCRIPTOR_SIZE, appearance_descriptors
+from mocap.detect.blazepose import BlazePoseConfig
+from mocap.detect.cross_view import CrossViewConfig
+from mocap.detect.onnx_backend import OnnxConfig
 from mocap.detect.roi_tracking import fix_left_right_flips
-from mocap.detect.video import VIDEO_SUFFIXES, read_frames, video_info
+from mocap.detect.video import read_frames, video_fingerprint, video_info
 from mocap.io.keypoints import Keypoints2D
 from mocap.io.files import atomic_write
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DetectConfig:
+    """Settings of the detect stage (the ``detect`` section of the config tree)."""
+
+    detector: str = "blazepose"
+    """2D detector: ``blazepose`` (default, CPU) or ``onnx:PATH`` (a top-down ONNX pose model whose
+    people are found by BlazePose)."""
+    workers: int = 0
+    """Cameras detected in parallel processes (each loads its own model, ~250 MB); 0: one per CPU core."""
+    cross_view: bool = True
+    """With a calibration: look again for people a camera missed (or saw mixed with someone in
+    front) where the other cameras place them (BlazePose only; :mod:`mocap.detect.cross_view`)."""
+    allow_short: bool = False
+    """A video that stops before the frame count its container declares (truncated copy): carry
+    on with the frames that exist instead of stopping with an error."""
+    blazepose: BlazePoseConfig = field(default_factory=BlazePoseConfig)
+    """The BlazePose detector and its person tracking (also finds the people for ``onnx:``)."""
+    onnx: OnnxConfig = field(default_factory=OnnxConfig)
+    """The ONNX top-down backend (with ``detector: onnx:PATH``)."""
+    look_again: CrossViewConfig = field(default_factory=CrossViewConfig)
+    """The cross-view pass (with ``cross_view``)."""
+
+    def __post_init__(self):
+        if self.detector != "blazepose" and not self.detector.startswith("onnx:"):
+            raise ValueError(f"detector: unknown value {self.detector!r}; expected 'blazepose' or 'onnx:PATH'")
+        if self.workers < 0:
+            raise ValueError(f"workers: expected >= 0 (0 = one per CPU core), got {self.workers}")
+
+    @property
+    def model_config(self):
+        """The config the detector object takes (:func:`make_detector`)."""
+        return self.blazepose if self.detector == "blazepose" else self.onnx
 
 
 @dataclass(frozen=True, eq=False)
@@ -66,6 +105,10 @@ class CameraDetections:
     image_from_heatmap: np.ndarray | None = None
     recovered: np.ndarray | None = None
     cross_view: str = ""
+    video_fingerprint: str = ""
+    """:func:`~mocap.detect.video.video_fingerprint` of the video it came from."""
+    settings: str = ""
+    """Fingerprint of the detector settings it was made with."""
 
     @property
     def found(self) -> np.ndarray:
@@ -73,12 +116,12 @@ class CameraDetections:
         return np.isfinite(self.scores)
 
 
-def make_detector(detector: str = "blazepose", config=None):
+def make_detector(detector: str = "blazepose", config=None, person: BlazePoseConfig | None = None):
     """A detector object from its spec: ``blazepose`` or ``onnx:PATH`` (a top-down ONNX pose model).
 
     ``config``: :class:`~mocap.detect.blazepose.BlazePoseConfig` for BlazePose, or
     :class:`~mocap.detect.onnx_backend.OnnxConfig` for ONNX (the person boxes then come from
-    BlazePose's detector).
+    BlazePose's detector, set by ``person``).
     """
     if detector == "blazepose":
         from mocap.detect.blazepose import BlazePose
@@ -87,7 +130,7 @@ def make_detector(detector: str = "blazepose", config=None):
     if detector.startswith("onnx:"):
         from mocap.detect.onnx_backend import OnnxPose
 
-        return OnnxPose(detector[len("onnx:"):], config)
+        return OnnxPose(detector[len("onnx:"):], config, person)
     raise ValueError(f"detector: unknown value {detector!r}; expected 'blazepose' or 'onnx:PATH'")
 
 
@@ -104,7 +147,7 @@ def _stack(rows: list[np.ndarray], fill_shape: tuple[int, ...], P: int, dtype=np
 
 
 def detect_video(path: str | os.PathLike, detector=None, camera: str | None = None, progress: bool = False,
-                 detector_spec: str = "blazepose") -> CameraDetections:
+                 detector_spec: str = "blazepose", allow_short: bool = False) -> CameraDetections:
     """Detect and track people through one video.
 
     Args:
@@ -114,6 +157,7 @@ def detect_video(path: str | os.PathLike, detector=None, camera: str | None = No
         progress: show a progress bar.
         detector_spec: ``blazepose`` or ``onnx:PATH``: builds the detector when ``detector`` is
             None, and is recorded in the output either way.
+        allow_short: a truncated video gives the frames that exist (a warning), not an error.
 
     Returns:
         :class:`CameraDetections` with ``keypoints (T, P, 33, 3)``. A video without people gives
@@ -131,7 +175,7 @@ def detect_video(path: str | os.PathLike, detector=None, camera: str | None = No
 
         bar = tqdm(total=info.frame_count or None, desc=camera or path.stem, unit="frame", leave=False)
     try:
-        for index, frame in read_frames(path):
+        for index, frame in read_frames(path, allow_short=allow_short):
             res = tracker.step(frame)
             frames.append(index)
             kps.append(res.keypoints)
@@ -175,6 +219,7 @@ def detect_video(path: str | os.PathLike, detector=None, camera: str | None = No
         model_sha256=dict(detector.model_sha256),
         heatmaps=hm,
         image_from_heatmap=tf,
+        video_fingerprint=video_fingerprint(path),
     )
 
 
@@ -194,6 +239,7 @@ def save_camera_detections(det: CameraDetections, path: str | os.PathLike) -> Pa
         arrays.update(recovered=det.recovered.astype(bool))
     if det.cross_view:
         arrays.update(cross_view=np.array(det.cross_view))
+    arrays.update(video_fingerprint=np.array(det.video_fingerprint), settings=np.array(det.settings))
     return atomic_write(path, lambda tmp: np.savez_compressed(tmp, **arrays), suffix=".npz")
 
 
@@ -220,147 +266,9 @@ def load_camera_detections(path: str | os.PathLike) -> CameraDetections:
         image_size=tuple(int(v) for v in d.get("image_size", (0, 0))), detector=str(d.get("detector", "")),
         model_sha256=dict(str(s).split("=", 1) for s in d.get("model_sha256", [])),
         heatmaps=d.get("heatmaps"), image_from_heatmap=d.get("image_from_heatmap"), recovered=d.get("recovered"),
-        cross_view=str(d.get("cross_view", "")),
+        cross_view=str(d.get("cross_view", "")), video_fingerprint=str(d.get("video_fingerprint", "")),
+        settings=str(d.get("settings", "")),
     )
-
-
-def session_videos(session: str | os.PathLike) -> dict[str, Path]:
-    """``{camera: video}`` of a session folder (``videos/<cam>.<ext>``, or videos directly in it)."""
-    session = Path(session)
-    if not session.is_dir():
-        raise FileNotFoundError(f"session {session}: not a folder")
-    folder = session / "videos" if (session / "videos").is_dir() else session
-    videos = {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in VIDEO_SUFFIXES}
-    if not videos:
-        raise FileNotFoundError(f"session {session}: no videos ({', '.join(VIDEO_SUFFIXES)}) in {folder}")
-    return videos
-
-
-def _is_current(path: Path, detector_spec: str, model_sha256: dict | None) -> bool:
-    if not path.is_file():
-        return False
-    try:
-        old = load_camera_detections(path)
-    except Exception:  # unreadable leftovers are recomputed
-        return False
-    return old.detector == _detector_name(detector_spec) and (model_sha256 is None or old.model_sha256 == model_sha256)
-
-
-def _detect_one(args) -> CameraDetections:
-    cam, video, spec, config, out, progress = args
-    det = detect_video(video, make_detector(spec, config), camera=cam, progress=progress, detector_spec=spec)
-    if out is not None:
-        save_camera_detections(det, Path(out) / f"{cam}.npz")
-    return det
-
-
-def detect_session(session: str | os.PathLike, out_dir: str | os.PathLike | None = None, detector: str = "blazepose",
-                   config=None, cameras=None, workers: int = 0, progress: bool = False, calibration=None,
-                   cross_view=None) -> Keypoints2D:
-    """Detect people in every camera of a session.
-
-    Args:
-        session: session folder (``videos/<cam>.mp4``; Pose2Sim's ``videos/camNN.mp4`` as is).
-        out_dir: write ``<cam>.npz`` there and skip cameras already done with the same detector.
-        detector: ``blazepose`` or ``onnx:PATH``.
-        config: the detector's config dataclass (default settings when None).
-        cameras: subset of camera names (default: all).
-        workers: cameras processed in parallel processes (each with its own models, ~250 MB);
-            0: one per CPU core this process may use.
-        calibration: a :class:`~mocap.geometry.Rig` or calibration file. With it (and BlazePose),
-            people a camera missed, or saw as a mixture with someone in front, are looked for
-            again where the other cameras place them (:mod:`mocap.detect.cross_view`); such
-            detections are marked in ``recovered``. None: each camera on its own.
-        cross_view: :class:`~mocap.detect.cross_view.CrossViewConfig` (defaults when None).
-
-    Returns:
-        :class:`Keypoints2D` with ``data (T, C, P, J, 3)`` (``T`` the longest video, ``P`` the
-        most slots in any camera) and ``extras``: ``appearance (T, C, P, D)``, ``scores
-        (T, C, P)``, ``detections`` (the :class:`CameraDetections` per camera).
-    """
-    videos = session_videos(session)
-    if cameras is not None:
-        unknown = sorted(set(cameras) - set(videos))
-        if unknown:
-            raise ValueError(f"cameras: {', '.join(unknown)} not in {session}; available: {', '.join(videos)}")
-        videos = {c: videos[c] for c in cameras}
-    out = Path(out_dir) if out_dir is not None else None
-    done: dict[str, CameraDetections] = {}
-    todo = []
-    hashes = None
-    if out is not None:  # what a reusable file must have been made with
-        from mocap.detect.models import MODELS, sha256_file
-
-        hashes = {k: s.sha256 for k, s in MODELS.items()}
-        if detector.startswith("onnx:") and Path(detector[len("onnx:"):]).is_file():
-            hashes = {"onnx": sha256_file(detector[len("onnx:"):]), **hashes}
-    for cam, video in videos.items():
-        path = out / f"{cam}.npz" if out is not None else None
-        if path is not None and _is_current(path, detector, hashes):
-            log.info("camera %s: already detected in %s, skipped", cam, path)
-            done[cam] = load_camera_detections(path)
-        else:
-            todo.append((cam, video, detector, config, out, progress))
-    if workers == 0:
-        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if workers > 1 and len(todo) > 1:
-        with ProcessPoolExecutor(max_workers=min(workers, len(todo))) as pool:
-            for det in pool.map(_detect_one, [t[:-1] + (False,) for t in todo]):
-                done[det.camera] = det
-    else:
-        for job in todo:
-            det = _detect_one(job)
-            done[det.camera] = det
-    dets = [done[c] for c in videos]
-    if calibration is not None and detector == "blazepose":
-        dets = _cross_view_pass(dets, videos, calibration, config, cross_view, out, progress)
-    return to_keypoints2d(dets)
-
-
-def _cross_view_pass(dets: list, videos: dict, calibration, config, cross_view, out: Path | None,
-                     progress: bool = False) -> list:
-    """Run :func:`~mocap.detect.cross_view.recover_missed_people` unless every camera's file
-    already holds its result for this calibration and these settings (then it is reused)."""
-    import hashlib
-    from dataclasses import asdict
-
-    from mocap.calibration.io import load_calibration
-    from mocap.detect.blazepose import BlazePose
-    from mocap.detect.cross_view import CrossViewConfig, recover_missed_people
-    from mocap.geometry import Rig
-
-    rig = calibration if isinstance(calibration, Rig) else load_calibration(calibration)
-    cross_view = cross_view or CrossViewConfig()
-    arrays = [np.concatenate([c.K.ravel(), c.dist, c.R.ravel(), c.t]) for c in rig.cameras]
-    key = hashlib.sha256(np.concatenate(arrays).tobytes() + repr(asdict(cross_view)).encode()).hexdigest()[:16]
-    if all(d.cross_view == key for d in dets):
-        log.info("cross-view pass: already done for this calibration, reused")
-        return dets
-    index = {d.camera: i for i, d in enumerate(dets)}
-    names = {}
-    for cam in index:  # video name -> calibration camera (names match ignoring case, '_', '-', zeros)
-        try:
-            names[cam] = rig.names[rig.index(cam)]
-        except ValueError:
-            log.warning("cross-view pass: camera %s is not in the calibration (%s); it is left as detected",
-                        cam, ", ".join(rig.names))
-    order = list(names)
-    if len(order) < 2:
-        log.warning("cross-view pass skipped: fewer than two cameras match the calibration")
-        return dets
-    sub = rig.subset([names[c] for c in order])
-    new, stats = recover_missed_people([dets[index[c]] for c in order], {c: videos[c] for c in order}, sub,
-                                       BlazePose(config), cross_view, progress)
-    result = list(dets)
-    for d in new:
-        result[index[d.camera]] = d
-    result = [replace(d, cross_view=key) for d in result]
-    if out is not None:
-        for d in result:
-            save_camera_detections(d, out / f"{d.camera}.npz")
-    looked, found = sum(v[0] for v in stats.values()), sum(v[1] for v in stats.values())
-    log.info("cross-view pass: looked again at %d people in %d cameras, %d found or corrected", looked, len(order), found)
-    return result
 
 
 def to_keypoints2d(dets: list[CameraDetections]) -> Keypoints2D:

@@ -18,7 +18,7 @@ from mocap.detect.blazepose import (
     NUM_LANDMARKS,
     BlazePose,
     FrameResult,
-    _as_pyramid,
+    as_frame_pyramid,
     image_from_crop,
     roi_distance,
 )
@@ -52,12 +52,6 @@ def keypoint_distance(keypoints: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     hip = keypoints[:, HIPS, :2].mean(axis=1)
     d = np.maximum(d, np.linalg.norm(hip[:, None] - hip[None], axis=-1))
     return d / np.maximum(0.5 * (sizes[:, None] + sizes[None, :]), 1e-9)
-
-
-def landmark_boxes(keypoints: np.ndarray) -> np.ndarray:
-    """Bounding boxes ``(N, 4)`` of landmarks ``(N, J, >=2)``."""
-    xy = keypoints[..., :2]
-    return np.concatenate([np.nanmin(xy, axis=1), np.nanmax(xy, axis=1)], axis=1)
 
 
 def fix_left_right_flips(keypoints: np.ndarray, perm: np.ndarray, swap_cost: float = 0.02) -> np.ndarray:
@@ -180,16 +174,13 @@ class PoseTracker:
     _gone_slots: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
     _gone_age: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
 
-    def reset(self) -> None:
-        self.__init__(self.model, self.fps)
-
     def _dt(self) -> float:
         """Seconds per frame of this video."""
         return 1.0 / (self.fps if self.fps and np.isfinite(self.fps) and self.fps > 0 else NOMINAL_FPS)
 
     def step(self, frame_bgr: np.ndarray) -> FrameResult:
         cfg = self.model.config
-        frame_bgr = _as_pyramid(frame_bgr)
+        frame_bgr = as_frame_pyramid(frame_bgr)
         tracked = cfg.tracking and len(self._rois) > 0
         coasting = cfg.tracking and cfg.lost_track_frames > 0 and len(self._gone_rois) > 0
         run_detector = (not cfg.tracking or not tracked or self._redetect > 0 or self._frame % cfg.detect_every == 0)

@@ -12,10 +12,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
-import numpy as np
+# FFmpeg's own log lines ("overread 8" on a damaged frame) duplicate the one-line errors below;
+# OpenCV reads this when it first opens a video.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
-from mocap.errors import VideoError
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from mocap.errors import VideoError  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +65,14 @@ def video_info(path: str | os.PathLike) -> VideoInfo:
     return VideoInfo(path, (w, h), fps, count)
 
 
-def read_frames(path: str | os.PathLike, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+def read_frames(path: str | os.PathLike, start: int = 0, stop: int | None = None,
+                allow_short: bool = False) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(frame_index, frame (H, W, 3) uint8 BGR)`` from ``start`` up to ``stop`` (exclusive).
 
     Raises :class:`VideoError` when the file cannot be opened, when no frame at all decodes, or
     when decoding stops before the frame count the container declares (a truncated or corrupted
-    file), naming the frame where it stopped.
+    file), naming the frame where it stopped; with ``allow_short`` the last case is a warning
+    and the frames that exist are kept.
     """
     path = Path(path)
     info = video_info(path)
@@ -86,6 +92,28 @@ def read_frames(path: str | os.PathLike, start: int = 0, stop: int | None = None
         cap.release()
     if index == start and (end is None or end > start):
         raise VideoError(f"video {path}: no frame could be decoded (corrupted or truncated file); re-copy or re-encode it")
-    if end is not None and index < end:
+    if end is not None and index < end and allow_short:
+        log.warning("video %s: decoding stopped at frame %d of %d declared; carrying on with %d frames "
+                    "(allow_short)", path, index, end, index - start)
+    elif end is not None and index < end:
         raise VideoError(f"video {path}: decoding stopped at frame {index} of {end} declared "
-                         f"(truncated or corrupted file); re-copy or re-encode it")
+                         f"(truncated or corrupted file); re-copy or re-encode it, or pass --allow-short to use the frames that exist")
+
+
+def video_fingerprint(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """A short content fingerprint of a video: sha256 of its size, first and last MiB.
+
+    Cheap on hour-long files, and different for another take (or a re-encode) of the same name:
+    cached stage outputs are reused only when it matches.
+    """
+    import hashlib
+
+    path = Path(path)
+    size = path.stat().st_size
+    h = hashlib.sha256(str(size).encode())
+    with open(path, "rb") as f:
+        h.update(f.read(chunk))
+        if size > chunk:
+            f.seek(max(size - chunk, chunk))
+            h.update(f.read(chunk))
+    return h.hexdigest()[:16]

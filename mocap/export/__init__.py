@@ -87,43 +87,10 @@ def export_tracks(tracks: Tracks, out_dir: str | os.PathLike, formats: str | Seq
     report: dict = {"formats": list(fmts), "preset": preset, "units": unit, "rotation_order": rotation_order,
                     "frames": tracks.num_frames, "fps": tracks.fps, "people": {}}
 
-    fits = []
     if "bvh" in fmts or "fbx" in fmts:
-        from mocap.skeleton.solve import SolveConfig, solve_tracks
-
-        cfg = solve_config or SolveConfig()
-        report["solve"] = asdict(cfg)
-        write_fbx = _load_write_fbx() if "fbx" in fmts else None  # fail before any work
-        fits = solve_tracks(tracks, cfg)
-        for fit in fits:
-            report["people"][fit.animation.name] = {
-                "residual_m": {k: [round(a, 6), round(b, 6)] for k, (a, b) in fit.residual_summary().items()},
-                "offsets_m": {n: np.round(o, 6).tolist() for n, o in zip(fit.animation.joint_names, fit.animation.offsets)},
-                "present_frames": int(fit.present.sum()),
-            }
-        if "bvh" in fmts:
-            from mocap.export.bvh import write_bvh
-
-            for fit in fits:
-                written.append(write_bvh(fit.animation, out / f"{fit.animation.name}.bvh", preset, unit["bvh"], rotation_order))
-        if write_fbx is not None:
-            written.append(write_fbx([f.animation for f in fits], out / f"{stem}.fbx", preset=preset, units=unit["fbx"]))
-
+        written += _write_skeleton_formats(tracks, out, fmts, preset, unit, rotation_order, stem, solve_config, report)
     if "trc" in fmts or "c3d" in fmts:
-        from mocap.export.c3d import write_c3d
-        from mocap.export.trc import write_trc
-
-        for p, tid in enumerate(tracks.track_ids):
-            pts = tracks.positions[:, p]
-            if not np.isfinite(pts).any():
-                log.warning("person_%d has no data at all; no TRC/C3D written for it", tid)
-                continue
-            if "trc" in fmts:
-                written.append(write_trc(pts, tracks.joint_names, tracks.fps, out / f"person_{tid}.trc",
-                                         tracks.frame_indices, unit["trc"]))
-            if "c3d" in fmts:
-                written.append(write_c3d(pts, tracks.joint_names, tracks.fps, out / f"person_{tid}.c3d", unit["c3d"],
-                                         first_frame=int(tracks.frame_indices[0]) + 1))
+        written += _write_marker_formats(tracks, out, fmts, unit)
     if "csv" in fmts:
         from mocap.export.tabular import write_tracks_csv
 
@@ -136,5 +103,52 @@ def export_tracks(tracks: Tracks, out_dir: str | os.PathLike, formats: str | Seq
 
     written.append(atomic_write(out / "export.json", write_report))
     for path in written:
-        log.info("wrote %s", path)
+        log.debug("wrote %s", path)
+    return written
+
+
+def _write_skeleton_formats(tracks: Tracks, out: Path, fmts: tuple[str, ...], preset: str, unit: dict[str, str],
+                            rotation_order: str, stem: str, solve_config, report: dict) -> list[Path]:
+    """Solve a skeleton per person and write BVH (one per person) and FBX (everyone); adds the
+    solve's options and per-person residuals and offsets to ``report``."""
+    from mocap.skeleton.solve import SolveConfig, solve_tracks
+
+    cfg = solve_config or SolveConfig()
+    report["solve"] = asdict(cfg)
+    write_fbx = _load_write_fbx() if "fbx" in fmts else None  # fail before any work
+    fits = solve_tracks(tracks, cfg)
+    for fit in fits:
+        report["people"][fit.animation.name] = {
+            "residual_m": {k: [round(a, 6), round(b, 6)] for k, (a, b) in fit.residual_summary().items()},
+            "offsets_m": {n: np.round(o, 6).tolist() for n, o in zip(fit.animation.joint_names, fit.animation.offsets)},
+            "present_frames": int(fit.present.sum()),
+        }
+    written = []
+    if "bvh" in fmts:
+        from mocap.export.bvh import write_bvh
+
+        for fit in fits:
+            written.append(write_bvh(fit.animation, out / f"{fit.animation.name}.bvh", preset, unit["bvh"], rotation_order))
+    if write_fbx is not None:
+        written.append(write_fbx([f.animation for f in fits], out / f"{stem}.fbx", preset=preset, units=unit["fbx"]))
+    return written
+
+
+def _write_marker_formats(tracks: Tracks, out: Path, fmts: tuple[str, ...], unit: dict[str, str]) -> list[Path]:
+    """Write the raw 3D joints of each person as TRC and/or C3D (people with no data skipped)."""
+    from mocap.export.c3d import write_c3d
+    from mocap.export.trc import write_trc
+
+    written = []
+    for p, tid in enumerate(tracks.track_ids):
+        pts = tracks.positions[:, p]
+        if not np.isfinite(pts).any():
+            log.warning("person_%d has no data at all; no TRC/C3D written for it", tid)
+            continue
+        if "trc" in fmts:
+            written.append(write_trc(pts, tracks.joint_names, tracks.fps, out / f"person_{tid}.trc",
+                                     tracks.frame_indices, unit["trc"]))
+        if "c3d" in fmts:
+            written.append(write_c3d(pts, tracks.joint_names, tracks.fps, out / f"person_{tid}.c3d", unit["c3d"],
+                                     first_frame=int(tracks.frame_indices[0]) + 1))
     return written

@@ -42,8 +42,8 @@ from mocap.export.fbx_binary import (
     raw,
 )
 from mocap.export.presets import preset_joint_names
-from mocap.geometry.rotations import rotmat_to_euler, unwrap_euler
 from mocap.skeleton.animation import SkeletonAnimation
+from mocap.skeleton.euler import rotmat_to_euler_continuous
 from mocap.io.files import atomic_write
 
 logger = logging.getLogger(__name__)
@@ -222,14 +222,16 @@ def animation_channels(anim: SkeletonAnimation, units: str = "cm") -> tuple[np.n
         translation: ``(T, J, 3)`` animated ``Lcl Translation`` in ``units`` (the root's is its
             world position; others repeat the rest offset).
         rotation_deg: ``(T, J, 3)`` animated ``Lcl Rotation``, Euler XYZ in degrees (FBX's default
-            order, ``R = Rz Ry Rx``), unwrapped over frames so that linear keys do not spin.
+            order, ``R = Rz Ry Rx``), continuous over frames (the BVH writer's routine,
+            :func:`mocap.skeleton.euler.rotmat_to_euler_continuous`) so that linear keys do not
+            spin: wrapping alone leaves a 180° step where the middle angle passes ±90°.
     """
     T, J = anim.rotations.shape[:2]
     rest = points_world_to_yup(anim.offsets, units)
     translation = np.broadcast_to(rest, (T, J, 3)).copy()
     translation[:, 0] = points_world_to_yup(anim.root_positions, units)
     rot_yup = rotmat_world_to_yup(anim.rotations)
-    rotation_deg = np.degrees(unwrap_euler(rotmat_to_euler(rot_yup, "xyz"), axis=0))
+    rotation_deg = np.degrees(rotmat_to_euler_continuous(rot_yup, "xyz"))
     return rest, translation, rotation_deg
 
 
@@ -332,8 +334,8 @@ def write_fbx(animations: list[SkeletonAnimation], path: str | os.PathLike, pres
     nodes = build_fbx_scene(list(animations), take_name=path.stem or "Take 001", preset=preset, units=units)
     data = encode_fbx(nodes)
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
-    logger.info("wrote %s: %d armature(s), %d frames, %.1f kB", path, len(animations), animations[0].num_frames,
-                len(data) / 1e3)
+    logger.debug("wrote %s: %d armature(s), %d frames, %.1f kB", path, len(animations), animations[0].num_frames,
+                 len(data) / 1e3)
     return path
 
 

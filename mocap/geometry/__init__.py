@@ -1,4 +1,4 @@
-"""Geometry core: cameras, projection, rotations."""
+"""Geometry core: cameras, projection, the lens model (:mod:`.lens`, compiled twin :mod:`.lens_compiled`), rotations."""
 
 from mocap.geometry.camera import (
     Camera,

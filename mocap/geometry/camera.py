@@ -2,7 +2,9 @@
 
 Camera model (OpenCV): ``x_cam = R @ X_world + t`` (``R``, ``t`` are cam_from_world); x right,
 y down, z forward; pixel (0, 0) is the centre of the top-left pixel; distortion
-``(k1, k2, p1, p2, k3)`` applied to normalised coordinates.
+``(k1, k2, p1, p2, k3)`` applied to normalised coordinates by the one lens model,
+:mod:`mocap.geometry.lens` (``distort_normalized`` and ``undistort_normalized`` are re-exported
+from there).
 """
 
 from __future__ import annotations
@@ -13,6 +15,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mocap._checks import check_rotation_matrix, check_shape
+from mocap.geometry.lens import distort_normalized, undistort_normalized
+
+__all__ = [
+    "Camera", "Rig", "distort_normalized", "epipolar_distance", "fundamental_matrix", "normalize_camera_name",
+    "pixel_to_normalized", "pixel_to_ray", "project", "project_rig", "skew", "undistort_normalized",
+    "undistort_points", "undistort_points_rig", "world_to_cam",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -169,64 +178,6 @@ class Rig:
 
     def subset(self, names: list[str]) -> "Rig":
         return Rig(tuple(self[n] for n in names), dict(self.metadata))
-
-
-# --------------------------------------------------------------------------------------------
-# Distortion in normalised coordinates
-# --------------------------------------------------------------------------------------------
-
-def distort_normalized(xy: np.ndarray, dist: np.ndarray) -> np.ndarray:
-    """Apply OpenCV radial-tangential distortion to normalised coords ``(..., 2)``.
-
-    ``dist`` is ``(5,)`` or broadcastable ``(..., 5)``.
-    """
-    dist = np.asarray(dist, dtype=np.float64)
-    k1, k2, p1, p2, k3 = (dist[..., i, None] for i in range(5))
-    x, y = xy[..., :1], xy[..., 1:2]
-    r2 = x * x + y * y
-    radial = 1 + r2 * (k1 + r2 * (k2 + r2 * k3))
-    xd = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
-    yd = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
-    return np.concatenate([xd, yd], axis=-1)
-
-
-def _distort_jacobian(xy: np.ndarray, dist: np.ndarray) -> np.ndarray:
-    """Jacobian ``(..., 2, 2)`` of :func:`distort_normalized` with respect to ``xy``."""
-    dist = np.asarray(dist, dtype=np.float64)
-    k1, k2, p1, p2, k3 = (dist[..., i] for i in range(5))
-    x, y = xy[..., 0], xy[..., 1]
-    r2 = x * x + y * y
-    radial = 1 + r2 * (k1 + r2 * (k2 + r2 * k3))
-    dradial = k1 + 2 * k2 * r2 + 3 * k3 * r2 * r2  # d radial / d r2
-    J = np.empty(xy.shape[:-1] + (2, 2))
-    J[..., 0, 0] = radial + 2 * x * x * dradial + 2 * p1 * y + 6 * p2 * x
-    J[..., 0, 1] = 2 * x * y * dradial + 2 * p1 * x + 2 * p2 * y
-    J[..., 1, 0] = 2 * x * y * dradial + 2 * p1 * x + 2 * p2 * y
-    J[..., 1, 1] = radial + 2 * y * y * dradial + 6 * p1 * y + 2 * p2 * x
-    return J
-
-
-def undistort_normalized(xy_d: np.ndarray, dist: np.ndarray, iterations: int = 20) -> np.ndarray:
-    """Invert :func:`distort_normalized` by Newton's method, started at the distorted point.
-
-    Newton converges quadratically for realistic lenses; points where the model folds over
-    (beyond the lens' valid field) return NaN rather than a wrong answer.
-    """
-    xy = np.array(xy_d, dtype=np.float64, copy=True)
-    for _ in range(iterations):
-        r = distort_normalized(xy, dist) - xy_d
-        J = _distort_jacobian(xy, dist)
-        det = J[..., 0, 0] * J[..., 1, 1] - J[..., 0, 1] * J[..., 1, 0]
-        det = np.where(np.abs(det) < 1e-12, np.nan, det)
-        dx = (J[..., 1, 1] * r[..., 0] - J[..., 0, 1] * r[..., 1]) / det
-        dy = (-J[..., 1, 0] * r[..., 0] + J[..., 0, 0] * r[..., 1]) / det
-        xy[..., 0] -= dx
-        xy[..., 1] -= dy
-        if np.nanmax(np.abs(r), initial=0.0) < 1e-15:
-            break
-    resid = np.abs(distort_normalized(xy, dist) - xy_d).max(axis=-1, initial=0.0)
-    xy[resid > 1e-9] = np.nan
-    return xy
 
 
 # --------------------------------------------------------------------------------------------

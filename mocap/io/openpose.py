@@ -180,6 +180,26 @@ def load_openpose(path: str | os.PathLike, keypoint_format: str = "body_25", cam
     return Keypoints2D(data, joint_names, tuple(names), fps=fps, frame_indices=frames)
 
 
+def rig_order(names, rig: Rig, what: str = "camera") -> np.ndarray:
+    """Which of ``names`` each calibration camera is: ``(C_rig,)`` index into ``names``, -1 where
+    none. Names match with :meth:`Rig.index` (``cam01_json`` ↔ ``cam_01`` ↔ ``cam1``); a name the
+    rig lacks, or two names for one camera, is a :class:`CalibrationError` listing the rig's cameras
+    (``what`` names the kind of camera in the message)."""
+    src_of_rig = np.full(len(rig), -1, dtype=np.int64)
+    for c, name in enumerate(names):
+        try:
+            r = rig.index(name)
+        except ValueError:
+            raise CalibrationError(f"{what} {name!r} matches no calibration camera; the calibration has "
+                                   f"{', '.join(rig.names)} (names match ignoring case, '_', '-', leading zeros)"
+                                   ) from None
+        if src_of_rig[r] >= 0:
+            raise CalibrationError(f"{what}s {names[src_of_rig[r]]!r} and {name!r} both match "
+                                   f"calibration camera {rig.names[r]!r}")
+        src_of_rig[r] = c
+    return src_of_rig
+
+
 def align_to_rig(kp: Keypoints2D, rig: Rig) -> Keypoints2D:
     """Reorder the cameras of ``kp`` to the rig's order, matching names with :meth:`Rig.index`.
 
@@ -190,18 +210,7 @@ def align_to_rig(kp: Keypoints2D, rig: Rig) -> Keypoints2D:
         :class:`Keypoints2D` with ``data (T, C_rig, P, J, 3)`` and ``camera_names`` = ``rig.names``.
         ``extras`` arrays whose axis 1 is the camera axis are reordered the same way.
     """
-    src_of_rig = np.full(len(rig), -1, dtype=np.int64)
-    for c, name in enumerate(kp.camera_names):
-        try:
-            r = rig.index(name)
-        except ValueError:
-            raise CalibrationError(f"keypoint camera {name!r} matches no calibration camera; the calibration has "
-                                   f"{', '.join(rig.names)} (names match ignoring case, '_', '-', leading zeros)"
-                                   ) from None
-        if src_of_rig[r] >= 0:
-            raise CalibrationError(f"keypoint cameras {kp.camera_names[src_of_rig[r]]!r} and {name!r} both match "
-                                   f"calibration camera {rig.names[r]!r}")
-        src_of_rig[r] = c
+    src_of_rig = rig_order(kp.camera_names, rig, "keypoint camera")
     missing = [rig.names[r] for r in np.flatnonzero(src_of_rig < 0)]
     if missing:
         log.warning("no keypoints for calibration camera(s) %s: they are treated as seeing nothing", ", ".join(missing))

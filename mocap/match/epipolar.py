@@ -29,8 +29,11 @@ from mocap.skeleton.joints import left_right_permutation
 
 @dataclass(frozen=True)
 class AssociationConfig:
-    """Settings of :func:`associate`."""
+    """Settings of :func:`associate` (the ``match`` section of the config tree)."""
 
+    multi_person: bool = True
+    """Match detections across views and track every person (False: no matching; the most
+    confident detection of each view is taken as the one performer)."""
     min_confidence: float = 0.3
     """Joints below this detector confidence are not used for matching."""
     max_cost: float = 0.08

@@ -77,12 +77,6 @@ def left_right_permutation(joint_names) -> np.ndarray:
     return np.array([names.index(m) if m in names else i for i, m in enumerate(mirror)])
 
 
-def joint_index(joint_names, names) -> np.ndarray:
-    """Indices ``(len(names),)`` of ``names`` in ``joint_names``; -1 where absent."""
-    lookup = {n: i for i, n in enumerate(joint_names)}
-    return np.array([lookup.get(n, -1) for n in names], dtype=np.int64)
-
-
 def add_derived_joints(points: np.ndarray, joint_names) -> tuple[np.ndarray, tuple[str, ...]]:
     """Append ``pelvis`` (mid-hips) and ``neck`` (mid-shoulders) where the format lacks them.
 

@@ -122,11 +122,11 @@ def simulate_detections(rig: Rig, body_world: np.ndarray, body_names, joint_name
     x px, y px, confidence (NaN missing) for ``joint_names``; the ground-truth person of each
     detection (-1 spurious, -2 empty slot); a :class:`DetectionErrors`; the exact projections.
     """
+    # The random draws happen in the order of the module docstring's steps; keep it so a seed
+    # gives the same detections.
     cfg = config
-    T, P = body_world.shape[:2]
-    C = len(rig)
+    J = len(joint_names)
     idx = np.array([list(body_names).index(n) for n in joint_names])
-    J = len(idx)
     uv_body, inside_body = project_rig_points(rig, body_world)
     gt_xy, inside = uv_body[..., idx, :], inside_body[..., idx]
     height = _box_height(uv_body)                                     # (T, C, P)
@@ -134,14 +134,48 @@ def simulate_detections(rig: Rig, body_world: np.ndarray, body_names, joint_name
     factors = joint_noise_factors(joint_names) if cfg.per_joint_noise else np.ones(J)
     sigma = cfg.noise_px * scale[..., None] * factors                 # (T, C, P, J)
 
-    white = rng.standard_normal((T, C, P, J, 2))
-    if cfg.noise_correlation > 0 and T > 1:
+    err = _pixel_noise(sigma, cfg, rng)
+    occluded, dropped, err = _occlusion(err, scale, body_world, idx, body_names, rig, cfg, rng)
+    xy = gt_xy + err
+    conf = _confidence(err, height, occluded & ~dropped, cfg, rng)
+
+    out_of_frame = ~inside if cfg.out_of_frame else ~np.isfinite(gt_xy).all(axis=-1)
+    missing = dropped | out_of_frame
+    xy = np.where(missing[..., None], np.nan, xy)
+    conf = np.where(missing, np.nan, conf)
+    xy, conf, outlier = _throw_outliers(xy, conf, uv_body, rig, cfg, rng)
+
+    data = np.concatenate([xy, conf[..., None]], axis=-1)             # (T, C, P, J, 3)
+    visible = np.isfinite(data[..., 0]).any(axis=-1)                  # (T, C, P)
+    swapped = visible & (rng.uniform(size=visible.shape) < cfg.swap_rate)
+    mirror = mirror_index(joint_names)
+    per_joint = {"data": data, "out_of_frame": out_of_frame, "occluded": occluded, "occlusion_dropped": dropped,
+                 "outlier": outlier, "noise_sigma_px": sigma}
+    per_joint = {k: np.where(swapped.reshape(swapped.shape + (1,) * (a.ndim - 3)), a[:, :, :, mirror], a)
+                 for k, a in per_joint.items()}
+    missed = visible & (rng.uniform(size=visible.shape) < cfg.miss_rate)
+
+    fake, fake_sigma = _spurious(gt_xy, visible, height, factors, rig, cfg, rng)   # (T, C, J, 3)
+    data, gt_index, errors = _fill_slots(per_joint, swapped, visible, missed, fake, fake_sigma, cfg.shuffle, rng)
+    return data, gt_index, errors, gt_xy
+
+
+def _pixel_noise(sigma: np.ndarray, cfg, rng: np.random.Generator) -> np.ndarray:
+    """Step 1: Gaussian pixel error ``(T, C, P, J, 2)`` of σ ``sigma (T, C, P, J)``, AR(1) over frames."""
+    white = rng.standard_normal(sigma.shape + (2,))
+    if cfg.noise_correlation > 0 and len(sigma) > 1:
         rho = cfg.noise_correlation
         gain = np.sqrt(1 - rho * rho)
         # y_t = rho y_{t-1} + gain w_t with y_0 = w_0 keeps unit variance at every frame.
         white = lfilter([gain], [1.0, -rho], white, axis=0, zi=((1 - gain) * white[:1]))[0]
-    err = sigma[..., None] * white
+    return sigma[..., None] * white
 
+
+def _occlusion(err: np.ndarray, scale: np.ndarray, body_world: np.ndarray, idx: np.ndarray, body_names, rig: Rig,
+               cfg, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Step 2: joints hidden by other bodies ``occluded (T, C, P, J)``, those of them reported
+    missing ``dropped``, and ``err`` with extra noise on the rest (degraded)."""
+    T, C, P, J = err.shape[:4]
     occluded = np.zeros((T, C, P, J), dtype=bool)
     dropped = np.zeros_like(occluded)
     if cfg.occlusion and P > 1:
@@ -150,50 +184,57 @@ def simulate_detections(rig: Rig, body_world: np.ndarray, body_names, joint_name
         degrade = occluded & ~dropped
         extra = cfg.occluded_noise_px * scale[..., None, None] * rng.standard_normal((T, C, P, J, 2))
         err = np.where(degrade[..., None], err + extra, err)
-    xy = gt_xy + err
+    return occluded, dropped, err
 
+
+def _confidence(err: np.ndarray, height: np.ndarray, degraded: np.ndarray, cfg,
+                rng: np.random.Generator) -> np.ndarray:
+    """Step 3: OKS-like confidence ``(T, C, P, J)`` of pixel errors ``err (T, C, P, J, 2)``,
+    scaled down where the joint is ``degraded`` (occluded but reported)."""
     err_rel = np.linalg.norm(err, axis=-1) / (cfg.confidence_scale * height[..., None])
     err_rel = np.where(np.linalg.norm(err, axis=-1) == 0, 0.0, err_rel)
     conf = cfg.confidence_max * np.exp(-0.5 * err_rel ** 2)
     if cfg.confidence_jitter > 0:
         conf = conf * (1 + cfg.confidence_jitter * rng.standard_normal(conf.shape))
-    conf = np.where(occluded & ~dropped, conf * cfg.occluded_confidence_scale, conf)
-    conf = np.clip(conf, 0.01, 1.0)
+    conf = np.where(degraded, conf * cfg.occluded_confidence_scale, conf)
+    return np.clip(conf, 0.01, 1.0)
 
-    out_of_frame = ~inside if cfg.out_of_frame else ~np.isfinite(gt_xy).all(axis=-1)
-    missing = dropped | out_of_frame
-    xy = np.where(missing[..., None], np.nan, xy)
-    conf = np.where(missing, np.nan, conf)
 
-    # Gross outliers among the reported joints, thrown into 1.5x the person's true box.
+def _throw_outliers(xy: np.ndarray, conf: np.ndarray, uv_body: np.ndarray, rig: Rig, cfg,
+                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Step 5: gross outliers among the reported joints, thrown into 1.5x the person's true box;
+    returns ``xy``, ``conf`` and the ``outlier (T, C, P, J)`` mask."""
     finite = np.isfinite(xy).all(axis=-1)
     outlier = finite & (rng.uniform(size=finite.shape) < cfg.outlier_rate)
     lo, hi = _box_limits(uv_body, rig)
-    where = lo[..., None, :] + rng.uniform(size=(T, C, P, J, 2)) * (hi - lo)[..., None, :]
+    where = lo[..., None, :] + rng.uniform(size=xy.shape) * (hi - lo)[..., None, :]
     xy = np.where(outlier[..., None], where, xy)
     conf = np.where(outlier, rng.uniform(*cfg.outlier_confidence, size=conf.shape), conf)
+    return xy, conf, outlier
 
-    data = np.concatenate([xy, conf[..., None]], axis=-1)             # (T, C, P, J, 3)
-    visible = np.isfinite(data[..., 0]).any(axis=-1)                  # (T, C, P)
-    swapped = visible & (rng.uniform(size=visible.shape) < cfg.swap_rate)
-    mirror = mirror_index(joint_names)
-    per_joint = [data, out_of_frame, occluded, dropped, outlier, sigma]
-    per_joint = [np.where(swapped.reshape(swapped.shape + (1,) * (a.ndim - 3)), a[:, :, :, mirror], a)
-                 for a in per_joint]
-    missed = visible & (rng.uniform(size=visible.shape) < cfg.miss_rate)
 
-    fake, fake_sigma = _spurious(gt_xy, visible, height, factors, rig, cfg, rng)   # (T, C, J, 3)
+def _fill_slots(per_joint: dict[str, np.ndarray], swapped: np.ndarray, visible: np.ndarray, missed: np.ndarray,
+                fake: np.ndarray, fake_sigma: np.ndarray, shuffle: bool,
+                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, DetectionErrors]:
+    """Step 9: the detections of each view and frame (people not missed, then the fake one)
+    compacted into slots ``P'``, in random order when ``shuffle``, empty slots last.
+
+    ``per_joint`` holds ``data (T, C, P, J, 3)`` and the :class:`DetectionErrors` fields of shape
+    ``(T, C, P, J)``; returns ``(data (T, C, P', J, 3), gt_person_index (T, C, P'), errors)``.
+    """
+    T, C, P = visible.shape
+    J = per_joint["data"].shape[3]
     has_fake = np.isfinite(fake[..., 0]).any(axis=-1)
     present = np.concatenate([visible & ~missed, has_fake[..., None]], axis=2)      # (T, C, P+1)
     cand_index = np.broadcast_to(np.append(np.arange(P), -1), present.shape)
+    fake_slot = {"data": fake, "noise_sigma_px": fake_sigma}  # the fake person has no error flags
     none = np.zeros((T, C, 1, J), dtype=bool)
-    cand = [np.concatenate([per_joint[0], fake[:, :, None]], axis=2)]
-    cand += [np.concatenate([a, none], axis=2) for a in per_joint[1:5]]
-    cand.append(np.concatenate([per_joint[5], fake_sigma[:, :, None]], axis=2))
+    cand = {k: np.concatenate([a, fake_slot[k][:, :, None] if k in fake_slot else none], axis=2)
+            for k, a in per_joint.items()}
     cand_swapped = np.concatenate([swapped, np.zeros((T, C, 1), dtype=bool)], axis=2)
 
     # Present detections first (in random order if shuffling), then empty slots.
-    keys = rng.uniform(size=present.shape) if cfg.shuffle else np.broadcast_to(np.arange(P + 1) / (P + 2), present.shape)
+    keys = rng.uniform(size=present.shape) if shuffle else np.broadcast_to(np.arange(P + 1) / (P + 2), present.shape)
     keys = np.where(present, keys, 2.0 + np.arange(P + 1))
     n_slots = int(present.sum(axis=2).max()) if present.size else 0
     order = np.argsort(keys, axis=2, kind="stable")[:, :, :n_slots]
@@ -206,11 +247,11 @@ def simulate_detections(rig: Rig, body_world: np.ndarray, body_names, joint_name
 
     gt_index = np.where(filled, np.take_along_axis(cand_index, order, axis=2), -2)
     errors = DetectionErrors(
-        out_of_frame=gather(cand[1], False), occluded=gather(cand[2], False),
-        occlusion_dropped=gather(cand[3], False), outlier=gather(cand[4], False),
+        out_of_frame=gather(cand["out_of_frame"], False), occluded=gather(cand["occluded"], False),
+        occlusion_dropped=gather(cand["occlusion_dropped"], False), outlier=gather(cand["outlier"], False),
         swapped=gather(cand_swapped, False), spurious=gt_index == -1,
-        noise_sigma_px=gather(cand[5], np.nan), person_visible=visible, missed=missed)
-    return gather(cand[0], np.nan), gt_index, errors, gt_xy
+        noise_sigma_px=gather(cand["noise_sigma_px"], np.nan), person_visible=visible, missed=missed)
+    return gather(cand["data"], np.nan), gt_index, errors
 
 
 def _box_limits(uv_body: np.ndarray, rig: Rig) -> tuple[np.ndarray, np.ndarray]:

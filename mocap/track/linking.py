@@ -49,8 +49,13 @@ class LinkConfig:
     take) ..."""
     appearance_margin: float = 0.1
     """... and better by this much than any other ended track (an ambiguous match keeps a new ID)."""
+    max_people: int = 0
+    """Keep at most this many people, those with the most triangulated joints over the take
+    (0: everyone found)."""
 
     def __post_init__(self):
+        if self.max_people < 0:
+            raise ValueError(f"max_people: expected >= 0 (0 = everyone), got {self.max_people}")
         for name in ("max_speed", "gate_m", "max_gap_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name}: must be > 0, got {getattr(self, name)}")
@@ -102,6 +107,34 @@ def link_people(centres: np.ndarray, fps: float, config: LinkConfig | None = Non
         the rest renumbered) or -1 for candidates in no kept track.
     """
     config = config or LinkConfig()
+    centres, poses = _checked_link_inputs(centres, fps, poses)
+    T, K, _ = centres.shape
+    out = -np.ones((T, K), dtype=np.int64)
+    tracks = _LiveTracks.none(poses.shape[2:] if poses is not None else (1, 3))
+    n_tracks = 0
+    max_gap = config.max_gap_s * fps
+    # a track is kept (and confirmed) once seen this often; a take shorter than twice that keeps
+    # tracks seen in half of it, so a one-second calibration pose or a static trial is not lost
+    confirmed = max(1, min(int(np.ceil(config.min_track_s * fps)), T // 2))
+    for t in range(T):
+        tracks = tracks.select((t - tracks.last) <= max_gap)
+        cand = np.flatnonzero(np.isfinite(centres[t]).all(-1))
+        if not len(cand):
+            continue
+        matched = _continue_tracks(tracks, t, cand, centres, poses, fps, config, confirmed, out)
+        fresh = cand[~matched]
+        if len(fresh):
+            new_ids = np.arange(n_tracks, n_tracks + len(fresh))
+            tracks = tracks.started(t, centres[t, fresh], new_ids, poses[t, fresh] if poses is not None else None)
+            out[t, fresh] = new_ids
+            n_tracks += len(fresh)
+    out = _join_fragments(out, centres, n_tracks, fps, config)
+    return _without_short_tracks(out, n_tracks, confirmed)
+
+
+def _checked_link_inputs(centres, fps: float, poses) -> tuple[np.ndarray, np.ndarray | None]:
+    """``centres (T, K, 3)`` and ``poses (T, K, J, 3)`` (or None) as float arrays, shapes and
+    ``fps`` checked."""
     centres = check_shape(np.asarray(centres, dtype=np.float64), "T K 3", "centres")
     if poses is not None:
         poses = check_shape(np.asarray(poses, dtype=np.float64), "T K J 3", "poses")
@@ -109,80 +142,101 @@ def link_people(centres: np.ndarray, fps: float, config: LinkConfig | None = Non
             raise ValueError(f"poses: expected {centres.shape[:2]} on the first two axes, got {poses.shape[:2]}")
     if not (np.isfinite(fps) and fps > 0):
         raise ValueError(f"fps: expected a positive number, got {fps}")
-    T, K, _ = centres.shape
-    out = -np.ones((T, K), dtype=np.int64)
-    pos = np.zeros((0, 3))  # per live track: last centre, velocity, last frame
-    vel = np.zeros((0, 3))
-    last = np.zeros(0, dtype=np.int64)
-    ids = np.zeros(0, dtype=np.int64)
-    shape = (0,) + (poses.shape[2:] if poses is not None else (1, 3))
-    pose = np.zeros(shape)  # per live track: last pose
-    seen = np.zeros(0, dtype=np.int64)  # per live track: frames matched so far
-    n_tracks = 0
-    max_gap = config.max_gap_s * fps
-    # a track is kept (and confirmed) once seen this often; a take shorter than twice that keeps
-    # tracks seen in half of it, so a one-second calibration pose or a static trial is not lost
-    confirmed = max(1, min(int(np.ceil(config.min_track_s * fps)), T // 2))
-    for t in range(T):
-        alive = (t - last) <= max_gap
-        pos, vel, last, ids, pose, seen = pos[alive], vel[alive], last[alive], ids[alive], pose[alive], seen[alive]
-        cand = np.flatnonzero(np.isfinite(centres[t]).all(-1))
-        if not len(cand):
+    return centres, poses
+
+
+@dataclass(eq=False)
+class _LiveTracks:
+    """The tracks still alive while :func:`link_people` walks the frames, one row each (``N``).
+
+    The arrays are updated in place as tracks are matched; :meth:`select` and :meth:`started`
+    give new rows."""
+
+    pos: np.ndarray
+    """``(N, 3)`` last centre, metres."""
+    vel: np.ndarray
+    """``(N, 3)`` velocity, m/s; NaN for a track seen once."""
+    last: np.ndarray
+    """``(N,)`` int64 last frame matched."""
+    ids: np.ndarray
+    """``(N,)`` int64 track index."""
+    pose: np.ndarray
+    """``(N, J, 3)`` last pose (zeros ``(N, 1, 3)`` when linking without poses)."""
+    seen: np.ndarray
+    """``(N,)`` int64 frames matched so far."""
+
+    @classmethod
+    def none(cls, pose_shape: tuple[int, ...]) -> _LiveTracks:
+        return cls(np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64),
+                   np.zeros((0,) + tuple(pose_shape)), np.zeros(0, dtype=np.int64))
+
+    def select(self, keep: np.ndarray) -> _LiveTracks:
+        return _LiveTracks(self.pos[keep], self.vel[keep], self.last[keep], self.ids[keep], self.pose[keep],
+                           self.seen[keep])
+
+    def started(self, t: int, centres: np.ndarray, ids: np.ndarray, poses: np.ndarray | None) -> _LiveTracks:
+        """These tracks and new ones at frame ``t``: ``centres (M, 3)``, ``ids (M,)``, ``poses (M, J, 3)``."""
+        n = len(ids)
+        poses = poses if poses is not None else np.zeros((n,) + self.pose.shape[1:])
+        return _LiveTracks(np.concatenate([self.pos, centres]), np.concatenate([self.vel, np.full((n, 3), np.nan)]),
+                           np.concatenate([self.last, np.full(n, t)]), np.concatenate([self.ids, ids]),
+                           np.concatenate([self.pose, poses]), np.concatenate([self.seen, np.ones(n, dtype=np.int64)]))
+
+
+def _continue_tracks(tracks: _LiveTracks, t: int, cand: np.ndarray, centres: np.ndarray, poses: np.ndarray | None,
+                     fps: float, config: LinkConfig, confirmed: int, out: np.ndarray) -> np.ndarray:
+    """Assign frame ``t``'s candidates ``cand (M,)`` to live tracks (one Hungarian assignment
+    within the gates), update those tracks and ``out`` in place; returns ``(M,)`` bool matched."""
+    matched = np.zeros(len(cand), dtype=bool)
+    if not len(tracks.ids):
+        return matched
+    dt = (t - tracks.last) / fps  # (N,)
+    pred = tracks.pos + np.nan_to_num(tracks.vel) * dt[:, None]  # a track seen once: no velocity yet
+    cost = np.linalg.norm(pred[:, None] - centres[t, cand][None], axis=-1)  # (N, M)
+    gate = config.gate_m + config.max_speed * dt
+    inside = cost <= gate[:, None]
+    rank = cost
+    if poses is not None:
+        moved = tracks.pose + (pred - tracks.pos)[:, None]  # (N, J, 3)
+        d = np.linalg.norm(moved[:, None] - poses[t, cand][None], axis=-1)  # (N, M, J)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            rank = np.nanmedian(d, axis=-1)
+        rank = np.where(np.isfinite(rank), rank, cost)
+    # tentative tracks (seen in fewer frames than a kept track needs) rank behind confirmed
+    # ones: a person split in two for a frame must not hand their track to the fragment
+    rank = rank + np.where(tracks.seen < confirmed, config.gate_m, 0.0)[:, None]
+    rows, cols = linear_sum_assignment(np.where(inside, rank, 1e6))
+    for r, c in zip(rows, cols):
+        if not inside[r, c]:
             continue
-        matched = np.zeros(len(cand), dtype=bool)
-        if len(ids):
-            dt = (t - last) / fps  # (N,)
-            pred = pos + np.nan_to_num(vel) * dt[:, None]  # a track seen once: no velocity yet
-            cost = np.linalg.norm(pred[:, None] - centres[t, cand][None], axis=-1)  # (N, M)
-            gate = config.gate_m + config.max_speed * dt
-            inside = cost <= gate[:, None]
-            rank = cost
-            if poses is not None:
-                moved = pose + (pred - pos)[:, None]  # (N, J, 3)
-                d = np.linalg.norm(moved[:, None] - poses[t, cand][None], axis=-1)  # (N, M, J)
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    rank = np.nanmedian(d, axis=-1)
-                rank = np.where(np.isfinite(rank), rank, cost)
-            # tentative tracks (seen in fewer frames than a kept track needs) rank behind confirmed
-            # ones: a person split in two for a frame must not hand their track to the fragment
-            rank = rank + np.where(seen < confirmed, config.gate_m, 0.0)[:, None]
-            rows, cols = linear_sum_assignment(np.where(inside, rank, 1e6))
-            for r, c in zip(rows, cols):
-                if not inside[r, c]:
-                    continue
-                new = centres[t, cand[c]]
-                v = (new - pos[r]) / max(dt[r], 1e-9)
-                v *= min(1.0, config.max_speed / max(np.linalg.norm(v), 1e-9))  # one bad frame must not fling it
-                vel[r] = v if not np.isfinite(vel[r]).all() else 0.5 * (vel[r] + v)
-                pos[r], last[r] = new, t
-                seen[r] += 1
-                if poses is not None:
-                    pose[r] = np.where(np.isfinite(poses[t, cand[c]]), poses[t, cand[c]], pose[r] + (new - pred[r]))
-                out[t, cand[c]] = ids[r]
-                matched[c] = True
-        fresh = cand[~matched]
-        if len(fresh):
-            pos = np.concatenate([pos, centres[t, fresh]])
-            vel = np.concatenate([vel, np.full((len(fresh), 3), np.nan)])
-            last = np.concatenate([last, np.full(len(fresh), t)])
-            new_ids = np.arange(n_tracks, n_tracks + len(fresh))
-            ids = np.concatenate([ids, new_ids])
-            seen = np.concatenate([seen, np.ones(len(fresh), dtype=np.int64)])
-            pose = np.concatenate([pose, poses[t, fresh] if poses is not None else np.zeros((len(fresh),) + shape[1:])])
-            out[t, fresh] = new_ids
-            n_tracks += len(fresh)
-    out = _join_fragments(out, centres, n_tracks, fps, config)
-    # drop short tracks, renumber by first appearance
-    counts = np.bincount(out[out >= 0], minlength=n_tracks)
+        new = centres[t, cand[c]]
+        v = (new - tracks.pos[r]) / max(dt[r], 1e-9)
+        v *= min(1.0, config.max_speed / max(np.linalg.norm(v), 1e-9))  # one bad frame must not fling it
+        tracks.vel[r] = v if not np.isfinite(tracks.vel[r]).all() else 0.5 * (tracks.vel[r] + v)
+        tracks.pos[r], tracks.last[r] = new, t
+        tracks.seen[r] += 1
+        if poses is not None:
+            tracks.pose[r] = np.where(np.isfinite(poses[t, cand[c]]), poses[t, cand[c]],
+                                      tracks.pose[r] + (new - pred[r]))
+        out[t, cand[c]] = tracks.ids[r]
+        matched[c] = True
+    return matched
+
+
+def _without_short_tracks(track: np.ndarray, n_tracks: int, confirmed: int) -> np.ndarray:
+    """``track (T, K)`` with tracks seen in fewer than ``confirmed`` frames set to -1 and the rest
+    renumbered 0, 1, ... by first appearance."""
+    T = len(track)
+    counts = np.bincount(track[track >= 0], minlength=n_tracks)
     keep = counts >= confirmed
     first = np.full(n_tracks, T)
-    tt, kk = np.nonzero(out >= 0)
-    np.minimum.at(first, out[tt, kk], tt)
+    tt, kk = np.nonzero(track >= 0)
+    np.minimum.at(first, track[tt, kk], tt)
     order = [i for i in np.argsort(first, kind="stable") if keep[i]]
     remap = -np.ones(n_tracks + 1, dtype=np.int64)
     remap[order] = np.arange(len(order))
-    return remap[out]
+    return remap[track]
 
 
 def _join_fragments(track: np.ndarray, centres: np.ndarray, n_tracks: int, fps: float, config: LinkConfig) -> np.ndarray:

@@ -14,9 +14,16 @@ All joints of all people are filtered together: one loop over frames, batched ov
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
+
+from mocap.geometry import Rig
+from mocap.match.epipolar import person_sizes
+from mocap.triangulation import Triangulation, triangulation_covariance
+
+log = logging.getLogger(__name__)
 
 
 #: Bytes the filter's per-frame states may take at once (points are filtered in chunks).
@@ -25,8 +32,11 @@ MEMORY_BUDGET = 256e6
 
 @dataclass(frozen=True)
 class SmoothConfig:
-    """Settings of :func:`smooth_trajectories`."""
+    """Settings of :func:`smooth_trajectories` and :func:`smooth_people`."""
 
+    enabled: bool = True
+    """Kalman-filter and RTS-smooth every joint, each frame weighted by its triangulation
+    covariance; short gaps are filled (False: keep the per-frame triangulation)."""
     acceleration_sigma: float = 50.0
     """White-noise acceleration of a joint, m/s² (the process noise). Hands and feet reach
     50-100 m/s² in fast moves; smaller values smooth more and lag behind fast motion."""
@@ -38,9 +48,13 @@ class SmoothConfig:
     min_variance_m2: float = 1e-6
     """Floor on each measurement variance (1 mm²): a covariance from two nearly exact rays must
     not make a measurement unquestionable."""
+    noise_fraction: float = 0.01
+    """2D detector noise (standard deviation) of a confidence-1 keypoint as a fraction of the
+    person's size in that view (divided by the square root of the confidence): how the
+    triangulation covariance of each measurement is scaled."""
 
     def __post_init__(self):
-        for name in ("acceleration_sigma", "gate", "min_variance_m2"):
+        for name in ("acceleration_sigma", "gate", "min_variance_m2", "noise_fraction"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name}: must be > 0, got {getattr(self, name)}")
         if self.max_gap_s < 0:
@@ -167,3 +181,32 @@ def _within_short_gaps(measured: np.ndarray, max_gap: int) -> np.ndarray:
     nxt = np.minimum.accumulate(np.where(measured, idx, T)[::-1], axis=0)[::-1]
     gap = nxt - prev - 1
     return measured | ((prev >= 0) & (nxt < T) & (gap <= max_gap))
+
+
+def smooth_people(rig: Rig, tri: Triangulation, person: np.ndarray, fps: float, config: SmoothConfig | None = None,
+                  min_confidence: float = 0.2) -> np.ndarray:
+    """People's triangulated joints Kalman/RTS-smoothed with their triangulation covariances.
+
+    Args:
+        rig: the calibration.
+        tri: the people's :class:`~mocap.triangulation.Triangulation` over ``(T, P, J)``.
+        person: ``(T, P, C, J, 3)`` the 2D evidence it came from (x px, y px, confidence).
+        fps: frames per second.
+        config: smoothing settings; the 2D noise of each view is ``noise_fraction`` of the
+            person's size there over the square root of the confidence (at least 0.5 px).
+        min_confidence: keypoints counted in the person's size.
+
+    Returns:
+        ``(T, P, J, 3)`` metres, smoothed; short gaps filled, NaN elsewhere the input was.
+    """
+    config = config or SmoothConfig()
+    conf = np.nan_to_num(np.moveaxis(person[..., 2], -2, -1))  # (T, P, J, C)
+    size = person_sizes(person, min_confidence)  # (T, P, C)
+    sigma = config.noise_fraction * np.nan_to_num(size, nan=1.0)[:, :, None, :] / np.sqrt(np.maximum(conf, 0.05))
+    sigma = np.maximum(sigma, 0.5)  # px: never more exact than half a pixel
+    with np.errstate(invalid="ignore"):
+        cov = triangulation_covariance(rig, np.nan_to_num(tri.points), sigma, views=tri.inliers)
+    cov[~np.isfinite(tri.points).all(-1)] = np.nan
+    smoothed, rejected = smooth_trajectories(tri.points, cov, fps, config)
+    log.debug("smoothing: %d measurements outside the gate ignored", int(rejected.sum()))
+    return smoothed

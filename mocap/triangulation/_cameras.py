@@ -3,7 +3,8 @@
 Every mode works in *normalised* coordinates for conditioning (Hartley & Zisserman 4.4.4 and
 12.2): image points are mapped through ``K^-1`` (and undistorted), and the world is translated to
 the centroid of the camera centres and scaled so that the mean centre distance is sqrt(3). The
-projection matrices then read ``Pn = [R | t] @ world_from_normworld``.
+projection matrices then read ``Pn = [R | t] @ world_from_normworld``. The lens model is
+:mod:`mocap.geometry.lens`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import numpy as np
 
 from mocap._checks import check_shape
 from mocap.geometry import Camera, Rig
+from mocap.geometry import lens
+from mocap.triangulation.rules import MIN_DEPTH
 
 
 @cache
@@ -137,69 +140,6 @@ def camera_arrays(cameras) -> CameraArrays:
     return CameraArrays(K, dist, R, t, center, scale)
 
 
-def _distort_terms(x, y, k):
-    """Shared terms of the lens model: ``x2, y2, xy, r2, radial, xd, yd``."""
-    k1, k2, p1, p2, k3 = k
-    x2, y2, xy = x * x, y * y, x * y
-    r2 = x2 + y2
-    radial = 1 + r2 * (k1 + r2 * (k2 + r2 * k3))
-    xd = x * radial + 2 * p1 * xy + p2 * (r2 + 2 * x2)
-    yd = y * radial + p1 * (r2 + 2 * y2) + 2 * p2 * xy
-    return x2, y2, xy, r2, radial, xd, yd
-
-
-def _distort(x, y, k):
-    """OpenCV radial-tangential distortion of normalised ``x, y`` (same shape); ``k`` is
-    ``(k1, k2, p1, p2, k3)``, each broadcastable. Returns ``xd, yd``."""
-    return _distort_terms(x, y, k)[5:]
-
-
-def _distort_jacobian(x, y, k):
-    """``_distort`` and its Jacobian entries: ``xd, yd, d xd/dx, d xd/dy (= d yd/dx), d yd/dy``."""
-    k1, k2, p1, p2, k3 = k
-    x2, y2, xy, r2, radial, xd, yd = _distort_terms(x, y, k)
-    dr = 2 * (k1 + r2 * (2 * k2 + 3 * k3 * r2))  # 2 d radial / d r2
-    jxx = radial + x2 * dr + 2 * p1 * y + 6 * p2 * x
-    jyy = radial + y2 * dr + 6 * p1 * y + 2 * p2 * x
-    jxy = xy * dr + 2 * p1 * x + 2 * p2 * y
-    return xd, yd, jxx, jxy, jyy
-
-
-#: Newton steps at most when inverting the lens model (:func:`undistort_xy`).
-UNDISTORT_ITERATIONS = 10
-
-
-def undistort_xy(xd: np.ndarray, yd: np.ndarray, k: tuple, max_iterations: int = UNDISTORT_ITERATIONS) -> tuple[np.ndarray, np.ndarray]:
-    """Invert the lens model for normalised points ``xd, yd`` (same shape) with ``k`` the five
-    coefficients ``(k1, k2, p1, p2, k3)``, each broadcastable, by Newton's method (quadratic
-    convergence) started at the first-order inverse ``x_d / radial(x_d)``: 2-3 steps to 1e-15 for
-    real lenses; the loop stops after the step taken from residuals all below 1e-8. Points where the model folds
-    over (outside the lens' valid field) or that do not converge are NaN, not a wrong answer."""
-    k1, k2, p1, p2, k3 = k
-    r2 = xd * xd + yd * yd
-    radial = 1 + r2 * (k1 + r2 * (k2 + r2 * k3))
-    x, y = xd / radial, yd / radial
-    for _ in range(max_iterations):
-        fx, fy, jxx, jxy, jyy = _distort_jacobian(x, y, k)
-        fx -= xd
-        fy -= yd
-        res = np.maximum(np.abs(fx), np.abs(fy))
-        with np.errstate(invalid="ignore"):
-            det = jxx * jyy - jxy * jxy
-            det[np.abs(det) < 1e-12] = np.nan  # the model folds over here
-            x -= (jyy * fx - jxy * fy) / det
-            y -= (jxx * fy - jxy * fx) / det
-            # Quadratic convergence: a residual below 1e-8 before this step is ~1e-16 after it,
-            # so the loop ends without evaluating the model once more (NaN: missing input).
-            if not (res > 1e-8).any():
-                break
-    with np.errstate(invalid="ignore"):
-        bad = ~(res <= 1e-8)  # residual before the last step: not converged or folded over
-    x[bad] = np.nan
-    y[bad] = np.nan
-    return x, y
-
-
 def pixels_to_normalized(cams: CameraArrays, u: np.ndarray, v: np.ndarray, undistort: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Distorted pixels ``u, v (C, N)`` (cameras first: per-camera constants broadcast over long
     contiguous rows) -> undistorted normalised image coordinates ``x, y (C, N)``."""
@@ -207,7 +147,7 @@ def pixels_to_normalized(cams: CameraArrays, u: np.ndarray, v: np.ndarray, undis
     y = (v - K[:, 1, 2, None]) / K[:, 1, 1, None]
     x = (u - K[:, 0, 2, None] - K[:, 0, 1, None] * y) / K[:, 0, 0, None]
     if undistort and cams.dist is not None:
-        x, y = undistort_xy(x, y, tuple(cams.dist[:, i, None] for i in range(5)))
+        x, y = lens.undistort(x, y, tuple(cams.dist[:, i, None] for i in range(5)))
     return x, y
 
 
@@ -242,7 +182,7 @@ def normalized_to_pixels(cams: CameraArrays, x: np.ndarray, y: np.ndarray, disto
     """Normalised image coordinates ``x, y (C, ..., N)`` -> pixels ``u, v`` (same shape)."""
     nd = x.ndim
     if distort and cams.dist is not None:
-        x, y = _distort(x, y, tuple(_per_camera(cams.dist[:, i], nd) for i in range(5)))
+        x, y = lens.distort(x, y, tuple(_per_camera(cams.dist[:, i], nd) for i in range(5)))
     K = cams.K
     u = _per_camera(K[:, 0, 0], nd) * x + _per_camera(K[:, 0, 1], nd) * y + _per_camera(K[:, 0, 2], nd)
     v = _per_camera(K[:, 1, 1], nd) * y + _per_camera(K[:, 1, 2], nd)
@@ -252,7 +192,7 @@ def normalized_to_pixels(cams: CameraArrays, x: np.ndarray, y: np.ndarray, disto
 def project_px(cams: CameraArrays, X: np.ndarray, distort: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """World points ``X (3, N)`` -> pixels ``u, v (C, N)``; NaN at or behind a camera."""
     x, y, z = project_normalized(cams, X)
-    behind = ~(z > 1e-9)
+    behind = ~(z > MIN_DEPTH)
     x[behind] = np.nan
     return normalized_to_pixels(cams, x, y, distort)
 

@@ -7,6 +7,8 @@ import logging
 
 import numpy as np
 
+from mocap.triangulation.rules import SWAP_FAILS, SWAP_GAIN, TEMPORAL_OFFSETS
+
 log = logging.getLogger(__name__)
 
 #: Limb groups for the left/right check: joints of one group swap together in a view.
@@ -15,6 +17,7 @@ LIMB_GROUPS: dict[str, tuple[str, ...]] = {
     "leg": ("hip", "knee", "ankle", "heel", "big_toe", "small_toe", "foot_index"),
     "face": ("eye", "ear", "eye_inner", "eye_outer"),
 }
+
 
 def left_right_limbs(joint_names) -> list[list[tuple[int, int]]]:
     """Index pairs ``(left, right)`` of the joints named in ``joint_names``, one list per limb."""
@@ -28,26 +31,33 @@ def left_right_limbs(joint_names) -> list[list[tuple[int, int]]]:
     return limbs
 
 
-def _swap_views(cams, J, limbs, X, arrays):
+def limb_pairs(limbs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``limbs`` (see :func:`left_right_limbs`) -> the pairs' left joints ``L (P,)``, right joints
+    ``R (P,)`` and limb index ``limb (P,)``, the pairs of a limb adjacent."""
+    L, R = np.array([pair for pairs in limbs for pair in pairs], dtype=np.int64).reshape(-1, 2).T
+    limb = np.repeat(np.arange(len(limbs)), [len(pairs) for pairs in limbs])
+    return np.ascontiguousarray(L), np.ascontiguousarray(R), limb
+
+
+def swap_views(cams, J, limbs, X, *groups) -> np.ndarray:
     """Left/right check on one chunk of ``n = M * J`` points.
 
     Decides per limb and view whether the labelled left and right joints fit the current 3D limb
     ``X (3, n)`` much better exchanged (and the labelled ones fit badly), and exchanges them in
-    ``arrays`` ``[u, v, x, y, pu, pv, weight, valid, tau, tau2]`` (each ``(C, n)``, modified in
-    place). Returns the flat indices of points to solve again. (The numba backend's twin is
+    every ``(C, n)`` array of ``groups`` (named tuples of arrays, modified in place): the
+    detections ``u, v, tau`` and the views ``x, y, pu, pv, weight, valid, tau2``. Returns the flat
+    indices of points to solve again. (The numba backend's twin is
     ``_numba_swap.swap_views_kernel``.)
     """
     C = cams.num_cameras
-    views = [a.reshape(C, -1, J) for a in arrays]
-    pu, pv, valid, tau = views[4], views[5], views[7], views[8]
-    L, R = np.array([pair for pairs in limbs for pair in pairs]).T
-    limb = np.repeat(np.arange(len(limbs)), [len(pairs) for pairs in limbs])
-    flip = _swap_flags(cams, J, L, R, limb, X, pu, pv, valid, tau)
-    redo = np.zeros(pu.shape[1:], bool)
+    named = {name: a.reshape(C, -1, J) for g in groups for name, a in zip(g._fields, g)}
+    L, R, limb = limb_pairs(limbs)
+    flip = swap_flags(cams, J, L, R, limb, X, named["pu"], named["pv"], named["valid"], named["tau"])
+    redo = np.zeros(named["pu"].shape[1:], bool)
     if flip.any():
         c, m, p = np.nonzero(flip[:, :, limb])  # every pair of a flipped limb view
         jl, jr = L[p], R[p]
-        for a in views:
+        for a in named.values():
             a_l = a[c, m, jl]
             a[c, m, jl] = a[c, m, jr]
             a[c, m, jr] = a_l
@@ -57,9 +67,9 @@ def _swap_views(cams, J, limbs, X, arrays):
     return np.flatnonzero(redo.ravel())
 
 
-def _swap_flags(cams, J, L, R, limb, X, pu, pv, valid, tau):
+def swap_flags(cams, J, L, R, limb, X, pu, pv, valid, tau):
     """Per view and limb ``(C, M, limbs)`` whether the limb's joints are to be exchanged (numpy path
-    of :func:`_swap_views`; ``pu, pv, valid, tau`` are ``(C, M, J)``)."""
+    of :func:`swap_views`; ``pu, pv, valid, tau`` are ``(C, M, J)``)."""
     C = cams.num_cameras
     Xh = np.concatenate([X, np.ones((1, X.shape[1]))])
     pc = (cams.KRt @ Xh).reshape(C, 3, -1)  # every joint projected once, undistorted pixels
@@ -80,8 +90,8 @@ def _swap_flags(cams, J, L, R, limb, X, pu, pv, valid, tau):
     swap = np.add.reduceat(cost(L, R) + cost(R, L), starts, axis=-1)  # (C, M, limbs)
     keep = np.add.reduceat(keep_l + keep_r, starts, axis=-1)
     # Only views that fail as labelled are candidates: a swap must explain an outlier.
-    fails = np.logical_or.reduceat(np.maximum(keep_l, keep_r) >= 0.999 * tau2, starts, axis=-1)
-    return (swap < 0.5 * keep) & fails
+    fails = np.logical_or.reduceat(np.maximum(keep_l, keep_r) >= SWAP_FAILS * tau2, starts, axis=-1)
+    return (swap < SWAP_GAIN * keep) & fails
 
 
 def _median4(v: np.ndarray) -> np.ndarray:
@@ -104,7 +114,8 @@ def _median4(v: np.ndarray) -> np.ndarray:
 
 def temporal_reference(points: np.ndarray) -> np.ndarray:
     """Points predicted for each frame from its neighbours: per coordinate, the median of frames
-    ``t-2, t-1, t+1, t+2`` (robust to one wrong neighbour, e.g. a frame with a swap).
+    ``t-2, t-1, t+1, t+2`` (``rules.TEMPORAL_OFFSETS``; robust to one wrong neighbour, e.g. a
+    frame with a swap).
 
     Args:
         points: ``(T, ...)`` world metres, NaN where missing.
@@ -113,8 +124,8 @@ def temporal_reference(points: np.ndarray) -> np.ndarray:
         ``(T, ...)``; NaN where no neighbour has the point.
     """
     T = points.shape[0]
-    shifted = np.full((4,) + points.shape, np.nan)
-    for k, d in enumerate((-2, -1, 1, 2)):
+    shifted = np.full((4,) + points.shape, np.nan)  # _median4: four neighbours
+    for k, d in enumerate(TEMPORAL_OFFSETS):
         if abs(d) < T:
             if d > 0:
                 shifted[k, : T - d] = points[d:]

@@ -1,18 +1,22 @@
-"""Compiled left/right check of ``_left_right`` (optional: needs numba): the per-view limb
-scoring of ``_left_right._swap_flags``, the relabelling of ``_left_right._swap_views`` and the
-temporal reference of ``_left_right.temporal_reference``, same decisions and values. Arrays are
-``(C, n)`` with ``n = M J`` points (``M`` frames or people of ``J`` joints); pair ``p`` is joints
-``L[p], R[p]`` of limb ``limb[p]`` (pairs of a limb adjacent, every joint in at most one pair)."""
+"""Compiled left/right check of ``_left_right`` (numba backend, internal): the per-view limb
+scoring of ``_left_right.swap_flags``, the relabelling of ``_left_right.swap_views`` and the
+temporal reference of ``_left_right.temporal_reference``, same rules (:mod:`.rules`), decisions
+and values. Arrays are ``(C, n)`` with ``n = M J`` points (``M`` frames or people of ``J``
+joints); pair ``p`` is joints ``L[p], R[p]`` of limb ``limb[p]`` (pairs of a limb adjacent, every
+joint in at most one pair). Blocks of frames on threads (``run_blocks``)."""
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from mocap.triangulation._numba_kernels import _JIT, _PAR, _num_blocks
+from mocap.triangulation._numba_kernels import JIT, run_blocks
+
+#: Frames per block at least.
+FRAME_BLOCK = 4
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _project(KRt, r, X0, X1, X2):
     """Undistorted pixel of world point ``X`` in the camera of rows ``r..r+2`` of ``KRt``; NaN at or behind it."""
     a = KRt[r, 0] * X0 + KRt[r, 1] * X1 + KRt[r, 2] * X2 + KRt[r, 3]
@@ -24,15 +28,15 @@ def _project(KRt, r, X0, X1, X2):
     return a * inv_z, b * inv_z
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _trunc(du, dv, t2):
     """``np.fmin(du^2 + dv^2, t2)`` (NaN -> ``t2``)."""
     e = du * du + dv * dv
     return e if e < t2 else t2
 
 
-@njit(**_JIT)
-def _limb_flags(KRt, X, pu, pv, valid, tau, J, L, R, limb, m, flip):
+@njit(**JIT)
+def _limb_flags(KRt, X, pu, pv, valid, tau, J, L, R, limb, m, rules, flip):
     """``flip (C, limbs)``: the left/right decision for every view and limb of frame ``m``."""
     C = pu.shape[0]
     P = L.shape[0]
@@ -51,91 +55,93 @@ def _limb_flags(KRt, X, pu, pv, valid, tau, J, L, R, limb, m, flip):
                 kr = _trunc(qru - pu[c, jr], qrv - pv[c, jr], t2)
                 swap += _trunc(qlu - pu[c, jr], qlv - pv[c, jr], t2) + _trunc(qru - pu[c, jl], qrv - pv[c, jl], t2)
                 keep += kl + kr
-                fails = fails or max(kl, kr) >= 0.999 * t2
+                fails = fails or max(kl, kr) >= rules.swap_fails * t2
             if p == P - 1 or limb[p + 1] != limb[p]:  # last pair of its limb
-                flip[c, limb[p]] = swap < 0.5 * keep and fails
+                flip[c, limb[p]] = swap < rules.swap_gain * keep and fails
                 swap = 0.0
                 keep = 0.0
                 fails = False
 
 
-@njit(**_PAR)
-def swap_flags_kernel(KRt, X, pu, pv, valid, tau, J, L, R, limb, n_limbs):
-    """The left/right decision of ``_left_right._swap_flags`` -> ``flip (C, M, n_limbs)`` for
+def swap_flags_kernel(KRt, X, pu, pv, valid, tau, J, L, R, limb, n_limbs, rules):
+    """The left/right decision of ``_left_right.swap_flags`` -> ``flip (C, M, n_limbs)`` for
     points ``X (3, n)`` and observations ``(C, n)``."""
-    C = pu.shape[0]
     M = X.shape[1] // J
-    flip = np.zeros((C, M, n_limbs), np.bool_)
-    for m in prange(M):
-        _limb_flags(KRt, X, pu, pv, valid, tau, J, L, R, limb, m, flip[:, m, :])
-    return flip
+    flip = np.zeros((M, pu.shape[0], n_limbs), np.bool_)
+    run_blocks(_flags_range, M, KRt, X, pu, pv, valid, tau, J, L, R, limb, rules, flip, min_block=FRAME_BLOCK)
+    return flip.transpose(1, 0, 2)
 
 
-@njit(**_JIT)
+@njit(**JIT)
+def _flags_range(lo, hi, KRt, X, pu, pv, valid, tau, J, L, R, limb, rules, flip):
+    for m in range(lo, hi):
+        _limb_flags(KRt, X, pu, pv, valid, tau, J, L, R, limb, m, rules, flip[m])
+
+
+@njit(**JIT)
 def _swap(a, c, j1, j2):
     t = a[c, j1]
     a[c, j1] = a[c, j2]
     a[c, j2] = t
 
 
-@njit(**_PAR)
-def swap_views_kernel(KRt, X, J, L, R, limb, n_limbs, u, v, x, y, pu, pv, w, valid, tau, tau2):
-    """``_left_right._swap_views``: decide every view and limb (:func:`swap_flags_kernel`) and
+def swap_views_kernel(KRt, X, J, L, R, limb, n_limbs, u, v, x, y, pu, pv, w, valid, tau, tau2, rules):
+    """``_left_right.swap_views``: decide every view and limb (:func:`swap_flags_kernel`) and
     exchange the left and right joints of the flipped ones in ``u, v, x, y, pu, pv, w, valid,
     tau, tau2`` (each ``(C, n)``, in place). Returns ``redo (n,)``, the points to solve again,
     and the number of limb views relabelled."""
-    C = pu.shape[0]
     M = X.shape[1] // J
-    P = L.shape[0]
     redo = np.zeros(X.shape[1], np.bool_)
     flips = np.zeros(M, np.int64)
-    nb = _num_blocks(M, 4)
-    for b in prange(nb):
-        flip = np.zeros((C, n_limbs), np.bool_)
-        for m in range(b * M // nb, (b + 1) * M // nb):
-            _limb_flags(KRt, X, pu, pv, valid, tau, J, L, R, limb, m, flip)
-            for c in range(C):
-                for q in range(n_limbs):
-                    flips[m] += flip[c, q]
-                for p in range(P):
-                    if flip[c, limb[p]]:
-                        jl, jr = m * J + L[p], m * J + R[p]
-                        _swap(u, c, jl, jr)
-                        _swap(v, c, jl, jr)
-                        _swap(x, c, jl, jr)
-                        _swap(y, c, jl, jr)
-                        _swap(pu, c, jl, jr)
-                        _swap(pv, c, jl, jr)
-                        _swap(w, c, jl, jr)
-                        _swap(valid, c, jl, jr)
-                        _swap(tau, c, jl, jr)
-                        _swap(tau2, c, jl, jr)
-                        redo[jl] = redo[jr] = True
-    return redo, flips.sum()
+    run_blocks(_swap_range, M, KRt, X, J, L, R, limb, n_limbs, u, v, x, y, pu, pv, w, valid, tau, tau2, rules,
+               redo, flips, min_block=FRAME_BLOCK)
+    return redo, int(flips.sum())
 
 
-@njit(**_PAR)
-def temporal_reference_kernel(X, T):
+@njit(**JIT)
+def _swap_range(lo, hi, KRt, X, J, L, R, limb, n_limbs, u, v, x, y, pu, pv, w, valid, tau, tau2, rules, redo, flips):
+    C = pu.shape[0]
+    P = L.shape[0]
+    flip = np.zeros((C, n_limbs), np.bool_)
+    for m in range(lo, hi):
+        _limb_flags(KRt, X, pu, pv, valid, tau, J, L, R, limb, m, rules, flip)
+        for c in range(C):
+            for q in range(n_limbs):
+                flips[m] += flip[c, q]
+            for p in range(P):
+                if flip[c, limb[p]]:
+                    jl, jr = m * J + L[p], m * J + R[p]
+                    _swap(u, c, jl, jr)
+                    _swap(v, c, jl, jr)
+                    _swap(x, c, jl, jr)
+                    _swap(y, c, jl, jr)
+                    _swap(pu, c, jl, jr)
+                    _swap(pv, c, jl, jr)
+                    _swap(w, c, jl, jr)
+                    _swap(valid, c, jl, jr)
+                    _swap(tau, c, jl, jr)
+                    _swap(tau2, c, jl, jr)
+                    redo[jl] = redo[jr] = True
+
+
+def temporal_reference_kernel(X, T, offsets):
     """``_left_right.temporal_reference`` of points ``X (3, N)`` with ``N = T R`` (frames first):
-    per coordinate the median of frames ``t-2, t-1, t+1, t+2`` over the finite ones; NaN where
-    there is none."""
-    N = X.shape[1]
-    out = np.empty((3, N))
-    nb = _num_blocks(T, 4)
-    for b in prange(nb):
-        _median_range(b * T // nb, (b + 1) * T // nb, X, T, out)
+    per coordinate the median of frames ``t + offsets`` (at most four) over the finite ones;
+    NaN where there is none."""
+    out = np.empty((3, X.shape[1]))
+    run_blocks(_median_range, T, X, T, offsets, out, min_block=FRAME_BLOCK)
     return out
 
 
-@njit(**_JIT)
-def _median_range(lo, hi, X, T, out):
+@njit(**JIT)
+def _median_range(lo, hi, X, T, offsets, out):
     Rn = X.shape[1] // T
-    vals = np.empty(4)
+    vals = np.empty(offsets.shape[0])
     for t in range(lo, hi):
         for r in range(Rn):
             for a in range(3):
                 k = 0
-                for d in (-2, -1, 1, 2):
+                for d in offsets:
                     s = t + d
                     if s < 0 or s >= T:
                         continue

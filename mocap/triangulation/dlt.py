@@ -16,11 +16,16 @@ faster than ``np.linalg.svd``/``eigh``/``solve`` on ``(N, 4, 4)``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
 from mocap._checks import check_shape
 from mocap.triangulation._cameras import CameraArrays, camera_arrays, pixels_to_normalized, project_px, single_thread_blas
+from mocap.triangulation.backend import resolve_backend
+from mocap.triangulation.rules import (
+    CONDITION_DET_RATIO, DLT_ITERATIONS, DLT_MAX_ITERATIONS, DLT_TOLERANCE, MIN_VIEWS,
+)
 from mocap.triangulation.uncertainty import covariance_from_cams
 
 
@@ -127,8 +132,9 @@ def normal_matrices(cams: CameraArrays, x: np.ndarray, y: np.ndarray, weight: np
     return G @ F.reshape(-1, F.shape[-1])
 
 
-def solve_normal(M: np.ndarray, iterations: int = 2, max_iterations: int = 12, exact: bool = True,
-                 tol: float = 1e-13, skip: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def solve_normal(M: np.ndarray, iterations: int = DLT_ITERATIONS, max_iterations: int = DLT_MAX_ITERATIONS,
+                 exact: bool = True, tol: float = DLT_TOLERANCE,
+                 skip: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Smallest-eigenvalue eigenvector of each ``M (10, N)`` (see :func:`normal_matrices`) as an
     inhomogeneous point ``(3, N)`` in the normalised world (NaN for a point at infinity), and a
     mask ``(N,)`` of the points that needed (``exact``) or would need (not ``exact``: left as
@@ -151,7 +157,7 @@ def solve_normal(M: np.ndarray, iterations: int = 2, max_iterations: int = 12, e
                     m00 * m22 - m02 * m02, m01 * m02 - m00 * m12, m00 * m11 - m01 * m01])
     det = m00 * adj[0] + m01 * adj[1] + m02 * adj[2]
     tr = m00 + m11 + m22
-    good = np.abs(det) > 1e-10 * (tr / 3) ** 3  # relative: B's eigenvalues within 1e10 of each other
+    good = np.abs(det) > CONDITION_DET_RATIO * (tr / 3) ** 3  # relative: B's eigenvalues within 1e10 of each other
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         adj /= np.where(good, det, 1.0)  # B^-1 (symmetric: 6 entries)
         b = np.stack([m03, m13, m23])
@@ -177,7 +183,7 @@ def solve_normal(M: np.ndarray, iterations: int = 2, max_iterations: int = 12, e
         bad &= ~skip
         X[:, skip] = np.nan
     if exact and bad.any():
-        X[:, bad] = _solve_normal_eigh(M[:, bad]).T
+        X[:, bad] = solve_normal_eigh(M[:, bad]).T
     return X, bad
 
 
@@ -193,7 +199,7 @@ def _sym3_mul(a: np.ndarray, u: np.ndarray) -> np.ndarray:
                      a[2] * u[0] + a[4] * u[1] + a[5] * u[2]])
 
 
-def _solve_normal_eigh(M: np.ndarray) -> np.ndarray:
+def solve_normal_eigh(M: np.ndarray) -> np.ndarray:
     """Reference path of :func:`solve_normal` for the few ill-conditioned points: ``eigh`` of
     ``M (10, n)`` -> ``(n, 3)``."""
     i, j = np.triu_indices(4)
@@ -209,13 +215,13 @@ def _solve_normal_eigh(M: np.ndarray) -> np.ndarray:
 def dlt_world(cams: CameraArrays, x: np.ndarray, y: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """Weighted DLT: normalised image points ``x, y (C, N)`` (finite where ``weight > 0``) and
     row weights ``(C, N)`` (0 for unused views) -> world points ``(3, N)`` metres. Columns with
-    fewer than two weighted views are arbitrary (the caller masks them)."""
-    few = np.count_nonzero(weight, axis=0) < 2
+    fewer than two weighted views are NaN."""
+    few = np.count_nonzero(weight, axis=0) < MIN_VIEWS
     return cams.center[:, None] + solve_normal(normal_matrices(cams, x, y, weight), skip=few)[0] / cams.scale
 
 
 @dataclass
-class _Parts:
+class ChunkParts:
     """Per-chunk outputs collected before reshaping (internal), each ``(n, ...)``."""
 
     points: list = field(default_factory=list)
@@ -225,7 +231,7 @@ class _Parts:
     cov: list = field(default_factory=list)
 
 
-def finish_chunk(parts: _Parts, obs: Observations, u, v, weight, valid, X, used, min_views, sigma_px,
+def finish_chunk(parts: ChunkParts, obs: Observations, u, v, weight, valid, X, used, min_views, sigma_px,
                  reproj_error=None) -> None:
     """Reprojection errors, views used and (optionally) covariance of one chunk -> ``parts``;
     ``u, v, weight, valid, used`` are ``(C, n)``, ``X (3, n)``. ``reproj_error``: an optional
@@ -253,7 +259,7 @@ def finish_chunk(parts: _Parts, obs: Observations, u, v, weight, valid, X, used,
         parts.cov.append(covariance_from_cams(obs.cams, points, sigma, used, obs.undistort))
 
 
-def assemble(obs: Observations, parts: _Parts, with_covariance: bool) -> Triangulation:
+def assemble(obs: Observations, parts: ChunkParts, with_covariance: bool) -> Triangulation:
     """Concatenate the chunks and restore the leading dims."""
     C, lead = obs.cams.num_cameras, obs.lead_shape
     cat = lambda a, tail: (np.concatenate(a) if a else np.zeros((0,) + tail)).reshape(lead + tail)  # noqa: E731
@@ -268,15 +274,15 @@ def assemble(obs: Observations, parts: _Parts, with_covariance: bool) -> Triangu
 
 
 def check_common(min_views: int, sigma_px) -> None:
-    if min_views < 2:
-        raise ValueError(f"min_views: a 3D point needs at least 2 views, got {min_views}")
+    if min_views < MIN_VIEWS:
+        raise ValueError(f"min_views: a 3D point needs at least {MIN_VIEWS} views, got {min_views}")
     if sigma_px is not None and not (np.isfinite(sigma_px) and sigma_px > 0):
         raise ValueError(f"sigma_px: the 2D noise level must be > 0 pixels, got {sigma_px}")
 
 
 @single_thread_blas()
 def triangulate_dlt(cameras, xy_px, weight=None, *, undistort: bool = True, min_views: int = 2,
-                    sigma_px: float | None = None) -> Triangulation:
+                    sigma_px: float | None = None, backend: str = "auto") -> Triangulation:
     """Confidence-weighted DLT triangulation of every point at once.
 
     Args:
@@ -290,6 +296,9 @@ def triangulate_dlt(cameras, xy_px, weight=None, *, undistort: bool = True, min_
             already undistorted pixels.
         min_views: points seen by fewer views are NaN.
         sigma_px: 2D noise (px) of a weight-1 observation; when given, ``covariance`` is computed.
+        backend: ``"numpy"``, ``"numba"`` (compiled kernels for the undistortion, the DLT and the
+            reprojection errors; the same points to rounding) or ``"auto"``
+            (:func:`~mocap.triangulation.backend.resolve_backend`: ``MOCAP_BACKEND``, else numba).
 
     Returns:
         :class:`Triangulation` with ``points (..., 3)`` metres, ``views_used (...)``,
@@ -297,9 +306,16 @@ def triangulate_dlt(cameras, xy_px, weight=None, *, undistort: bool = True, min_
     """
     check_common(min_views, sigma_px)
     obs = prepare(cameras, xy_px, weight, undistort)
-    parts = _Parts()
+    steps = None
+    if resolve_backend(backend) == "numba":
+        from mocap.triangulation import _numba_steps as steps
+    parts = ChunkParts()
     for sl in obs.chunks():
-        x, y, w, valid = obs.normalized(sl)
-        X = dlt_world(obs.cams, x, y, w)
-        finish_chunk(parts, obs, obs.u[:, sl], obs.v[:, sl], w, valid, X, valid, min_views, sigma_px)
+        if steps is None:
+            x, y, w, valid = obs.normalized(sl)
+            X, reproj = dlt_world(obs.cams, x, y, w), None
+        else:
+            x, y, w, valid, _, _ = steps.normalize(obs, sl)
+            X, reproj = steps.dlt_world(obs.cams, x, y, w), partial(steps.reproj_error, obs)
+        finish_chunk(parts, obs, obs.u[:, sl], obs.v[:, sl], w, valid, X, valid, min_views, sigma_px, reproj)
     return assemble(obs, parts, sigma_px is not None)

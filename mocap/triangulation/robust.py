@@ -24,53 +24,34 @@ Per point (all points at once, no per-point Python loop):
 
 All arrays are ``(C, n)`` inside (cameras first, see ``dlt.Observations``); step 1 stops early
 for points whose views all agree, and RANSAC stops a point once a hypothesis has a strict
-majority (and at least four) of its views as inliers. The undistortion, steps 1-2, the inlier
-refit, the left/right check and the reprojection errors also exist as compiled kernels
-(``_numba_kernels``, ``_numba_lens``, ``_numba_swap``, driven by ``_robust_numba``; optional
-numba), parallel over points on NUMBA_NUM_THREADS threads and reading each chunk's arrays in
-place: ``backend`` picks them; same decisions, points to rounding.
-The left/right check (steps 4-5) lives in ``_left_right``.
+majority (and at least four) of its views as inliers. The thresholds and decision rules are
+named once in :mod:`.rules`. Two backends (:mod:`.backend`) run steps 1-2 and 4-5: numpy
+(``_robust_numpy``, ``_left_right``) and compiled kernels (``_numba_steps``), parallel over
+points and reading each chunk's arrays in place; same decisions, points to rounding.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from functools import partial
 from itertools import combinations
-from typing import NamedTuple
+from types import ModuleType
 
 import numpy as np
 
-from mocap._checks import check_choice
-from mocap.triangulation._cameras import (
-    UNDISTORT_ITERATIONS, CameraArrays, cam_from_world, single_thread_blas, squared_error_px, undistorted_pixels,
-)
-from mocap.triangulation._left_right import LIMB_GROUPS, _swap_views, left_right_limbs, temporal_reference  # noqa: F401
+from mocap.triangulation import _robust_numpy as rn
+from mocap.triangulation._cameras import CameraArrays, single_thread_blas, undistorted_pixels
+from mocap.triangulation._left_right import LIMB_GROUPS, left_right_limbs, swap_views, temporal_reference
+from mocap.triangulation._robust_numpy import Detections, Views
+from mocap.triangulation.backend import BACKENDS, resolve_backend
 from mocap.triangulation.dlt import (
-    Triangulation, _Parts, _solve_normal_eigh, assemble, check_common, dlt_world, finish_chunk, normal_matrices,
-    prepare, solve_normal,
+    ChunkParts, Observations, Triangulation, assemble, check_common, finish_chunk, prepare,
 )
+
+__all__ = ["BACKENDS", "LIMB_GROUPS", "left_right_limbs", "temporal_reference", "triangulate_robust", "view_pairs"]
 
 log = logging.getLogger(__name__)
-
-BACKENDS = ("auto", "numpy", "numba")
-_numba_kernels = None  # the optional compiled kernels, imported on first use (numba: ~0.3 s)
-_robust_numba = _numba_lens = None  # the steps driving them and the lens kernels, imported with them
-
-
-def _resolve_backend(backend: str) -> str:
-    """``"auto"`` -> ``"numba"`` where numba imports, else ``"numpy"``; ``"numba"`` must import."""
-    global _numba_kernels, _robust_numba, _numba_lens
-    check_choice(backend, BACKENDS, "backend")
-    if backend != "numpy" and _numba_kernels is None:
-        try:
-            from mocap.triangulation import _numba_kernels, _numba_lens, _robust_numba
-        except ImportError:  # numba not installed
-            _numba_kernels = False
-    if backend == "auto":
-        return "numba" if _numba_kernels else "numpy"
-    if backend == "numba" and not _numba_kernels:
-        raise ValueError("backend: 'numba' needs the numba package (pip install numba) or use backend='numpy'")
-    return backend
 
 
 def view_pairs(num_cameras: int, max_hypotheses: int, seed: int = 0) -> np.ndarray:
@@ -80,263 +61,135 @@ def view_pairs(num_cameras: int, max_hypotheses: int, seed: int = 0) -> np.ndarr
     return pairs[order[:max_hypotheses]]
 
 
-def _rays(cams: CameraArrays, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """World directions ``(C, 3, n)`` of the rays through normalised points ``x, y (C, n)``."""
-    Rt = cams.R.transpose(0, 2, 1)  # world direction of (x, y, 1) is R^T (x, y, 1)
-    return Rt[:, :, 0, None] * x[:, None] + Rt[:, :, 1, None] * y[:, None] + Rt[:, :, 2, None]
+@dataclass(frozen=True, eq=False)
+class RobustSolver:
+    """What solving a chunk needs (internal): the cameras, the view ``pairs (H, 2)`` RANSAC tries,
+    the refinement settings, the left/right ``limbs`` (None: no check) of ``J`` joints per
+    person or frame, and ``steps``: the numba backend's ``_numba_steps`` module, or None for numpy."""
+
+    cams: CameraArrays
+    pairs: np.ndarray
+    refine: bool
+    refine_iterations: int
+    limbs: list | None = None
+    J: int = 1
+    steps: ModuleType | None = None
 
 
-def _midpoints(cams: CameraArrays, d: np.ndarray, pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Two-ray midpoints ``(H, 3, n)`` and a validity mask ``(H, n)`` (rays not parallel, in
-    front) for ray directions ``d (C, 3, n)`` (see :func:`_rays`) and camera ``pairs (H, 2)``."""
-    c = cams.centers[:, :, None]
-    i, j = pairs[:, 0], pairs[:, 1]
-    d1, d2 = d[i], d[j]
-    b = c[j] - c[i]
-    a, bb, cc = (d1 * d1).sum(1), (d1 * d2).sum(1), (d2 * d2).sum(1)
-    p, q = (d1 * b).sum(1), (d2 * b).sum(1)
-    den = a * cc - bb * bb
-    ok = den > 1e-10 * a * cc  # rays within ~1e-5 rad of parallel give no depth
-    den = np.where(ok, den, 1.0)
-    s = (p * cc - bb * q) / den
-    u = (bb * p - a * q) / den
-    ok &= (s > 0) & (u > 0)
-    X = 0.5 * (c[i] + s[:, None] * d1 + c[j] + u[:, None] * d2)
-    return X, ok
+@dataclass(frozen=True, eq=False)
+class ChunkState:
+    """One chunk between the passes (internal): its slice of the points, its ``views`` and
+    ``detections`` (both relabelled in place by the left/right check), the estimate ``X (3, n)``,
+    the views ``used (C, n)`` and ``redo (n,)``, the points to solve again; arrays updated in place."""
+
+    sl: slice
+    views: Views
+    detections: Detections
+    X: np.ndarray
+    used: np.ndarray
+    redo: np.ndarray
 
 
-class _Views(NamedTuple):
-    """Observations of ``n`` points as ``(C, n)`` arrays (internal): normalised ``x, y`` and
-    undistorted pixels ``pu, pv`` (0 where invalid), ``weight`` (0 where invalid), ``valid`` and
-    the squared outlier threshold ``tau2`` px^2."""
-
-    x: np.ndarray
-    y: np.ndarray
-    pu: np.ndarray
-    pv: np.ndarray
-    weight: np.ndarray
-    valid: np.ndarray
-    tau2: np.ndarray
-
-    def take(self, idx: np.ndarray) -> "_Views":
-        return _Views(*(a[:, idx] for a in self))
-
-
-def _score_pairs(cams, obs: _Views, d, pairs):
-    """Score pair hypotheses ``(H, n)`` (MSAC cost, inf if unusable) and their inliers ``(H, C, n)``;
-    ``d (C, 3, n)`` are the rays of ``obs``."""
-    X, ok = _midpoints(cams, d, pairs)
-    ok &= obs.valid[pairs[:, 0]] & obs.valid[pairs[:, 1]]
-    # Truncated squared error in units of each view's threshold, so that an outlier costs its
-    # confidence whatever that view's threshold is (weight is 0 for invalid views).
-    r = squared_error_px(cams, X, obs.pu, obs.pv)  # (H, C, n)
-    r /= obs.tau2
-    cost = (obs.weight * np.minimum(r, 1.0)).sum(1)
-    inl = (r < 1.0) & obs.valid
-    # A pair whose rays miss each other by more than the threshold supports nothing, not even
-    # itself: with two views of which one is wrong the point is left out rather than guessed.
-    ok &= inl.sum(1) >= 2
-    inl &= ok[:, None]
-    return np.where(ok, cost, np.inf), inl
-
-
-#: When at most this many (point, pair) hypotheses are left, :func:`_ransac_pairs` scores them all in
-#: one batch: for a few hard points the fixed cost of each batch (some 40 numpy calls) dominates.
-TAIL_HYPOTHESES = 16384
-
-
-def _ransac_pairs(cams, obs: _Views, pairs, batch=4, confidence=0.99):
-    """Adaptive RANSAC over view pairs with early exit -> inlier views ``(C, n)``.
-
-    Pairs are tried ``batch`` at a time (all that are left once at most :data:`TAIL_HYPOTHESES`
-    (point, pair) hypotheses remain); a point stops as soon as the chance that
-    none of the pairs it tried was outlier-free, given the inlier ratio of its best hypothesis,
-    is below ``1 - confidence`` (Fischler & Bolles; Hartley & Zisserman 4.7.1), or as soon as
-    its best hypothesis has a strict majority of the views, and at least four, as inliers.
-    """
-    valid = obs.valid
-    n = valid.shape[1]
-    best_cost = np.full(n, np.inf)
-    best_inl = np.zeros(valid.shape, bool)
-    tried = np.zeros(n)
-    n_valid = valid.sum(0).astype(float)
-    live = np.arange(n)
-    sub, d = obs, _rays(cams, obs.x, obs.y)  # rays once: each batch only gathers them
-    s = 0
-    while s < len(pairs):
-        size = batch if len(live) * (len(pairs) - s) > TAIL_HYPOTHESES else len(pairs) - s
-        pb, s = pairs[s : s + size], s + size
-        cost, inl = _score_pairs(cams, sub, d, pb)
-        h = np.argmin(cost, axis=0)
-        cols = np.arange(len(live))
-        c = cost[h, cols]
-        better = c < best_cost[live]
-        best_cost[live[better]] = c[better]
-        best_inl[:, live[better]] = inl[h, :, cols][better].T  # (m, C) -> (C, m)
-        tried[live] += (sub.valid[pb[:, 0]] & sub.valid[pb[:, 1]]).sum(0)
-        k = best_inl[:, live].sum(0)
-        nv = n_valid[live]
-        p_good = np.where(nv >= 2, k * (k - 1) / np.maximum(nv * (nv - 1), 1), 0.0)
-        with np.errstate(divide="ignore"):
-            miss = np.where(p_good >= 1, 0.0, (1 - np.minimum(p_good, 1)) ** tried[live])
-        # A hypothesis backed by a strict majority of at least four views is final: no other
-        # consensus set can outvote it, and the refit in ``_dlt_inliers`` recovers inliers it
-        # missed. (With three inliers of four the remaining pairs are cheap and, scored by MSAC,
-        # pick the better-fitting triple.)
-        keep = ((miss >= 1 - confidence) & ((2 * k <= nv) | (k < 4))) | ~np.isfinite(best_cost[live])
-        live = live[keep]
-        if not live.size:
-            break
-        idx = np.flatnonzero(keep)
-        sub, d = sub.take(idx), d[:, :, idx]
-    return best_inl
-
-
-def _dlt_world(cams, x, y, weight, backend):
-    """``dlt.dlt_world``, or its compiled twin (the few ill-conditioned points still via ``eigh``)."""
-    if backend != "numba":
-        return dlt_world(cams, x, y, weight)
-    G, norms = cams.dlt_basis
-    X, bad = _numba_kernels.dlt_kernel(G, norms, cams.center, cams.scale, x, y, weight)
-    if bad.any():
-        M = normal_matrices(cams, x[:, bad], y[:, bad], weight[:, bad])
-        X[:, bad] = cams.center[:, None] + _solve_normal_eigh(M).T / cams.scale
-    return X
-
-
-def _within(cams, X, obs: _Views, backend="numpy"):
-    """Views of ``obs`` within their threshold of points ``X (3, n)`` -> ``(C, n)``."""
-    if backend == "numba":
-        return _numba_kernels.inliers_kernel(cams.KRt, X, np.arange(X.shape[1]), obs.pu, obs.pv, obs.valid, obs.tau2)
-    return obs.valid & (squared_error_px(cams, X, obs.pu, obs.pv) < obs.tau2)
-
-
-def _dlt_inliers(cams, obs: _Views, inl, backend="numpy"):
-    """Refit the weighted DLT on ``inl (C, n)`` and re-read the inliers; returns ``(X (3, n), inliers)``."""
-    X = _dlt_world(cams, obs.x, obs.y, np.where(inl, obs.weight, 0.0), backend)
-    new = _within(cams, X, obs, backend)
-    # Without a supported hypothesis (fewer than two inliers) the refit is meaningless.
-    keep = (new.sum(0) >= 2) & (inl.sum(0) >= 2)
-    used = np.where(keep, new, inl)
-    changed = np.flatnonzero((used != inl).any(0))
-    if changed.size:  # the estimate must come from exactly the views reported as used
-        w = np.where(used[:, changed], obs.weight[:, changed], 0.0)
-        X[:, changed] = _dlt_world(cams, obs.x[:, changed], obs.y[:, changed], w, backend)
-    return X, used
-
-
-def _gauss_newton(cams, X, x, y, weight, used, huber_px, iterations):
-    """Minimise sum_c w_c^2 huber(|r_c|) of undistorted pixel residuals; ``X (3, n)`` updated.
-    ``x, y, weight, used, huber_px`` are ``(C, n)``."""
-    fx, s, fy = (cams.K[:, 0, 0, None], cams.K[:, 0, 1, None], cams.K[:, 1, 1, None])
-    R = cams.R
-    X = X.copy()
-    for _ in range(iterations):
-        pc = cam_from_world(R, cams.t[:, :, None], X)  # (C, 3, n)
-        z = pc[:, 2]
-        front = z > 1e-9
-        inv_z = 1.0 / np.where(front, z, 1.0)
-        xn, yn = pc[:, 0] * inv_z, pc[:, 1] * inv_z
-        dx, dy = xn - x, yn - y
-        ru, rv = fx * dx + s * dy, fy * dy  # (C, n) pixels
-        e = np.sqrt(ru * ru + rv * rv)
-        h = np.where(e <= huber_px, 1.0, huber_px / np.maximum(e, 1e-300))  # IRLS weight of Huber
-        W = np.where(used & front, weight * weight * h, 0.0)
-        # d(xn, yn)/dX = (R_row0 - xn R_row2, R_row1 - yn R_row2) / z: (C, 3, n) each
-        Jx = (R[:, 0, :, None] - xn[:, None] * R[:, 2, :, None]) * inv_z[:, None]
-        Jy = (R[:, 1, :, None] - yn[:, None] * R[:, 2, :, None]) * inv_z[:, None]
-        Ju, Jv = fx[:, None] * Jx + s[:, None] * Jy, fy[:, None] * Jy
-        H = np.einsum("cin,cjn->ijn", Ju * W[:, None], Ju) + np.einsum("cin,cjn->ijn", Jv * W[:, None], Jv)
-        g = (Ju * (W * ru)[:, None] + Jv * (W * rv)[:, None]).sum(0)  # (3, n)
-        ok = (used & front).sum(0) >= 2
-        ok &= np.isfinite(H).all(axis=(0, 1)) & np.isfinite(g).all(0) & np.isfinite(X).all(0)
-        H[:, :, ~ok] = np.eye(3)[:, :, None]
-        g[:, ~ok] = 0.0
-        # Levenberg-style damping relative to the diagonal keeps near-degenerate points stable.
-        H = H + 1e-9 * np.trace(H)[None, None] * np.eye(3)[:, :, None]
-        X -= np.linalg.solve(H.transpose(2, 0, 1), g.T[..., None])[..., 0].T
-    return X
-
-
-def _step1(cams, obs: _Views):
-    """All-view DLT with three inverse-iteration steps and the views within threshold:
-    ``(M (10, n), X (3, n), slow (n,), few (n,), used (C, n))`` (see :func:`_select_views`)."""
-    M = normal_matrices(cams, obs.x, obs.y, obs.weight)
-    few = np.count_nonzero(obs.weight, axis=0) < 2
-    Xn, slow = solve_normal(M, max_iterations=3, exact=False, tol=1e-10, skip=few)
-    X = cams.center[:, None] + Xn / cams.scale
-    return M, X, slow, few, obs.valid & (squared_error_px(cams, X, obs.pu, obs.pv) < obs.tau2)
-
-
-def _select_views(cams, obs: _Views, pairs):
-    """Steps 1-2 on ``(C, n)`` arrays; returns ``(X (3, n), used (C, n))`` (numpy; the numba
-    backend's twin is ``_robust_numba.select_views``)."""
-    # Step 1: three inverse-iteration steps converge where every view agrees; points still
-    # moving then are finished exactly only if their views all agree (else RANSAC replaces them).
-    M, X, slow, few, used = _step1(cams, obs)
-    fix = np.flatnonzero(slow & (used == obs.valid).all(0))
-    if fix.size:
-        X[:, fix] = cams.center[:, None] + solve_normal(M[:, fix], skip=few[fix])[0] / cams.scale
-        used[:, fix] = obs.valid[:, fix] & (squared_error_px(cams, X[:, fix], obs.pu[:, fix], obs.pv[:, fix])
-                                            < obs.tau2[:, fix])
-    used[:, few] = obs.valid[:, few]  # no point: report the (fewer than two) views it had
-    todo = np.flatnonzero((used != obs.valid).any(0) & ~few)
-    if todo.size:
-        sub = obs.take(todo)
-        inl = _ransac_pairs(cams, sub, pairs)
-        X[:, todo], used[:, todo] = _dlt_inliers(cams, sub, inl)
-    return X, used
-
-
-def _resume(cams, obs: _Views, pairs, start):
-    """Steps 1-2 for points whose observations changed (relabelled by the left/right check),
-    from their estimate ``start (3, n)`` before the change; returns ``(X (3, n), used (C, n))``.
-
-    ``start`` is tried as the first hypothesis: where a strict majority of the (relabelled)
-    views, and at least four, agree with it, it is final by the same rule that ends RANSAC, and
-    the weighted DLT is refitted on those views as after RANSAC. The other points are solved
-    from scratch (:func:`_select_views`).
-    """
-    used = _within(cams, start, obs)
-    k, nv = used.sum(0), obs.valid.sum(0)
-    final = (2 * k > nv) & (k >= 4)
-    X = np.empty_like(start)
-    agreed, again = np.flatnonzero(final), np.flatnonzero(~final)
-    if agreed.size:
-        X[:, agreed], used[:, agreed] = _dlt_inliers(cams, obs.take(agreed), used[:, agreed])
-    if again.size:
-        X[:, again], used[:, again] = _select_views(cams, obs.take(again), pairs)
-    return X, used
-
-
-def _robust_core(cams, obs: _Views, *, pairs, refine, refine_iterations, start=None, backend="numpy", idx=None):
+def solve_chunk(solver: RobustSolver, obs: Views, start=None, idx=None) -> tuple[np.ndarray, np.ndarray]:
     """Steps 1-3 on the points ``idx (m,)`` of ``obs`` (``(C, n)`` arrays; None: all), from
     scratch or (relabelled points) from their previous estimate ``start (3, m)``; returns
-    ``(X (3, m), used (C, m))``. The numba backend reads ``obs`` in place (``_robust_numba``)."""
-    if backend == "numba":
+    ``(X (3, m), used (C, m))``. The numba backend reads ``obs`` in place."""
+    cams, pairs, steps = solver.cams, solver.pairs, solver.steps
+    if steps is not None:
         sel = np.arange(obs.x.shape[1]) if idx is None else idx
-        X, used = (_robust_numba.select_views(cams, obs, pairs, sel) if start is None
-                   else _robust_numba.resume(cams, obs, pairs, sel, start))
-    if idx is not None and (backend != "numba" or refine):
+        if start is None:
+            X, used = steps.select_views(cams, obs, pairs, sel)
+        else:
+            X, used = steps.resume(cams, obs, pairs, sel, start)
+    if idx is not None and (steps is None or solver.refine):
         obs = obs.take(idx)
-    if backend != "numba":
-        X, used = _select_views(cams, obs, pairs) if start is None else _resume(cams, obs, pairs, start)
-    if refine:
-        X = _gauss_newton(cams, X, obs.x, obs.y, obs.weight, used, 0.5 * np.sqrt(obs.tau2), refine_iterations)
+    if steps is None:
+        X, used = rn.select_views(cams, obs, pairs) if start is None else rn.resume(cams, obs, pairs, start)
+    if solver.refine:
+        X = rn.gauss_newton(cams, X, obs.x, obs.y, obs.weight, used, 0.5 * np.sqrt(obs.tau2), solver.refine_iterations)
     return X, used
 
 
-def _chunk_views(obs, sl: slice, t: np.ndarray, backend: str) -> _Views:
-    """The :class:`_Views` of chunk ``sl`` of ``obs`` with thresholds ``t (C, n)`` px."""
-    if backend == "numba":
-        cams = obs.cams
-        undistort = obs.undistort and cams.dist is not None
-        dist = cams.dist if cams.dist is not None else np.zeros((cams.num_cameras, 5))
-        x, y, w, valid, pu, pv = _numba_lens.normalize_kernel(cams.K, dist, undistort, obs.u[:, sl], obs.v[:, sl],
-                                                                 obs.weight[:, sl], UNDISTORT_ITERATIONS)
-        return _Views(x, y, pu, pv, w, valid, t * t)
+def chunk_views(obs: Observations, sl: slice, tau: np.ndarray, steps: ModuleType | None) -> Views:
+    """The :class:`Views` of chunk ``sl`` of ``obs`` with thresholds ``tau (C, n)`` px."""
+    if steps is not None:
+        x, y, w, valid, pu, pv = steps.normalize(obs, sl)
+        return Views(x, y, pu, pv, w, valid, tau * tau)
     x, y, w, valid = obs.normalized(sl)
-    return _Views(x, y, *undistorted_pixels(obs.cams, x, y), w, valid, t * t)
+    return Views(x, y, *undistorted_pixels(obs.cams, x, y), w, valid, tau * tau)
+
+
+def relabel(solver: RobustSolver, X: np.ndarray, chunk: ChunkState) -> np.ndarray:
+    """Left/right check (steps 4-5) of one chunk against points ``X (3, n)``: its detections and
+    views relabelled in place -> mask ``(n,)`` of the points to solve again."""
+    if solver.steps is not None:
+        return solver.steps.swap_views(solver.cams, solver.J, solver.limbs, X, chunk.detections, chunk.views)
+    redo = np.zeros(X.shape[1], bool)
+    redo[swap_views(solver.cams, solver.J, solver.limbs, X, chunk.detections, chunk.views)] = True
+    return redo
+
+
+def first_pass(solver: RobustSolver, obs: Observations, tau: np.ndarray) -> list[ChunkState]:
+    """Steps 1-4 on every chunk (a whole number of persons or frames of ``J`` joints each)."""
+    chunks = []
+    for sl in obs.chunks(multiple=solver.J):
+        views = chunk_views(obs, sl, tau[:, sl], solver.steps)
+        X, used = solve_chunk(solver, views)
+        detections = Detections(obs.u[:, sl], obs.v[:, sl], tau[:, sl])
+        if solver.limbs:  # copies: relabelled in place
+            detections = Detections(*(a.copy() for a in detections))
+        chunk = ChunkState(sl, views, detections, X, used, np.zeros(X.shape[1], bool))
+        if solver.limbs:
+            chunk.redo[:] = relabel(solver, X, chunk)
+        chunks.append(chunk)
+    return chunks
+
+
+def temporal_pass(solver: RobustSolver, chunks: list[ChunkState], T: int) -> None:
+    """Step 5: each chunk's left/right check again, against the points predicted from the
+    neighbouring frames (``T`` frames on axis 0); marks the relabelled joints in ``redo``."""
+    # The neighbours' prediction is taken before the joints relabelled in step 4 are solved again
+    # (their estimate left out the swapped view wherever it was a minority, and the median of
+    # four neighbours absorbs one wrong one), so that every relabelled joint is solved once.
+    X_all = np.concatenate([chunk.X for chunk in chunks], axis=1)
+    if solver.steps is not None:
+        ref = solver.steps.temporal_reference(X_all, T)
+    else:
+        ref = temporal_reference(X_all.T.reshape(T, -1, 3)).reshape(-1, 3).T
+    for chunk in chunks:
+        again = relabel(solver, np.ascontiguousarray(ref[:, chunk.sl]), chunk)
+        log.debug("temporal left/right check: %d joints to solve again", np.count_nonzero(again))
+        chunk.redo[:] |= again
+
+
+def check_limbs(limbs, lead_shape: tuple[int, ...], temporal: bool) -> int:
+    """Check ``limbs`` against ``xy_px``'s leading dims -> ``J``, the joints per person (1 without)."""
+    if temporal and not limbs:
+        raise ValueError("temporal: the temporal left/right check needs limbs")
+    if not limbs:
+        return 1
+    if len(lead_shape) < 1:
+        raise ValueError("limbs: the left/right check needs xy_px shaped (..., J, C, 2)")
+    J = lead_shape[-1]
+    idx = [j for pairs in limbs for pair in pairs for j in pair]
+    if min(idx) < 0 or max(idx) >= J:
+        raise ValueError(f"limbs: joint indices must be in [0, {J}) (axis -3 of xy_px), got {sorted(set(idx))}")
+    if len(set(idx)) < len(idx):
+        raise ValueError(f"limbs: a joint may be in one left/right pair only, got {limbs}")
+    return J
+
+
+def check_thresholds(threshold_px, obs: Observations) -> np.ndarray:
+    """``threshold_px`` (scalar or ``(..., C)``) -> ``(C, N)`` px, checked finite and positive."""
+    C = obs.cams.num_cameras
+    try:
+        tau = np.broadcast_to(np.asarray(threshold_px, dtype=np.float64), obs.lead_shape + (C,))
+    except ValueError:
+        raise ValueError(f"threshold_px: expected a scalar or shape {obs.lead_shape + (C,)}, "
+                         f"got {np.shape(threshold_px)}") from None
+    if not (np.isfinite(tau).all() and (tau > 0).all()):
+        raise ValueError("threshold_px: must be finite and > 0 pixels")
+    return np.moveaxis(tau, -1, 0).reshape(C, obs.u.shape[1])  # (C, N), one copy
 
 
 @single_thread_blas()
@@ -366,8 +219,9 @@ def triangulate_robust(cameras, xy_px, weight=None, *, threshold_px=15.0, max_hy
         sigma_px: 2D noise (px) of a weight-1 observation; when given, ``covariance`` is computed.
         seed: the order in which view pairs are tried.
         backend: ``"numpy"``, ``"numba"`` (compiled kernels for undistortion, the DLTs, RANSAC
-            and the left/right check, parallel over points on NUMBA_NUM_THREADS threads; same
-            decisions and points to rounding; needs numba) or ``"auto"`` (numba if installed).
+            and the left/right check, parallel over points on ``numba.get_num_threads()``
+            threads; same decisions and points to rounding) or ``"auto"``
+            (:func:`~mocap.triangulation.backend.resolve_backend`: ``MOCAP_BACKEND``, else numba).
 
     Returns:
         :class:`Triangulation`; ``inliers`` are the views kept, ``reproj_error_px`` covers all
@@ -378,78 +232,22 @@ def triangulate_robust(cameras, xy_px, weight=None, *, threshold_px=15.0, max_hy
     if max_hypotheses < 1:
         raise ValueError(f"max_hypotheses: must be >= 1, got {max_hypotheses}")
     obs = prepare(cameras, xy_px, weight, undistort)
-    J = 1
-    if limbs:
-        if len(obs.lead_shape) < 1:
-            raise ValueError("limbs: the left/right check needs xy_px shaped (..., J, C, 2)")
-        J = obs.lead_shape[-1]
-        idx = [j for pairs in limbs for pair in pairs for j in pair]
-        if min(idx) < 0 or max(idx) >= J:
-            raise ValueError(f"limbs: joint indices must be in [0, {J}) (axis -3 of xy_px), got {sorted(set(idx))}")
-        if len(set(idx)) < len(idx):
-            raise ValueError(f"limbs: a joint may be in one left/right pair only, got {limbs}")
-    C = obs.cams.num_cameras
-    try:
-        tau = np.broadcast_to(np.asarray(threshold_px, dtype=np.float64), obs.lead_shape + (C,))
-    except ValueError:
-        raise ValueError(f"threshold_px: expected a scalar or shape {obs.lead_shape + (C,)}, "
-                         f"got {np.shape(threshold_px)}") from None
-    if not (np.isfinite(tau).all() and (tau > 0).all()):
-        raise ValueError("threshold_px: must be finite and > 0 pixels")
-    tau = np.moveaxis(tau, -1, 0).reshape(C, obs.u.shape[1])  # (C, N), one copy
-    pairs = view_pairs(C, max_hypotheses, seed)
-    opts = dict(pairs=pairs, refine=refine, refine_iterations=refine_iterations, backend=_resolve_backend(backend))
-    if temporal and not limbs:
-        raise ValueError("temporal: the temporal left/right check needs limbs")
-    numba = opts["backend"] == "numba"
-    if limbs:
-        L, R = np.array([pair for pairs in limbs for pair in pairs]).T
-        limb = np.repeat(np.arange(len(limbs)), [len(pairs) for pairs in limbs])
-
-    def relabel(X, u, v, t, views):
-        """Left/right check (steps 4-5) on one chunk, in place -> mask of the points to solve again."""
-        if numba:
-            return _robust_numba.swap_views(obs.cams, J, L, R, limb, len(limbs), X, u, v, t, views)
-        redo = np.zeros(X.shape[1], bool)
-        redo[_swap_views(obs.cams, J, limbs, X, [u, v, *views[:4], views.weight, views.valid, t, views.tau2])] = True
-        return redo
-
-    state = []
-    for sl in obs.chunks(multiple=J):
-        t = tau[:, sl]
-        views = _chunk_views(obs, sl, t, opts["backend"])
-        X, used = _robust_core(obs.cams, views, **opts)
-        u, v = obs.u[:, sl], obs.v[:, sl]
-        redo = np.zeros(X.shape[1], bool)
-        if limbs:
-            u, v, t = u.copy(), v.copy(), t.copy()
-            redo = relabel(X, u, v, t, views)
-        state.append((sl, views, u, v, t, X, used, redo))
+    J = check_limbs(limbs, obs.lead_shape, temporal)
+    tau = check_thresholds(threshold_px, obs)
+    steps = None
+    if resolve_backend(backend) == "numba":
+        from mocap.triangulation import _numba_steps as steps
+    solver = RobustSolver(obs.cams, view_pairs(obs.cams.num_cameras, max_hypotheses, seed), refine, refine_iterations,
+                          limbs or None, J, steps)
+    chunks = first_pass(solver, obs, tau)
     if temporal and obs.lead_shape[0] >= 2:
-        # The neighbours' prediction is taken before the joints relabelled above are solved again
-        # (their estimate left out the swapped view wherever it was a minority, and the median of
-        # four neighbours absorbs one wrong one), so that every relabelled joint is solved once.
-        X_all = np.concatenate([st[5] for st in state], axis=1)
-        if numba:
-            ref = _robust_numba.ns.temporal_reference_kernel(X_all, obs.lead_shape[0])
-        else:
-            ref = temporal_reference(X_all.T.reshape(obs.lead_shape + (3,))).reshape(-1, 3).T
-        for sl, views, u, v, t, X, used, redo in state:
-            again = relabel(np.ascontiguousarray(ref[:, sl]), u, v, t, views)
-            log.debug("temporal left/right check: %d joints to solve again", np.count_nonzero(again))
-            redo |= again
-    for sl, views, u, v, t, X, used, redo in state:
-        redo = np.flatnonzero(redo)
-        if redo.size:
-            X[:, redo], used[:, redo] = _robust_core(obs.cams, views, start=X[:, redo], idx=redo, **opts)
-    parts = _Parts()
-    reproj = None
-    if opts["backend"] == "numba":
-        cams = obs.cams
-        dist = cams.dist if cams.dist is not None else np.zeros((C, 5))
-        distort = obs.undistort and cams.dist is not None
-        reproj = lambda X, u, v, valid: _numba_lens.reproj_error_kernel(  # noqa: E731
-            cams.K, dist, distort, cams.R, cams.t, X, u, v, valid)
-    for sl, views, u, v, t, X, used, _ in state:
-        finish_chunk(parts, obs, u, v, views.weight, views.valid, X, used, min_views, sigma_px, reproj)
+        temporal_pass(solver, chunks, obs.lead_shape[0])
+    parts = ChunkParts()
+    reproj = None if steps is None else partial(steps.reproj_error, obs)
+    for chunk in chunks:
+        redo = np.flatnonzero(chunk.redo)
+        if redo.size:  # step 6
+            chunk.X[:, redo], chunk.used[:, redo] = solve_chunk(solver, chunk.views, start=chunk.X[:, redo], idx=redo)
+        finish_chunk(parts, obs, chunk.detections.u, chunk.detections.v, chunk.views.weight, chunk.views.valid,
+                     chunk.X, chunk.used, min_views, sigma_px, reproj)
     return assemble(obs, parts, sigma_px is not None)

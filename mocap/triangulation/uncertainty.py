@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from mocap._checks import check_shape
-from mocap.triangulation._cameras import CameraArrays, _distort_jacobian, camera_arrays, world_to_cam
+from mocap.geometry.lens import distort_with_jacobian
+from mocap.triangulation._cameras import CameraArrays, camera_arrays, world_to_cam
 
 
 def projection_jacobian(cams: CameraArrays, points_world: np.ndarray, distort: bool = True) -> np.ndarray:
@@ -29,7 +30,7 @@ def projection_jacobian(cams: CameraArrays, points_world: np.ndarray, distort: b
     J = d_cam @ cams.R  # (N, C, 2, 3): d xn / d X
     A = cams.K[:, :2, :2]
     if distort and cams.dist is not None:
-        _, _, jxx, jxy, jyy = _distort_jacobian(xn[..., 0], xn[..., 1], tuple(cams.dist[:, i] for i in range(5)))
+        _, _, jxx, jxy, jyy = distort_with_jacobian(xn[..., 0], xn[..., 1], tuple(cams.dist[:, i] for i in range(5)))
         D = np.stack([np.stack([jxx, jxy], -1), np.stack([jxy, jyy], -1)], -2)
         A = A @ D
     return A @ J

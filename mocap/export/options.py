@@ -1,0 +1,41 @@
+"""What the export stage writes: formats, joint names, units (the ``export`` section of the config tree)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mocap._checks import check_choice
+from mocap.export.axes import UNIT_SCALE
+from mocap.export.bvh import ROTATION_ORDERS
+
+#: Every format :func:`mocap.export.export_tracks` writes.
+FORMATS = ("bvh", "fbx", "trc", "csv", "c3d")
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """Settings of the export stage."""
+
+    formats: tuple[str, ...] = ("bvh", "fbx")
+    """Files to write: any of bvh, fbx (solved skeletons), trc, csv, c3d (3D joints)."""
+    preset: str = "canonical"
+    """Joint naming in BVH/FBX: canonical, mixamo, unreal, unity."""
+    units: str | None = None
+    """Length unit for every format: m, cm or mm (None: cm for BVH/FBX, m for TRC/CSV, mm for C3D)."""
+    rotation_order: str = "ZXY"
+    """BVH rotation order (one for all joints)."""
+
+    def __post_init__(self):
+        from mocap.export.presets import PRESETS
+
+        formats = (self.formats,) if isinstance(self.formats, str) else tuple(self.formats)
+        formats = tuple(f.strip().lower() for part in formats for f in part.split(",") if f.strip())
+        if not formats:
+            raise ValueError(f"formats: none given; expected any of {', '.join(FORMATS)}")
+        for f in formats:
+            check_choice(f, FORMATS, "formats")
+        object.__setattr__(self, "formats", tuple(dict.fromkeys(formats)))
+        check_choice(self.preset, PRESETS, "preset")
+        if self.units is not None:
+            check_choice(self.units, UNIT_SCALE, "units")
+        check_choice(self.rotation_order, ROTATION_ORDERS, "rotation_order")
