@@ -10,6 +10,8 @@
     smooth         Kalman/RTS smoothing
     skeleton       the skeleton solve
     export         formats, joint names, units
+    record         capture queue, disk reserve, codec, software trigger (``mocap record``)
+    sync           offsets of footage recorded without sync (``mocap sync``)
 
 A YAML file holds any subset of the tree (``--config FILE``); unknown keys are rejected with
 their path and the allowed names, values are checked by each section's own ``__post_init__``.
@@ -33,6 +35,7 @@ from mocap.errors import MocapError
 from mocap.detect.pipeline import DetectConfig
 from mocap.export.options import ExportConfig
 from mocap.match.epipolar import AssociationConfig
+from mocap.record.options import RecordConfig, SyncConfig
 from mocap.skeleton.solve import SolveConfig
 from mocap.track.linking import LinkConfig
 from mocap.track.smoothing import SmoothConfig
@@ -62,6 +65,10 @@ class ProcessConfig:
     """Fixed bone lengths and joint rotations for BVH/FBX."""
     export: ExportConfig = field(default_factory=ExportConfig)
     """Animation and point files."""
+    record: RecordConfig = field(default_factory=RecordConfig)
+    """Capturing a take from several cameras."""
+    sync: SyncConfig = field(default_factory=SyncConfig)
+    """Time offsets of cameras recorded without sync, from the performers' motion."""
 
     def __post_init__(self):
         if not self.fps > 0:
@@ -216,9 +223,21 @@ def override(config: ProcessConfig, values: dict) -> ProcessConfig:
     return from_dict(ProcessConfig, data)
 
 
+class _Dumper(yaml.SafeDumper):
+    """Sections as indented blocks, lists of values on one line."""
+
+
+_Dumper.add_representer(list, lambda dumper, data: dumper.represent_sequence(
+    "tag:yaml.org,2002:seq", data, flow_style=True))
+
+
+def _yaml(data: dict) -> str:
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
+
+
 def dump(config) -> str:
     """The tree as YAML text."""
-    return yaml.safe_dump(to_dict(config), sort_keys=False, default_flow_style=None)
+    return _yaml(to_dict(config))
 
 
 def write_resolved(out_dir: str | os.PathLike, config: ProcessConfig, stage: str, inputs: dict,
@@ -231,5 +250,5 @@ def write_resolved(out_dir: str | os.PathLike, config: ProcessConfig, stage: str
     record = {"mocap_version": __version__, "stage": stage,
               "inputs": {k: str(v) if isinstance(v, os.PathLike) else v for k, v in inputs.items()},
               "config": to_dict(config), **(extra or {})}
-    text = yaml.safe_dump(record, sort_keys=False, default_flow_style=None)
+    text = _yaml(record)
     return atomic_write(Path(out_dir) / "config.yaml", lambda tmp: Path(tmp).write_text(text))
