@@ -7,7 +7,8 @@
     match          cross-view matching (epipolar)
     link           identities over time
     triangulate    method and thresholds
-    smooth         Kalman/RTS smoothing
+    smooth         Kalman/RTS smoothing of the triangulated 3D
+    track          which filter follows each person's joints over time (UKF on the 2D, Kalman, off)
     skeleton       the skeleton solve
     export         formats, joint names, units
     record         capture queue, disk reserve, codec, software trigger (``mocap record``)
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import textwrap
 import types
 import typing
 from dataclasses import dataclass, field
@@ -32,11 +34,13 @@ from pathlib import Path
 import yaml
 
 from mocap.errors import MocapError
+from mocap.text import plain_text
 from mocap.detect.pipeline import DetectConfig
 from mocap.export.options import ExportConfig
 from mocap.match.epipolar import AssociationConfig
 from mocap.record.options import RecordConfig, SyncConfig
 from mocap.skeleton.solve import SolveConfig
+from mocap.track.filter_people import TrackConfig
 from mocap.track.linking import LinkConfig
 from mocap.track.smoothing import SmoothConfig
 from mocap.triangulation.people import TriangulateConfig
@@ -61,6 +65,8 @@ class ProcessConfig:
     """3D joints per person."""
     smooth: SmoothConfig = field(default_factory=SmoothConfig)
     """Kalman/RTS smoothing of the 3D joints."""
+    track: TrackConfig = field(default_factory=TrackConfig)
+    """Which filter follows each person's joints: UKF on the 2D keypoints, the Kalman smoother, off."""
     skeleton: SolveConfig = field(default_factory=SolveConfig)
     """Fixed bone lengths and joint rotations for BVH/FBX."""
     export: ExportConfig = field(default_factory=ExportConfig)
@@ -235,8 +241,46 @@ def _yaml(data: dict) -> str:
     return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
 
 
-def dump(config) -> str:
-    """The tree as YAML text."""
+def field_docs(cls) -> dict[str, str]:
+    """``{field: the docstring under it}`` of a settings dataclass, as plain text (read from its
+    source: a field's docstring is not kept at run time)."""
+    import ast
+    import inspect
+
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError):
+        return {}
+    body = tree.body[0].body
+    docs = {}
+    for node, after in zip(body, body[1:]):
+        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(after, ast.Expr)
+                and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str)):
+            docs[node.target.id] = plain_text(" ".join(after.value.value.split()))
+    return docs
+
+
+def _commented(node, indent: int = 0) -> list[str]:
+    docs = field_docs(type(node))
+    lines = []
+    for f in dataclasses.fields(node):
+        if not f.init:
+            continue
+        value, pad = getattr(node, f.name), "  " * indent
+        if f.name in docs:
+            lines += [f"{pad}# {line}" for line in textwrap.wrap(docs[f.name], 96 - len(pad))]
+        if dataclasses.is_dataclass(value):
+            lines += [f"{pad}{f.name}:"] + _commented(value, indent + 1)
+        else:
+            lines.append(pad + _yaml({f.name: to_dict(value) if dataclasses.is_dataclass(value) else
+                                      list(value) if isinstance(value, tuple) else value}).rstrip("\n"))
+    return lines
+
+
+def dump(config, comments: bool = False) -> str:
+    """The tree as YAML text; with ``comments``, each field's documentation above it."""
+    if comments:
+        return "\n".join(_commented(config)) + "\n"
     return _yaml(to_dict(config))
 
 

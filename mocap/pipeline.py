@@ -27,7 +27,8 @@ from mocap.io.keypoints import Keypoints2D
 from mocap.io.tracks import Tracks, save_tracks
 from mocap.skeleton.joints import add_derived_joints
 from mocap.track.people import people_views
-from mocap.track.smoothing import smooth_people
+from mocap.track.affinity import temporal_people_views
+from mocap.track.filter_people import follow_people
 from mocap.triangulation.people import most_confident_person, triangulate_people
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ def reconstruct(keypoints: Keypoints2D, rig: Rig, config: ProcessConfig | None =
     Args:
         keypoints: ``data (T, C, P, J, 3)``, cameras in ``rig`` order (``align_to_rig``).
         rig: the calibration (world Z up, metres).
-        config: the ``match``, ``link``, ``triangulate`` and ``smooth`` sections are used;
+        config: the ``match``, ``link``, ``triangulate``, ``smooth`` and ``track`` sections are used;
             defaults if None.
         fps: frame rate; default ``keypoints.fps``, else ``config.fps``.
 
@@ -73,7 +74,8 @@ def reconstruct(keypoints: Keypoints2D, rig: Rig, config: ProcessConfig | None =
         raise ValueError(f"fps: expected a positive frame rate, got {fps}")
     _check_aligned(keypoints, rig)
     if config.match.multi_person:
-        person = people_views(keypoints, rig, fps, config.match, config.triangulate, config.link)  # (T, P, C, J, 3)
+        views = temporal_people_views if config.track.identities == "images" else people_views
+        person = views(keypoints, rig, fps, config.match, config.triangulate, config.link)  # (T, P, C, J, 3)
         if person.shape[1] == 0:
             raise ValueError("keypoints: no person is seen by two cameras in any frame; check that the videos "
                              "overlap in time and that the calibration belongs to these cameras")
@@ -82,11 +84,8 @@ def reconstruct(keypoints: Keypoints2D, rig: Rig, config: ProcessConfig | None =
     tri = triangulate_people(rig, person, keypoints.joint_names, config.triangulate, temporal=True)
     conf = np.nan_to_num(np.moveaxis(person[..., 2], -2, -1))  # (T, P, J, C)
     used_conf = np.where(tri.inliers, conf, 0.0).sum(-1) / np.maximum(tri.inliers.sum(-1), 1)
-    points = tri.points
-    if config.smooth.enabled:
-        points = smooth_people(rig, tri, person, fps, config.smooth, config.triangulate.min_confidence)
-        filled = np.isfinite(points).all(-1) & ~np.isfinite(tri.points).all(-1)
-        log.info("smoothing: %d joint positions filled in short gaps", int(filled.sum()))
+    points = follow_people(rig, tri, person, fps, config.track, config.smooth, config.triangulate.min_confidence,
+                           keypoints.joint_names)
     stacked = np.concatenate([points, used_conf[..., None]], axis=-1)  # (T, P, J, 4)
     stacked, names = add_derived_joints(stacked, keypoints.joint_names)
     positions, confidence = stacked[..., :3], np.nan_to_num(stacked[..., 3])
@@ -132,7 +131,9 @@ def process_session(session: str | os.PathLike, calibration: str | os.PathLike, 
     Writes ``DIR/keypoints2d/<cam>.npz`` (resumable; reused only for the same video and
     settings), ``DIR/tracks.npz``, ``DIR/export/*``, ``DIR/report.md`` + ``report.yaml``
     (:mod:`mocap.report`) and ``DIR/config.yaml`` (resolved settings, inputs, version, time per
-    stage). Inputs are checked before any detection (:func:`check_process_inputs`).
+    stage). Inputs are checked before any detection (:func:`check_process_inputs`). Before
+    matching, the cameras are put on one timeline when the session holds a recorded take's
+    ``sync_report.yaml`` or a ``sync.yaml`` (:func:`mocap.record.resample.session_timeline`).
 
     Args:
         session: folder with ``videos/<cam>.mp4`` (Pose2Sim's ``videos/camNN.mp4`` as is).
@@ -144,6 +145,7 @@ def process_session(session: str | os.PathLike, calibration: str | os.PathLike, 
     from mocap.detect import detect_session
     from mocap.export import export_tracks
     from mocap.io.openpose import align_to_rig
+    from mocap.record.resample import session_timeline
     from mocap.report import load_export_summary, run_report, write_run_report
 
     config = config or ProcessConfig()
@@ -159,13 +161,13 @@ def process_session(session: str | os.PathLike, calibration: str | os.PathLike, 
     log.info("detect: %d frames x %d cameras in %.1f s", keypoints.data.shape[0], keypoints.data.shape[1], timings["detect"])
 
     t0 = time.perf_counter()
-    keypoints = align_to_rig(keypoints, rig)
+    keypoints = session_timeline(align_to_rig(keypoints, rig), session)
     tracks = reconstruct(keypoints, rig, config)
     tracks_path = save_tracks(tracks, out / "tracks.npz")
     timings["reconstruct"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    paths = export_tracks(tracks, out / "export", config.export.formats, preset=config.export.preset,
+    paths = export_tracks(tracks, out / "export", config.export.formats, rig=config.export.rig,
                           units=config.export.units, rotation_order=config.export.rotation_order,
                           solve_config=config.skeleton)
     timings["export"] = time.perf_counter() - t0

@@ -52,7 +52,8 @@ def test_unknown_export_format(shared, capsys, tmp_path):
 
 def test_unknown_preset(shared, capsys, tmp_path):
     _fails_fast(capsys, _process(TRIAL, tmp_path / "o", "--preset", "daz"), "--preset", "'daz'", "mixamo")
-    _fails_fast(capsys, _process(TRIAL, tmp_path / "o", "--set", "export.preset=daz"), "preset", "'daz'")
+    _fails_fast(capsys, _process(TRIAL, tmp_path / "o", "--rig", "daz"), "--rig", "'daz'", "ue5")
+    _fails_fast(capsys, _process(TRIAL, tmp_path / "o", "--set", "export.rig=daz"), "rig", "'daz'")
 
 
 def test_unknown_setting(shared, capsys, tmp_path):

@@ -208,7 +208,7 @@ def test_lost_track_is_found_again_when_the_detector_misses_it(real_models, firs
     assert np.isfinite(first.scores).tolist() == [True]
     blank = tracker.step(np.full_like(first_frames[1], 128))
     assert not np.isfinite(blank.scores).any()  # nobody in a grey frame: the track is lost
-    model.detect = lambda frame: (np.zeros((0, 4)), np.zeros(0))  # the detector misses the person
+    model.detect = lambda frame, rotation=None: (np.zeros((0, 4)), np.zeros(0))  # the detector misses the person
     again = [tracker.step(f) for f in first_frames[2:4]]
     if lost_track_frames:
         assert [np.isfinite(r.scores).tolist() for r in again] == [[True], [True]]

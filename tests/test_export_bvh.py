@@ -1,4 +1,4 @@
-"""BVH export: layout, units, presets, round trips through three readers (ours, bvhio, Blender).
+"""BVH export: layout, units, target rigs, round trips through three readers (ours, bvhio, Blender).
 
 Ground truth is our own forward kinematics of the exported animation (world, Z up, metres).
 """
@@ -17,7 +17,7 @@ from mocap.errors import MocapError
 from mocap.export import export_tracks
 from mocap.export.axes import points_yup_to_world, rotmat_world_to_yup
 from mocap.export.bvh import format_bvh, write_bvh
-from mocap.export.presets import PRESETS, preset_joint_names
+from mocap.export.rigs import retarget
 from mocap.skeleton.animation import SkeletonAnimation, forward_kinematics
 from mocap.skeleton.joints import BODY_25B
 from mocap.skeleton.solve import solve_skeleton
@@ -81,13 +81,14 @@ def test_round_trip_through_our_reader(solved, tmp_path):
 
 def test_round_trip_through_bvhio(solved, tmp_path):
     bvhio = require_module("bvhio")
-    path = write_bvh(solved, tmp_path / "a.bvh", units="m", preset="mixamo")
+    mixamo = retarget(solved, "mixamo")
+    path = write_bvh(mixamo, tmp_path / "a.bvh", units="m")
     root = bvhio.readAsHierarchy(str(path))
     joints = {j.Name: j for j, _, _ in root.layout()}
-    names = preset_joint_names(solved.joint_names, "mixamo")
-    fk, _ = forward_kinematics(solved)
+    names = mixamo.joint_names
+    fk, _ = forward_kinematics(mixamo)
     err = 0.0
-    for t in range(solved.num_frames):
+    for t in range(mixamo.num_frames):
         root.loadPose(t)
         got = np.array([np.array(joints[n].PositionWorld) for n in names])
         err = max(err, np.abs(points_yup_to_world(got, "m") - fk[t]).max())
@@ -114,20 +115,19 @@ def test_units_scale_offsets_and_root(solved):
     assert names[1] == "left_hip"
 
 
-@pytest.mark.parametrize("preset", ["mixamo", "unreal", "unity"])
-def test_presets_name_every_joint_uniquely(solved, preset):
-    names = preset_joint_names(solved.joint_names, preset)
+@pytest.mark.parametrize("rig", ["mixamo", "ue5", "unity"])
+def test_rigs_name_every_joint_uniquely(solved, rig):
+    names = retarget(solved, rig).joint_names
     assert len(set(names)) == len(names) and names != solved.joint_names
-    text = format_bvh(solved, preset=preset)
-    expected = {"mixamo": ("Hips", "LeftUpLeg", "LeftForeArm", "Spine"), "unreal": ("pelvis", "thigh_l", "lowerarm_r", "spine_01"),
-                "unity": ("Hips", "LeftUpperLeg", "RightLowerArm", "LeftToes")}[preset]
+    text = format_bvh(retarget(solved, rig))
+    expected = {"mixamo": ("mixamorig:Hips", "mixamorig:LeftUpLeg", "mixamorig:LeftForeArm", "mixamorig:Spine2"),
+                "ue5": ("pelvis", "thigh_l", "lowerarm_r", "spine_05"),
+                "unity": ("Hips", "LeftUpperLeg", "RightLowerArm", "UpperChest")}[rig]
     for name in expected:
         assert f"JOINT {name}\n" in text or f"ROOT {name}\n" in text
 
 
-def test_unknown_preset_and_units_are_rejected(solved):
-    with pytest.raises(ValueError, match="preset: unknown value 'maya'"):
-        format_bvh(solved, preset="maya")
+def test_unknown_units_are_rejected(solved):
     with pytest.raises(ValueError, match="units: unknown value 'inch'"):
         format_bvh(solved, units="inch")
 
@@ -177,7 +177,7 @@ def _two_people(points, names, fps):
 
 def test_two_people_export_two_bvh_and_one_fbx(cmu_clip, tmp_path):
     tracks = _two_people(*cmu_clip)
-    paths = export_tracks(tracks, tmp_path, "bvh,fbx", preset="mixamo")
+    paths = export_tracks(tracks, tmp_path, "bvh,fbx", rig="mixamo")
     names = sorted(p.name for p in paths)
     assert names == ["export.json", "person_3.bvh", "person_8.bvh", "tracks.fbx"]
     report = json.loads((tmp_path / "export.json").read_text())
@@ -200,20 +200,20 @@ def test_bad_people_are_skipped_and_all_bad_is_an_error(cmu_clip, tmp_path, capl
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("preset", ["canonical", "mixamo"])
-def test_blender_import_matches_our_positions(cmu_clip, tmp_path, preset, blender):
+@pytest.mark.parametrize("rig", ["canonical", "mixamo"])
+def test_blender_import_matches_our_positions(cmu_clip, tmp_path, rig, blender):
     points, names, fps = cmu_clip
-    anim = solve_skeleton(points, names, fps, name="person_1").animation
-    path = write_bvh(anim, tmp_path / "clip.bvh", preset=preset, units="cm")
+    anim = retarget(solve_skeleton(points, names, fps, name="person_1").animation, rig)
+    path = write_bvh(anim, tmp_path / "clip.bvh", units="cm")
     out = tmp_path / "blender.json"
     subprocess.run([blender, "-b", "--factory-startup", "--python", str(HERE / "importers" / "blender_bvh_positions.py"),
                     "--", str(path), str(out), "0.01"], check=True, capture_output=True, timeout=300)
     got = json.loads(out.read_text())
     positions = np.array(got["positions"])
-    order = [got["names"].index(n) for n in preset_joint_names(anim.joint_names, preset)]
+    order = [got["names"].index(n) for n in anim.joint_names]
     fk, _ = forward_kinematics(anim)
     assert positions.shape == (anim.num_frames, len(anim.joint_names), 3)
     err = np.linalg.norm(positions[:, order] - fk, axis=-1)
-    print(f"Blender BVH import ({preset}, {anim.num_frames} frames): max {err.max() * 1e3:.4f} mm, mean {err.mean() * 1e3:.4f} mm")
+    print(f"Blender BVH import ({rig}, {anim.num_frames} frames): max {err.max() * 1e3:.4f} mm, mean {err.mean() * 1e3:.4f} mm")
     assert err.max() <= 1e-6  # README: within 0.001 mm; measured 0.0008 mm (Blender computes in float32)
     assert got["fps"] == pytest.approx(fps, rel=1e-3)

@@ -1,8 +1,14 @@
-"""2D detection speed: person-views per second, detector-every-frame vs tracking, peak memory.
+"""2D detection speed: person-views per second, detector-every-frame vs tracking, peak memory;
+with ``--photos``, people found in the shared multi-person photos.
 
 Runs BlazePose on the real Pose2Sim balancing trial (``../shared/data``), or on the cached demo
 session when the shared data is absent. A person-view is one person found in one camera frame;
 the time includes video decoding, cropping, both models and the appearance descriptor.
+
+``--photos``: the 12 photos of ``images_2d/mmpose_testdata`` (COCO, CrowdPose, OCHuman,
+PoseTrack; 35 people), each detected on its own (:func:`mocap.detect.proposals.detect_people`),
+scored per set by :mod:`mocap.detect.photos`: people found at OKS >= 0.5 over the 12 limb
+keypoints, mean OKS of those found, extra detections per photo, ms per photo.
 """
 
 from __future__ import annotations
@@ -21,8 +27,12 @@ TRIAL = "sessions/pose2sim_demo/S00_P00_SingleParticipant/S00_P00_T01_BalancingT
 
 def add_arguments(parser) -> None:
     parser.add_argument("--session", type=Path, default=None, help="session folder (default: the Pose2Sim balancing trial)")
-    parser.add_argument("--cameras", type=int, default=4, help="how many cameras to run")
+    parser.add_argument("--cameras", type=int, default=4, help="how many cameras to run (0: no speed table, with --photos)")
     parser.add_argument("--frames", type=int, default=100, help="frames per camera")
+    parser.add_argument("--photos", action="store_true",
+                        help="also score the shared multi-person photos (people found at OKS >= 0.5, mean OKS, extras)")
+    parser.add_argument("--faces", action="store_true",
+                        help="with --photos: add the full-range face detector's proposals (fetches it)")
     parser.add_argument("--threads", type=int, default=1,
                         help="LiteRT threads per model (1, the library default, is the most efficient per core; "
                              "use `mocap detect --workers 2` to fill 2 cores)")
@@ -65,6 +75,8 @@ def run(args) -> dict:
     from mocap.detect.blazepose import BlazePoseConfig
     from mocap.detect import session_videos
 
+    if args.cameras <= 0:
+        return dict(photos=run_photos(faces=args.faces, threads=args.threads)) if args.photos else {}
     videos = list(session_videos(_session(args)).values())[: args.cameras]
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     results = {}
@@ -79,4 +91,51 @@ def run(args) -> dict:
     load = os.getloadavg()[0]
     print(f"peak resident memory {peak_mb:.0f} MB (at start {rss0 / 1024:.0f} MB); threads {args.threads}; "
           f"load average {load:.1f} on {os.cpu_count()} cores (wall figures are pessimistic when it exceeds them)")
-    return dict(modes=results, peak_rss_mb=peak_mb, threads=args.threads, cameras=len(videos), load_average=load)
+    out = dict(modes=results, peak_rss_mb=peak_mb, threads=args.threads, cameras=len(videos), load_average=load)
+    if args.photos:
+        out["photos"] = run_photos(faces=args.faces, threads=args.threads)
+    return out
+
+
+def run_photos(faces: bool = False, threads: int = 1) -> dict:
+    """Score :func:`~mocap.detect.proposals.detect_people` on the shared photo sets; prints a table."""
+    import cv2
+
+    from mocap.detect.blazepose import BlazePose, BlazePoseConfig
+    from mocap.detect.photos import BLAZEPOSE_LIMBS, load_photos, score_photo
+    from mocap.detect.proposals import FaceDetector, detect_people
+
+    model = BlazePose(BlazePoseConfig(num_threads=threads))
+    face = None
+    if faces:
+        from mocap.detect.models import fetch_models
+
+        face = FaceDetector(fetch_models(optional=True)["face_detection_full_range"], threads)
+    per_set: dict[str, dict] = {}
+    for photo in load_photos(shared_data_dir() / "images_2d" / "mmpose_testdata"):
+        image = cv2.imread(str(photo.path))
+        t0 = time.perf_counter()
+        found = detect_people(model, image, faces=face)
+        ms = 1000 * (time.perf_counter() - t0)
+        s = score_photo(photo, found["keypoints"][:, BLAZEPOSE_LIMBS, :2])
+        row = per_set.setdefault(photo.set_name, dict(photos=0, people=0, found=0, extra=0, oks=[], ms=0.0))
+        row["photos"] += 1
+        row["people"] += s.people
+        row["found"] += s.found
+        row["extra"] += s.extra
+        row["oks"] += s.found_oks.tolist()
+        row["ms"] += ms
+    total = dict(photos=0, people=0, found=0, extra=0, oks=[], ms=0.0)
+    for row in per_set.values():
+        for k in total:
+            total[k] += row[k]
+    print(f"\n{'photo set':<10} {'photos':>6} {'people':>6} {'found':>9} {'mean OKS':>8} {'extra/photo':>11} {'ms/photo':>8}")
+    table = {}
+    for name, row in list(per_set.items()) + [("all", total)]:
+        r = dict(photos=row["photos"], people=row["people"], found=row["found"], found_share=row["found"] / max(row["people"], 1),
+                 mean_oks=float(np.mean(row["oks"])) if row["oks"] else float("nan"),
+                 extra_per_photo=row["extra"] / row["photos"], ms_per_photo=row["ms"] / row["photos"])
+        table[name] = r
+        print(f"{name:<10} {r['photos']:>6} {r['people']:>6} {r['found']:>3} ({r['found_share']:>3.0%}) {r['mean_oks']:>8.3f} "
+              f"{r['extra_per_photo']:>11.2f} {r['ms_per_photo']:>8.0f}")
+    return table

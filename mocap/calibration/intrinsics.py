@@ -46,6 +46,8 @@ class IntrinsicsResult:
     rejected: dict = field(default_factory=dict)
     ok: bool = True
     message: str = ""
+    sd: np.ndarray | None = None
+    """``(4,)`` standard deviations of fx, fy, cx, cy (pixels) from the fit's covariance, or None."""
 
     def __bool__(self) -> bool:
         return self.ok
@@ -116,9 +118,9 @@ def _fit(det: Detections, board: Board, frames: np.ndarray, flags: int, K0=None,
     crit = (cv2.TERM_CRITERIA_COUNT + cv2.TERM_CRITERIA_EPS, 100, 1e-10)
     K0 = None if K0 is None else np.array(K0, np.float64)
     dist0 = None if dist0 is None else np.array(dist0, np.float64)
-    rms, K, dist, _, _, _, _, per_view = cv2.calibrateCameraExtended(
+    rms, K, dist, _, _, sd, _, per_view = cv2.calibrateCameraExtended(
         objs, imgs, det.image_size, K0, dist0, flags=flags, criteria=crit)
-    return rms, K, dist.ravel()[:5], per_view.ravel()
+    return rms, K, dist.ravel()[:5], per_view.ravel(), sd.ravel()[:4]
 
 
 def calibrate_intrinsics(det: Detections, board: Board, max_frames: int = 40, reject_factor: float = 3.0,
@@ -152,11 +154,12 @@ def calibrate_intrinsics(det: Detections, board: Board, max_frames: int = 40, re
     flags = 0
     if board.n_corners * len(frames) < 60:  # too little data for k3 and tangential terms
         flags = cv2.CALIB_FIX_K3 | cv2.CALIB_ZERO_TANGENT_DIST
-    for _ in range(max_rounds):
-        rms, K, dist, per_view = _fit(det, board, frames, flags)
+    for round_ in range(max_rounds):
+        rms, K, dist, per_view, sd = _fit(det, board, frames, flags)
         limit = max(reject_factor * float(np.median(per_view)), reject_min_px)
         bad = per_view > limit
-        if not bad.any() or len(frames) - bad.sum() < min_frames:
+        # the last round's fit is the result: frames rejected after it would not match per_view
+        if not bad.any() or len(frames) - bad.sum() < min_frames or round_ == max_rounds - 1:
             break
         for t, e in zip(frames[bad], per_view[bad]):
             rejected[int(t)] = f"RMS {e:.2f} px > {limit:.2f} px"
@@ -168,4 +171,4 @@ def calibrate_intrinsics(det: Detections, board: Board, max_frames: int = 40, re
     frame_rms = np.full(T, np.nan)
     frame_rms[frames] = per_view
     return IntrinsicsResult(det.camera, det.image_size, K, dist, float(rms), used, frame_rms, rejected, True,
-                            f"camera {det.camera}: {len(frames)} frames, RMS {rms:.3f} px, fx {K[0, 0]:.1f}")
+                            f"camera {det.camera}: {len(frames)} frames, RMS {rms:.3f} px, fx {K[0, 0]:.1f}", sd)

@@ -46,6 +46,7 @@ READ_FORMATS = {"yaml": (".yaml", ".yml"), "toml": (".toml",), "qca": (".qca.txt
 WRITE_FORMATS = {"yaml": (".yaml", ".yml"), "toml": (".toml",)}
 
 _UNITS = {"m": 1.0, "cm": 0.01, "mm": 0.001}
+INTRINSICS_KIND = "intrinsics"  # ``kind:`` of an intrinsics file (see :func:`save_intrinsics`)
 
 
 def load_calibration(path: str | os.PathLike) -> Rig:
@@ -151,6 +152,9 @@ def _read_yaml(path: Path, text: str) -> Rig:
     if not isinstance(doc, dict) or "cameras" not in doc:
         raise CalibrationError(f"{path}: missing field 'cameras'; expected a mapping camera name -> "
                                "{size, K, dist, R, t}")
+    if doc.get("kind") == INTRINSICS_KIND:
+        raise CalibrationError(f"{path}: an intrinsics file (lenses only, no camera poses); pass it to "
+                               "`mocap calibrate extrinsics --intrinsics` to get a calibration")
     world = doc.get("world") or {}
     if not isinstance(world, dict):
         raise CalibrationError(f"{path}: field 'world': expected a mapping like {{up: z, units: m}}")
@@ -215,3 +219,58 @@ def rig_to_yaml(rig: Rig) -> str:
         if cam.rms_px is not None:
             lines.append(f"    rms_px: {fmt_float(cam.rms_px, yaml=True)}")
     return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# intrinsics.yaml: lenses only, each camera calibrated on its own
+# --------------------------------------------------------------------------------------------
+
+def intrinsics_to_yaml(cameras, notes: dict[str, str] | None = None) -> str:
+    """The text of ``intrinsics.yaml``: ``kind: intrinsics`` and per camera ``size, K, dist, rms_px``."""
+    lines = ["# mocap intrinsics: OpenCV camera model per camera, no poses; dist = k1 k2 p1 p2 k3,",
+             "# size = width height in pixels. Use: mocap calibrate extrinsics --intrinsics THIS_FILE ...",
+             f"kind: {INTRINSICS_KIND}", "cameras:"]
+    for cam in cameras:
+        lines += [f"  {_yaml_key(cam.name)}:", f"    size: [{cam.size[0]}, {cam.size[1]}]",
+                  f"    K: {fmt_matrix(cam.K, yaml=True)}", f"    dist: {fmt_list(cam.dist, yaml=True)}"]
+        if cam.rms_px is not None:
+            lines.append(f"    rms_px: {fmt_float(cam.rms_px, yaml=True)}")
+        if notes and cam.name in notes:
+            lines.append(f"    # {notes[cam.name]}")
+    return "\n".join(lines) + "\n"
+
+
+def save_intrinsics(cameras, path: str | os.PathLike, notes: dict[str, str] | None = None) -> Path:
+    """Write ``intrinsics.yaml`` for ``cameras`` (an iterable of :class:`~mocap.geometry.Camera`, poses ignored)."""
+    text = intrinsics_to_yaml(list(cameras), notes)
+    return atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def load_intrinsics(path: str | os.PathLike) -> dict:
+    """Lenses per camera from ``intrinsics.yaml`` or any calibration file: ``{name: Camera}``.
+
+    Cameras read from an intrinsics file have ``R = I`` and ``t = 0`` (no pose).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"intrinsics file not found: {path}")
+    text = path.read_text(encoding="utf-8", errors="replace")
+    doc = None
+    if _format_from_suffix(path, {"yaml": (".yaml", ".yml")}):
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError:
+            doc = None
+    if not (isinstance(doc, dict) and doc.get("kind") == INTRINSICS_KIND):
+        return {c.name: c for c in load_calibration(path)}
+    cams = doc.get("cameras")
+    if not isinstance(cams, dict) or not cams:
+        raise CalibrationError(f"{path}: field 'cameras': expected a non-empty mapping camera name -> size, K, dist")
+    out = {}
+    for name, entry in cams.items():
+        name = str(name)
+        if not isinstance(entry, dict) or not {"size", "K"} <= set(entry):
+            raise CalibrationError(f"{path}: camera {name}: expected a mapping with size, K, dist")
+        out[name] = make_camera(path, name, size=entry["size"], K=entry["K"], dist=entry.get("dist", [0.0] * 5),
+                                R=np.eye(3), t=np.zeros(3), rms_px=entry.get("rms_px"))
+    return out

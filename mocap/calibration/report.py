@@ -135,6 +135,12 @@ def format_report(report: dict) -> str:
     ba = report.get("bundle", {})
     lines += ["", f"Bundle adjustment: {ba.get('observations_used', 0)} of {ba.get('observations', 0)} corner observations "
               f"kept, RMS {_f(ba.get('rms_px'))} px, {ba.get('message', '')}", ""]
+    if report.get("failed"):
+        lines += ["## Failed: not trusted, not written under the output name", ""]
+        lines += [f"- {r}" for reasons in report["failed"].values() for r in reasons] + [""]
+    lenses = {n: c["lens"] for n, c in report["cameras"].items() if c.get("lens")}
+    if lenses:
+        lines += ["## Lenses", ""] + [f"- {n}: {v}" for n, v in lenses.items()] + [""]
     if report.get("messages"):
         lines += ["## Problems found", ""] + [f"- {m}" for m in report["messages"]]
     lines.append(f"\nWorld frame: {report.get('world', '')}")

@@ -95,6 +95,9 @@ class RigCalibrationResult:
     messages: list
     report: dict
     coverage: dict = field(default_factory=dict)
+    failed: dict = field(default_factory=dict)
+    """``{camera: [reason, ...]}`` for solved cameras whose result is not plausible (the key ``"rig"``
+    for the rig-wide square length check); see :mod:`mocap.calibration.checks`."""
 
     def __bool__(self) -> bool:
         return self.rig is not None
@@ -194,12 +197,55 @@ def calibrate_rig_from_detections(detections: dict[str, Detections], board: Boar
     report = build_report(board, names, dets, intr, solved_idx, cam_rms, ba, obs, init, sq, messages, world_desc, K,
                           len(names))
     report["config"] = asdict(config)  # the resolved options, written with the report
+    failed = _plausibility(detections, board, intr, initial_intrinsics, solved_idx, cam_rms, ba, obs, init, sq, report,
+                           xy, T)
     coverage = {names[c]: coverage_image(xy[c], dets[c].image_size, np.isfinite(T[c, :, 0, 0]))
                 for c in range(len(names))}
     for m in messages:
         log.warning(m)
     return RigCalibrationResult(rig, intr, ba, world_from_board, frame_ids, [names[c] for c in solved_idx], unsolved,
-                                messages, report, coverage)
+                                messages, report, coverage, failed)
+
+
+def _plausibility(detections, board, intr, initial_intrinsics, solved_idx, cam_rms, ba, obs, init, sq,
+                  report, xy, T) -> dict[str, list[str]]:
+    """Which solved cameras cannot be trusted, and why (:mod:`mocap.calibration.checks`); notes in
+    ``report["cameras"][name]`` how each lens was obtained and whether the camera failed. ``xy``
+    ``(C, F, N, 2)`` and ``T`` ``(C, F, 4, 4)`` are the views and their board poses (step 2)."""
+    from mocap.calibration.checks import intrinsic_problems, pair_problems, rig_problems, view_coverage
+
+    names = list(detections)
+    given = {normalize_camera_name(c) for c in (initial_intrinsics or {})}
+    failed: dict[str, list[str]] = pair_problems(names, init.shared, init.agree)
+    n_obs = np.bincount(obs.cam, minlength=len(solved_idx))
+    n_in = np.bincount(obs.cam, weights=ba.inlier.astype(float), minlength=len(solved_idx))
+    sub = [names[c] for c in solved_idx]
+    rms = dict(zip(sub, cam_rms.tolist()))
+    share = {n: float(n_in[s] / max(n_obs[s], 1)) for s, n in enumerate(sub)}
+    sq_mean = float(np.mean(sq)) / 1000.0 if len(sq) else np.nan
+    for n, r in rig_problems(sub, rms, share, sq_mean, board).items():
+        failed.setdefault(n, []).extend(r)
+    for s, c in enumerate(solved_idx):
+        n = names[c]
+        if normalize_camera_name(n) in given:
+            report["cameras"][n]["lens"] = "lens given (--intrinsics), held" if not report["config"].get(
+                "optimize_intrinsics") else "lens given (--intrinsics), refined by the bundle adjustment"
+            continue
+        size = detections[n].image_size
+        cov = view_coverage(xy[c], size, T[c])  # the board poses of step 2 (no new PnP)
+        report["cameras"][n]["coverage"] = cov
+        report["cameras"][n]["lens"] = (f"lens solved from its own {int(intr[n].used.sum())} views (the board reached "
+                                        f"{cov.get('image_share', 0):.0%} of the image, tilts spread "
+                                        f"{cov.get('tilt_spread_deg', 0):.0f}°), then refined with the shared views")
+        problems = (intrinsic_problems(n, intr[n].K, size, intr[n].rms_px, cov)
+                    + intrinsic_problems(n, ba.K[s], size, 0.0))
+        if problems:
+            failed.setdefault(n, []).extend(p for p in problems if p not in failed.get(n, []))
+    for n in names:
+        if n in report["cameras"]:
+            report["cameras"][n]["failed"] = failed.get(n, [])
+    report["failed"] = failed
+    return failed
 
 
 def _detection_messages(detections: dict[str, Detections]) -> list[str]:

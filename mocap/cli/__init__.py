@@ -11,11 +11,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import re
 import sys
 
 from mocap import __version__
 from mocap.errors import MocapError
+from mocap.text import plain_text
 
 EPILOG = """examples:
   mocap demo                      real 4-camera takes to BVH + FBX (downloads once)
@@ -29,7 +29,7 @@ take --config FILE and --set KEY=VALUE for any setting `mocap config print` show
 """
 
 #: Subcommand modules in the order ``mocap --help`` lists them.
-SUBCOMMANDS = ("calibrate", "detect", "reconstruct", "export", "process", "view", "config", "models", "demo", "bench")
+SUBCOMMANDS = ("calibrate", "record", "sync", "detect", "reconstruct", "export", "process", "view", "config", "models", "demo", "bench")
 
 
 class _Formatter(logging.Formatter):
@@ -44,15 +44,6 @@ class _Formatter(logging.Formatter):
         if record.levelno >= logging.WARNING:
             text = f"{record.levelname.lower()}: {text}"
         return f"[{record.name}] {text}" if self.verbose else text
-
-
-def plain_text(doc: str | None) -> str | None:
-    """A docstring for the terminal: reST roles and double backquotes removed
-    (``:func:`~mocap.x.f``` -> ``f``, ````DIR/x```` -> ``DIR/x``)."""
-    if not doc:
-        return doc
-    doc = re.sub(r":\w+:`~?([^`]+)`", lambda m: m.group(1).rsplit(".", 1)[-1], doc)
-    return doc.replace("``", "")
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -89,7 +89,8 @@ def add_detect_flags(p) -> None:
 
 
 def add_reconstruct_flags(p) -> None:
-    """Shortcuts into ``triangulate``, ``match``, ``link``, ``smooth``."""
+    """Shortcuts into ``triangulate``, ``match``, ``link``, ``smooth``, ``track``."""
+    from mocap.track.filter_people import MODES as TRACK_MODES
     from mocap.triangulation.people import METHODS
 
     config_flag(p, "--triangulation", "triangulate.method", "robust (default) or dlt", choices=list(METHODS))
@@ -108,6 +109,10 @@ def add_reconstruct_flags(p) -> None:
                 type=int)
     config_flag(p, "--no-smooth", "smooth.enabled", "keep the per-frame triangulation (no Kalman/RTS smoothing)",
                 value=False)
+    config_flag(p, "--tracking", "track.mode",
+                "ukf: unscented Kalman filter on every camera's 2D keypoints + RTS smoother; online: the same, "
+                "each frame final lag_frames later; kalman: Kalman/RTS smoother of the 3D; off: per-frame 3D",
+                choices=list(TRACK_MODES))
     config_flag(p, "--acceleration-sigma", "smooth.acceleration_sigma",
                 "smoothing: joint acceleration noise, m/s^2 (smaller smooths more)", type=float)
 
@@ -116,10 +121,13 @@ def add_export_flags(p) -> None:
     """Shortcuts into ``export``."""
     from mocap.export.bvh import ROTATION_ORDERS
     from mocap.export.options import FORMATS
-    from mocap.export.presets import PRESETS
+    from mocap.export.options import rig_from_preset
+    from mocap.export.rigs import RIGS
 
     config_flag(p, "--format", "export.formats", f"comma-separated, any of {','.join(FORMATS)}", type=comma_list)
-    config_flag(p, "--preset", "export.preset", "joint names for BVH/FBX", choices=list(PRESETS))
+    config_flag(p, "--rig", "export.rig", "target rig of BVH/FBX: its own bones, names and rest pose", choices=list(RIGS))
+    config_flag(p, "--preset", "export.rig", "former name of --rig (unreal = ue5)", type=rig_from_preset,
+                choices=list(RIGS))
     config_flag(p, "--units", "export.units", "length unit (default: cm for BVH/FBX, m for TRC/CSV, mm for C3D)",
                 choices=["m", "cm", "mm"])
     config_flag(p, "--rotation-order", "export.rotation_order", "BVH rotation order", choices=list(ROTATION_ORDERS))

@@ -1,4 +1,5 @@
-"""mocap config print [--config FILE] [--set KEY=VALUE]: the settings tree, resolved.
+"""mocap config print [--config FILE] [--set KEY=VALUE] [--no-comments]: the settings tree, resolved,
+each field with its documentation as a comment.
 
 Every stage reads the same tree (mocap/config.py): a YAML file given with --config may hold
 any part of it; unknown keys are rejected with their path. Every stage writes the tree it used
@@ -22,6 +23,7 @@ def register(sub) -> None:
     acts = p.add_subparsers(dest="config_action", metavar="ACTION", required=True)
     show = acts.add_parser("print", help="print the resolved settings as YAML", description=__doc__,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    show.add_argument("--no-comments", action="store_true", help="values only, without each field's documentation")
     add_config_options(show)
     show.set_defaults(func=_print)
 
@@ -29,5 +31,5 @@ def register(sub) -> None:
 def _print(args) -> int:
     from mocap.config import dump
 
-    print(dump(resolve_config(args)), end="")
+    print(dump(resolve_config(args), comments=not args.no_comments), end="")
     return 0

@@ -6,6 +6,13 @@ on each, draws the result back onto the videos (``overlay/``, as ``mocap view``)
 the animation went (``OUT/single/``, ``OUT/multi/``). When OpenPose
 keypoints of the single-person take are at hand (``../shared/data``), it also prints how far our
 3D lands from them when projected into each camera.
+
+``mocap demo record``: the whole studio flow without cameras. The single-performer take's four
+videos play as live file sources (--speed of real time, 3 ms timing jitter), ``mocap record``
+records them into OUT/record/session (videos, timestamps, sync report), the recording is
+processed end to end (its matched frame table puts the cameras on one timeline), ``mocap sync``
+measures the recording's offsets from the performer's motion, and the result is compared with
+processing the original videos: the distance between the two takes' joints.
 """
 
 from __future__ import annotations
@@ -20,7 +27,12 @@ log = logging.getLogger(__name__)
 def register(sub) -> None:
     p = sub.add_parser("demo", help="fetch a real 4-camera take and turn it into BVH + FBX",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("form", nargs="?", choices=["record"],
+                   help="record: play the take as live cameras, record, sync, process, compare with the originals")
     p.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
+    p.add_argument("--speed", type=float, default=0.1,
+                   help="record: play the videos at this fraction of real time, so that 4 x 1080x1920 @ 60 fps "
+                        "are decoded and encoded without drops on a small machine (default 0.1)")
     p.add_argument("--wheel", default=None, help="a local pose2sim wheel to take the demo from (offline)")
     p.add_argument("--workers", type=int, default=0, help="cameras detected in parallel (default 0: one per CPU core)")
     p.add_argument("--trial", default="both", choices=("single", "multi", "both"),
@@ -49,6 +61,8 @@ def _reference_keypoints(session: Path):
 
 
 def _run(args) -> int:
+    if args.form == "record":
+        return _run_record(args)
     import numpy as np
 
     from mocap.cli.process import print_result
@@ -94,4 +108,92 @@ def _run(args) -> int:
     bvh = [p for p in written if p.suffix == ".bvh"]
     fbx = [p for p in written if p.suffix == ".fbx"]
     print(f"\nDone. BVH: {', '.join(str(p.resolve()) for p in bvh)}\n      FBX: {', '.join(str(p.resolve()) for p in fbx)}")
+    return 0
+
+
+def _record_take(session: Path, out: Path, speed: float):
+    """Play ``session``'s videos as live file sources into ``out`` (a previous demo take there
+    is replaced: it is this command's own output)."""
+    import shutil
+
+    from mocap.cli.record import print_summary
+    from mocap.detect import session_videos
+    from mocap.record.session import record_session
+
+    if (out / "session.yaml").is_file():
+        shutil.rmtree(out)
+    rig = {"cameras": {cam: {"source": {"file": {"path": str(p), "jitter_ms": 3.0, "speed": speed}}}
+                       for cam, p in session_videos(session).items()}}
+    print(f"recording the 4 videos as live cameras ({speed:g} x real time, 3 ms jitter) into {out} ...")
+    result = record_session(rig, out)
+    print_summary(result)
+    if result.fault:
+        raise OSError(result.fault)
+    return result
+
+
+def _source_frames(take: Path):
+    """``(T,)`` the original video frame shown at each matched instant of the recording (the
+    cameras' median; -1 where none has a frame)."""
+    import numpy as np
+
+    from mocap.record.report import load_matched_frames, read_timestamps
+
+    table = load_matched_frames(take)
+    cols = []
+    for cam, col in table.items():
+        source = read_timestamps(take / "timestamps" / f"{cam}.csv")[:, 3]
+        cols.append(np.where(col >= 0, source[np.clip(col, 0, len(source) - 1)], np.nan))
+    with np.errstate(all="ignore"):
+        med = np.nanmedian(np.stack(cols, 1), axis=1) if cols else np.zeros(0)
+    return np.where(np.isfinite(med), np.round(med), -1).astype(np.int64)
+
+
+def _compare(recorded, original, source) -> dict:
+    """Distances (cm) between the two takes' joints, person 0, at the same original frame."""
+    import numpy as np
+
+    ok = (source >= 0) & (source < original.positions.shape[0])
+    ok[len(recorded.positions):] = False
+    a = recorded.positions[:len(source)][ok[:len(recorded.positions)], 0]
+    b = original.positions[source[ok], 0]
+    d = np.linalg.norm(a - b, axis=-1) * 100
+    d = d[np.isfinite(d)]
+    return {"frames": int(ok.sum()), "joints": int(d.size), "median_cm": float(np.median(d)), "p95_cm": float(np.percentile(d, 95)),
+            "max_cm": float(d.max()), "within_1cm": float((d <= 1.0).mean())}
+
+
+def _run_record(args) -> int:
+    from mocap.config import ProcessConfig, override
+    from mocap.demo_data import fetch_demo_sessions
+    from mocap.detect.models import ensure_models
+    from mocap.io.openpose import align_to_rig
+    from mocap.pipeline import load_keypoints, process_session
+    from mocap.record.resample import save_sync, session_timeline
+    from mocap.record.sync import estimate_offsets
+
+    print("fetching the demo session and the BlazePose model (cached after the first run)...")
+    session = fetch_demo_sessions(("single",), wheel=args.wheel)["single"]
+    ensure_models()
+    calibration = session / "calibration" / "Calib.qca.txt"
+    out = Path(args.out) / "record"
+    take = _record_take(session, out / "session", args.speed).session
+    config = override(ProcessConfig(), {"detect.workers": args.workers})
+    print("\nprocessing the recording (detect -> reconstruct -> export)...")
+    recorded = process_session(take, calibration, out / "recorded", config, progress=not args.quiet)
+    from mocap.calibration.io import load_calibration
+
+    rig = load_calibration(calibration)
+    kp = session_timeline(align_to_rig(load_keypoints(out / "recorded" / "keypoints2d"), rig), take)
+    sync = estimate_offsets(kp, rig, config.sync)
+    save_sync(sync.sync, out / "recorded" / "sync.yaml")
+    print("mocap sync on the recording (offsets to " + sync.sync.reference + ", frames): "
+          + ", ".join(f"{n} {o:+.2f}" for n, o in sync.sync.offsets.items()))
+    print("\nprocessing the original videos...")
+    original = process_session(session, calibration, out / "original", config, progress=not args.quiet)
+    cmp = _compare(recorded.tracks, original.tracks, _source_frames(take))
+    print(f"\nrecorded vs original videos, {cmp['frames']} frames, {cmp['joints']} joint positions: median "
+          f"{cmp['median_cm']:.2f} cm, 95th percentile {cmp['p95_cm']:.2f} cm, max {cmp['max_cm']:.2f} cm; "
+          f"{100 * cmp['within_1cm']:.1f} % within 1 cm")
+    print(f"recording: {take.resolve()}\nresults: {(out / 'recorded').resolve()}, {(out / 'original').resolve()}")
     return 0

@@ -1,13 +1,13 @@
 """mocap export: tracks.npz -> BVH / FBX (solved skeletons) and TRC / CSV / C3D (3D joints).
 
-    mocap export tracks.npz --format bvh,fbx --out DIR [--preset mixamo] [--units cm]
+    mocap export tracks.npz --format bvh,fbx --out DIR [--rig mixamo|ue5|unity] [--units cm]
 
 BVH: one file per person (person_<id>.bvh); FBX: one file with one armature per person;
 TRC and C3D: one file per person; CSV: one tidy file. DIR/export.json records each person's
 skeleton residual, DIR/config.yaml the settings.
 
 examples:
-  mocap export out/take01/tracks.npz --format bvh,fbx --out out/take01/export
+  mocap export out/take01/tracks.npz --format bvh,fbx --rig ue5 --out out/take01/export
   mocap export tracks.npz --format trc,c3d --units mm --out analysis/
 """
 
@@ -41,7 +41,7 @@ def _run(args) -> int:
     out = check_output_dir(args.out)
     tracks = load_tracks(args.tracks)
     e = config.export
-    paths = export_tracks(tracks, out, e.formats, preset=e.preset, units=e.units, rotation_order=e.rotation_order,
+    paths = export_tracks(tracks, out, e.formats, rig=e.rig, units=e.units, rotation_order=e.rotation_order,
                           stem=Path(args.tracks).stem, solve_config=config.skeleton)
     write_resolved(out, config, "export", {"tracks": str(Path(args.tracks).resolve())},
                    {"outputs": [str(p) for p in paths]})

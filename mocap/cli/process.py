@@ -3,12 +3,14 @@
 Runs detect -> reconstruct -> export and writes DIR/tracks.npz, DIR/export/*.bvh|fbx,
 DIR/report.md and DIR/config.yaml (every setting, the inputs and the time per stage). Inputs
 are checked before any detection: every video against its calibrated camera, the output
-folder, the settings. Detection is resumable per camera: run it again after an interruption
+folder, the settings. A recorded take's matched frame table (SESSION/sync_report.yaml, from
+mocap record) and SESSION/sync.yaml (from mocap sync) put the cameras on one timeline before
+matching. Detection is resumable per camera: run it again after an interruption
 and cameras already done from the same video with the same settings are reused.
 
 examples:
   mocap process takes/take01 --calibration calibration.yaml --out out/take01
-  mocap process takes/take01 --calibration Calib.qca.txt --out out/take01 --format bvh,fbx,trc --preset mixamo
+  mocap process takes/take01 --calibration Calib.qca.txt --out out/take01 --format bvh,fbx,trc --rig mixamo
   mocap process takes/take01 --calibration calibration.yaml --out out/take01 --config out/take00/config.yaml
 """
 

@@ -2,6 +2,7 @@
 
     mocap reconstruct --keypoints DIR --calibration FILE --out tracks.npz
                       [--keypoint-format body_25] [--triangulation dlt|robust] [--single-person]
+                      [--sync sync.yaml]
 
 DIR holds one folder of OpenPose JSON per camera (DIR/<cam>/*.json or DIR/<cam>_json, or a
 Pose2Sim session's pose/), or the <cam>.npz files `mocap detect` wrote (their joint names and
@@ -34,6 +35,8 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="output tracks.npz")
     p.add_argument("--keypoint-format", default="body_25", choices=list(KEYPOINT_FORMATS),
                    help="keypoints per person in the JSON files (default body_25)")
+    p.add_argument("--sync", help="sync.yaml (mocap sync), or a recorded take's sync_report.yaml (mocap record: "
+                   "its matched frame table): put every camera's keypoints on that timeline first")
     config_flag(p, "--fps", "fps", "frame rate when the input carries none (OpenPose JSON; default 30)", type=float)
     add_reconstruct_flags(p)
     add_config_options(p)
@@ -57,6 +60,10 @@ def _run(args) -> int:
     rig = load_calibration(args.calibration)
     kp = load_keypoints(Path(args.keypoints), args.keypoint_format)
     kp = align_to_rig(kp, rig)
+    if args.sync:
+        from mocap.record.resample import apply_sync_file
+
+        kp = apply_sync_file(kp, args.sync)
     if kp.fps is None:
         log.info("the keypoints carry no frame rate; using %g fps (--fps)", config.fps)
     tracks = reconstruct(kp, rig, config)
@@ -65,6 +72,7 @@ def _run(args) -> int:
         "keypoints": str(Path(args.keypoints).resolve()),
         "keypoint_format": "mocap detect (.npz)" if "detections" in (kp.extras or {}) else args.keypoint_format,
         "calibration": str(Path(args.calibration).resolve()),
+        "sync": str(Path(args.sync).resolve()) if args.sync else None,
         "cameras": list(rig.names), "fps": tracks.fps}, {"outputs": {"tracks": str(out)}})
     ok = np.isfinite(tracks.positions).all(-1)  # (T, P, J)
     present = ok.any(-1)  # (T, P)

@@ -73,7 +73,24 @@ class BlazePoseConfig:
     their joints, median) are closer than this fraction of the ROI size. Distances, not box
     overlap: people standing in front of each other have overlapping boxes."""
     tile_detection: bool = True
-    """Also run the detector on square tiles of non-square frames (finds smaller people)."""
+    """Also run the detector on square tiles of the frame (finds smaller people; see
+    :func:`~mocap.detect.proposals.tile_regions`)."""
+    tile_levels: int = 1
+    """Levels of tiles (with ``tile_detection``): the frame's short side (two tiles of a 16:9
+    frame), then halves of it with half-tile overlap, down to 112 px (half the detector input:
+    at most 2× upsampling). A person 300 px tall in a 1920×1080 frame is 35 px at the
+    detector's 224 input in the whole frame, 62 px in a level-1 tile, 124 px in a level-2 one.
+    Photos (:func:`~mocap.detect.proposals.detect_people`) use 3. In videos 1 stays the default:
+    with 3 on the Pose2Sim balancing trial, cam02 also tracks a woman far in the background
+    (real) and a false person on the floor equipment, whose segmentation masks (``mask_other_people``)
+    then grey out parts of the performer's crop: his limbs move by 64-83 px in 4 of 100 frames
+    and his median limb error against OpenPose rises from 17 to 26 px, and each frame runs the
+    landmark model three times. Set 2-3 for wide shots of small performers."""
+    tiles_per_run: int = 4
+    """In a video, each detector run covers level 1 and this many of the finer tiles, in
+    rotation (a 1920×1080 frame has 119 finer tiles: all are covered every ~30 runs, ~5 s at
+    60 fps with ``detect_every`` 10); new people found there join the tracks. 0: every tile on
+    every run. A photo (:func:`~mocap.detect.proposals.detect_people`) runs every tile."""
     max_people: int = 8
     """At most this many people per frame (highest scores kept)."""
     mask_other_people: bool = True
@@ -115,6 +132,10 @@ class BlazePoseConfig:
             raise ValueError(f"redetect_seconds: must be >= 0, got {self.redetect_seconds}")
         if self.lost_track_frames < 0:
             raise ValueError(f"lost_track_frames: must be >= 0, got {self.lost_track_frames}")
+        if self.tile_levels < 1:
+            raise ValueError(f"tile_levels: must be >= 1, got {self.tile_levels}")
+        if self.tiles_per_run < 0:
+            raise ValueError(f"tiles_per_run: must be >= 0 (0 = every tile), got {self.tiles_per_run}")
         if self.max_people < 1:
             raise ValueError(f"max_people: must be >= 1, got {self.max_people}")
 
@@ -154,7 +175,7 @@ def quiet_native_stderr():
         os.close(saved)
 
 
-def _load_interpreter(path, key: str, num_threads: int):
+def load_interpreter(path, key: str, num_threads: int):
     from ai_edge_litert.interpreter import Interpreter
 
     verify_model(path, key)
@@ -297,8 +318,8 @@ class BlazePose:
             paths = ensure_models()
             detector_path = detector_path or paths["pose_detection"]
             landmark_path = landmark_path or paths["pose_landmark_full"]
-        self._det = _load_interpreter(detector_path, "pose_detection", self.config.num_threads)
-        self._lm = _load_interpreter(landmark_path, "pose_landmark_full", self.config.num_threads)
+        self._det = load_interpreter(detector_path, "pose_detection", self.config.num_threads)
+        self._lm = load_interpreter(landmark_path, "pose_landmark_full", self.config.num_threads)
         self.model_sha256 = {"pose_detection": sha256_file(detector_path), "pose_landmark_full": sha256_file(landmark_path)}
         self._anchors = ssd_anchors()
         self.left_right_perm = left_right_permutation(BLAZEPOSE_33)
@@ -319,36 +340,35 @@ class BlazePose:
         return PoseTracker(self, fps)
 
     # -- detector -------------------------------------------------------------------------------
-    def detect(self, frame_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def detect(self, frame_bgr: np.ndarray, rotation: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """People in one frame by the detector: ``rois (D, 4)`` and ``scores (D,)``, best first.
 
-        With ``tile_detection`` the detector also runs on square tiles along the frame's long
-        side (two for a 9:16 portrait frame), which doubles the resolution it sees: people far
-        from the camera or beside a larger one are found that the single letterboxed pass misses.
-        Detections of the same person from several passes are merged (the best score is kept).
+        With ``tile_detection`` the detector also runs on square tiles of the frame
+        (:func:`~mocap.detect.proposals.tile_regions`, ``tile_levels`` levels), which raises the
+        resolution it sees: people far from the camera or beside a larger one are found that the
+        single letterboxed pass misses. ``rotation`` (the tracker's count of detector runs)
+        limits the finer levels to ``tiles_per_run`` tiles, the ``rotation``-th group of them;
+        None runs every tile. Detections of the same person from several passes are merged
+        (the best score is kept).
         """
+        from mocap.detect.proposals import merge_proposals, tile_regions
+
         frame_bgr = as_frame_pyramid(frame_bgr)
         H, W = frame_bgr.shape[:2]
         regions = [(0, 0, W, H)]
-        side = min(W, H)
-        n_tiles = int(np.ceil(max(W, H) / side - 0.05))
-        if self.config.tile_detection and n_tiles > 1:
-            starts = np.linspace(0, max(W, H) - side, n_tiles).round().astype(int)
-            regions += [(int(o), 0, side, side) if W > H else (0, int(o), side, side) for o in starts]
-        rois, scores = zip(*(self._detect_region(frame_bgr, *r) for r in regions))
-        rois, scores = np.concatenate(rois), np.concatenate(scores)
-        order = np.argsort(-scores)
-        rois, scores = rois[order], scores[order]
-        near = roi_distance(rois, rois) < self.config.same_person_distance
-        keep = np.ones(len(rois), dtype=bool)
-        for i in range(len(rois)):  # greedy NMS over people (a handful), not anchors
-            if keep[i]:
-                dup = near[i].copy()
-                dup[: i + 1] = False
-                keep &= ~dup
-        return rois[keep][: self.config.max_people], scores[keep][: self.config.max_people]
+        if self.config.tile_detection:
+            tiles = tile_regions(W, H, DETECTOR_INPUT // 2, self.config.tile_levels)
+            first = tiles[:, 2] == min(W, H)
+            fine = tiles[~first]
+            n = self.config.tiles_per_run
+            if rotation is not None and n and len(fine) > n:
+                fine = fine[(np.arange(n) + rotation * n) % len(fine)]
+            regions += [tuple(int(v) for v in r) for r in np.concatenate([tiles[first], fine])]
+        rois, scores = zip(*(self.detect_region(frame_bgr, *r) for r in regions))
+        rois, scores = merge_proposals(np.concatenate(rois), np.concatenate(scores), self.config.same_person_distance)
+        return rois[: self.config.max_people], scores[: self.config.max_people]
 
-    def _detect_region(self, pyramid: FramePyramid, x0: int, y0: int, W: int, H: int) -> tuple[np.ndarray, np.ndarray]:
+    def detect_region(self, pyramid: FramePyramid, x0: int, y0: int, W: int, H: int) -> tuple[np.ndarray, np.ndarray]:
         """Detector on the sub-image ``[y0:y0+H, x0:x0+W]`` letterboxed to 224×224; ROIs in frame pixels."""
         s = DETECTOR_INPUT / max(W, H)
         ox, oy = (DETECTOR_INPUT - W * s) / 2, (DETECTOR_INPUT - H * s) / 2

@@ -63,6 +63,7 @@ class CrossViewConfig:
     threshold_px: float = 15.0
     """Triangulation outlier threshold (px), or ``threshold_fraction`` of the person's size."""
     threshold_fraction: float = 0.05
+    """... whichever is larger (detector noise grows with the person's size in the view)."""
     min_presence: float = 0.5
     """Pose-presence probability the landmark model must give the recovered person."""
     max_disagreement: float = 0.1
@@ -110,10 +111,16 @@ MAX_BONE_M = 0.7
 
 
 def _triangulate_groups(rig: Rig, keypoints: np.ndarray, groups: np.ndarray, config: CrossViewConfig,
-                        min_conf: float) -> np.ndarray:
+                        min_conf: float, num_groups: int | None = None) -> np.ndarray:
     """``(T, K, J, 3)`` 3D joints of every group seen by ``min_views`` views (NaN elsewhere);
-    joints below ``min_conf`` confidence are left out."""
-    g = gather_groups(keypoints, groups)  # (T, K, C, J, 3)
+    joints below ``min_conf`` confidence are left out. ``K`` is ``num_groups`` when given (the
+    groups of a subset of the cameras are numbered as in the full set, but the highest may be
+    missing from the subset), else the most groups in a frame."""
+    g = gather_groups(keypoints, groups)  # (T, K', C, J, 3)
+    if num_groups is not None:  # one group axis for every camera subset (never fewer, never more)
+        pad = np.full((g.shape[0], num_groups) + g.shape[2:], np.nan)
+        pad[:, :min(num_groups, g.shape[1])] = g[:, :num_groups]
+        g = pad
     xy = np.moveaxis(g[..., :2], 2, 3)  # (T, K, J, C, 2)
     conf = np.moveaxis(np.nan_to_num(g[..., 2]), 2, 3)
     weight = np.where(conf >= min_conf, conf, 0.0)
@@ -180,7 +187,7 @@ def plan_recovery(rig: Rig, keypoints: np.ndarray, config: CrossViewConfig | Non
         if (groups[:, c] >= 0).any():
             others = groups.copy()
             others[:, c] = -1
-            pts_c = _triangulate_groups(rig, keypoints, others, config, match.min_confidence)
+            pts_c = _triangulate_groups(rig, keypoints, others, config, match.min_confidence, num_groups=K)
             proj[..., c, :] = np.where(seen[..., c, None, None], project(rig.cameras[c], pts_c), proj[..., c, :])
     C = len(rig)
     xy = np.moveaxis(proj, -2, 2)  # (T, K, C, J, 2)

@@ -1,8 +1,8 @@
 """Model files: where they live, how they are fetched, and their checksums.
 
-BlazePose's two model files (Apache-2.0) ship inside the ``mediapipe==0.10.21`` wheel on PyPI
+BlazePose's two model files (and the optional full-range face detector; Apache-2.0) ship inside the ``mediapipe==0.10.21`` wheel on PyPI
 (newer releases ship none). :func:`fetch_models` downloads that one wheel with pip (any platform
-tag works: the model files are identical in every wheel), extracts the two files into
+tag works: the model files are identical in every wheel), extracts the files into
 ``cache_dir()/models`` and checks their sha256. Offline, copy the two files there by hand (from
 the wheel, which is a zip archive) or pass ``wheel=`` a wheel you downloaded elsewhere.
 """
@@ -56,6 +56,18 @@ MODELS: dict[str, ModelSpec] = {
     ),
 }
 
+#: Models fetched only when asked for (``fetch_models(optional=True)``, ``mocap bench detect --photos
+#: --faces``): the default detection does not use them, so they are not part of its fingerprint.
+OPTIONAL_MODELS: dict[str, ModelSpec] = {
+    # Faces at up to about 5 m (192×192 input); person proposals in wide shots (detect/proposals.py).
+    "face_detection_full_range": ModelSpec(
+        "face_detection_full_range_sparse.tflite",
+        "2c3728e6da56f21e21a320433396fb06d40d9088f2247c05e5635a688d45dfe1",
+        "mediapipe/modules/face_detection/face_detection_full_range_sparse.tflite",
+        676746,
+    ),
+}
+
 
 def models_dir() -> Path:
     """``cache_dir()/models`` (``$MOCAP_HOME/models`` or ``~/.cache/mocap/models``)."""
@@ -93,7 +105,7 @@ def model_status() -> list[dict]:
 
 def verify_model(path: str | os.PathLike, key: str) -> Path:
     """Check that ``path`` is the model ``key`` byte for byte; raise :class:`ModelError` otherwise."""
-    spec = MODELS[key]
+    spec = {**MODELS, **OPTIONAL_MODELS}[key]
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"model {spec.name} not found at {path}; {_offline_hint()}")
@@ -106,9 +118,10 @@ def verify_model(path: str | os.PathLike, key: str) -> Path:
 
 def model_path(key: str) -> Path:
     """Path of a verified cached model; :class:`ModelError` saying what to do when it is missing."""
-    if key not in MODELS:
-        raise ValueError(f"model: unknown name {key!r}; expected one of {', '.join(MODELS)}")
-    return verify_model(models_dir() / MODELS[key].name, key)
+    known = {**MODELS, **OPTIONAL_MODELS}
+    if key not in known:
+        raise ValueError(f"model: unknown name {key!r}; expected one of {', '.join(known)}")
+    return verify_model(models_dir() / known[key].name, key)
 
 
 def pip_download_wheel(requirement: str, dest: Path, platform: str | None = None, hint: str = "") -> Path:
@@ -146,7 +159,7 @@ def _extract(wheel: Path, keys) -> None:
     with open_wheel(wheel) as zf:
         names = set(zf.namelist())
         for key in keys:
-            spec = MODELS[key]
+            spec = {**MODELS, **OPTIONAL_MODELS}[key]
             if spec.wheel_member not in names:
                 raise ModelError(f"wheel {wheel} has no {spec.wheel_member}; use {MEDIAPIPE_REQUIREMENT} "
                                  f"(newer mediapipe wheels ship no model files)")
@@ -165,17 +178,21 @@ def _extract(wheel: Path, keys) -> None:
             log.info("installed %s", target)
 
 
-def fetch_models(wheel: str | os.PathLike | None = None, force: bool = False) -> dict[str, Path]:
+def fetch_models(wheel: str | os.PathLike | None = None, force: bool = False, optional: bool = False) -> dict[str, Path]:
     """Make every model in :data:`MODELS` present and verified in :func:`models_dir`.
 
     Args:
         wheel: a local mediapipe wheel to extract from; default: download it with pip.
         force: re-extract even files that already verify.
+        optional: also :data:`OPTIONAL_MODELS`.
 
     Returns:
         ``{key: path}`` of the verified files. Raises :class:`ModelError` saying what to do offline.
     """
     missing = [k for k, row in zip(MODELS, model_status()) if force or row["state"] != "ok"]
+    if optional:
+        missing += [k for k, spec in OPTIONAL_MODELS.items()
+                    if force or not (models_dir() / spec.name).is_file() or sha256_file(models_dir() / spec.name) != spec.sha256]
     if missing:
         if wheel is not None:
             _extract(Path(wheel), missing)
@@ -183,7 +200,7 @@ def fetch_models(wheel: str | os.PathLike | None = None, force: bool = False) ->
             with tempfile.TemporaryDirectory(prefix="mocap-wheel-") as tmp:
                 wheel_path = pip_download_wheel(MEDIAPIPE_REQUIREMENT, Path(tmp), "manylinux_2_28_x86_64", _offline_hint())
                 _extract(wheel_path, missing)
-    return {key: model_path(key) for key in MODELS}
+    return {key: model_path(key) for key in (list(MODELS) + (list(OPTIONAL_MODELS) if optional else []))}
 
 
 def ensure_models() -> dict[str, Path]:

@@ -168,6 +168,7 @@ class PoseTracker:
     _slots: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
     _frame: int = 0
     _redetect: int = 0
+    _detector_runs: int = 0
     _masks: np.ndarray = field(default_factory=lambda: np.zeros((0, LANDMARK_INPUT, LANDMARK_INPUT), np.float32))
     _mask_maps: np.ndarray = field(default_factory=lambda: np.zeros((0, 2, 3)))
     _gone_rois: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
@@ -192,7 +193,8 @@ class PoseTracker:
             slots = np.concatenate([slots, self._gone_slots])
         n_known = len(rois)
         if run_detector:
-            det_rois, _ = self.model.detect(frame_bgr)
+            det_rois, _ = self.model.detect(frame_bgr, rotation=self._detector_runs)
+            self._detector_runs += 1
             if len(det_rois):
                 new = det_rois
                 if len(rois):  # keep tracked people; add only detections that are someone else

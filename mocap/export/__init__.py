@@ -58,37 +58,40 @@ def _load_write_fbx():
 
 
 def export_tracks(tracks: Tracks, out_dir: str | os.PathLike, formats: str | Sequence[str] = ("bvh",),
-                  preset: str = "canonical", units: str | None = None, rotation_order: str = "ZXY",
-                  stem: str = "tracks", solve_config=None) -> list[Path]:
+                  rig: str = "canonical", units: str | None = None, rotation_order: str = "ZXY",
+                  stem: str = "tracks", solve_config=None, preset: str | None = None) -> list[Path]:
     """Write ``tracks`` in the given formats under ``out_dir``; returns the written paths.
 
     Args:
         tracks: :class:`mocap.io.tracks.Tracks` (positions ``(T, P, J, 3)`` world metres).
         out_dir: output folder (created).
         formats: any of :data:`FORMATS`, a list or a comma-separated string.
-        preset: joint naming for BVH/FBX (:mod:`mocap.export.presets`).
+        rig: target rig of BVH/FBX, ``canonical``, ``mixamo``, ``ue5`` or ``unity``
+            (:mod:`mocap.export.rigs`: the target's own hierarchy and names, retargeted).
         units: ``m``, ``cm`` or ``mm`` for every format; None = :data:`DEFAULT_UNITS`.
         rotation_order: BVH rotation order (one for all joints).
         stem: file name stem of the files that hold everyone (FBX, CSV).
         solve_config: :class:`mocap.skeleton.solve.SolveConfig` for the skeleton formats.
+        preset: the former name of ``rig`` (``unreal`` = ``ue5``); given, it replaces ``rig``.
 
     Every file is written to a temporary name and renamed, so a failure never leaves a partial
     file. People who cannot be solved are skipped with a warning; if nobody can, MocapError.
     """
-    from mocap.export.presets import PRESETS
+    from mocap.export.options import rig_from_preset
+    from mocap.export.rigs import RIGS
 
     fmts = parse_formats(formats)
-    check_choice(preset, PRESETS, "preset")
+    rig = check_choice(rig if preset is None else rig_from_preset(preset), RIGS, "rig")
     if units is not None:
         check_choice(units, UNIT_SCALE, "units")
     out = Path(out_dir)
     unit = {f: units or DEFAULT_UNITS[f] for f in fmts}
     written: list[Path] = []
-    report: dict = {"formats": list(fmts), "preset": preset, "units": unit, "rotation_order": rotation_order,
+    report: dict = {"formats": list(fmts), "rig": rig, "units": unit, "rotation_order": rotation_order,
                     "frames": tracks.num_frames, "fps": tracks.fps, "people": {}}
 
     if "bvh" in fmts or "fbx" in fmts:
-        written += _write_skeleton_formats(tracks, out, fmts, preset, unit, rotation_order, stem, solve_config, report)
+        written += _write_skeleton_formats(tracks, out, fmts, rig, unit, rotation_order, stem, solve_config, report)
     if "trc" in fmts or "c3d" in fmts:
         written += _write_marker_formats(tracks, out, fmts, unit)
     if "csv" in fmts:
@@ -107,10 +110,11 @@ def export_tracks(tracks: Tracks, out_dir: str | os.PathLike, formats: str | Seq
     return written
 
 
-def _write_skeleton_formats(tracks: Tracks, out: Path, fmts: tuple[str, ...], preset: str, unit: dict[str, str],
+def _write_skeleton_formats(tracks: Tracks, out: Path, fmts: tuple[str, ...], rig: str, unit: dict[str, str],
                             rotation_order: str, stem: str, solve_config, report: dict) -> list[Path]:
-    """Solve a skeleton per person and write BVH (one per person) and FBX (everyone); adds the
-    solve's options and per-person residuals and offsets to ``report``."""
+    """Solve a skeleton per person, retarget it to ``rig`` and write BVH (one per person) and FBX
+    (everyone); adds the solve's options and per-person residuals and offsets to ``report``."""
+    from mocap.export.rigs import retarget
     from mocap.skeleton.solve import SolveConfig, solve_tracks
 
     cfg = solve_config or SolveConfig()
@@ -123,14 +127,15 @@ def _write_skeleton_formats(tracks: Tracks, out: Path, fmts: tuple[str, ...], pr
             "offsets_m": {n: np.round(o, 6).tolist() for n, o in zip(fit.animation.joint_names, fit.animation.offsets)},
             "present_frames": int(fit.present.sum()),
         }
+    animations = [retarget(fit.animation, rig) for fit in fits]
     written = []
     if "bvh" in fmts:
         from mocap.export.bvh import write_bvh
 
-        for fit in fits:
-            written.append(write_bvh(fit.animation, out / f"{fit.animation.name}.bvh", preset, unit["bvh"], rotation_order))
+        for anim in animations:
+            written.append(write_bvh(anim, out / f"{anim.name}.bvh", unit["bvh"], rotation_order))
     if write_fbx is not None:
-        written.append(write_fbx([f.animation for f in fits], out / f"{stem}.fbx", preset=preset, units=unit["fbx"]))
+        written.append(write_fbx(animations, out / f"{stem}.fbx", units=unit["fbx"]))
     return written
 
 

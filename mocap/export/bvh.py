@@ -25,7 +25,6 @@ import numpy as np
 
 from mocap._checks import check_choice
 from mocap.export.axes import UNIT_SCALE, points_world_to_yup, rotmat_world_to_yup
-from mocap.export.presets import preset_joint_names
 from mocap.skeleton.animation import SkeletonAnimation
 from mocap.skeleton.euler import rotmat_to_euler_continuous
 from mocap.io.files import atomic_write
@@ -56,11 +55,12 @@ def bvh_channels(anim: SkeletonAnimation, units: str = "cm", rotation_order: str
     return np.concatenate([root, euler.reshape(anim.num_frames, -1)], axis=1)
 
 
-def format_bvh(anim: SkeletonAnimation, preset: str = "canonical", units: str = "cm", rotation_order: str = "ZXY") -> str:
-    """The text of a BVH file for ``anim`` (see the module doc for the conventions)."""
+def format_bvh(anim: SkeletonAnimation, units: str = "cm", rotation_order: str = "ZXY") -> str:
+    """The text of a BVH file for ``anim`` (see the module doc for the conventions); joints keep
+    the animation's names (a target rig's: :func:`mocap.export.rigs.retarget`)."""
     check_choice(units, UNIT_SCALE, "units")
     check_choice(rotation_order, ROTATION_ORDERS, "rotation_order")
-    names = preset_joint_names(anim.joint_names, preset)
+    names = anim.joint_names
     bad = [n for n in names if not n or any(c.isspace() for c in n)]
     if bad:
         raise ValueError(f"joint names must be non-empty without spaces for BVH: {bad}")
@@ -111,10 +111,9 @@ def format_bvh(anim: SkeletonAnimation, preset: str = "canonical", units: str = 
     return "\n".join(lines) + "\n" + buf.getvalue()
 
 
-def write_bvh(anim: SkeletonAnimation, path: str | os.PathLike, preset: str = "canonical", units: str = "cm",
-              rotation_order: str = "ZXY") -> Path:
+def write_bvh(anim: SkeletonAnimation, path: str | os.PathLike, units: str = "cm", rotation_order: str = "ZXY") -> Path:
     """Write ``anim`` as a BVH file (atomically: a temporary name, then rename). Returns the path."""
-    text = format_bvh(anim, preset, units, rotation_order)
+    text = format_bvh(anim, units, rotation_order)
 
     def write(tmp):
         with open(tmp, "w", encoding="ascii", newline="\n") as f:

@@ -5,15 +5,20 @@ Scene layout (the node tree real exporters write for a skeleton-only animated fi
 - ``GlobalSettings``: Y up (``UpAxis=1``, front +Z, coord +X), ``UnitScaleFactor`` = centimetres
   per file unit (1 for ``cm``), ``TimeMode`` / ``CustomFrameRate`` = the clip's frame rate.
 - per person: a ``Null`` model named after the animation (the armature), and one ``LimbNode``
-  model per joint, parented as the skeleton. Each LimbNode's static ``Lcl Translation`` is the
-  rest offset (T pose), ``Lcl Rotation`` is zero, so the file's rest pose is the T pose.
+  model per joint, parented as the skeleton. Each LimbNode's static ``Lcl Translation`` and
+  ``Lcl Rotation`` are the T pose in **bone frames** (:mod:`mocap.export.bones`: +Y along the
+  bone towards its child, as Blender's importer and Mixamo rigs draw bones), so the rest pose is
+  the T pose and every bone points at its child; the curves are compensated, world positions
+  are the animation's. The skeleton attribute's ``Size``/``LimbLength`` is the bone's length.
 - one ``AnimationStack`` with one ``AnimationLayer``; per joint an ``AnimationCurveNode`` ``T``
   and ``R`` feeding ``Lcl Translation`` / ``Lcl Rotation``, each with X/Y/Z ``AnimationCurve``\\ s
   keyed linearly at every frame.
 
-Rotations: FBX's default rotation order ``eEulerXYZ`` means the local matrix is
-``R = R_z(z) @ R_y(y) @ R_x(x)`` on column vectors — our extrinsic ``"xyz"`` order — with angles in
-degrees. All conversion to Y up goes through :mod:`mocap.export.axes`.
+Rotations: each joint has its own ``RotationOrder`` (:func:`euler_orders`: the order whose
+singularity its motion stays farthest from); ``eEulerXYZ`` means the local matrix is
+``R = R_z(z) @ R_y(y) @ R_x(x)`` on column vectors — our extrinsic ``"xyz"`` order — and likewise
+for the others (:data:`FBX_ROTATION_ORDERS`), angles in degrees. All conversion to Y up goes
+through :mod:`mocap.export.axes`.
 
 With several people the joint models are named ``<person>:<joint>`` (an FBX namespace), so every
 node name in the file is unique; one person keeps plain joint names.
@@ -29,6 +34,7 @@ import numpy as np
 
 from mocap._checks import check_choice
 from mocap.export.axes import UNIT_SCALE, points_world_to_yup, rotmat_world_to_yup
+from mocap.export.bones import bone_lengths, bone_local_rotations, bone_offsets, rest_bone_frames
 from mocap.export.fbx_binary import (
     CREATION_TIME,
     FBX_VERSION,
@@ -41,8 +47,8 @@ from mocap.export.fbx_binary import (
     object_name,
     raw,
 )
-from mocap.export.presets import preset_joint_names
 from mocap.skeleton.animation import SkeletonAnimation
+from mocap.geometry.rotations import rotmat_to_euler
 from mocap.skeleton.euler import rotmat_to_euler_continuous
 from mocap.io.files import atomic_write
 
@@ -61,6 +67,26 @@ _KEY_FLAGS_LINEAR = 0x404
 # KeyAttrDataFloat for one attribute: right slope, next-left slope, the two tangent weights packed
 # as int16 pairs (0.3333 each -> 0x0D050D05, stored as raw float bits), velocities.
 _KEY_DATA = np.array([0, 0, 0x0D050D05, 0], dtype="<i4").view("<f4")
+
+
+#: FBX ``RotationOrder`` (FbxEuler::EOrder) of each extrinsic order: eEulerXYZ rotates about X
+#: first, then Y, then Z, all about the parent's axes (``R = Rz Ry Rx``), our ``"xyz"``.
+FBX_ROTATION_ORDERS = {"xyz": 0, "xzy": 1, "yzx": 2, "yxz": 3, "zxy": 4, "zyx": 5}
+
+
+def euler_orders(local_rotmat: np.ndarray) -> list[str]:
+    """Per joint, the Euler order whose singularity the motion stays farthest from.
+
+    ``local_rotmat (T, J, 3, 3)``. Any Tait–Bryan order is singular where its middle angle is
+    ±90°; near it the first and third curves swing fast for a small turn. For each joint the
+    order with the largest ``min_t |cos(middle angle)|`` is taken (ties: the earlier in
+    :data:`FBX_ROTATION_ORDERS`, so a joint that never turns keeps FBX's default XYZ). A performer
+    who turns round makes XYZ's middle angle (the vertical axis) pass 90°; a foot bent 90° from
+    its shin at rest makes an order with the bend's axis in the middle singular at rest.
+    """
+    orders = list(FBX_ROTATION_ORDERS)
+    score = np.stack([np.abs(np.cos(rotmat_to_euler(local_rotmat, o)[..., 1])).min(axis=0) for o in orders])  # (6, J)
+    return [orders[i] for i in np.argmax(score > score.max(axis=0) - 1e-9, axis=0)]
 
 
 def _unit_scale_factor(units: str) -> float:
@@ -173,14 +199,17 @@ def _definitions(counts: dict[str, int]) -> FBXNode:
     return defs
 
 
-def _model(obj_id: int, name: str, kind: str, translation: np.ndarray) -> FBXNode:
+def _model(obj_id: int, name: str, kind: str, translation: np.ndarray, rotation_deg: np.ndarray,
+           rotation_order: str = "xyz") -> FBXNode:
     return node("Model", i64(obj_id), object_name(name, "Model"), kind, children=[
         node("Version", 232),
         _p70(
             _p("Lcl Translation", "Lcl Translation", "", "A+", *map(float, translation)),
-            _p("Lcl Rotation", "Lcl Rotation", "", "A+", 0.0, 0.0, 0.0),
+            _p("Lcl Rotation", "Lcl Rotation", "", "A+", *map(float, rotation_deg)),
             _p("Lcl Scaling", "Lcl Scaling", "", "A+", 1.0, 1.0, 1.0),
-            _p("RotationOrder", "enum", "", "", 0),
+            _p("RotationOrder", "enum", "", "", FBX_ROTATION_ORDERS[rotation_order]),
+            # The FBX SDK, Blender and ufbx read RotationOrder only where RotationActive is set.
+            _p("RotationActive", "bool", "", "", 1),
             _p("InheritType", "enum", "", "", 1),
             _p("DefaultAttributeIndex", "int", "Integer", "", 0),
         ),
@@ -188,11 +217,15 @@ def _model(obj_id: int, name: str, kind: str, translation: np.ndarray) -> FBXNod
     ])
 
 
-def _node_attribute(obj_id: int, name: str, kind: str, size: float) -> FBXNode:
+def _node_attribute(obj_id: int, name: str, kind: str, length: float) -> FBXNode:
+    """A LimbNode's skeleton attribute: ``Size`` and ``LimbLength`` are the bone's drawn length in
+    file units (Maya and MotionBuilder draw the limb with it; Blender measures its children)."""
     type_flags = "Skeleton" if kind == "LimbNode" else "Null"
+    props = [_p("Size", "double", "Number", "", float(length))]
+    if kind == "LimbNode":
+        props.append(_p("LimbLength", "double", "Number", "H", float(length)))
     return node("NodeAttribute", i64(obj_id), object_name(name, "NodeAttribute"), kind, children=[
-        node("TypeFlags", type_flags),
-        _p70(_p("Size", "double", "Number", "", float(size))),
+        node("TypeFlags", type_flags), _p70(*props),
     ])
 
 
@@ -208,46 +241,74 @@ def _curve(obj_id: int, times: np.ndarray, values: np.ndarray) -> FBXNode:
     ])
 
 
-def _joint_names(anim: SkeletonAnimation, preset: str, namespace: str | None) -> list[str]:
-    names = list(preset_joint_names(anim.joint_names, preset))
+def _joint_names(anim: SkeletonAnimation, namespace: str | None) -> list[str]:
+    names = list(anim.joint_names)
     return [f"{namespace}:{n}" for n in names] if namespace else names
 
 
-def animation_channels(anim: SkeletonAnimation, units: str = "cm") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """What the file stores, per frame and joint, in Y-up axes.
+def animation_channels(anim: SkeletonAnimation, units: str = "cm") -> dict[str, np.ndarray]:
+    """What the file stores, per frame and joint, in Y-up axes and bone frames (:mod:`.bones`).
 
-    Returns:
-        rest_translation: ``(J, 3)`` static ``Lcl Translation`` (rest offsets, root rest position),
-            in ``units``.
-        translation: ``(T, J, 3)`` animated ``Lcl Translation`` in ``units`` (the root's is its
-            world position; others repeat the rest offset).
-        rotation_deg: ``(T, J, 3)`` animated ``Lcl Rotation``, Euler XYZ in degrees (FBX's default
-            order, ``R = Rz Ry Rx``), continuous over frames (the BVH writer's routine,
+    Returns a dict of:
+        rest_translation: ``(J, 3)`` static ``Lcl Translation`` in ``units``: the T-pose offset
+            in the parent's bone frame (the root's: its rest position).
+        rest_rotation_deg: ``(J, 3)`` static ``Lcl Rotation`` (Euler XYZ degrees): the rest bone
+            frame relative to the parent's, so that the rest pose is the T pose with every bone
+            pointing at its child.
+        translation: ``(T, J, 3)`` animated ``Lcl Translation`` (the root's is its world position;
+            others repeat the rest offset).
+        rotation_deg: ``(T, J, 3)`` animated ``Lcl Rotation``, Euler angles in degrees about X, Y
+            and Z (FBX stores them by axis) applied in each joint's ``rotation_order``, continuous
+            over frames (the BVH writer's routine,
             :func:`mocap.skeleton.euler.rotmat_to_euler_continuous`) so that linear keys do not
             spin: wrapping alone leaves a 180° step where the middle angle passes ±90°.
+        rotation_order: ``(J,)`` each joint's extrinsic Euler order (:func:`euler_orders`,
+            written as the node's ``RotationOrder``); static and animated angles use it.
+        bone_frames: ``(J, 3, 3)`` rest bone frames ``G`` (:func:`.bones.rest_bone_frames`).
+        bone_length: ``(J,)`` drawn bone length in ``units`` (mean distance to the children).
     """
     T, J = anim.rotations.shape[:2]
-    rest = points_world_to_yup(anim.offsets, units)
+    offsets = points_world_to_yup(anim.offsets, units)
+    frames = rest_bone_frames(anim.parents, offsets)
+    rest = bone_offsets(anim.parents, frames, offsets)
     translation = np.broadcast_to(rest, (T, J, 3)).copy()
     translation[:, 0] = points_world_to_yup(anim.root_positions, units)
-    rot_yup = rotmat_world_to_yup(anim.rotations)
-    rotation_deg = np.degrees(rotmat_to_euler_continuous(rot_yup, "xyz"))
-    return rest, translation, rotation_deg
+    local = bone_local_rotations(anim.parents, frames, rotmat_world_to_yup(anim.rotations))
+    rest_local = bone_local_rotations(anim.parents, frames, np.eye(3))
+    orders = euler_orders(np.concatenate([rest_local[None], local]))
+    rest_deg, rotation_deg = np.empty((J, 3)), np.empty((T, J, 3))
+    for order in set(orders):
+        js = [j for j in range(J) if orders[j] == order]
+        by_axis = np.argsort([("xyz".index(a)) for a in order])  # FBX stores angles by axis: X, Y, Z
+        rest_deg[js] = np.degrees(rotmat_to_euler(rest_local[js], order))[..., by_axis]
+        rotation_deg[:, js] = np.degrees(rotmat_to_euler_continuous(local[:, js], order))[..., by_axis]
+    return {
+        "rest_translation": rest,
+        "rest_rotation_deg": rest_deg,
+        "rotation_order": orders,
+        "translation": translation,
+        "rotation_deg": rotation_deg,
+        "bone_frames": frames,
+        "bone_length": bone_lengths(anim.parents, offsets),
+    }
 
 
 def _armature_objects(anim: SkeletonAnimation, joint_names: list[str], ids: _Ids, layer_id: int, times: np.ndarray,
                       units: str, objects: list[FBXNode], connections: list[tuple]) -> None:
     """Append one person's Null + LimbNodes + curves to ``objects`` and their links to ``connections``."""
-    rest, translation, rotation = animation_channels(anim, units)
-    bone_size = float(np.median(np.linalg.norm(rest[1:], axis=-1))) if len(rest) > 1 else 1.0
+    channels = animation_channels(anim, units)
+    rest, rest_rotation = channels["rest_translation"], channels["rest_rotation_deg"]
+    translation, rotation, length = channels["translation"], channels["rotation_deg"], channels["bone_length"]
     arm_id, arm_attr = ids(), ids()
-    objects += [_node_attribute(arm_attr, anim.name, "Null", bone_size), _model(arm_id, anim.name, "Null", np.zeros(3))]
+    objects += [_node_attribute(arm_attr, anim.name, "Null", float(np.median(length))),
+                _model(arm_id, anim.name, "Null", np.zeros(3), np.zeros(3))]
     connections += [("OO", arm_attr, arm_id), ("OO", arm_id, 0)]
     model_ids = []
     for j, name in enumerate(joint_names):
         model_id, attr_id = ids(), ids()
         model_ids.append(model_id)
-        objects += [_model(model_id, name, "LimbNode", rest[j]), _node_attribute(attr_id, name, "LimbNode", bone_size)]
+        objects += [_model(model_id, name, "LimbNode", rest[j], rest_rotation[j], channels["rotation_order"][j]),
+                    _node_attribute(attr_id, name, "LimbNode", float(length[j]))]
         parent = arm_id if anim.parents[j] < 0 else model_ids[anim.parents[j]]
         connections += [("OO", attr_id, model_id), ("OO", model_id, parent)]
         for letter, prop, values in (("T", "Lcl Translation", translation[:, j]), ("R", "Lcl Rotation", rotation[:, j])):
@@ -262,8 +323,7 @@ def _armature_objects(anim: SkeletonAnimation, joint_names: list[str], ids: _Ids
                 connections.append(("OP", curve_id, cnode_id, f"d|{axis}"))
 
 
-def build_fbx_scene(animations: list[SkeletonAnimation], take_name: str = "Take 001", preset: str = "canonical",
-                    units: str = "cm") -> list[FBXNode]:
+def build_fbx_scene(animations: list[SkeletonAnimation], take_name: str = "Take 001", units: str = "cm") -> list[FBXNode]:
     """The top-level FBX node list for ``animations`` (one armature each, one shared take)."""
     if not animations:
         raise ValueError("animations: expected at least one SkeletonAnimation")
@@ -293,7 +353,7 @@ def build_fbx_scene(animations: list[SkeletonAnimation], take_name: str = "Take 
     connections: list[tuple] = [("OO", layer_id, stack_id)]
     for anim in animations:
         namespace = anim.name if len(animations) > 1 else None
-        _armature_objects(anim, _joint_names(anim, preset, namespace), ids, layer_id, times, units, objects, connections)
+        _armature_objects(anim, _joint_names(anim, namespace), ids, layer_id, times, units, objects, connections)
 
     counts: dict[str, int] = {"GlobalSettings": 1}
     for obj in objects:
@@ -316,22 +376,20 @@ def build_fbx_scene(animations: list[SkeletonAnimation], take_name: str = "Take 
     ]
 
 
-def write_fbx(animations: list[SkeletonAnimation], path: str | os.PathLike, preset: str = "canonical",
-              units: str = "cm") -> Path:
+def write_fbx(animations: list[SkeletonAnimation], path: str | os.PathLike, units: str = "cm") -> Path:
     """Write one binary FBX 7.4 file holding one armature per animation (one per person).
 
     Args:
-        animations: ``P`` animations sharing fps and frame count ``T``; names must be unique.
+        animations: ``P`` animations sharing fps and frame count ``T``; names must be unique. Joints
+            keep the animation's names (a target rig's: :func:`mocap.export.rigs.retarget`).
         path: output ``.fbx`` path; written to a temporary name and renamed, never left half written.
-        preset: joint naming preset of :mod:`mocap.export.presets` (``canonical`` keeps our
-            snake_case names; ``mixamo``, ``unreal``, ``unity``).
         units: file length unit, ``cm`` (default), ``m`` or ``mm``.
 
     Returns:
         The written path.
     """
     path = Path(path)
-    nodes = build_fbx_scene(list(animations), take_name=path.stem or "Take 001", preset=preset, units=units)
+    nodes = build_fbx_scene(list(animations), take_name=path.stem or "Take 001", units=units)
     data = encode_fbx(nodes)
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
     logger.debug("wrote %s: %d armature(s), %d frames, %.1f kB", path, len(animations), animations[0].num_frames,
@@ -339,4 +397,5 @@ def write_fbx(animations: list[SkeletonAnimation], path: str | os.PathLike, pres
     return path
 
 
-__all__ = ["FBX_TICKS_PER_SECOND", "animation_channels", "build_fbx_scene", "fbx_time_mode", "key_times", "write_fbx"]
+__all__ = ["FBX_ROTATION_ORDERS", "FBX_TICKS_PER_SECOND", "animation_channels", "build_fbx_scene", "euler_orders",
+           "fbx_time_mode", "key_times", "write_fbx"]

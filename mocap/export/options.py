@@ -8,6 +8,15 @@ from mocap._checks import check_choice
 from mocap.export.axes import UNIT_SCALE
 from mocap.export.bvh import ROTATION_ORDERS
 
+#: Former ``--preset`` names that are not rig names.
+_PRESET_ALIASES = {"unreal": "ue5"}
+
+
+def rig_from_preset(preset: str) -> str:
+    """The rig a former ``--preset`` name means (``unreal`` -> ``ue5``; the others are rig names)."""
+    return _PRESET_ALIASES.get(preset, preset)
+
+
 #: Every format :func:`mocap.export.export_tracks` writes.
 FORMATS = ("bvh", "fbx", "trc", "csv", "c3d")
 
@@ -18,15 +27,16 @@ class ExportConfig:
 
     formats: tuple[str, ...] = ("bvh", "fbx")
     """Files to write: any of bvh, fbx (solved skeletons), trc, csv, c3d (3D joints)."""
-    preset: str = "canonical"
-    """Joint naming in BVH/FBX: canonical, mixamo, unreal, unity."""
+    rig: str = "canonical"
+    """Target rig of BVH/FBX: canonical (our solved skeleton), mixamo, ue5, unity (the target's own
+    hierarchy and bone names, retargeted: mocap.export.rigs)."""
     units: str | None = None
     """Length unit for every format: m, cm or mm (None: cm for BVH/FBX, m for TRC/CSV, mm for C3D)."""
     rotation_order: str = "ZXY"
     """BVH rotation order (one for all joints)."""
 
     def __post_init__(self):
-        from mocap.export.presets import PRESETS
+        from mocap.export.rigs import RIGS
 
         formats = (self.formats,) if isinstance(self.formats, str) else tuple(self.formats)
         formats = tuple(f.strip().lower() for part in formats for f in part.split(",") if f.strip())
@@ -35,7 +45,7 @@ class ExportConfig:
         for f in formats:
             check_choice(f, FORMATS, "formats")
         object.__setattr__(self, "formats", tuple(dict.fromkeys(formats)))
-        check_choice(self.preset, PRESETS, "preset")
+        check_choice(self.rig, RIGS, "rig")
         if self.units is not None:
             check_choice(self.units, UNIT_SCALE, "units")
         check_choice(self.rotation_order, ROTATION_ORDERS, "rotation_order")

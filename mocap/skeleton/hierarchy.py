@@ -4,7 +4,7 @@ Rest pose (T-pose) in world axes: **Z up, the person faces -Y, their left is +X*
 -Z, arms along ±X, feet forward (-Y), palms down. Converted to Y-up at export this is the usual
 BVH/FBX T-pose (facing +Z, left hand at +X) that Mixamo, Unity and Unreal retargeting expect.
 
-Hierarchy (names are the solve's own; :mod:`mocap.export.presets` renames them)::
+Hierarchy (names are the solve's own; :mod:`mocap.export.rigs` maps them onto target rigs)::
 
     pelvis ─┬─ left_hip ── left_knee ── left_ankle ─┬─ left_toe
             │                                       └─ left_heel          (and right_…)

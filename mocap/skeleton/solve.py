@@ -6,16 +6,21 @@ Steps (one person; vectorised over frames, one pass over joints in parent order)
    longer gaps stay NaN.
 2. **Hierarchy** (:mod:`mocap.skeleton.hierarchy`) resolved against the joints that have data.
 3. **Global rotations.** Each joint's rotation maps its rest primary direction exactly onto the
-   observed one by the shortest rotation from its parent's orientation ("swing"); the twist
+   observed one — from where the skeleton puts the joint (FK of its parent and its rest offset)
+   to the observed end point, so a bone whose observed length varies (a bending spine, a
+   shrugging shoulder) misplaces only its own end and the error does not run down the chain —
+   by the shortest rotation from its parent's orientation ("swing"); the twist
    about that direction then comes from the secondary vector (the bend plane for a limb, the
    shoulder line for the chest, the ear line for the head). When the secondary is nearly
    parallel to the primary (a straight limb) or missing, the twist is unobservable and fades
    smoothly to the swing's (no twist relative to the parent) between ``straight_deg`` angles.
 4. **Local rotations** ``parent^T @ global``; frames where a joint cannot be oriented (NaN,
    zero-length bone) are filled by slerp between the nearest oriented frames, held at the ends.
-5. **Rest skeleton** (T-pose): each child's offset is the robust median (MAD outlier
-   rejection) of its position in its parent's solved frame, left/right averaged. For a limb this
-   is the rest direction times the median bone length.
+5. **Rest skeleton** (T-pose), estimated joint by joint before the joint is oriented: each
+   child's offset is the robust median (MAD outlier rejection) of its observed point seen from
+   its parent's FK position in the parent's solved frame, each side its own (the captured
+   proportions; ``symmetric_bones`` averages left and right afterwards). For a limb this is
+   the rest direction times the median bone length.
 6. **Root translation** = the pelvis point, interpolated through gaps, held at the ends.
 
 The per-joint residual between FK of the result and the input points says how rigid the
@@ -55,6 +60,10 @@ class SolveConfig:
     """Angle between primary and secondary below which twist fades to the parent's (start, full)."""
     min_bone_m: float = 0.005
     """A bone shorter than this (median) is reported as zero-length."""
+    symmetric_bones: bool = False
+    """Average each left bone with its right twin (mirrored). Off: each side keeps its own
+    measured length, the captured proportions (people are not symmetric: on CMU 131_03 averaging
+    puts the wrists up to 10.5 mm from the input, each side its own 1.9 mm)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -122,11 +131,17 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
     return x * x * (3.0 - 2.0 * x)
 
 
-def _joint_global(spec, skel: Skeleton, pts: np.ndarray, parent_global: np.ndarray, cfg: SolveConfig):
-    """Global rotation ``(T, 3, 3)`` of one joint (NaN where not orientable) and its valid mask."""
+def _joint_global(spec, skel: Skeleton, pts: np.ndarray, parent_global: np.ndarray, cfg: SolveConfig,
+                  start: np.ndarray | None = None):
+    """Global rotation ``(T, 3, 3)`` of one joint (NaN where not orientable) and its valid mask.
+
+    ``start``: ``(T, 3)`` where the primary direction starts (the joint's FK position), instead of
+    the observed start point."""
     T = pts.shape[0]
     a = np.asarray(spec.primary.rest, float)
-    d = pts[:, skel.point_index(spec.primary.end)] - pts[:, skel.point_index(spec.primary.start)]
+    if start is None:
+        start = pts[:, skel.point_index(spec.primary.start)]
+    d = pts[:, skel.point_index(spec.primary.end)] - start
     u, n = _unit(d)
     valid = np.isfinite(n) & (n > _EPS) & np.isfinite(parent_global).all(axis=(1, 2))
     out = np.full((T, 3, 3), np.nan)
@@ -181,42 +196,82 @@ def _robust_median(samples: np.ndarray, k: float) -> np.ndarray:
     return np.median(samples[keep], axis=0)
 
 
-def _rest_offsets(skel: Skeleton, pts: np.ndarray, glob_raw: np.ndarray, valid: np.ndarray, cfg: SolveConfig, who: str):
-    """Rest offsets ``(J, 3)`` (T-pose, parent frame = world axes at rest), root at origin."""
-    J = len(skel.joints)
-    offsets = np.zeros((J, 3))
-    known = np.zeros(J, bool)  # offsets estimated from data (not zero-length, seen)
+def _joint_offset(skel: Skeleton, j: int, pts: np.ndarray, parent_at: np.ndarray, parent_raw: np.ndarray,
+                  cfg: SolveConfig, who: str) -> tuple[np.ndarray, bool]:
+    """Rest offset ``(3,)`` of joint ``j`` from its parent, in the parent's frame (world axes at
+    rest), and whether data gave it: the robust median over frames of the joint's observed point
+    seen from where the parent is (``parent_at (T, 3)``: its FK position) and how it is turned
+    (``parent_raw (T, 3, 3)``, NaN where not oriented)."""
+    spec, p = skel.joints[j], skel.parents[j]
     names = skel.joint_names
-    for j in range(1, J):
-        spec, p = skel.joints[j], skel.parents[j]
-        if spec.at == skel.joints[p].at:
-            known[j] = True
-            continue  # sits on its parent's point by construction (spine, clavicles at the neck)
-        d = pts[:, skel.point_index(spec.at)] - pts[:, skel.point_index(skel.joints[p].at)]
-        length = np.linalg.norm(d, axis=-1)
-        length = length[np.isfinite(length)]
-        if length.size and np.median(length) < cfg.min_bone_m:
-            log.warning("%s: bone %s -> %s has zero length (median %.4f m); check the input for merged joints",
-                        who, names[p], spec.name, np.median(length))
-            continue
-        ok = valid[:, p] & np.isfinite(d).all(axis=-1)
-        if not ok.any():
-            log.warning("%s: %s never oriented together with %s; bone length unknown", who, spec.name, names[p])
-            continue
-        local = np.einsum("tji,tj->ti", glob_raw[ok, p], d[ok])  # parent^T @ d
-        offsets[j], known[j] = _robust_median(local, cfg.outlier_mad), True
-    # Left/right average: mirror the right side's x and take the mean of the pair; a side without
-    # an estimate (zero-length, never seen) takes the other side's.
+    if spec.at == skel.joints[p].at:
+        return np.zeros(3), True  # sits on its parent's point by construction (spine at the pelvis)
+    d = pts[:, skel.point_index(spec.at)] - parent_at
+    length = np.linalg.norm(pts[:, skel.point_index(spec.at)] - pts[:, skel.point_index(skel.joints[p].at)], axis=-1)
+    length = length[np.isfinite(length)]
+    if length.size and np.median(length) < cfg.min_bone_m:
+        log.warning("%s: bone %s -> %s has zero length (median %.4f m); check the input for merged joints",
+                    who, names[p], spec.name, np.median(length))
+        return np.zeros(3), False
+    ok = np.isfinite(parent_raw).all(axis=(1, 2)) & np.isfinite(d).all(axis=-1)
+    if not ok.any():
+        log.warning("%s: %s never oriented together with %s; bone length unknown", who, spec.name, names[p])
+        return np.zeros(3), False
+    local = np.einsum("tji,tj->ti", parent_raw[ok], d[ok])  # parent^T @ d
+    return _robust_median(local, cfg.outlier_mad), True
+
+
+def _pair_offsets(offsets: np.ndarray, known: np.ndarray, names: tuple[str, ...], symmetric: bool) -> np.ndarray:
+    """A side without an estimate (zero-length, never seen) takes the other side's, mirrored; with
+    ``symmetric`` both sides of every pair take the mean of the pair."""
+    offsets = offsets.copy()
     flip = np.array([-1.0, 1.0, 1.0])
     for j, name in enumerate(names):
         other = mirror_name(name)
         if name.startswith("left_") and other in names:
             k = names.index(other)
+            if known[j] and known[k] and not symmetric:
+                continue
             if known[j] or known[k]:
                 wj, wk = float(known[j]), float(known[k])
                 mean = (wj * offsets[j] + wk * offsets[k] * flip) / (wj + wk)
                 offsets[j], offsets[k] = mean, mean * flip
     return offsets
+
+
+def _solve_joints(skel: Skeleton, pts: np.ndarray, cfg: SolveConfig, name: str):
+    """Local rotations ``(T, J, 3, 3)`` and rest offsets ``(J, 3)``, one joint at a time in parent
+    order. Each joint sits where FK of its parent puts it, and its primary direction starts there
+    (not at the observed point), so a bone whose observed length varies (a spine that bends, a
+    shoulder that shrugs) moves only its own end: the error does not run down the chain."""
+    T, J = pts.shape[0], len(skel.joints)
+    local = np.empty((T, J, 3, 3))
+    glob = np.empty((T, J, 3, 3))
+    glob_raw = np.full((T, J, 3, 3), np.nan)
+    model = np.empty((T, J, 3))  # FK position of each joint
+    offsets, known = np.zeros((J, 3)), np.zeros(J, bool)
+    eye = np.broadcast_to(np.eye(3), (T, 3, 3))
+    for j, spec in enumerate(skel.joints):
+        p = skel.parents[j]
+        if p < 0:
+            parent, model[:, j] = eye, _fill_positions(pts[:, skel.point_index(spec.at)])
+        else:
+            parent = glob[:, p]
+            offsets[j], known[j] = _joint_offset(skel, j, pts, model[:, p], glob_raw[:, p], cfg, name)
+            model[:, j] = model[:, p] + parent @ offsets[j]
+        if spec.primary is None:  # leaf: follows its parent
+            local[:, j], glob[:, j] = eye, parent
+            continue
+        start = model[:, j] if spec.primary.start == spec.at else None
+        glob_raw[:, j], valid = _joint_global(spec, skel, pts, parent, cfg, start)
+        if not valid.any():
+            log.warning("%s: %s cannot be oriented in any frame (zero-length or missing bone); left at rest", name, spec.name)
+            local[:, j] = eye
+        else:
+            raw_local = np.swapaxes(parent, -1, -2) @ np.where(valid[:, None, None], glob_raw[:, j], np.eye(3))
+            local[:, j] = _fill_rotations(raw_local, valid)
+        glob[:, j] = parent @ local[:, j]
+    return local, _pair_offsets(offsets, known, skel.joint_names, cfg.symmetric_bones)
 
 
 def _fill_positions(x: np.ndarray) -> np.ndarray:
@@ -263,26 +318,7 @@ def solve_skeleton(points_world: np.ndarray, joint_names, fps: float, name: str 
                          f"(needs at least {cfg.min_frames}); drop this person or lower min_frames")
 
     J = len(skel.joints)
-    glob_raw = np.full((T, J, 3, 3), np.nan)
-    glob = np.empty((T, J, 3, 3))
-    local = np.empty((T, J, 3, 3))
-    valid = np.zeros((T, J), bool)
-    eye = np.broadcast_to(np.eye(3), (T, 3, 3))
-    for j, spec in enumerate(skel.joints):
-        parent = eye if skel.parents[j] < 0 else glob[:, skel.parents[j]]
-        if spec.primary is None:  # leaf: follows its parent
-            local[:, j], glob[:, j] = eye, parent
-            continue
-        glob_raw[:, j], valid[:, j] = _joint_global(spec, skel, pts, parent, cfg)
-        if not valid[:, j].any():
-            log.warning("%s: %s cannot be oriented in any frame (zero-length or missing bone); left at rest", name, spec.name)
-            local[:, j] = eye
-        else:
-            raw_local = np.swapaxes(parent, -1, -2) @ np.where(valid[:, j, None, None], glob_raw[:, j], np.eye(3))
-            local[:, j] = _fill_rotations(raw_local, valid[:, j])
-        glob[:, j] = parent @ local[:, j]
-
-    offsets = _rest_offsets(skel, pts, glob_raw, valid, cfg, name)
+    local, offsets = _solve_joints(skel, pts, cfg, name)
     root = _fill_positions(pts[:, skel.point_index("pelvis")])
     rest = SkeletonAnimation(skel.joint_names, skel.parents, offsets, np.eye(3)[None, None].repeat(J, 1), np.zeros((1, 3)), fps)
     offsets[0] = [0.0, 0.0, -forward_kinematics(rest)[0][0, :, 2].min()]  # rest: lowest joint on the floor

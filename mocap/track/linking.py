@@ -129,7 +129,7 @@ def link_people(centres: np.ndarray, fps: float, config: LinkConfig | None = Non
             out[t, fresh] = new_ids
             n_tracks += len(fresh)
     out = _join_fragments(out, centres, n_tracks, fps, config)
-    return _without_short_tracks(out, n_tracks, confirmed)
+    return without_short_tracks(out, n_tracks, confirmed)
 
 
 def _checked_link_inputs(centres, fps: float, poses) -> tuple[np.ndarray, np.ndarray | None]:
@@ -224,7 +224,7 @@ def _continue_tracks(tracks: _LiveTracks, t: int, cand: np.ndarray, centres: np.
     return matched
 
 
-def _without_short_tracks(track: np.ndarray, n_tracks: int, confirmed: int) -> np.ndarray:
+def without_short_tracks(track: np.ndarray, n_tracks: int, confirmed: int) -> np.ndarray:
     """``track (T, K)`` with tracks seen in fewer than ``confirmed`` frames set to -1 and the rest
     renumbered 0, 1, ... by first appearance."""
     T = len(track)

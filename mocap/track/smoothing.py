@@ -114,7 +114,7 @@ def smooth_trajectories(points: np.ndarray, covariance: np.ndarray | None, fps: 
         out[:, lo:hi], rejected[:, lo:hi] = _filter_and_smooth(z[:, lo:hi], R[:, lo:hi], F, Q, H, config.gate)
     # NaN outside each point's measured span and in long gaps
     measured = np.isfinite(z).all(-1) & ~rejected
-    out[~_within_short_gaps(measured, int(np.floor(config.max_gap_s * fps)))] = np.nan
+    out[~within_short_gaps(measured, int(np.floor(config.max_gap_s * fps)))] = np.nan
     return out.reshape(pts.shape), rejected.reshape((T,) + lead)
 
 
@@ -172,7 +172,7 @@ def _filter_and_smooth(z: np.ndarray, R: np.ndarray, F: np.ndarray, Q: np.ndarra
     return sm[..., :3], rejected
 
 
-def _within_short_gaps(measured: np.ndarray, max_gap: int) -> np.ndarray:
+def within_short_gaps(measured: np.ndarray, max_gap: int) -> np.ndarray:
     """``(T, N)`` True on measured frames and on unmeasured runs of at most ``max_gap`` frames
     that have a measured frame on both sides."""
     T, N = measured.shape

@@ -5,7 +5,10 @@ Blender's importer converts the file to its own frame (Z up, metres); automatic 
 is off so every bone's head sits exactly on its FBX node. For each imported armature and every
 frame of its action the script evaluates ``armature.matrix_world @ pose_bone.head`` and writes
 ``armatures (A,)``, ``names (N,)`` ("<armature>/<bone>"), ``positions (T, N, 3)`` in metres,
-``frames (T,)`` (Blender frame numbers) and ``fps`` as JSON (Debian's Blender has no numpy).
+``frames (T,)`` (Blender frame numbers) and ``fps`` as JSON (Debian's Blender has no numpy), and
+the rest armature as Blender draws it: ``rest_heads``, ``rest_tails`` ``(N, 3)`` world metres and
+``rest_parents`` ``(N,)`` ("<armature>/<bone>", "" for a root bone). Several files may be given
+(``-- A.fbx A.json B.fbx B.json ...``): one Blender start for all of them.
 """
 
 import json
@@ -33,7 +36,11 @@ def main(fbx_path, out_path):
     for frame in frames:
         scene.frame_set(frame)
         positions.append([list(arm.matrix_world @ pb.head) for arm, pb in bones])
+    rest = [(arm.matrix_world @ arm.data.bones[pb.name].head_local, arm.matrix_world @ arm.data.bones[pb.name].tail_local,
+             f"{arm.name}/{pb.parent.name}" if pb.parent else "") for arm, pb in bones]
     result = {
+        "rest_heads": [list(h) for h, _, _ in rest], "rest_tails": [list(t) for _, t, _ in rest],
+        "rest_parents": [p for _, _, p in rest],
         "armatures": [a.name for a in armatures],
         "names": [f"{arm.name}/{pb.name}" for arm, pb in bones],
         "positions": positions, "frames": frames, "fps": scene.render.fps / scene.render.fps_base,
@@ -44,4 +51,5 @@ def main(fbx_path, out_path):
 
 if __name__ == "__main__":
     argv = sys.argv[sys.argv.index("--") + 1:]
-    main(argv[0], argv[1])
+    for fbx_file, json_file in zip(argv[0::2], argv[1::2]):
+        main(fbx_file, json_file)

@@ -1,0 +1,126 @@
+"""The UKF tracker on the synthetic studio (mocap.track.filter_people, mocap.track.affinity,
+``reconstruct`` with ``track.mode``): accuracy against ground truth, one camera alone, bad input,
+identities through crossings. `mocap bench track` prints the same figures on 1000-frame takes."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from mocap.bench.track import crossing_scene, identity_switches, owners
+from mocap.config import ProcessConfig, override
+from mocap.pipeline import reconstruct
+from mocap.synthetic import SyntheticConfig, make_scene
+from mocap.track.filter_people import TrackConfig, fixed_lag_smooth
+from mocap.track.ukf import constant_velocity, rts_smooth
+
+
+def _run(keypoints, rig, **settings):
+    return reconstruct(keypoints, rig, override(ProcessConfig(), settings))
+
+
+@pytest.fixture(scope="module")
+def one_person():
+    return make_scene(SyntheticConfig(num_frames=150, num_people=1, num_cameras=4, seed=1))
+
+
+def _accuracy(tracks, scene):
+    J = len(scene.joint_names)
+    est, gt = tracks.positions[:, 0, :J], scene.gt_positions[:, 0]
+    acc = lambda x: (x[2:] - 2 * x[1:-1] + x[:-2]) * scene.fps ** 2  # noqa: E731
+    return np.linalg.norm(est - gt, axis=-1), np.linalg.norm(acc(est) - acc(gt), axis=-1)
+
+
+def test_ukf_beats_per_frame_triangulation_on_the_synthetic_studio(one_person):
+    """Every detector error on. Measured (seed 1): MPJPE 6.0 vs 8.8 mm (0.68x), jitter 5.5 vs
+    19.9 m/s² (0.28x) on the joints the per-frame triangulation has; the issue asks <= 0.8x, 0.5x."""
+    err_off, acc_off = _accuracy(_run(one_person.keypoints, one_person.rig, **{"track.mode": "off"}), one_person)
+    err, acc = _accuracy(_run(one_person.keypoints, one_person.rig, **{"track.mode": "ukf"}), one_person)
+    base = np.isfinite(err_off)
+    both = base[2:] & base[1:-1] & base[:-2]
+    assert np.isfinite(err[base]).all()
+    assert err[base].mean() <= 0.8 * err_off[base].mean(), (err[base].mean(), err_off[base].mean())
+    assert acc[both].mean() <= 0.5 * acc_off[both].mean(), (acc[both].mean(), acc_off[both].mean())
+
+
+@pytest.mark.parametrize("camera", [0, 1, 2, pytest.param(3, marks=pytest.mark.xfail(
+    strict=True, reason="the ray grazes the bone's sphere about the hip at the start and the filter follows the "
+                        "sphere's other side: 250 mm at worst (known limit, see the README)"))])
+def test_a_joint_seen_by_one_camera_for_half_a_second_stays_within_5_cm(one_person, camera):
+    """The right knee hidden from all cameras but one for 15 frames: the per-frame triangulation
+    loses it, the UKF keeps it on that camera's ray at its bone's length from the hip."""
+    scene = one_person
+    j = scene.joint_names.index("right_knee")
+    data = scene.keypoints.data.copy()
+    data[60:75, [c for c in range(4) if c != camera], :, j] = np.nan
+    tracks = _run(dataclasses.replace(scene.keypoints, data=data), scene.rig,
+                  **{"track.mode": "ukf", "track.max_untriangulated_s": 0.5})
+    err = np.linalg.norm(tracks.positions[60:75, 0, j] - scene.gt_positions[60:75, 0, j], axis=-1)
+    assert np.isfinite(err).sum() >= 10 and np.nanmax(err) < 0.05, err
+
+
+@pytest.fixture(scope="module")
+def crossing():
+    return crossing_scene(3, 4, 100, seed=100)
+
+
+@pytest.mark.parametrize("mode, identities", [("ukf", "centres"), ("online", "centres"), ("ukf", "images")])
+def test_three_performers_crossing_keep_their_identities(crossing, mode, identities):
+    """Every pair of paths crosses, pelvises 0.53 m apart at the closest (shoulders brushing)."""
+    tracks = _run(crossing.keypoints, crossing.rig, **{"track.mode": mode, "track.identities": identities})
+    own = owners(tracks.positions, crossing)
+    assert tracks.positions.shape[1] == 3
+    assert identity_switches(own) == 0
+    assert (own >= 0).mean() > 0.97
+
+
+def _spoiled(scene, rng):
+    """Every camera out at frame 40; performer 0 teleported 3 m in camera 0 at frames 50-52;
+    10 % of confidences NaN; 30 spurious people in camera 1 at frame 60."""
+    data = scene.keypoints.data.copy()
+    data[40] = np.nan
+    who = scene.gt_person_index
+    shifted = scene.gt_positions[50:53, 0] + [3.0, 0.0, 0.0]
+    from mocap.geometry import project
+
+    for t in range(50, 53):
+        slot = np.flatnonzero(who[t, 0] == 0)
+        if len(slot):
+            data[t, 0, slot[0], :, :2] = project(scene.rig.cameras[0], shifted[t - 50])
+    data[..., 2][rng.random(data.shape[:-1]) < 0.1] = np.nan
+    T, C, P, J, _ = data.shape
+    extra = np.full((T, C, 30, J, 3), np.nan)
+    base = np.nan_to_num(data[60, 1, np.isfinite(data[60, 1, :, :, 0]).any(-1)][0], nan=0.0)
+    extra[60, 1] = base + np.concatenate([rng.uniform(-900, 900, (30, 1, 2)), np.zeros((30, 1, 1))], -1)
+    return dataclasses.replace(scene.keypoints, data=np.concatenate([data, extra], axis=2))
+
+
+def test_bad_input_makes_no_phantom_and_no_switch(crossing, rng):
+    tracks = _run(_spoiled(crossing, rng), crossing.rig, **{"track.mode": "ukf"})
+    own = owners(tracks.positions, crossing)
+    assert tracks.positions.shape[1] == 3  # no phantom track
+    assert identity_switches(own) == 0
+    assert np.isfinite(tracks.positions[40, :, :5]).all()  # the lost frame is filled
+
+
+def test_fixed_lag_smoother_runs_between_the_filter_and_the_full_smoother(rng):
+    """Lag 0 is the filter itself; a lag as long as the take is the RTS smoother."""
+    T, N = 30, 3
+    F, Q = constant_velocity(1 / 30, 10.0)
+    xs = rng.normal(size=(T, N, 6))
+    A = rng.normal(0, 0.1, (T, N, 6, 6))
+    Ps = A @ np.swapaxes(A, -1, -2) + np.eye(6) * 1e-3
+    linked = np.ones((T, N), bool)
+    linked[0] = False
+    np.testing.assert_array_equal(fixed_lag_smooth(xs, Ps, F, Q, linked, 0)[0], xs)
+    full = rts_smooth(xs, Ps, F, Q, linked)[0]
+    np.testing.assert_allclose(fixed_lag_smooth(xs, Ps, F, Q, linked, T)[0], full, atol=1e-12)
+    lagged = fixed_lag_smooth(xs, Ps, F, Q, linked, 5)[0]
+    assert not np.allclose(lagged[:-5], full[:-5]) and not np.allclose(lagged, xs)
+
+
+def test_bad_settings_are_named():
+    with pytest.raises(ValueError, match="mode"):
+        TrackConfig(mode="fancy")
+    with pytest.raises(ValueError, match="gate"):
+        TrackConfig(gate=0)
