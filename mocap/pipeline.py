@@ -5,7 +5,8 @@ Every performer (default): per frame the detections are matched across views
 (:mod:`mocap.match`), each group triangulated, and the groups linked over time into persistent
 people (:mod:`mocap.track.people`); each person's joints are then triangulated again over the
 whole take (:mod:`mocap.triangulation.people`: robust with the temporal left/right check, or the
-confidence-weighted DLT) and Kalman/RTS-smoothed (:mod:`mocap.track.smoothing`). With
+confidence-weighted DLT) and followed over time (:mod:`mocap.track`: the Kalman/RTS smoother of the
+triangulated 3D by default, or an unscented Kalman filter on the 2D evidence). With
 ``match.multi_person`` off, the most confident detection of every view is the one performer. The
 derived joints ``pelvis``/``neck`` are appended where the keypoint format lacks them.
 """
