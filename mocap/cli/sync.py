@@ -1,5 +1,6 @@
 """mocap sync SESSION | --keypoints DIR  --calibration FILE --out sync.yaml: time offsets of
-cameras that were not synchronized, from the performers' motion.
+cameras that were not synchronized, from the performers' motion (or, with --flash, from a light
+switched on in view of every camera: sub-frame from the partly bright frame).
 
 Each camera's offset to the reference camera, in frames (sub-frame): a first estimate from the
 cross-correlation of joint speeds, refined by minimising the triangulation residual over the
@@ -15,6 +16,7 @@ OUT_DIR/keypoints2d, resumable).
 examples:
   mocap sync --keypoints SESSION/pose --calibration Calib.qca.txt --keypoint-format body_25b --out SESSION/sync.yaml
   mocap sync takes/take01 --calibration calibration.yaml --out takes/take01/sync.yaml
+  mocap sync takes/take01 --flash --out takes/take01/sync.yaml      (a light switched on in view of all)
 """
 
 from __future__ import annotations
@@ -31,7 +33,10 @@ def register(sub) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("session", nargs="?", help="session folder (videos/, or a Pose2Sim session with pose/)")
     p.add_argument("--keypoints", help="folder of OpenPose JSON per camera, or the <cam>.npz of mocap detect")
-    p.add_argument("--calibration", required=True, help="calibration.yaml, .toml or Qualisys .qca.txt")
+    p.add_argument("--calibration", help="calibration.yaml, .toml or Qualisys .qca.txt (for the sync from motion)")
+    p.add_argument("--flash", action="store_true",
+                   help="sync from a flash every camera sees (a light switched on) in SESSION's videos, "
+                        "instead of the performers' motion; no calibration needed")
     p.add_argument("--out", required=True, help="output sync.yaml")
     p.add_argument("--keypoint-format", default="body_25", choices=list(KEYPOINT_FORMATS),
                    help="keypoints per person in the JSON files (default body_25)")
@@ -59,6 +64,22 @@ def _keypoints(args, config, rig, out):
                           calibration=rig, match=config.match)
 
 
+def _run_flash(args, config, out) -> int:
+    from mocap.detect import session_videos
+    from mocap.record.flash import flash_offsets
+    from mocap.record.resample import SyncOffsets, save_sync
+
+    if not args.session:
+        raise ValueError("--flash: give the SESSION folder whose videos show the flash")
+    reference, offsets, onsets = flash_offsets(session_videos(args.session), config.sync.reference or None)
+    save_sync(SyncOffsets(reference, offsets), out,
+              {"method": "flash onset", "onset_frames": {k: round(v, 3) for k, v in onsets.items()}})
+    print(f"wrote {out}: reference {reference} (from a flash)")
+    for name, off in offsets.items():
+        print(f"  {name}: {off:+.3f} frames (flash starts at frame {onsets[name]:.2f})")
+    return 0
+
+
 def _run(args) -> int:
     from pathlib import Path
 
@@ -71,6 +92,10 @@ def _run(args) -> int:
 
     config = resolve_config(args)
     out = check_output_file(args.out)
+    if args.flash:
+        return _run_flash(args, config, out)
+    if not args.calibration:
+        raise ValueError("--calibration: needed to sync from the performers' motion (or use --flash)")
     rig = load_calibration(args.calibration)
     kp = align_to_rig(_keypoints(args, config, rig, out), rig)
     result = estimate_offsets(kp, rig, config.sync)
