@@ -37,6 +37,7 @@ from mocap.errors import MocapError
 from mocap.text import plain_text
 from mocap.detect.pipeline import DetectConfig
 from mocap.export.options import ExportConfig
+from mocap.io.keypoints import DEFAULT_FPS
 from mocap.match.epipolar import AssociationConfig
 from mocap.record.options import RecordConfig, SyncConfig
 from mocap.skeleton.solve import SolveConfig
@@ -45,8 +46,6 @@ from mocap.track.linking import LinkConfig
 from mocap.track.smoothing import SmoothConfig
 from mocap.triangulation.people import TriangulateConfig
 
-#: Frame rate assumed when neither the input nor the user gives one (OpenPose JSON carries none).
-DEFAULT_FPS = 30.0
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,8 @@ def test_sync_from_a_flash_on_real_frames(shared, tmp_path, capsys):
     assert main(["sync", str(session), "--flash", "--out", str(out)]) == 0
     sync = yaml.safe_load(out.read_text())
     assert sync["reference"] == "cam01"
+    print("flash onsets, true -> found (frames):",
+          ", ".join(f"{c} {t} -> {sync['onset_frames'][c]}" for c, t in ONSETS.items()))
     for cam, onset in ONSETS.items():  # camera c's frame k shows the reference's frame k + offset
         assert sync["offsets"][cam] == pytest.approx(ONSETS["cam01"] - onset, abs=0.1), (cam, sync)
 

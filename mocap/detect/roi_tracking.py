@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from mocap.io.keypoints import DEFAULT_FPS
 from mocap.detect.blazepose import (
     HEATMAP_SIZE,
     LANDMARK_INPUT,
@@ -29,8 +30,6 @@ from mocap.detect.blazepose import (
 BODY_JOINTS = np.array([11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28])
 HIPS = np.array([23, 24])
 
-#: Frame rate assumed when a video's is unknown (the motion limits are per second).
-NOMINAL_FPS = 30.0
 #: Fastest plausible change of a person's ROI, per second: the centre (the hips) moves at most
 #: 3 ROI sizes (a 1.7 m person's ROI is about 2 m: 6 m/s, a sprint) and the size changes by at
 #: most a factor e^1.5 = 4.5 (walking at 1.5 m/s towards a camera 1 m away, or crouching from
@@ -158,7 +157,7 @@ class PoseTracker:
     order of precedence: the live tracks, the recently lost tracks still looked for
     (``lost_track_frames``), the detector's new people. A track's ROI follows its landmarks
     at most as fast as a person moves (:func:`limit_roi_motion`; ``fps``, the video's frame
-    rate, gives the time step, :data:`NOMINAL_FPS` when unknown). After a track ends the detector
+    rate, gives the time step, :data:`DEFAULT_FPS` when unknown). After a track ends the detector
     runs on every frame for ``redetect_seconds``.
     """
 
@@ -177,7 +176,7 @@ class PoseTracker:
 
     def _dt(self) -> float:
         """Seconds per frame of this video."""
-        return 1.0 / (self.fps if self.fps and np.isfinite(self.fps) and self.fps > 0 else NOMINAL_FPS)
+        return 1.0 / (self.fps if self.fps and np.isfinite(self.fps) and self.fps > 0 else DEFAULT_FPS)
 
     def step(self, frame_bgr: np.ndarray) -> FrameResult:
         cfg = self.model.config

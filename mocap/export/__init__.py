@@ -24,26 +24,14 @@ import numpy as np
 from mocap._checks import check_choice
 from mocap.errors import MocapError
 from mocap.export.axes import UNIT_SCALE
+from mocap.export.options import FORMATS, parse_formats  # noqa: F401  (FORMATS: part of this package's interface)
 from mocap.io.tracks import Tracks
 from mocap.io.files import atomic_write
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("bvh", "fbx", "trc", "csv", "c3d")
 #: Units each format uses unless told otherwise.
 DEFAULT_UNITS = {"bvh": "cm", "fbx": "cm", "trc": "m", "csv": "m", "c3d": "mm"}
-
-
-def parse_formats(formats: str | Sequence[str]) -> tuple[str, ...]:
-    """``"bvh,fbx"`` or ``["bvh", "fbx"]`` -> ``("bvh", "fbx")``; unknown names list the allowed."""
-    items = formats.split(",") if isinstance(formats, str) else list(formats)
-    out = []
-    for f in (s.strip().lower() for s in items):
-        if f and f not in out:
-            out.append(check_choice(f, FORMATS, "format"))
-    if not out:
-        raise ValueError(f"format: no format given; expected one or more of {', '.join(FORMATS)}")
-    return tuple(out)
 
 
 def _load_write_fbx():

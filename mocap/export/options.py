@@ -21,6 +21,18 @@ def rig_from_preset(preset: str) -> str:
 FORMATS = ("bvh", "fbx", "trc", "csv", "c3d")
 
 
+def parse_formats(formats, name: str = "format") -> tuple[str, ...]:
+    """``"bvh,fbx"`` or ``["bvh", "fbx"]`` (items may hold commas) -> ``("bvh", "fbx")``, without
+    repeats; an unknown name is a ``ValueError`` naming ``name`` and listing the allowed."""
+    items = (formats,) if isinstance(formats, str) else tuple(formats)
+    out = tuple(dict.fromkeys(f.strip().lower() for part in items for f in part.split(",") if f.strip()))
+    if not out:
+        raise ValueError(f"{name}: no format given; expected one or more of {', '.join(FORMATS)}")
+    for f in out:
+        check_choice(f, FORMATS, name)
+    return out
+
+
 @dataclass(frozen=True)
 class ExportConfig:
     """Settings of the export stage."""
@@ -38,13 +50,8 @@ class ExportConfig:
     def __post_init__(self):
         from mocap.export.rigs import RIGS
 
-        formats = (self.formats,) if isinstance(self.formats, str) else tuple(self.formats)
-        formats = tuple(f.strip().lower() for part in formats for f in part.split(",") if f.strip())
-        if not formats:
-            raise ValueError(f"formats: none given; expected any of {', '.join(FORMATS)}")
-        for f in formats:
-            check_choice(f, FORMATS, "formats")
-        object.__setattr__(self, "formats", tuple(dict.fromkeys(formats)))
+        formats = parse_formats(self.formats, "formats")
+        object.__setattr__(self, "formats", formats)
         check_choice(self.rig, RIGS, "rig")
         if self.units is not None:
             check_choice(self.units, UNIT_SCALE, "units")

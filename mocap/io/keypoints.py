@@ -14,6 +14,10 @@ import numpy as np
 
 from mocap._checks import check_shape
 
+#: Frame rate assumed where neither the input nor the user gives one (OpenPose JSON carries none;
+#: ``fps`` in the config tree overrides it).
+DEFAULT_FPS = 30.0
+
 
 @dataclass(frozen=True, eq=False)
 class Keypoints2D:

@@ -34,7 +34,7 @@ from mocap.geometry import Rig
 from mocap.io.keypoints import Keypoints2D
 from mocap.match.epipolar import AssociationConfig, epipolar_costs, group_frame, person_sizes
 from mocap.skeleton.joints import left_right_permutation
-from mocap.track.linking import LinkConfig, without_short_tracks
+from mocap.track.linking import LinkConfig, group_appearance, relink_by_appearance, without_short_tracks
 from mocap.triangulation.people import TriangulateConfig, triangulate_people
 
 #: A detection joins a track in a view when the median joint distance to the track's predicted
@@ -164,20 +164,14 @@ def temporal_people_views(keypoints: Keypoints2D, rig: Rig, fps: float, match: A
 def _relinked(owner: np.ndarray, keypoints: Keypoints2D, link: LinkConfig) -> np.ndarray:
     """Tracks re-identified by the mean appearance descriptor of their views (unchanged
     without descriptors)."""
-    from mocap.track.linking import relink_by_appearance
-
-    app = keypoints.extras.get("appearance") if keypoints.extras else None
-    if app is None or np.shape(app)[:3] != keypoints.data.shape[:3] or owner.max() < 0:
+    if owner.max() < 0:
         return owner
-    T, C, Pd = owner.shape
-    K = int(owner.max()) + 1
-    per = np.full((T, K, C, app.shape[-1]), np.nan)
-    t, c, p = np.nonzero(owner >= 0)
-    per[t, owner[t, c, p], c] = app[t, c, p]
-    track = np.where(np.isfinite(per).any(axis=(2, 3)), np.arange(K)[None], -1)  # (T, K)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # tracks without a descriptor in a frame
-        new = relink_by_appearance(track, np.nanmean(per, axis=2), link)  # (T, K)
+    T, K = owner.shape[0], int(owner.max()) + 1
+    appearance = group_appearance(keypoints, owner, K)  # (T, K, D)
+    if appearance is None:
+        return owner
+    track = np.where(np.isfinite(appearance).any(-1), np.arange(K)[None], -1)  # (T, K): seen with a descriptor
+    new = relink_by_appearance(track, appearance, link)  # (T, K)
     remap = np.full((T, K + 1), -1)
     remap[:, :K] = new
     return np.where(owner >= 0, np.take_along_axis(remap, np.where(owner >= 0, owner, K).reshape(T, -1), 1)

@@ -285,6 +285,30 @@ def _join_fragments(track: np.ndarray, centres: np.ndarray, n_tracks: int, fps: 
     return track
 
 
+def group_appearance(keypoints, index: np.ndarray, K: int) -> np.ndarray | None:
+    """Mean appearance descriptor of each group over the views it holds.
+
+    Args:
+        keypoints: :class:`~mocap.io.keypoints.Keypoints2D` with ``extras["appearance"] (T, C, P, D)``.
+        index: ``(T, C, P)`` group of every detection (-1: none).
+        K: number of groups.
+
+    Returns:
+        ``(T, K, D)`` (NaN where a group has no descriptor in a frame), or None when the
+        keypoints carry no descriptors.
+    """
+    app = keypoints.extras.get("appearance") if keypoints.extras else None
+    if app is None or np.shape(app)[:3] != keypoints.data.shape[:3]:
+        return None
+    T, C = index.shape[:2]
+    per = np.full((T, K, C, app.shape[-1]), np.nan)
+    t, c, p = np.nonzero(index >= 0)
+    per[t, index[t, c, p], c] = app[t, c, p]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # groups without a descriptor in a frame
+        return np.nanmean(per, axis=2)
+
+
 def relink_by_appearance(track: np.ndarray, appearance: np.ndarray, config: LinkConfig | None = None) -> np.ndarray:
     """Give a person who comes back after their track ended their old track index.
 

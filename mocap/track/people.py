@@ -9,14 +9,12 @@ person's detection in each view, ready to be triangulated over the whole take.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 from mocap.geometry import Rig
 from mocap.io.keypoints import Keypoints2D
 from mocap.match.epipolar import AssociationConfig, associate, gather_groups
-from mocap.track.linking import LinkConfig, body_centres, link_people, relink_by_appearance
+from mocap.track.linking import LinkConfig, body_centres, group_appearance, link_people, relink_by_appearance
 from mocap.triangulation.people import TriangulateConfig, triangulate_people
 
 #: Two groups of one frame whose body centres are closer than this are one person whose views the
@@ -49,7 +47,7 @@ def people_views(keypoints: Keypoints2D, rig: Rig, fps: float, match: Associatio
     centres = body_centres(tri.points, keypoints.joint_names)  # (T, K, 3)
     merge_split_groups(g, centres, tri.points)
     track = link_people(centres, fps, link, poses=tri.points)  # (T, K)
-    track = _relink(track, groups, keypoints, len(rig), link)
+    track = _relink(track, groups, keypoints, link)
     T, K, C, J, _ = g.shape
     P = int(track.max()) + 1 if track.size else 0
     person = np.full((T, P, C, J, 3), np.nan)
@@ -62,18 +60,11 @@ def people_views(keypoints: Keypoints2D, rig: Rig, fps: float, match: Associatio
     return person[:, order[: link.max_people or P]]
 
 
-def _relink(track: np.ndarray, groups: np.ndarray, keypoints: Keypoints2D, C: int, link: LinkConfig) -> np.ndarray:
+def _relink(track: np.ndarray, groups: np.ndarray, keypoints: Keypoints2D, link: LinkConfig) -> np.ndarray:
     """Re-identify people who came back after an absence by the mean appearance descriptor of
     each group's views (unchanged when the keypoints carry no descriptors)."""
-    app = keypoints.extras.get("appearance") if keypoints.extras else None
-    if app is None or np.shape(app)[:3] != keypoints.data.shape[:3]:
-        return track
-    per = np.full((track.shape[0], track.shape[1], C, app.shape[-1]), np.nan)
-    t_, c_, p_ = np.nonzero(groups >= 0)
-    per[t_, groups[t_, c_, p_], c_] = app[t_, c_, p_]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # candidates without a descriptor
-        return relink_by_appearance(track, np.nanmean(per, axis=2), link)
+    appearance = group_appearance(keypoints, groups, track.shape[1])
+    return track if appearance is None else relink_by_appearance(track, appearance, link)
 
 
 def merge_split_groups(g: np.ndarray, centres: np.ndarray, points: np.ndarray) -> None:
