@@ -52,7 +52,7 @@ def _log_summary(tri, method: str) -> None:
 
 
 def reconstruct(keypoints: Keypoints2D, rig: Rig, config: ProcessConfig | None = None,
-                fps: float | None = None) -> Tracks:
+                fps: float | None = None, chunk_frames: int | None = None, executor=None) -> Tracks:
     """2D keypoints of every camera -> :class:`~mocap.io.tracks.Tracks` of every person.
 
     Args:
@@ -61,6 +61,11 @@ def reconstruct(keypoints: Keypoints2D, rig: Rig, config: ProcessConfig | None =
         config: the ``match``, ``link``, ``triangulate``, ``smooth`` and ``track`` sections are used;
             defaults if None.
         fps: frame rate; default ``keypoints.fps``, else ``config.fps``.
+        chunk_frames: run over chunks of this many frames (:mod:`mocap.runtime.chunked`: the same
+            result as one pass, memory bounded by the chunk); None: chunks of
+            ``DEFAULT_CHUNK_FRAMES`` when the take is longer, else one pass. Settings without a
+            chunked form (``ukf``/``online`` tracking, image identities) run in one pass.
+        executor: where the chunks run (:mod:`mocap.runtime.executor`); None: this process.
 
     Returns:
         ``Tracks`` with ``positions (T, P, J', 3)`` metres (NaN where a person is absent or a
@@ -69,11 +74,19 @@ def reconstruct(keypoints: Keypoints2D, rig: Rig, config: ProcessConfig | None =
         the mean detector confidence over the views used (0 where NaN). Raises ``ValueError``
         when no person is seen by two cameras in any frame.
     """
+    from mocap.runtime.chunked import DEFAULT_CHUNK_FRAMES, chunkable, reconstruct_chunked
+
     config = config or ProcessConfig()
     fps = fps or keypoints.fps or config.fps
     if not np.isfinite(fps) or fps <= 0:
         raise ValueError(f"fps: expected a positive frame rate, got {fps}")
     _check_aligned(keypoints, rig)
+    chunk = chunk_frames or DEFAULT_CHUNK_FRAMES
+    if keypoints.data.shape[0] > chunk or executor is not None and executor.name != "local":
+        why = chunkable(config)
+        if why is None:
+            return reconstruct_chunked(keypoints, rig, config, fps, chunk, executor)
+        log.info("reconstructing in one pass: %s", why)
     if config.match.multi_person:
         views = temporal_people_views if config.track.identities == "images" else people_views
         person = views(keypoints, rig, fps, config.match, config.triangulate, config.link)  # (T, P, C, J, 3)
@@ -125,15 +138,84 @@ def check_process_inputs(session: str | os.PathLike, calibration: str | os.PathL
     return rig, videos
 
 
-def process_session(session: str | os.PathLike, calibration: str | os.PathLike, out_dir: str | os.PathLike,
-                    config: ProcessConfig | None = None, progress: bool = True) -> ProcessResult:
-    """Run every stage on a session folder.
+def _detect_stage(session, out: Path, rig: Rig, calibration, config: ProcessConfig, progress: bool, executor=None):
+    """Detection (resumable per camera in :func:`mocap.detect.detect_session`), recorded as a
+    stage: when its record matches, the keypoints are read back without opening a video decoder."""
+    from mocap.detect import detect_session, session_videos
+    from mocap.detect.session import settings_fingerprint
+    from mocap.detect.video import video_fingerprint
+    from mocap.runtime.stages import StageRecord, file_digest
 
-    Writes ``DIR/keypoints2d/<cam>.npz`` (resumable; reused only for the same video and
-    settings), ``DIR/tracks.npz``, ``DIR/export/*``, ``DIR/report.md`` + ``report.yaml``
-    (:mod:`mocap.report`) and ``DIR/config.yaml`` (resolved settings, inputs, version, time per
-    stage). Inputs are checked before any detection (:func:`check_process_inputs`). Before
-    matching, the cameras are put on one timeline when the session holds a recorded take's
+    videos = session_videos(session)
+    record = StageRecord(out, "detect", {
+        "videos": {cam: video_fingerprint(p) for cam, p in videos.items()},
+        "detector": settings_fingerprint(config.detect),
+        "cross_view": {"calibration": file_digest(calibration), "look_again": config.detect.look_again,
+                       "cross_view": config.detect.cross_view, "match": config.match}})
+    if record.reusable():
+        return load_keypoints(out / "keypoints2d")
+    t0 = time.perf_counter()
+    if executor is not None and executor.name != "local" and len(videos) > 1:
+        from mocap.runtime.tasks import detect_cameras
+
+        detect_cameras(executor, session, out / "keypoints2d", config.detect, list(videos))
+    keypoints = detect_session(session, out / "keypoints2d", config.detect, progress=progress, calibration=rig,
+                               match=config.match)
+    record.done([out / "keypoints2d" / f"{cam}.npz" for cam in videos], time.perf_counter() - t0)
+    return keypoints
+
+
+def _reconstruct_stage(keypoints: Keypoints2D, session, out: Path, rig: Rig, calibration, config: ProcessConfig,
+                       executor=None, chunk_frames: int | None = None) -> Tracks:
+    """Reconstruction, recorded as a stage over the detections, calibration, sync files and the
+    settings it reads (not the chunk size or executor: they change the time, not the result)."""
+    from mocap.io.tracks import load_tracks
+    from mocap.runtime.stages import StageRecord, file_digest
+
+    sync = {p.name: file_digest(p) for p in (Path(session) / "sync.yaml", Path(session) / "sync_report.yaml") if p.is_file()}
+    record = StageRecord(out, "reconstruct", {
+        "keypoints": {p.name: file_digest(p) for p in sorted((out / "keypoints2d").glob("*.npz"))},
+        "calibration": file_digest(calibration), "sync": sync, "fps": config.fps, "match": config.match,
+        "link": config.link, "triangulate": config.triangulate, "smooth": config.smooth, "track": config.track})
+    if record.reusable():
+        return load_tracks(out / "tracks.npz")
+    t0 = time.perf_counter()
+    tracks = reconstruct(keypoints, rig, config, chunk_frames=chunk_frames, executor=executor)
+    record.done([save_tracks(tracks, out / "tracks.npz")], time.perf_counter() - t0)
+    return tracks
+
+
+def _export_stage(out: Path, tracks: Tracks, config: ProcessConfig) -> list[Path]:
+    """Export, recorded as a stage over ``tracks.npz`` and the export and skeleton settings."""
+    from mocap.export import export_tracks
+    from mocap.runtime.stages import StageRecord, file_digest
+
+    record = StageRecord(out, "export", {"tracks": file_digest(out / "tracks.npz"), "export": config.export,
+                                         "skeleton": config.skeleton})
+    if record.reusable():
+        return record.outputs()
+    t0 = time.perf_counter()
+    paths = export_tracks(tracks, out / "export", config.export.formats, rig=config.export.rig,
+                          units=config.export.units, rotation_order=config.export.rotation_order,
+                          solve_config=config.skeleton)
+    record.done(paths, time.perf_counter() - t0)
+    return list(paths)
+
+
+def process_session(session: str | os.PathLike, calibration: str | os.PathLike, out_dir: str | os.PathLike,
+                    config: ProcessConfig | None = None, progress: bool = True, executor=None,
+                    chunk_frames: int | None = None) -> ProcessResult:
+    """Run every stage on a session folder; each stage resumable.
+
+    Writes ``DIR/keypoints2d/<cam>.npz``, ``DIR/tracks.npz``, ``DIR/export/*``, ``DIR/report.md`` +
+    ``report.yaml`` + ``report.html`` (:mod:`mocap.report`) and ``DIR/config.yaml`` (resolved
+    settings, inputs, version, time per stage). Detection, reconstruction and export are stages
+    (:mod:`mocap.runtime.stages`): each writes ``DIR/stages/<stage>.yaml`` when it finishes, and
+    is skipped on a later run when its inputs, the settings it reads and its outputs are
+    unchanged (the log says which stage was reused, or why it runs): a run killed halfway
+    resumes at the stage it was in, and a changed setting reruns only the stages that read it.
+    Inputs are checked before any detection (:func:`check_process_inputs`). Before matching, the
+    cameras are put on one timeline when the session holds a recorded take's
     ``sync_report.yaml`` or a ``sync.yaml`` (:func:`mocap.record.resample.session_timeline`).
 
     Args:
@@ -142,12 +224,14 @@ def process_session(session: str | os.PathLike, calibration: str | os.PathLike, 
         out_dir: output folder (created).
         config: settings; defaults when None.
         progress: show progress bars.
+        executor: where detection (one task per camera) and the chunks of a long take run
+            (:mod:`mocap.runtime.executor`); None: this machine's process pool.
+        chunk_frames: reconstruct in chunks of this many frames (same result as one pass);
+            None: chunks of :data:`~mocap.runtime.chunked.DEFAULT_CHUNK_FRAMES` for longer takes.
     """
-    from mocap.detect import detect_session
-    from mocap.export import export_tracks
     from mocap.io.openpose import align_to_rig
     from mocap.record.resample import session_timeline
-    from mocap.report import load_export_summary, run_report, write_run_report
+    from mocap.report import load_export_summary, run_report, write_html_report, write_run_report
 
     config = config or ProcessConfig()
     rig, _ = check_process_inputs(session, calibration, out_dir, config)
@@ -156,25 +240,22 @@ def process_session(session: str | os.PathLike, calibration: str | os.PathLike, 
     timings: dict[str, float] = {}
 
     t0 = time.perf_counter()
-    keypoints = detect_session(session, out / "keypoints2d", config.detect, progress=progress, calibration=rig,
-                               match=config.match)
+    keypoints = _detect_stage(session, out, rig, calibration, config, progress, executor)
     timings["detect"] = time.perf_counter() - t0
     log.info("detect: %d frames x %d cameras in %.1f s", keypoints.data.shape[0], keypoints.data.shape[1], timings["detect"])
 
     t0 = time.perf_counter()
     keypoints = session_timeline(align_to_rig(keypoints, rig), session)
-    tracks = reconstruct(keypoints, rig, config)
-    tracks_path = save_tracks(tracks, out / "tracks.npz")
+    tracks = _reconstruct_stage(keypoints, session, out, rig, calibration, config, executor, chunk_frames)
+    tracks_path = out / "tracks.npz"
     timings["reconstruct"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    paths = export_tracks(tracks, out / "export", config.export.formats, rig=config.export.rig,
-                          units=config.export.units, rotation_order=config.export.rotation_order,
-                          solve_config=config.skeleton)
+    paths = _export_stage(out, tracks, config)
     timings["export"] = time.perf_counter() - t0
 
     report = run_report(keypoints, rig, tracks, timings, load_export_summary(out / "export"))
-    report_paths = write_run_report(report, out)
+    report_paths = (*write_run_report(report, out), write_html_report(report, out, keypoints, rig, tracks))
     for line in report["checks"]:
         log.info("check: %s", line)
     write_resolved(out, config, "process", {"session": Path(session).resolve(), "calibration": Path(calibration).resolve()},

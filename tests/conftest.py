@@ -87,3 +87,19 @@ def look_at_camera(name, eye, target=(0, 0, 1.0), f=1200.0, size=(1920, 1080),
     R = np.stack([x, y, z])
     K = np.array([[f, skew, size[0] / 2 - 0.5], [0, f * aspect, size[1] / 2 + 3.2], [0, 0, 1]])
     return Camera(name, size, K, np.array(dist), R, -R @ eye)
+
+
+@pytest.fixture(autouse=True)
+def restore_backend_choice():
+    """`mocap process` run in-process may pick the numpy backend for a short take by setting
+    MOCAP_BACKEND (for the rest of its process); restore it so one test's choice does not leak."""
+    from mocap.triangulation.backend import BACKEND_ENV, env_backend
+
+    before = os.environ.get(BACKEND_ENV)
+    yield
+    if os.environ.get(BACKEND_ENV) != before:
+        if before is None:
+            os.environ.pop(BACKEND_ENV, None)
+        else:
+            os.environ[BACKEND_ENV] = before
+        env_backend.cache_clear()

@@ -34,11 +34,11 @@ def test_one_camera_alone(tmp_path, capsys):
     assert rc == 0, text
     left = load_intrinsics(out)["left"]
     print(text, f"fx {left.K[0, 0]:.2f}: {left.K[0, 0] / OPENCV_FX - 1:+.3%} of OpenCV's")
-    # Measured 533.10 (-0.525 %), RMS 0.178 px. OpenCV's 535.9 (RMS 0.39 px) comes from 11 px
-    # corner windows and fx = fy; our corners fit better and the fit's own sd is 0.4 px, so the
-    # 0.5 % asked for is missed by 0.03 %: the limit is 0.6 %.
-    assert abs(left.K[0, 0] / OPENCV_FX - 1) < 0.006
+    # Measured 534.08 (-0.34 %), RMS 0.106 px with the board's corners released (the printed board
+    # is up to 0.48 mm out of plane); as a flat board 533.10 (-0.525 %), RMS 0.178 px.
+    assert abs(left.K[0, 0] / OPENCV_FX - 1) < 0.005
     assert left.rms_px <= 0.42
+    assert "board not flat (up to 0.4" in text, text
     assert (tmp_path / "intrinsics_coverage_left.png").is_file()
 
 

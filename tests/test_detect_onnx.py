@@ -90,3 +90,28 @@ def test_exported_model_finds_a_painted_spot(frame, tmp_path, head, tol_input_px
     scale = M[0, 0, 0]  # image px per input px
     err = np.linalg.norm(kp[0, :, :2] - target, axis=-1)
     assert kp.shape == (1, 17, 3) and (err < tol_input_px * scale + 7).all(), err
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch's TorchScript exporter
+def test_photo_bench_runs_an_onnx_model_on_the_multi_person_proposals(frame, tmp_path):
+    """``mocap bench detect --photos --detector onnx:MODEL``'s path: the people the proposals find
+    (:func:`~mocap.detect.proposals.detect_people`), the user's model on each, its 12 limb
+    keypoints by name in image pixels. The exported model puts every keypoint on the reddest spot
+    of its crop; a spot painted on the person's hips is where all of them must land."""
+    from mocap.bench.detect import photo_detector
+
+    import cv2
+
+    path = _export("simcc", tmp_path / "simcc.onnx")
+    img = cv2.resize(frame, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)  # a photo-sized image
+    people = OnnxPose(path).people.new_tracker().step(img)
+    p = int(np.nanargmax(people.scores))
+    x, y = np.round(people.rois[p, :2]).astype(int)  # the ROI centre: the person's hips
+    img[y - 4:y + 5, x - 4:x + 5] = (0, 0, 255)
+    limbs = photo_detector(f"onnx:{path}")(img)
+    assert limbs.ndim == 3 and limbs.shape[1:] == (12, 2)
+    near = int(np.argmin(np.linalg.norm(np.nanmean(limbs, axis=1) - [x, y], axis=-1)))
+    err = np.linalg.norm(limbs[near] - [x, y], axis=-1)
+    assert err.max() < 0.02 * people.rois[p, 2] + 5, err
+    with pytest.raises(ValueError, match="limb keypoints"):
+        photo_detector(f"onnx:{FIXTURE}")

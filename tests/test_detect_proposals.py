@@ -130,3 +130,85 @@ def test_mask_overlap_of_the_same_body_from_two_crops_and_of_two_bodies():
         seg[i] = ((img_x - cx) ** 2 + (img_y - cy) ** 2 < r ** 2).astype(np.float32)
     ov = mask_overlap(seg, M)
     assert ov[0, 1] > 0.9 and ov[0, 2] == 0.0 and ov[1, 2] == 0.0
+
+
+def _discs(rois, discs):
+    """Segmentation ``(N, 256, 256)`` on crops ``rois``: disc ``i`` (cx, cy, r px) drawn in crop ``i``."""
+    from mocap.detect.blazepose import image_from_crop
+
+    M = image_from_crop(np.asarray(rois, float))
+    yy, xx = np.mgrid[:256, :256]
+    seg = np.zeros((len(M), 256, 256), np.float32)
+    for i, (cx, cy, r) in enumerate(discs):
+        img_x = M[i, 0, 0] * xx + M[i, 0, 1] * yy + M[i, 0, 2]
+        img_y = M[i, 1, 0] * xx + M[i, 1, 1] * yy + M[i, 1, 2]
+        seg[i] = ((img_x - cx) ** 2 + (img_y - cy) ** 2 < r ** 2).astype(np.float32)
+    return seg, M
+
+
+def test_containment_of_a_partial_view_and_of_a_neighbour():
+    """A small crop of one body (its mask and joints on the body's mask) lies within it; a person
+    beside it does not; neither contains the whole body."""
+    from mocap.detect.proposals import containment
+
+    rois = [[500.0, 500, 500, 0], [470.0, 420, 150, 0], [900.0, 500, 500, 0]]
+    seg, M = _discs(rois, [(500, 500, 200), (470, 420, 50), (900, 500, 150)])
+    kp = np.stack([_person(500, 520, 380), _person(470, 430, 90), _person(900, 520, 280)])
+    c = containment(kp, seg, M)
+    np.testing.assert_allclose(np.diag(c), 1.0)
+    assert c[1, 0] > 0.95 and c[0, 1] < 0.2, c
+    assert c[2, 0] < 0.05 and c[0, 2] < 0.05 and c[1, 2] == 0.0, c
+
+
+def test_landmark_nms_drops_a_partial_view_whose_joints_lie_elsewhere():
+    """The partial view's joints are far from the body's (joint distance alone keeps it); its
+    containment drops it, and the body wins on presence x visibility, not presence alone."""
+    rois = np.array([[500.0, 500, 500, 0], [470.0, 420, 150, 0], [900.0, 500, 500, 0]])
+    seg, M = _discs(rois, [(500, 500, 200), (470, 420, 50), (900, 500, 150)])
+    kp = np.stack([_person(500, 520, 380), _person(470, 430, 90), _person(900, 520, 280)])
+    kp[1, :, 2] = 0.6  # the partial view guesses the joints it cannot see
+    presence = np.array([0.97, 0.99, 0.9])
+    args = dict(min_presence=0.5, same_person_distance=0.1, max_mask_overlap=0.5)
+    assert landmark_nms(kp, presence, rois, seg, M, **args).tolist() == [True, True, True]
+    assert landmark_nms(kp, presence, rois, seg, M, max_containment=0.8, **args).tolist() == [True, False, True]
+
+
+def test_detector_does_not_see_a_greyed_out_person():
+    """``detect_region(hidden=...)``: pixels under the given masks are grey to the detector. With
+    a mask over the whole skier photo nobody is found; with her own mask the detector's score
+    for her drops (a grey silhouette with skis still looks somewhat like a person, which is why
+    :func:`find_hidden_people` also drops proposals where a person was already found)."""
+    import cv2
+
+    from mocap.detect.blazepose import BlazePose, as_frame_pyramid, image_from_crop
+
+    photo = next(p for p in load_photos(PHOTOS) if p.path.name == "000000000785.jpg")  # one skier
+    model = BlazePose()
+    pyramid = as_frame_pyramid(cv2.imread(str(photo.path)))
+    H, W = pyramid.shape[:2]
+    rois, scores = model.detect_region(pyramid, 0, 0, W, H)
+    assert len(rois) == 1 and scores[0] > 0.9
+    everything = (np.ones((1, 256, 256), np.float32), image_from_crop(np.array([[W / 2, H / 2, 1.5 * W, 0.0]])))
+    assert len(model.detect_region(pyramid, 0, 0, W, H, hidden=everything)[0]) == 0
+    seen = model.landmarks(pyramid, model.landmarks(pyramid, rois)["next_rois"])
+    _, greyed = model.detect_region(pyramid, 0, 0, W, H, hidden=(seen["segmentation"], seen["image_from_crop"]))
+    assert greyed.max(initial=0.0) < scores[0] - 0.1, (scores, greyed)
+
+
+def test_person_behind_another_found_with_the_front_one_greyed_out():
+    """CrowdPose 103319: two men face to face, one half hidden by the other's arm. The proposals
+    find one; :func:`find_hidden_people` (the front man greyed out) finds the other, at OKS >= 0.5."""
+    import cv2
+
+    from mocap.detect.blazepose import BlazePose, as_frame_pyramid
+    from mocap.detect.proposals import detect_people, find_hidden_people
+
+    photo = next(p for p in load_photos(PHOTOS) if p.path.name == "103319.jpg")
+    model = BlazePose()
+    pyramid = as_frame_pyramid(cv2.imread(str(photo.path)))
+    first = detect_people(model, pyramid, hidden_people=False)
+    before = score_photo(photo, first["keypoints"][:, BLAZEPOSE_LIMBS, :2])
+    both = find_hidden_people(model, pyramid, first, dict(max_mask_overlap=0.5, max_containment=0.8))
+    after = score_photo(photo, both["keypoints"][:, BLAZEPOSE_LIMBS, :2])
+    assert (before.found, after.found, after.extra) == (1, 2, 0), (before, after)
+    assert after.found_oks.min() >= 0.6

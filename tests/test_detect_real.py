@@ -140,8 +140,10 @@ def _two_people_found(kp, trial, cam):
     return np.array(ok)
 
 
-#: README: both performers found in 98/99/96/100 % of frames per camera (cross-view pass on).
-TWO_PEOPLE_FOUND = {"cam01": 0.98, "cam02": 0.99, "cam03": 0.96, "cam04": 1.00}
+#: README: both performers found in 98/99/97/100 % of frames per camera (cross-view pass on;
+#: cam03 was 96 % before the cross-view pass also tried its crops with the other people's whole
+#: masks greyed out). cam03's frame 52 cannot count: OpenPose's reference there is a ghost.
+TWO_PEOPLE_FOUND = {"cam01": 0.98, "cam02": 0.99, "cam03": 0.97, "cam04": 1.00}
 
 
 @pytest.mark.parametrize("cam", CAMERAS)

@@ -106,3 +106,14 @@ def test_view_draws_the_result_on_every_video(processed):
         x, y = np.round(knee).astype(int)
         patch = frames[50][y - 1:y + 2, x - 1:x + 2].reshape(-1, 3).astype(int)
         assert np.abs(patch - np.array(person_colour(tracks.track_ids[0]))).max(axis=1).min() < 60, patch
+
+
+def test_process_several_takes_of_one_name_is_one_line_error(tmp_path, capsys):
+    """`mocap process A/take B/take --out DIR` would write both into DIR/take: refused before any work."""
+    for parent in ("a", "b"):
+        (tmp_path / parent / "take").mkdir(parents=True)
+    rc = main(["process", str(tmp_path / "a" / "take"), str(tmp_path / "b" / "take"), "--calibration", str(CALIB),
+               "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "two takes are named 'take'" in err[0], err
+    assert not (tmp_path / "out").exists()

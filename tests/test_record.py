@@ -17,8 +17,10 @@ import numpy as np
 import pytest
 import yaml
 
+from mocap.record.capture import queue_lengths
+from mocap.record.options import RecordConfig
 from mocap.record.report import camera_timing, matched_frames, read_timestamps
-from mocap.record.sources import read_barcode
+from mocap.record.sources import SyntheticSource, SyntheticSpec, read_barcode
 
 JITTER_MS = 3.0
 
@@ -203,3 +205,160 @@ def test_a_late_frame_keeps_its_own_instant(rng):
     np.testing.assert_array_equal(table[:, 0], np.arange(12))
     timing = camera_timing(t.astype(np.int64), 30)
     assert timing["dropped"] == 0 and timing["duplicated"] == 0
+
+
+def test_queues_share_the_memory_budget():
+    cfg = RecordConfig(queue_frames=8, queue_mb=192)
+    sizes = {"a": (1280, 720), "b": (1280, 720), "c": (1280, 720), "d": (1280, 720)}
+    assert queue_lengths(sizes, cfg) == {n: 17 for n in sizes}  # 48 MB / 2.76 MB
+    assert queue_lengths({"a": (3840, 2160), "b": (0, 0)}, cfg) == {"a": 8, "b": 8}  # never below queue_frames
+    assert queue_lengths(sizes, RecordConfig(queue_frames=3, queue_mb=0)) == {n: 3 for n in sizes}
+
+
+def test_ffv1_keeps_every_frame_bit_exact(tmp_path):
+    rig = _rig(tmp_path / "rig.yaml", {"a": {"size": [320, 240]}})
+    run = _record(rig, tmp_path / "s", "--duration", "1", "--fourcc", "FFV1")
+    assert run.returncode == 0, run.stderr
+    rows = _assert_every_frame_on_disk(tmp_path / "s", ["a"])
+    source = SyntheticSource("a", SyntheticSpec(fps=30, size=(320, 240)), 0)
+    cap = cv2.VideoCapture(str(tmp_path / "s" / "videos" / "a.mp4"))
+    for k in rows["a"][:, 3]:
+        ok, frame = cap.read()
+        assert ok and np.array_equal(frame, source.render(int(k), k / 30)), k
+    cap.release()
+
+
+def test_frames_the_encoder_cannot_take_are_counted_with_their_time(tmp_path):
+    """1080p at 60 fps into a lossless encoder with a one-frame queue: the encoder falls behind, and
+    every frame missing from the video is a recorder drop, reported with when it happened."""
+    rig = _rig(tmp_path / "rig.yaml", {"a": {"size": [1920, 1080]}}, fps=60)
+    run = _record(rig, tmp_path / "s", "--duration", "1.5", "--fourcc", "FFV1", "--set", "record.queue_frames=1",
+                  "--set", "record.queue_mb=0")
+    assert run.returncode == 0, run.stderr
+    rows = _assert_every_frame_on_disk(tmp_path / "s", ["a"])
+    cam = yaml.safe_load((tmp_path / "s" / "sync_report.yaml").read_text())["cameras"]["a"]
+    gaps = int((np.diff(rows["a"][:, 3]) - 1).sum()) + int(rows["a"][0, 3])
+    assert cam["queue_frames"] == 1 and cam["queue_peak"] == 1
+    assert gaps > 0 and cam["dropped_by_recorder"] >= gaps
+    at = np.array(cam["dropped_by_recorder_at_s"])
+    start_ns = yaml.safe_load((tmp_path / "s" / "session.yaml").read_text())["start_monotonic_ns"]
+    last = (rows["a"][-1, 1] - start_ns) / 1e9  # the last frame in the video, seconds into the take
+    assert len(at) == min(cam["dropped_by_recorder"], 100) and ((at >= 0) & (at < 2.0)).all()
+    assert int((at < last).sum()) == gaps  # each gap in the video is a drop at its time
+    assert "dropped by the recorder" in (tmp_path / "s" / "sync_report.md").read_text()
+
+
+def test_the_demo_compares_only_frames_that_match():
+    """compare_with_original: an instant where every camera shows the original frame f is
+    compared with frame f; one where a camera dropped it goes to 'missing'."""
+    from types import SimpleNamespace
+
+    from mocap.cli.demo import compare_with_original
+
+    rng = np.random.default_rng(1)
+    original = SimpleNamespace(positions=rng.normal(size=(10, 1, 5, 3)))
+    source = np.tile(np.arange(1, 9)[:, None], (1, 4))  # the recording starts at original frame 1
+    source[3, 2] = -1  # camera 2 dropped original frame 4
+    recorded = SimpleNamespace(positions=original.positions[1:9].copy())
+    recorded.positions[3] += 0.05  # triangulated without camera 2: 5 cm off
+    cmp = compare_with_original(recorded, original, source)
+    assert cmp["complete"]["instants"] == 7 and cmp["complete"]["max_cm"] == 0.0
+    assert cmp["missing"]["instants"] == 1 and abs(cmp["missing"]["median_cm"] - 5 * np.sqrt(3)) < 1e-9
+
+
+DEMO_VIDEOS = "sessions/pose2sim_demo/S00_P00_SingleParticipant/S00_P00_T01_BalancingTrial/videos"
+
+
+def _same_frames(a: Path, b: Path) -> tuple[int, int]:
+    """(frames of ``a`` equal bit for bit to ``b``'s at the same index, frames of ``a``)."""
+    ca, cb = cv2.VideoCapture(str(a)), cv2.VideoCapture(str(b))
+    same = n = 0
+    while True:
+        oa, fa = ca.read()
+        ob, fb = cb.read()
+        if not oa:
+            break
+        n += 1
+        same += bool(ob and np.array_equal(fa, fb))
+    ca.release()
+    cb.release()
+    return same, n
+
+
+def test_copy_records_real_videos_bit_exact_at_real_time(shared, tmp_path):
+    """The demo take's H.264 (with B-frames) and VP9 videos played live at their own 60 fps: the
+    recording decodes to the same pixels, every frame in order, one timestamp row each."""
+    videos = {cam: shared / DEMO_VIDEOS / f"{cam}.mp4" for cam in ("cam01", "cam02")}
+    rig = tmp_path / "rig.yaml"
+    rig.write_text(yaml.safe_dump({"cameras": {c: {"source": {"file": {"path": str(p), "jitter_ms": 3}}}
+                                               for c, p in videos.items()}}))
+    run = _record(rig, tmp_path / "s", "--fourcc", "copy")
+    assert run.returncode == 0, run.stderr
+    report = yaml.safe_load((tmp_path / "s" / "sync_report.yaml").read_text())
+    for cam, src in videos.items():
+        assert _same_frames(src, tmp_path / "s" / "videos" / f"{cam}.mp4") == (100, 100), cam
+        rows = read_timestamps(tmp_path / "s" / "timestamps" / f"{cam}.csv")
+        np.testing.assert_array_equal(rows[:, 0], np.arange(100))
+        np.testing.assert_array_equal(rows[:, 3], np.arange(100))
+        assert (np.diff(rows[:, 1]) > 0).all()
+        assert report["cameras"][cam]["dropped_by_recorder"] == 0
+        assert report["cameras"][cam]["fps_effective"] > 30  # real time (no decoding: a busy machine keeps up)
+
+
+def test_copy_of_an_mpeg4_file_keeps_its_headers(tmp_path):
+    """MPEG-4 part 2 keeps its headers out of band: the copy puts them before the first packet."""
+    src = tmp_path / "src.mp4"
+    synth = SyntheticSource("a", SyntheticSpec(fps=30, size=(320, 240)), 0)
+    writer = cv2.VideoWriter(str(src), cv2.VideoWriter_fourcc(*"mp4v"), 30, (320, 240))
+    for k in range(30):
+        writer.write(synth.render(k, k / 30))
+    writer.release()
+    rig = tmp_path / "rig.yaml"
+    rig.write_text(yaml.safe_dump({"cameras": {"a": {"source": {"file": {"path": str(src), "speed": 2}}}}}))
+    run = _record(rig, tmp_path / "s", "--fourcc", "copy")
+    assert run.returncode == 0, run.stderr
+    assert _same_frames(src, tmp_path / "s" / "videos" / "a.mp4") == (30, 30)
+    _assert_every_frame_on_disk(tmp_path / "s", ["a"])
+
+
+def test_a_video_that_cannot_be_copied_is_one_line(tmp_path):
+    src = tmp_path / "src.avi"
+    writer = cv2.VideoWriter(str(src), cv2.VideoWriter_fourcc(*"MJPG"), 30, (64, 48))
+    for _ in range(3):
+        writer.write(np.zeros((48, 64, 3), np.uint8))
+    writer.release()
+    rig = tmp_path / "rig.yaml"
+    rig.write_text(yaml.safe_dump({"cameras": {"a": {"source": str(src)}}}))
+    run = _record(rig, tmp_path / "s", "--fourcc", "copy")
+    assert run.returncode == 2 and run.stderr.strip().count("\n") == 0
+    assert "camera a: its MJPG video cannot be copied" in run.stderr and "--fourcc mp4v" in run.stderr
+
+
+def test_preview_serves_the_latest_frame_of_every_camera(tmp_path):
+    """--preview: the mosaic over HTTP during the take shows each camera's recent frame (its
+    barcode reads a frame number the take has reached) and SESSION/preview.jpg is left behind."""
+    import urllib.request
+
+    rig = _rig(tmp_path / "rig.yaml", {"a": {"size": [320, 240]}, "b": {"size": [320, 240]}})
+    proc = subprocess.Popen([sys.executable, "-m", "mocap", "record", str(rig), "--out", str(tmp_path / "s"),
+                             "--duration", "4", "--preview", "--preview-port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("preview: http://127.0.0.1:"), line + proc.stderr.read()
+        url = line.split()[1]
+        deadline, jpeg = time.monotonic() + 20, None
+        while time.monotonic() < deadline and jpeg is None:
+            try:
+                jpeg = urllib.request.urlopen(url + "preview.jpg", timeout=5).read()
+            except OSError:
+                time.sleep(0.2)
+        assert jpeg is not None, "no picture from the preview"
+        picture = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        assert picture.shape == (240, 640, 3)  # two 320x240 tiles side by side
+        numbers = [read_barcode(picture[:, :320]), read_barcode(picture[:, 320:])]
+        assert all(0 <= n < 4 * 30 for n in numbers), numbers
+    finally:
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert cv2.imread(str(tmp_path / "s" / "preview.jpg")).shape == (240, 640, 3)

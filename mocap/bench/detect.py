@@ -8,7 +8,10 @@ the time includes video decoding, cropping, both models and the appearance descr
 ``--photos``: the 12 photos of ``images_2d/mmpose_testdata`` (COCO, CrowdPose, OCHuman,
 PoseTrack; 35 people), each detected on its own (:func:`mocap.detect.proposals.detect_people`),
 scored per set by :mod:`mocap.detect.photos`: people found at OKS >= 0.5 over the 12 limb
-keypoints, mean OKS of those found, extra detections per photo, ms per photo.
+keypoints, mean OKS of those found, extra detections per photo, ms per photo. With
+``--detector onnx:MODEL`` the same proposals find the people and a user's top-down ONNX model
+(:class:`~mocap.detect.onnx_backend.OnnxPose`) gives their keypoints (it must name the 12 limb
+keypoints: COCO-17 names, or a sidecar ``.toml``).
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--frames", type=int, default=100, help="frames per camera")
     parser.add_argument("--photos", action="store_true",
                         help="also score the shared multi-person photos (people found at OKS >= 0.5, mean OKS, extras)")
+    parser.add_argument("--detector", default="blazepose", metavar="blazepose|onnx:MODEL",
+                        help="with --photos: whose keypoints are scored: blazepose (default), or onnx:MODEL.onnx, "
+                             "a top-down model run on the people BlazePose's proposals find")
     parser.add_argument("--faces", action="store_true",
                         help="with --photos: add the full-range face detector's proposals (fetches it)")
     parser.add_argument("--threads", type=int, default=1,
@@ -75,8 +81,10 @@ def run(args) -> dict:
     from mocap.detect.blazepose import BlazePoseConfig
     from mocap.detect import session_videos
 
+    if args.detector != "blazepose" and not (args.detector.startswith("onnx:") and Path(args.detector[5:]).is_file()):
+        raise ValueError(f"--detector {args.detector}: expected blazepose or onnx:MODEL.onnx with an existing file")
     if args.cameras <= 0:
-        return dict(photos=run_photos(faces=args.faces, threads=args.threads)) if args.photos else {}
+        return dict(photos=run_photos(faces=args.faces, threads=args.threads, detector=args.detector)) if args.photos else {}
     videos = list(session_videos(_session(args)).values())[: args.cameras]
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     results = {}
@@ -93,49 +101,69 @@ def run(args) -> dict:
           f"load average {load:.1f} on {os.cpu_count()} cores (wall figures are pessimistic when it exceeds them)")
     out = dict(modes=results, peak_rss_mb=peak_mb, threads=args.threads, cameras=len(videos), load_average=load)
     if args.photos:
-        out["photos"] = run_photos(faces=args.faces, threads=args.threads)
+        out["photos"] = run_photos(faces=args.faces, threads=args.threads, detector=args.detector)
     return out
 
 
-def run_photos(faces: bool = False, threads: int = 1) -> dict:
-    """Score :func:`~mocap.detect.proposals.detect_people` on the shared photo sets; prints a table."""
-    import cv2
-
+def photo_detector(detector: str = "blazepose", threads: int = 1, faces: bool = False):
+    """``image -> (D, 12, 2)`` limb keypoints of every person found (:data:`~mocap.detect.photos.LIMBS`
+    order): BlazePose with the multi-person proposals, or ``onnx:MODEL`` on the people they find."""
     from mocap.detect.blazepose import BlazePose, BlazePoseConfig
-    from mocap.detect.photos import BLAZEPOSE_LIMBS, load_photos, score_photo
+    from mocap.detect.photos import BLAZEPOSE_LIMBS, limb_columns
     from mocap.detect.proposals import FaceDetector, detect_people
 
-    model = BlazePose(BlazePoseConfig(num_threads=threads))
     face = None
     if faces:
         from mocap.detect.models import fetch_models
 
         face = FaceDetector(fetch_models(optional=True)["face_detection_full_range"], threads)
+    if detector == "blazepose":
+        model = BlazePose(BlazePoseConfig(num_threads=threads))
+        return lambda image: detect_people(model, image, faces=face)["keypoints"][:, BLAZEPOSE_LIMBS, :2]
+    if not detector.startswith("onnx:"):
+        raise ValueError(f"--detector: unknown detector {detector!r}; expected blazepose or onnx:MODEL.onnx")
+    from mocap.detect.onnx_backend import OnnxConfig, OnnxPose
+
+    model = OnnxPose(detector[len("onnx:"):], OnnxConfig(num_threads=threads), BlazePoseConfig(num_threads=threads))
+    cols = limb_columns(model.joint_names, f"ONNX model {model.path}")
+    return lambda image: model.detect_people(image, faces=face)["keypoints"][:, cols, :2]
+
+
+def run_photos(faces: bool = False, threads: int = 1, detector: str = "blazepose") -> dict:
+    """Score ``detector`` (:func:`photo_detector`) on the shared photo sets; prints a table."""
+    import cv2
+
+    from mocap.detect.photos import load_photos, score_photo
+
+    find = photo_detector(detector, threads, faces)
     per_set: dict[str, dict] = {}
     for photo in load_photos(shared_data_dir() / "images_2d" / "mmpose_testdata"):
         image = cv2.imread(str(photo.path))
-        t0 = time.perf_counter()
-        found = detect_people(model, image, faces=face)
-        ms = 1000 * (time.perf_counter() - t0)
-        s = score_photo(photo, found["keypoints"][:, BLAZEPOSE_LIMBS, :2])
-        row = per_set.setdefault(photo.set_name, dict(photos=0, people=0, found=0, extra=0, oks=[], ms=0.0))
+        t0, c0 = time.perf_counter(), time.process_time()
+        found = find(image)
+        ms, cpu_ms = 1000 * (time.perf_counter() - t0), 1000 * (time.process_time() - c0)
+        s = score_photo(photo, found)
+        row = per_set.setdefault(photo.set_name, dict(photos=0, people=0, found=0, extra=0, oks=[], ms=0.0, cpu_ms=0.0))
         row["photos"] += 1
         row["people"] += s.people
         row["found"] += s.found
         row["extra"] += s.extra
         row["oks"] += s.found_oks.tolist()
         row["ms"] += ms
-    total = dict(photos=0, people=0, found=0, extra=0, oks=[], ms=0.0)
+        row["cpu_ms"] += cpu_ms
+    total = dict(photos=0, people=0, found=0, extra=0, oks=[], ms=0.0, cpu_ms=0.0)
     for row in per_set.values():
         for k in total:
             total[k] += row[k]
-    print(f"\n{'photo set':<10} {'photos':>6} {'people':>6} {'found':>9} {'mean OKS':>8} {'extra/photo':>11} {'ms/photo':>8}")
+    print(f"\nshared photos, detector {detector} (people found at OKS >= 0.5 on the 12 limb keypoints)")
+    print(f"{'photo set':<10} {'photos':>6} {'people':>6} {'found':>9} {'mean OKS':>8} {'extra/photo':>11} {'ms/photo':>8} {'cpu ms/photo':>12}")
     table = {}
     for name, row in list(per_set.items()) + [("all", total)]:
         r = dict(photos=row["photos"], people=row["people"], found=row["found"], found_share=row["found"] / max(row["people"], 1),
                  mean_oks=float(np.mean(row["oks"])) if row["oks"] else float("nan"),
-                 extra_per_photo=row["extra"] / row["photos"], ms_per_photo=row["ms"] / row["photos"])
+                 extra_per_photo=row["extra"] / row["photos"], ms_per_photo=row["ms"] / row["photos"],
+                 cpu_ms_per_photo=row["cpu_ms"] / row["photos"])
         table[name] = r
         print(f"{name:<10} {r['photos']:>6} {r['people']:>6} {r['found']:>3} ({r['found_share']:>3.0%}) {r['mean_oks']:>8.3f} "
-              f"{r['extra_per_photo']:>11.2f} {r['ms_per_photo']:>8.0f}")
+              f"{r['extra_per_photo']:>11.2f} {r['ms_per_photo']:>8.0f} {r['cpu_ms_per_photo']:>12.0f}")
     return table

@@ -3,7 +3,8 @@ shifted real footage.
 
 ``--part capture``: 4 synthetic 1280x720 cameras at 60 fps recorded for ``--duration`` seconds
 (default 300): peak RSS sampled every second (and the process's maximum), frames dropped by the
-recorder itself (queue full: the encoder fell behind), frames per camera, spread.
+recorder itself (queue full: the encoder fell behind) and when, each queue's peak against its
+length, the CPU the take used, frames per camera, spread.
 
 ``--part sync``: the real Pose2Sim balancing take's OpenPose keypoints with one camera shifted
 by k = 1..10 frames and by half a frame (keypoints interpolated); ``mocap sync``'s estimate of
@@ -64,9 +65,9 @@ def run_capture(args) -> dict:
         out = args.out or Path(tmp) / "take"
         rss0 = _rss_mb()
         sampler.start()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         result = record_session(rig, out, args.duration, RecordConfig())
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         stop.set()
         size_mb = sum(p.stat().st_size for p in Path(out).rglob("*.mp4")) / 1e6
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -78,11 +79,22 @@ def run_capture(args) -> dict:
            "frames": {n: c["frames"] for n, c in rep["cameras"].items()},
            "dropped_by_recorder": {n: c["dropped_by_recorder"] for n, c in rep["cameras"].items()},
            "dropped_by_camera": {n: c["dropped"] for n, c in rep["cameras"].items()},
+           "dropped_by_recorder_at_s": {n: c["dropped_by_recorder_at_s"] for n, c in rep["cameras"].items()},
+           "queue_peak": {n: c["queue_peak"] for n, c in rep["cameras"].items()},
+           "queue_frames": {n: c["queue_frames"] for n, c in rep["cameras"].items()},
+           "cpu_s": round(cpu, 1),
            "spread_ms": rep["spread_ms"], "video_mb": round(size_mb, 1), "fault": result.fault}
     print(f"capture: {args.cameras} x {args.size[0]}x{args.size[1]} @ {args.fps:g} fps for {res['duration_s']} s")
     print(f"  peak RSS {res['peak_rss_mb']} MB (start {res['rss_start_mb']}, max in the first minute "
           f"{res['rss_first_minute_max_mb']}, in the last minute {res['rss_last_minute_max_mb']})")
     print(f"  frames per camera {res['frames']}; dropped by the recorder {res['dropped_by_recorder']}")
+    queues = ", ".join(f"{n} {res['queue_peak'][n]}/{res['queue_frames'][n]}" for n in res["frames"])
+    print(f"  queue peak / length {queues}; CPU {res['cpu_s']} s in {res['wall_s']} s "
+          f"({res['cpu_s'] / max(res['wall_s'], 1e-9):.2f} cores)")
+    for n, at in res["dropped_by_recorder_at_s"].items():
+        if at:
+            print(f"  {n}: recorder drops at " + ", ".join(f"{t:.2f}" for t in at[:10]) + (" ..." if len(at) > 10 else "")
+                  + " s")
     print(f"  spread median {rep['spread_ms']['median']:.2f} ms, p95 {rep['spread_ms']['p95']:.2f} ms; "
           f"videos {res['video_mb']} MB")
     return res

@@ -9,6 +9,11 @@ so it runs on a seeded random subset of the points within a time budget; the acc
 against it is taken on that same subset. MPJPE is over the joints every method triangulated;
 PCK@50 mm counts a joint a method left out as a miss.
 
+``learned`` (when torch is installed): robust first, then the learned algebraic triangulation with
+the shipped weights (:mod:`mocap.triangulation.learned`); the table is held out from its training
+(:mod:`mocap.train.data`: other CMU clips, rigs, noise levels and outlier rates; seeds below
+``TRAIN_SEED_BASE``), and gives its MPJPE against ours (robust) and the time per person-frame.
+
 Also the real 4-camera Pose2Sim balancing trial with its Qualisys calibration: median
 reprojection error per camera and the coefficient of variation of bone lengths, ours against
 Pose2Sim's own TRC.
@@ -49,6 +54,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-temporal-swap-check", action="store_true",
                         help="ours without the temporal left/right check (triangulate.temporal_swap_check)")
     parser.add_argument("--no-real", action="store_true", help="skip the Pose2Sim real-data figures")
+    parser.add_argument("--per-frame", action="store_true",
+                        help="every frame alone: ours without the temporal left/right check, learned without "
+                             "the neighbouring frames' evidence (as when matching candidates are triangulated)")
+    parser.add_argument("--no-learned", action="store_true",
+                        help="skip the learned algebraic triangulation (run when torch is installed)")
 
 
 # -- metrics ----------------------------------------------------------------------------------
@@ -131,8 +141,22 @@ def _ours_inputs(kp, config):
                 limbs=left_right_limbs(kp.joint_names) if config.swap_check else None, config=config)
 
 
+def _learned_fn(rig, kp, config: TriangulateConfig, temporal: bool = True):
+    """The learned mode as the pipeline runs it on one performer (robust, then learned weights)."""
+    from dataclasses import replace
+
+    from mocap.triangulation.people import most_confident_person, triangulate_people
+
+    person, learned = most_confident_person(kp.data), replace(config, method="learned")
+    # its fallback counts (once per call, 7 calls per scenario) are not part of the table
+    logging.getLogger("mocap.triangulation.learned").setLevel(logging.WARNING)
+    return lambda: triangulate_people(rig, person, kp.joint_names, learned, temporal=temporal).points
+
+
 def run_scenario(C, noise, outliers, swap_rate, frames, seed, anipose=True, ransac_seconds=6.0,
-                 config: TriangulateConfig | None = None) -> dict:
+                 config: TriangulateConfig | None = None, learned: bool | str = False) -> dict:
+    """One scenario's row; ``learned``: also the learned mode (``"per-frame"``: without the
+    neighbouring frames' evidence)."""
     scene, kp = _scenario(C, noise, outliers, swap_rate, frames, seed)
     rig, gt = scene.rig, scene.gt_positions[:, 0]  # (T, J, 3)
     xy = np.moveaxis(kp.data[:, :, 0, :, :2], 1, 2)  # (T, J, C, 2)
@@ -141,6 +165,8 @@ def run_scenario(C, noise, outliers, swap_rate, frames, seed, anipose=True, rans
     config = config or TriangulateConfig()
     inputs = _ours_inputs(kp, config)
     fns = {"dlt": lambda: triangulate_dlt(rig, xy).points, "ours": lambda: triangulate_frames(rig, **inputs).points}
+    if learned:
+        fns["learned"] = _learned_fn(rig, kp, config, temporal=learned != "per-frame")
     if anipose:
         group = _anipose_group(rig)
         pts = np.moveaxis(xy.reshape(N, C, 2), 1, 0)  # (C, N, 2)
@@ -175,7 +201,10 @@ def run_scenario(C, noise, outliers, swap_rate, frames, seed, anipose=True, rans
         if name == "anipose_ransac":
             continue
         mpjpe, pck, cov = _pck_mpjpe(pred, gt, common)
-        row[name] = {"mpjpe_mm": mpjpe, "pck50": pck, "triangulated": cov, "points_per_s": speed[name]}
+        row[name] = {"mpjpe_mm": mpjpe, "pck50": pck, "triangulated": cov, "points_per_s": speed[name],
+                     "ms_per_person_frame": 1000 * gt.shape[1] / speed[name]}
+    if learned:
+        row["learned_vs_ours"] = row["learned"]["mpjpe_mm"] / row["ours"]["mpjpe_mm"]
     if "anipose_dlt" in row:
         row["anipose_dlt"]["points_per_s_first_call"] = speed["anipose_dlt_cold"]
     if subset is not None:
@@ -240,6 +269,84 @@ def pose2sim_real_data(method: str = "robust") -> dict:
     }
 
 
+def pose2sim_held_out_views(methods=("robust", "learned")) -> dict:
+    """Each camera of the Pose2Sim balancing trial left out in turn: the performer triangulated
+    from the other three (per frame, ``triangulate_people``) and reprojected into the left-out
+    camera; the median distance (px) to its detections with confidence >= 0.3, and the mean
+    bone-length CV of the all-camera triangulation, per method."""
+    from dataclasses import replace
+
+    from mocap.calibration.io import load_calibration
+    from mocap.io.openpose import align_to_rig, load_openpose
+    from mocap.triangulation.people import most_confident_person, triangulate_people
+
+    root = shared_data_dir()
+    rig = load_calibration(root / "sessions/pose2sim_demo/S00_Calibration/Calib.qca.txt")
+    kp = align_to_rig(load_openpose(root / POSE2SIM_TRIAL / "pose", "body_25b"), rig)
+    person = most_confident_person(kp.data)  # (T, C, J, 3)
+    out = {"cameras": list(rig.names)}
+    for method in methods:
+        config = replace(TriangulateConfig(), method=method)
+        errs = []
+        for c in range(len(rig)):
+            seen = person.copy()
+            seen[:, c] = np.nan
+            pts = triangulate_people(rig, seen, kp.joint_names, config).points
+            errs.append(median_reprojection_per_camera(rig, pts, person, 0.3)[c])
+        pts = triangulate_people(rig, person, kp.joint_names, config).points
+        out[method] = {"held_out_view_px": errs,
+                       "bone_cv": float(np.mean(list(bone_length_cv(pts, kp.joint_names).values())))}
+    return out
+
+
+POSE2SIM_TWO_PERSON = "sessions/pose2sim_demo/S00_P01_MultiParticipants/S00_P01_T02_Participants1-2"
+
+
+def pose2sim_people(methods=("robust", "learned")) -> dict:
+    """Both Pose2Sim takes through ``reconstruct`` (every performer: matching, linking; no
+    smoothing, so the triangulation is what is compared): per person the mean bone-length CV and
+    the share of joints triangulated, per method."""
+    from dataclasses import replace
+
+    from mocap.calibration.io import load_calibration
+    from mocap.config import ProcessConfig, override
+    from mocap.io.openpose import align_to_rig, load_openpose
+    from mocap.pipeline import reconstruct
+
+    root = shared_data_dir()
+    rig = load_calibration(root / "sessions/pose2sim_demo/S00_Calibration/Calib.qca.txt")
+    out = {}
+    for take in (POSE2SIM_TRIAL, POSE2SIM_TWO_PERSON):
+        kp = align_to_rig(load_openpose(root / take / "pose", "body_25b"), rig)
+        base = override(ProcessConfig(), {"smooth.enabled": False})
+        for method in methods:
+            tracks = reconstruct(kp, rig, replace(base, triangulate=replace(base.triangulate, method=method)), fps=60.0)
+            pos = tracks.positions
+            out.setdefault(take.rsplit("/", 1)[-1], {})[method] = {
+                "bone_cv": [float(np.nanmean(list(bone_length_cv(pos[:, p], tracks.joint_names).values())))
+                            for p in range(pos.shape[1])],
+                "triangulated": [float(np.isfinite(pos[:, p]).all(-1).mean()) for p in range(pos.shape[1])]}
+    return out
+
+
+def _print_people(real: dict) -> None:
+    print("\nPose2Sim takes, every performer (reconstruct without smoothing): mean bone-length CV per person "
+          "(share of joints triangulated)")
+    for take, by_method in real.items():
+        for method, r in by_method.items():
+            cells = "  ".join(f"{cv:.4f} ({100 * tri:.0f}%)" for cv, tri in zip(r["bone_cv"], r["triangulated"]))
+            print(f"  {take:32s} {method:8s} {cells}")
+
+
+def _print_held_out_views(real: dict) -> None:
+    print("\nPose2Sim balancing trial, each camera left out in turn: median reprojection px into it "
+          "(triangulated from the other three, per frame, no smoothing); bone-length CV with all cameras")
+    print(f"  {'':10s}" + "".join(f"{n:>9s}" for n in real["cameras"]) + "   bone-length CV")
+    for method in (m for m in real if m != "cameras"):
+        r = real[method]
+        print(f"  {method:10s}" + "".join(f"{v:9.2f}" for v in r["held_out_view_px"]) + f"   {r['bone_cv']:.4f}")
+
+
 # -- driver -----------------------------------------------------------------------------------
 
 TIMING_NOTE = ("points per s = points / best wall time of 7 rounds, each round calling dlt, ours and "
@@ -248,6 +355,20 @@ TIMING_NOTE = ("points per s = points / best wall time of 7 rounds, each round c
                "reprojection errors), anipose_dlt = CameraGroup.triangulate (OpenCV undistortion + jax "
                "SVD), warm (its first call, with the jax compile, is reported apart as "
                "points_per_s_first_call); anipose_ransac: its Python loop over a random subset in a time budget")
+
+
+def _print_learned(rows) -> None:
+    """The learned mode against ours (robust): MPJPE ratio and time per person-frame."""
+    print("\nlearned algebraic vs ours (robust), held out from its training; ms per person-frame (best of 7)")
+    print(f"{'C':>2} {'sigma':>5} {'outl':>5} {'swap':>5} | {'ours mm':>8} {'learned mm':>10} {'ratio':>6} | "
+          f"{'ours ms':>8} {'learned ms':>10}")
+    for r in rows:
+        print(f"{r['cameras']:>2} {r['noise_px']:5.1f} {r['outlier_rate']:5.2f} {r['swap_rate']:5.2f} | "
+              f"{r['ours']['mpjpe_mm']:8.2f} {r['learned']['mpjpe_mm']:10.2f} {r['learned_vs_ours']:6.3f} | "
+              f"{r['ours']['ms_per_person_frame']:8.3f} {r['learned']['ms_per_person_frame']:10.3f}")
+    for C in sorted({r["cameras"] for r in rows}):
+        ratios = [r["learned_vs_ours"] for r in rows if r["cameras"] == C]
+        print(f"{C} cameras: learned/ours MPJPE mean {np.mean(ratios):.3f}, worst {max(ratios):.3f}")
 
 
 def _print_table(rows, config: TriangulateConfig) -> None:
@@ -270,9 +391,19 @@ def _print_table(rows, config: TriangulateConfig) -> None:
         print(line)
 
 
+def _torch_available() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        log.warning("torch is not installed: the learned triangulation is left out (pip install torch==2.13.0)")
+        return False
+    return True
+
+
 def run(args) -> dict:
     anipose = not args.no_anipose
-    config = TriangulateConfig(temporal_swap_check=not args.no_temporal_swap_check)
+    config = TriangulateConfig(temporal_swap_check=not (args.no_temporal_swap_check or args.per_frame))
+    learned = not args.no_learned and _torch_available() and ("per-frame" if args.per_frame else True)
     if anipose:
         try:
             import aniposelib  # noqa: F401
@@ -286,8 +417,10 @@ def run(args) -> dict:
                 for swap in (0.0, args.swap_rate):
                     log.info("scenario: %d cameras, sigma %.1f px, outliers %.0f%%, swaps %.0f%%", C, noise, 100 * outliers, 100 * swap)
                     rows.append(run_scenario(C, noise, outliers, swap, args.frames, args.seed, anipose,
-                                             args.ransac_seconds, config))
+                                             args.ransac_seconds, config, learned))
     _print_table(rows, config)
+    if learned:
+        _print_learned(rows)
     result = {"synthetic": rows, "association": "given (ground truth)", "ours_config": asdict(config),
               "timing": TIMING_NOTE}
     if not args.no_real:
@@ -298,4 +431,9 @@ def run(args) -> dict:
         for who in ("ours", "pose2sim_trc"):
             print(f"  {who:14s}" + "".join(f"{v:9.2f}" for v in real["median_reproj_px"][who])
                   + f"   {real['bone_cv'][who]:.4f}")
+        if learned:
+            result["pose2sim_held_out_views"] = held = pose2sim_held_out_views()
+            _print_held_out_views(held)
+            result["pose2sim_people"] = people = pose2sim_people()
+            _print_people(people)
     return result

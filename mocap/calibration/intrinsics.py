@@ -4,6 +4,14 @@ The fit is ``cv2.calibrateCamera`` with the full model (fx, fy, cx, cy, k1, k2, 
 subset of frames chosen for diversity (position, size and tilt of the board in the image) so that
 a long video does not give hundreds of near-identical views. Frames whose own RMS is far above the
 others (motion blur, a mis-detected corner) are dropped and the fit is redone.
+
+A printed board is rarely flat to a tenth of a millimetre (paper on card curls at the edges). When
+every view shows the whole board, the fit is redone with the board's corners released
+(``cv2.calibrateCameraRO``, Strobl & Hirzinger 2011: the corners' 3D positions are estimated with
+the lens, the scale held by two fixed corners) and kept when the Bayesian information criterion
+says the warp is real, not noise fitted away. On OpenCV's 9×6 samples the left and right cameras,
+from different images, recover the same warp (up to 0.5 mm out of plane) and the RMS drops from
+0.18 to 0.11 px; on a flat rendered board, or a few views, the criterion keeps the flat board.
 """
 
 from __future__ import annotations
@@ -48,6 +56,8 @@ class IntrinsicsResult:
     message: str = ""
     sd: np.ndarray | None = None
     """``(4,)`` standard deviations of fx, fy, cx, cy (pixels) from the fit's covariance, or None."""
+    board_warp_m: float = 0.0
+    """How far the board's corners were found out of its plane (metres; 0: fitted as flat)."""
 
     def __bool__(self) -> bool:
         return self.ok
@@ -123,6 +133,55 @@ def _fit(det: Detections, board: Board, frames: np.ndarray, flags: int, K0=None,
     return rms, K, dist.ravel()[:5], per_view.ravel(), sd.ravel()[:4]
 
 
+SCREEN_VIEWS = 13  # the release is first tried on this many views (a flat board stops there, 4x faster)
+
+
+def _release_wins(n: int, rms_flat: float, rms_released: float, board: Board) -> bool:
+    """Bayesian information criterion over ``n`` residual components: are the board's freed corner
+    coordinates (all but the 9 that fix the gauge) worth their cost?"""
+    extra = 3 * board.n_corners - 9
+    bic_released = n * np.log(rms_released ** 2) + extra * np.log(n)
+    return bool(np.isfinite(rms_released) and bic_released < n * np.log(rms_flat ** 2))
+
+
+def _released_fit(det: Detections, board: Board, frames: np.ndarray, flags: int, rms: float):
+    """The fit with the board's corners released (:func:`cv2.calibrateCameraROExtended`), or None when
+    a view misses a corner or the Bayesian information criterion prefers the flat board (RMS ``rms``).
+
+    With more than :data:`SCREEN_VIEWS` views the criterion is first checked on that many, evenly
+    spread; a flat board stops there.
+
+    Returns:
+        ``(rms, K, dist (5,), per-view RMS, sd (4,), out-of-plane warp in metres)`` or None.
+    """
+    import cv2
+
+    xy = det.xy[frames]
+    if not np.isfinite(xy).all() or len(frames) < 3:
+        return None  # partial views (ChArUco): every view must show the same corners
+    obj = board.object_points.astype(np.float32)
+    fixed = board.corner_grid[0] - 1  # the far end of the first row: with corner 0 it holds the scale
+    crit = (cv2.TERM_CRITERIA_COUNT + cv2.TERM_CRITERIA_EPS, 100, 1e-10)
+    try:
+        if len(frames) > SCREEN_VIEWS:
+            sub = list(xy[np.linspace(0, len(frames) - 1, SCREEN_VIEWS).round().astype(int)].astype(np.float32))
+            flat = cv2.calibrateCamera([obj] * len(sub), sub, det.image_size, None, None, flags=flags, criteria=crit)[0]
+            free = cv2.calibrateCameraRO([obj] * len(sub), sub, det.image_size, fixed, None, None, flags=flags,
+                                         criteria=crit)[0]
+            if not _release_wins(len(sub) * obj.shape[0] * 2, flat, free, board):
+                return None
+        out = cv2.calibrateCameraROExtended([obj] * len(frames), list(xy.astype(np.float32)), det.image_size, fixed,
+                                            None, None, flags=flags, criteria=crit)
+    except cv2.error as e:  # a degenerate set of views: keep the flat board's fit
+        log.debug("camera %s: no fit with the board released (%s)", det.camera, e)
+        return None
+    rms_ro, K, dist, new_obj, sd, per_view = out[0], out[1], out[2], out[5], out[6], out[9]
+    if not _release_wins(xy.size, rms, rms_ro, board):
+        return None
+    warp = float(np.abs(np.asarray(new_obj).reshape(-1, 3)[:, 2] - board.object_points[:, 2]).max())
+    return rms_ro, K, dist.ravel()[:5], per_view.ravel(), sd.ravel()[:4], warp
+
+
 def calibrate_intrinsics(det: Detections, board: Board, max_frames: int = 40, reject_factor: float = 3.0,
                          reject_min_px: float = 1.0, max_rounds: int = 3, min_frames: int = 3) -> IntrinsicsResult:
     """Calibrate one camera's intrinsics from its board detections.
@@ -166,9 +225,18 @@ def calibrate_intrinsics(det: Detections, board: Board, max_frames: int = 40, re
         frames = frames[~bad]
     for t, reason in rejected.items():
         log.info("camera %s: rejected %s (%s)", det.camera, det.frame_label(t), reason)
+    released = _released_fit(det, board, frames, flags, rms)
+    note, warp = "", 0.0
+    if released is not None:
+        rms_flat = rms
+        rms, K, dist, per_view, sd, warp = released
+        note = f", board not flat: up to {warp * 1000:.2f} mm out of plane (RMS {rms_flat:.3f} px as flat)"
+        log.info("camera %s: the board is not flat (up to %.2f mm out of plane): its corners are estimated "
+                 "with the lens, RMS %.3f -> %.3f px", det.camera, warp * 1000, rms_flat, rms)
     used = np.zeros(T, bool)
     used[frames] = True
     frame_rms = np.full(T, np.nan)
     frame_rms[frames] = per_view
     return IntrinsicsResult(det.camera, det.image_size, K, dist, float(rms), used, frame_rms, rejected, True,
-                            f"camera {det.camera}: {len(frames)} frames, RMS {rms:.3f} px, fx {K[0, 0]:.1f}", sd)
+                            f"camera {det.camera}: {len(frames)} frames, RMS {rms:.3f} px, fx {K[0, 0]:.1f}{note}", sd,
+                            warp)

@@ -10,8 +10,8 @@ the same way; Pose2Sim's ``keypoints`` method too). The solve:
 2. the camera pair sharing the most confident joints: essential matrix with RANSAC on undistorted
    normalised points (Hartley & Zisserman 9.6), its pose, the joints triangulated;
 3. every other camera by PnP with RANSAC on those joints, then all joints triangulated again;
-4. bundle adjustment of camera poses and joints (robust loss, intrinsics held), twice, dropping
-   observations far off after the first solve;
+4. bundle adjustment of camera poses and joints (robust loss, each joint weighted by its detector
+   confidence, intrinsics held), twice, dropping observations far off after the first solve;
 5. metric scale from the performer's stated height, world Z up along the performer's body axis,
    origin on the floor under the performer's feet.
 """
@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 MIN_CONFIDENCE = 0.4  # OpenPose joints below this are often on the wrong limb
 RANSAC_PX = 4.0  # epipolar / PnP inlier threshold: OpenPose joints scatter by 3-10 px at 1080p
 LOSS_SCALE_PX = 3.0  # soft_l1 scale of the bundle adjustment
+CONFIDENCE_POWER = 2.0  # each joint's residual is scaled by its confidence to this power: OpenPose's
+#                        scatter grows quickly as its confidence drops (Pose2Sim balancing take, checkerboard
+#                        lenses: camera centres within 5.4 cm unweighted, 4.8 cm at power 1, 4.4 cm at 2)
 MAX_RMS_PX = 25.0  # a camera whose joints reproject worse than this is placed wrong: OpenPose's own
 #                   scatter gives 8-12 px per camera at 1080p on the Pose2Sim takes
 FOOT_JOINTS = ("left_heel", "right_heel", "left_big_toe", "right_big_toe", "left_small_toe", "right_small_toe",
@@ -138,8 +141,8 @@ def _initial_rig(lenses: list[Camera], xy: np.ndarray, xn: np.ndarray, messages:
     return cams
 
 
-def _project(cams_K: np.ndarray, cams_dist: np.ndarray, pose: np.ndarray, X: np.ndarray, cam: np.ndarray,
-             pt: np.ndarray) -> np.ndarray:
+def project_joints(cams_K: np.ndarray, cams_dist: np.ndarray, pose: np.ndarray, X: np.ndarray, cam: np.ndarray,
+                   pt: np.ndarray) -> np.ndarray:
     """Pixels ``(M, 2)`` of points ``X[pt]`` in cameras ``cam`` with poses ``(C, 6)`` (rotvec, t)."""
     R = rotvec_to_rotmat(pose[:, :3])
     Xc = np.einsum("mij,mj->mi", R[cam], X[pt]) + pose[cam, 3:]
@@ -150,33 +153,43 @@ def _project(cams_K: np.ndarray, cams_dist: np.ndarray, pose: np.ndarray, X: np.
     return np.stack([K[:, 0, 0] * xd[:, 0] + K[:, 0, 2], K[:, 1, 1] * xd[:, 1] + K[:, 1, 2]], -1)
 
 
-def _sparsity(C: int, N: int, cam: np.ndarray, pt: np.ndarray, fixed: int) -> scipy.sparse.csr_matrix:
-    M = len(cam)
-    free = np.array([c for c in range(C) if c != fixed])
+def people_jacobian(K: np.ndarray, dist: np.ndarray, pose: np.ndarray, X: np.ndarray, cam: np.ndarray,
+                    pt: np.ndarray, fixed: int) -> scipy.sparse.csr_matrix:
+    """Analytic Jacobian ``(2M, 6 (C - 1) + 3N)`` of :func:`project_joints` over the free cameras' poses
+    (all but ``fixed``, in order) and the points: each point is a "board" of one corner at its
+    origin, so :func:`~mocap.calibration.bundle.projection_jacobians` gives both blocks."""
+    from mocap.calibration.bundle import Observations, intrinsics_to_vector, projection_jacobians
+
+    C, M = len(K), len(cam)
+    obs = Observations(cam, pt, np.zeros(M, np.int64), np.zeros((M, 2)))
+    board = np.concatenate([np.zeros((len(X), 3)), X], axis=1)  # identity rotation, translation = the point
+    J_cam, J_pt, _ = projection_jacobians(obs, np.zeros((1, 3)), pose, board, intrinsics_to_vector(K, dist))
     col = np.full(C, -1)
-    col[free] = np.arange(len(free)) * 6
-    n = len(free) * 6 + 3 * N
-    rows, cols = [], []
-    for k in range(2):
-        r = 2 * np.arange(M) + k
-        m = col[cam] >= 0
-        rows += [np.repeat(r[m], 6), np.repeat(r, 3)]
-        cols += [(col[cam][m, None] + np.arange(6)).ravel(), (len(free) * 6 + 3 * pt[:, None] + np.arange(3)).ravel()]
-    r, c = np.concatenate(rows), np.concatenate(cols)
-    return scipy.sparse.csr_matrix((np.ones(len(r), np.int8), (r, c)), shape=(2 * M, n))
+    col[[c for c in range(C) if c != fixed]] = np.arange(C - 1) * 6
+    rows = np.arange(2 * M).reshape(M, 2, 1)
+    free = col[cam] >= 0
+    r = [np.broadcast_to(rows[free], (free.sum(), 2, 6)).ravel(), np.broadcast_to(rows, (M, 2, 3)).ravel()]
+    c = [np.broadcast_to((col[cam][free, None] + np.arange(6))[:, None], (free.sum(), 2, 6)).ravel(),
+         np.broadcast_to((6 * (C - 1) + 3 * pt[:, None] + np.arange(3))[:, None], (M, 2, 3)).ravel()]
+    v = [J_cam[free].ravel(), J_pt[:, :, 3:].ravel()]
+    return scipy.sparse.csr_matrix((np.concatenate(v), (np.concatenate(r), np.concatenate(c))),
+                                   shape=(2 * M, 6 * (C - 1) + 3 * len(X)))
 
 
 def bundle_people(cams: list[Camera], X: np.ndarray, cam: np.ndarray, pt: np.ndarray, xy: np.ndarray,
-                  fixed: int) -> tuple[np.ndarray, np.ndarray]:
+                  fixed: int, weight: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Refine camera poses ``(C, 6)`` and points ``X (N, 3)`` over observations (``cam``, ``pt``, ``xy (M, 2)``).
 
     Intrinsics held; camera ``fixed`` stays put (the gauge; the overall scale is fixed later).
+    ``weight (M,)`` scales each observation's residual (None: all 1). Analytic Jacobian.
     """
     C, N = len(cams), len(X)
     K = np.stack([c.K for c in cams])
     dist = np.stack([c.dist for c in cams])
     pose = np.stack([np.concatenate([rotmat_to_rotvec(c.R), c.t]) for c in cams])
     free = np.array([c for c in range(C) if c != fixed])
+    w = np.ones(len(cam)) if weight is None else np.asarray(weight, float).ravel()
+    W = scipy.sparse.diags(np.repeat(w, 2))
 
     def unpack(x):
         p = pose.copy()
@@ -185,16 +198,21 @@ def bundle_people(cams: list[Camera], X: np.ndarray, cam: np.ndarray, pt: np.nda
 
     def fun(x):
         p, P = unpack(x)
-        return (_project(K, dist, p, P, cam, pt) - xy).ravel()
+        return ((project_joints(K, dist, p, P, cam, pt) - xy) * w[:, None]).ravel()
+
+    def jac(x):
+        p, P = unpack(x)
+        return (W @ people_jacobian(K, dist, p, P, cam, pt, fixed)).tocsr()
 
     x0 = np.concatenate([pose[free].ravel(), X.ravel()])
-    sol = least_squares(fun, x0, jac_sparsity=_sparsity(C, N, cam, pt, fixed), method="trf", loss="soft_l1",
-                        f_scale=LOSS_SCALE_PX, x_scale="jac", tr_solver="lsmr", max_nfev=100)
+    sol = least_squares(fun, x0, jac=jac, method="trf", loss="soft_l1", f_scale=LOSS_SCALE_PX, x_scale="jac",
+                        tr_solver="lsmr", max_nfev=100)
     return unpack(sol.x)
 
 
-def _solve_rig(lenses: list[Camera], xy: np.ndarray, messages: list[str]):
-    """Steps 2-4 on pixels ``xy (C, N, 2)``: cameras, points ``(N, 3)``, per-observation arrays, inliers."""
+def _solve_rig(lenses: list[Camera], xy: np.ndarray, messages: list[str], conf: np.ndarray | None = None):
+    """Steps 2-4 on pixels ``xy (C, N, 2)`` with confidences ``conf (C, N)``: cameras, points ``(N, 3)``,
+    per-observation arrays, inliers."""
     xn = np.stack([pixel_to_normalized(c, xy[i]) for i, c in enumerate(lenses)])
     cams = _initial_rig(lenses, xy, xn, messages)
     if cams is None:
@@ -206,10 +224,11 @@ def _solve_rig(lenses: list[Camera], xy: np.ndarray, messages: list[str]):
     keep = np.ones(len(cam), bool)
     fixed = next(c for c, k in enumerate(cams) if np.allclose(k.R, np.eye(3)) and not k.t.any())
     for _ in range(2):
-        pose, X = bundle_people(cams, X, cam[keep], pt[keep], xy[cam[keep], pt[keep]], fixed)
+        wt = None if conf is None else conf[cam[keep], pt[keep]] ** CONFIDENCE_POWER
+        pose, X = bundle_people(cams, X, cam[keep], pt[keep], xy[cam[keep], pt[keep]], fixed, wt)
         cams = [_pose_camera(c, rotvec_to_rotmat(pose[i, :3]), pose[i, 3:]) for i, c in enumerate(cams)]
         K, dist = np.stack([c.K for c in cams]), np.stack([c.dist for c in cams])
-        err = np.linalg.norm(_project(K, dist, pose, X, cam, pt) - xy[cam, pt], axis=-1)
+        err = np.linalg.norm(project_joints(K, dist, pose, X, cam, pt) - xy[cam, pt], axis=-1)
         keep = err <= max(5 * 1.4826 * np.median(err[keep]), 2 * RANSAC_PX)
     return cams, X, cam, pt, err, keep
 
@@ -305,7 +324,7 @@ def calibrate_from_people(keypoints, lenses: dict[str, Camera], height_m: float 
     perf = select_performer(keypoints.data, min_confidence)  # (T, C, J, 3)
     T, C, J, _ = perf.shape
     xy = np.moveaxis(perf[..., :2], 1, 0).reshape(C, T * J, 2)
-    solved = _solve_rig(cams, xy, messages)
+    solved = _solve_rig(cams, xy, messages, np.moveaxis(perf[..., 2], 1, 0).reshape(C, T * J))
     if solved is None:
         return PeopleCalibrationResult(None, messages=messages)
     cams, X, cam, pt, err, keep = solved

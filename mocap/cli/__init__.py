@@ -29,7 +29,7 @@ take --config FILE and --set KEY=VALUE for any setting `mocap config print` show
 """
 
 #: Subcommand modules in the order ``mocap --help`` lists them.
-SUBCOMMANDS = ("calibrate", "record", "sync", "detect", "reconstruct", "export", "process", "view", "config", "models", "demo", "bench")
+SUBCOMMANDS = ("calibrate", "record", "sync", "detect", "reconstruct", "export", "process", "view", "config", "models", "train", "demo", "bench")
 
 
 class _Formatter(logging.Formatter):

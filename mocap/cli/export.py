@@ -55,4 +55,8 @@ def _run(args) -> int:
             med = sorted(v[0] for v in res.values())[len(res) // 2]
             print(f"{person}: {info['present_frames']} frames, skeleton residual median {1000 * med:.1f} mm, "
                   f"worst {worst} {1000 * res[worst][1]:.1f} mm")
+        if info.get("stretch_m"):  # the clavicles sit on the neck point and stretch with it
+            ranges = ", ".join(f"{k} {1000 * lo:+.1f}..{1000 * hi:+.1f} mm" for k, (lo, hi) in info["stretch_m"].items()
+                               if not k.endswith("_clavicle"))
+            print(f"{person}: bones following their chain's length: {ranges}")
     return 0

@@ -2,7 +2,7 @@
 
     mocap reconstruct --keypoints DIR --calibration FILE --out tracks.npz
                       [--keypoint-format body_25] [--triangulation dlt|robust] [--single-person]
-                      [--sync sync.yaml]
+                      [--sync sync.yaml] [--chunk-frames 1800]
 
 DIR holds one folder of OpenPose JSON per camera (DIR/<cam>/*.json or DIR/<cam>_json, or a
 Pose2Sim session's pose/), or the <cam>.npz files `mocap detect` wrote (their joint names and
@@ -38,6 +38,9 @@ def register(sub) -> None:
     p.add_argument("--sync", help="sync.yaml (mocap sync), or a recorded take's sync_report.yaml (mocap record: "
                    "its matched frame table): put every camera's keypoints on that timeline first")
     config_flag(p, "--fps", "fps", "frame rate when the input carries none (OpenPose JSON; default 30)", type=float)
+    p.add_argument("--chunk-frames", type=int, default=None,
+                   help="reconstruct in chunks of this many frames, the same result as one pass with memory "
+                        "bounded by the chunk (default 1800, only for longer takes)")
     add_reconstruct_flags(p)
     add_config_options(p)
     p.set_defaults(func=_run)
@@ -66,7 +69,9 @@ def _run(args) -> int:
         kp = apply_sync_file(kp, args.sync)
     if kp.fps is None:
         log.info("the keypoints carry no frame rate; using %g fps (--fps)", config.fps)
-    tracks = reconstruct(kp, rig, config)
+    if args.chunk_frames is not None and args.chunk_frames < 1:
+        raise ValueError(f"--chunk-frames: expected >= 1, got {args.chunk_frames}")
+    tracks = reconstruct(kp, rig, config, chunk_frames=args.chunk_frames)
     save_tracks(tracks, out)
     cfg_path = write_resolved(out.parent, config, "reconstruct", {
         "keypoints": str(Path(args.keypoints).resolve()),

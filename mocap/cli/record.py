@@ -1,4 +1,4 @@
-"""mocap record RIG.yaml --out SESSION [--duration S] [--lockstep]: record a take from every camera.
+"""mocap record RIG.yaml --out SESSION [--duration S] [--lockstep] [--preview]: record a take from every camera.
 
 Each camera's source: in the rig file is a device index, an rtsp:// or http:// URL, a video file
 (played as a live source at its own fps; {file: {path: P, jitter_ms: 3}} adds timing jitter), or
@@ -7,12 +7,16 @@ number drawn in). Writes SESSION/videos/<cam>.mp4, timestamps/<cam>.csv, session
 sync_report.md + .yaml (per camera fps, dropped and duplicated frames, jitter, the spread between
 cameras and the matched frame table) and config.yaml. Ctrl-C, SIGTERM and --duration end the
 take with every file playable; a camera that fails is named and the others keep going; a full
-disk stops the take with every file finalized and exit status 1.
+disk stops the take with every file finalized and exit status 1. Frames wait for the encoder in
+a bounded queue per camera (record.queue_mb in all); a frame that finds it full is dropped by
+the recorder and the report says when. --fourcc copy keeps a file's or an rtsp/http stream's own
+encoded frames (no decoding or encoding: bit-exact, almost no CPU).
 
 examples:
   mocap record rigs/example_4cam.yaml --out takes/take01 --duration 60
-  mocap record rig.yaml --out /tmp/take --duration 10 --lockstep
+  mocap record rig.yaml --out /tmp/take --duration 10 --lockstep --preview   (then open http://127.0.0.1:8765/)
       (rig.yaml: cameras: {cam01: {source: {synthetic: {fps: 30, size: [640, 480], jitter_ms: 3}}}, cam02: ...})
+  mocap record ip_cameras.yaml --out takes/take02 --duration 60 --fourcc copy
 """
 
 from __future__ import annotations
@@ -30,7 +34,12 @@ def register(sub) -> None:
     p.add_argument("--duration", type=float, default=None, help="seconds to record (default: until Ctrl-C)")
     config_flag(p, "--lockstep", "record.lockstep", "software trigger: each camera grabs when all are ready",
                 value=True)
-    config_flag(p, "--fourcc", "record.fourcc", "video codec", choices=["mp4v", "MJPG"])
+    config_flag(p, "--fourcc", "record.fourcc", "video codec (FFV1: lossless, slow; copy: files and streams keep "
+                "their own encoded frames, bit-exact)", choices=["mp4v", "MJPG", "FFV1", "copy"])
+    p.add_argument("--preview", action="store_true",
+                   help="show every camera's latest frame while recording: an MJPEG stream at "
+                        "http://127.0.0.1:PORT/ (any browser) and SESSION/preview.jpg")
+    p.add_argument("--preview-port", type=int, default=8765, help="port of --preview (default 8765; 0: any free one)")
     add_config_options(p)
     p.set_defaults(func=_run)
 
@@ -67,7 +76,8 @@ def _run(args) -> int:
     rig = load_rig(args.rig)
     stop = threading.Event()
     _install_signals(stop)
-    result = record_session(rig, args.out, args.duration, config.record, stop, rig_path=args.rig)
+    preview = _open_preview(args.preview_port) if args.preview else None
+    result = record_session(rig, args.out, args.duration, config.record, stop, rig_path=args.rig, preview=preview)
     try:
         write_resolved(Path(args.out), config, "record", {"rig": str(Path(args.rig).resolve())},
                        {"outputs": {"session": str(Path(args.out).resolve())}})
@@ -78,6 +88,19 @@ def _run(args) -> int:
         print(f"mocap record: error: {result.fault}", file=sys.stderr)
         return 1
     return 0
+
+
+def _open_preview(port: int):
+    from mocap.record.preview import Preview
+
+    if not 0 <= port <= 65535:
+        raise ValueError(f"--preview-port: expected 0-65535, got {port}")
+    try:
+        preview = Preview(port)
+    except OSError as exc:
+        raise OSError(f"--preview: cannot listen on port {port} ({exc.strerror}); choose another --preview-port") from None
+    print(f"preview: {preview.url} (open it in a browser)", flush=True)
+    return preview
 
 
 def print_summary(result) -> None:

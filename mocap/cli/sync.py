@@ -1,6 +1,7 @@
 """mocap sync SESSION | --keypoints DIR  --calibration FILE --out sync.yaml: time offsets of
 cameras that were not synchronized, from the performers' motion (or, with --flash, from a light
-switched on in view of every camera: sub-frame from the partly bright frame).
+switched on in view of every camera: sub-frame from the partly bright frame; or, with --clap,
+from one sharp sound in every video's audio track: sub-frame from the audio samples).
 
 Each camera's offset to the reference camera, in frames (sub-frame): a first estimate from the
 cross-correlation of joint speeds, refined by minimising the triangulation residual over the
@@ -17,6 +18,7 @@ examples:
   mocap sync --keypoints SESSION/pose --calibration Calib.qca.txt --keypoint-format body_25b --out SESSION/sync.yaml
   mocap sync takes/take01 --calibration calibration.yaml --out takes/take01/sync.yaml
   mocap sync takes/take01 --flash --out takes/take01/sync.yaml      (a light switched on in view of all)
+  mocap sync takes/take01 --clap --out takes/take01/sync.yaml       (hands clapped in hearing of all; needs PyAV)
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ def register(sub) -> None:
     p.add_argument("--flash", action="store_true",
                    help="sync from a flash every camera sees (a light switched on) in SESSION's videos, "
                         "instead of the performers' motion; no calibration needed")
+    p.add_argument("--clap", action="store_true",
+                   help="sync from one sharp sound (a clap) in every video's audio track in SESSION; no calibration "
+                        "needed (PyAV reads the audio: pip install av)")
     p.add_argument("--out", required=True, help="output sync.yaml")
     p.add_argument("--keypoint-format", default="body_25", choices=list(KEYPOINT_FORMATS),
                    help="keypoints per person in the JSON files (default body_25)")
@@ -80,6 +85,21 @@ def _run_flash(args, config, out) -> int:
     return 0
 
 
+def _run_clap(args, config, out) -> int:
+    from mocap.detect import session_videos
+    from mocap.record.clap import clap_offsets
+    from mocap.record.resample import save_sync
+
+    if not args.session:
+        raise ValueError("--clap: give the SESSION folder whose videos hold the clap in their audio")
+    sync, onsets = clap_offsets(session_videos(args.session), config.sync.reference or None)
+    save_sync(sync, out, {"method": "clap onset (audio)", "onset_frames": {k: round(v, 3) for k, v in onsets.items()}})
+    print(f"wrote {out}: reference {sync.reference} (from a clap)")
+    for name, off in sync.offsets.items():
+        print(f"  {name}: {off:+.3f} frames (clap at frame {onsets[name]:.2f})")
+    return 0
+
+
 def _run(args) -> int:
     from pathlib import Path
 
@@ -92,8 +112,12 @@ def _run(args) -> int:
 
     config = resolve_config(args)
     out = check_output_file(args.out)
+    if args.flash and args.clap:
+        raise ValueError("--flash and --clap: choose one")
     if args.flash:
         return _run_flash(args, config, out)
+    if args.clap:
+        return _run_clap(args, config, out)
     if not args.calibration:
         raise ValueError("--calibration: needed to sync from the performers' motion (or use --flash)")
     rig = load_calibration(args.calibration)

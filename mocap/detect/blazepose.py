@@ -368,15 +368,25 @@ class BlazePose:
         rois, scores = merge_proposals(np.concatenate(rois), np.concatenate(scores), self.config.same_person_distance)
         return rois[: self.config.max_people], scores[: self.config.max_people]
 
-    def detect_region(self, pyramid: FramePyramid, x0: int, y0: int, W: int, H: int) -> tuple[np.ndarray, np.ndarray]:
-        """Detector on the sub-image ``[y0:y0+H, x0:x0+W]`` letterboxed to 224×224; ROIs in frame pixels."""
+    def detect_region(self, pyramid: FramePyramid, x0: int, y0: int, W: int, H: int,
+                      hidden: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Detector on the sub-image ``[y0:y0+H, x0:x0+W]`` letterboxed to 224×224; ROIs in frame pixels.
+
+        ``hidden``: optional ``(masks (K, m, m), image_from_mask (K, 2, 3))`` person probabilities
+        on landmark crops; the pixels they cover are blended towards mid-grey (people already
+        found hidden from the detector, so that someone behind them can be found).
+        """
         s = DETECTOR_INPUT / max(W, H)
         ox, oy = (DETECTOR_INPUT - W * s) / 2, (DETECTOR_INPUT - H * s) / 2
         # input pixel (edge) u -> frame pixel (edge) (u - o) / s + x0; both shifted to centre convention
         image_from_input = np.array([[1 / s, 0, (0.5 - ox) / s + x0 - 0.5], [0, 1 / s, (0.5 - oy) / s + y0 - 0.5]])
-        crop = pyramid.warp(image_from_input, DETECTOR_INPUT)
-        self._det.set_tensor(self._det.get_input_details()[0]["index"],
-                             (crop[None, ..., ::-1].astype(np.float32) / 127.5 - 1.0))
+        crop = pyramid.warp(image_from_input, DETECTOR_INPUT).astype(np.float32)
+        if hidden is not None:
+            from mocap.detect.roi_tracking import masks_into_crops
+
+            w = masks_into_crops(hidden[0], hidden[1], image_from_input[None], DETECTOR_INPUT)[0, ..., None]
+            crop = crop * (1.0 - w) + np.float32(127.5) * w
+        self._det.set_tensor(self._det.get_input_details()[0]["index"], crop[None, ..., ::-1] / 127.5 - 1.0)
         self._det.invoke()
         boxes, kps, scores = decode_detections(self._det.get_tensor(self._det_boxes)[0],
                                                self._det.get_tensor(self._det_scores)[0],

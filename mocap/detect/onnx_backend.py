@@ -200,6 +200,20 @@ class OnnxPose:
         out[out[..., 2] < self.min_confidence] = np.nan
         return out
 
+    def detect_people(self, frame, **proposal_options) -> dict:
+        """Every person in one image (no tracking): found by BlazePose's proposals
+        (:func:`~mocap.detect.proposals.detect_people`, ``proposal_options`` passed on), their
+        keypoints ``(N, K, 3)`` by this model; ``presence (N,)`` and ``rois (N, 4)`` BlazePose's."""
+        from mocap.detect.blazepose import as_frame_pyramid
+        from mocap.detect.proposals import detect_people
+
+        pyramid = as_frame_pyramid(frame)
+        people = detect_people(self.people, pyramid, **proposal_options)
+        kp = np.full((len(people["presence"]), len(self.joint_names), 3), np.nan)
+        if len(kp):
+            kp = self.estimate(pyramid, self.person_boxes(people["keypoints"]))
+        return dict(keypoints=kp, presence=people["presence"], rois=people["rois"])
+
     @staticmethod
     def _crop(frame: FramePyramid, M: np.ndarray, w: int, h: int) -> np.ndarray:
         side = max(w, h)

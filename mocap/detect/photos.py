@@ -35,6 +35,15 @@ LIMBS = ("left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_w
 LIMB_SIGMAS = np.array([0.079, 0.079, 0.072, 0.072, 0.062, 0.062, 0.107, 0.107, 0.087, 0.087, 0.089, 0.089])
 BLAZEPOSE_LIMBS = np.array([BLAZEPOSE_33.index(n) for n in LIMBS])
 
+
+def limb_columns(joint_names, model: str = "the model") -> np.ndarray:
+    """Indices of the 12 :data:`LIMBS` in a detector's ``joint_names`` (a photo is scored on those)."""
+    missing = [n for n in LIMBS if n not in joint_names]
+    if missing:
+        raise ValueError(f"{model}: has no {', '.join(missing)} keypoints; the photo score needs the 12 limb "
+                         "keypoints (shoulders to ankles; name them in the model's .toml [points] table)")
+    return np.array([list(joint_names).index(n) for n in LIMBS])
+
 #: The shared sets: annotation file(s) and the folder their ``file_name`` is relative to.
 PHOTO_SETS = {
     "COCO": (("coco/test_coco.json",), "coco"),

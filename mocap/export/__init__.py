@@ -7,7 +7,8 @@ CSV, C3D). Files in ``out_dir``:
 - ``person_<id>.bvh`` (one per person), ``<stem>.fbx`` (one armature per person),
 - ``person_<id>.trc`` and ``person_<id>.c3d`` (one per person), ``<stem>.csv`` (all people),
 - ``export.json``: the resolved options and, per person, the skeleton solve's per-joint FK
-  residual (median and max, metres) and bone offsets.
+  residual (median and max, metres), bone offsets and how far each stretching bone (trunk, neck,
+  feet: :mod:`mocap.skeleton.solve`) got shorter and longer than its rest length.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def _load_write_fbx():
 
 
 def export_tracks(tracks: Tracks, out_dir: str | os.PathLike, formats: str | Sequence[str] = ("bvh",),
-                  rig: str = "canonical", units: str | None = None, rotation_order: str = "ZXY",
+                  rig: str = "canonical", units: str | None = None, rotation_order: str = "auto",
                   stem: str = "tracks", solve_config=None, preset: str | None = None) -> list[Path]:
     """Write ``tracks`` in the given formats under ``out_dir``; returns the written paths.
 
@@ -57,7 +58,8 @@ def export_tracks(tracks: Tracks, out_dir: str | os.PathLike, formats: str | Seq
         rig: target rig of BVH/FBX, ``canonical``, ``mixamo``, ``ue5`` or ``unity``
             (:mod:`mocap.export.rigs`: the target's own hierarchy and names, retargeted).
         units: ``m``, ``cm`` or ``mm`` for every format; None = :data:`DEFAULT_UNITS`.
-        rotation_order: BVH rotation order (one for all joints).
+        rotation_order: BVH rotation order, one for all joints or ``auto`` (each joint its own:
+            :func:`mocap.export.bvh.joint_orders`).
         stem: file name stem of the files that hold everyone (FBX, CSV).
         solve_config: :class:`mocap.skeleton.solve.SolveConfig` for the skeleton formats.
         preset: the former name of ``rig`` (``unreal`` = ``ue5``); given, it replaces ``rig``.
@@ -114,17 +116,27 @@ def _write_skeleton_formats(tracks: Tracks, out: Path, fmts: tuple[str, ...], ri
             "residual_m": {k: [round(a, 6), round(b, 6)] for k, (a, b) in fit.residual_summary().items()},
             "offsets_m": {n: np.round(o, 6).tolist() for n, o in zip(fit.animation.joint_names, fit.animation.offsets)},
             "present_frames": int(fit.present.sum()),
+            "stretch_m": _stretch_ranges(fit.animation),
         }
     animations = [retarget(fit.animation, rig) for fit in fits]
     written = []
-    if "bvh" in fmts:
+    if "bvh" in fmts:  # in the T pose, as BVH readers expect (the same as ``animations`` but UE5's)
         from mocap.export.bvh import write_bvh
 
-        for anim in animations:
+        for fit in fits:
+            anim = retarget(fit.animation, rig, t_pose=True)
             written.append(write_bvh(anim, out / f"{anim.name}.bvh", unit["bvh"], rotation_order))
     if write_fbx is not None:
         written.append(write_fbx(animations, out / f"{stem}.fbx", units=unit["fbx"]))
     return written
+
+
+def _stretch_ranges(anim) -> dict[str, list[float]]:
+    """``{joint: [shortest, longest]}`` change of each stretching bone's length from its rest
+    length over the take, metres (:attr:`mocap.skeleton.animation.SkeletonAnimation.translations`)."""
+    change = np.linalg.norm(anim.local_translations(), axis=-1) - np.linalg.norm(anim.offsets, axis=-1)
+    return {anim.joint_names[j]: [round(float(change[:, j].min()), 6), round(float(change[:, j].max()), 6)]
+            for j in np.flatnonzero(anim.stretching())}
 
 
 def _write_marker_formats(tracks: Tracks, out: Path, fmts: tuple[str, ...], unit: dict[str, str]) -> list[Path]:

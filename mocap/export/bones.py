@@ -19,7 +19,9 @@ it, their mean (a chest between its neck and shoulders); otherwise the child hea
 subtree (the pelvis aims up the spine, the ankle at the toe; ties go to the first child),
 descending through children that sit on the joint itself (``spine`` at the pelvis).
 A joint with nothing to aim at (a leaf) keeps its parent's frame, so it continues its parent's
-bone. The roll: +Z is the character's front (+Z of the Y-up file) made perpendicular to +Y, or the
+bone. A joint with a child whose offset is animated (a stretching bone) aims
+:data:`LOOSE_TILT_DEG` beside its aim point: Blender connects a child whose head sits on its
+parent's tail, and a connected bone ignores its animated location. The roll: +Z is the character's front (+Z of the Y-up file) made perpendicular to +Y, or the
 up axis for a bone that itself points front or back (feet).
 """
 
@@ -30,6 +32,9 @@ import numpy as np
 from mocap._checks import check_shape
 
 _MIN_BONE = 1e-6  # an offset shorter than this (file units) sits on its parent
+#: Tilt (degrees, towards the bone's +Z) of a bone whose child stretches, so that Blender's importer
+#: does not connect the child (0.1 mm beside a 10 cm bone's child; Blender compares 1e-6 relative).
+LOOSE_TILT_DEG = 0.06
 _FRONT = np.array([0.0, 0.0, 1.0])  # Y-up file: the character faces +Z
 _UP = np.array([0.0, 1.0, 0.0])
 _FRONT_PARALLEL_COS = 0.95
@@ -83,14 +88,19 @@ def aim_offsets(parents: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return aim
 
 
-def rest_bone_frames(parents: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+def rest_bone_frames(parents: np.ndarray, offsets: np.ndarray, loose: np.ndarray | None = None) -> np.ndarray:
     """Rest bone frames ``G (J, 3, 3)``: columns are the bone's X, Y, Z axes in file axes.
 
-    ``offsets (J, 3)`` are rest offsets in the Y-up file's axes (any unit). See the module doc for
-    how +Y and the roll are chosen. Every ``G_j`` is a proper rotation.
+    ``offsets (J, 3)`` are rest offsets in the Y-up file's axes (any unit); ``loose (J,)`` marks
+    the joints whose offset is animated (their parent tilts by :data:`LOOSE_TILT_DEG`). See the
+    module doc for how +Y and the roll are chosen. Every ``G_j`` is a proper rotation.
     """
     parents = np.asarray(parents, dtype=np.int64)
     aim = aim_offsets(parents, offsets)
+    tilted = np.zeros(len(parents), bool)
+    if loose is not None:
+        tilted[parents[np.asarray(loose, bool) & (parents >= 0)]] = True
+    c, s = np.cos(np.radians(LOOSE_TILT_DEG)), np.sin(np.radians(LOOSE_TILT_DEG))
     frames = np.empty((len(parents), 3, 3))
     for j, p in enumerate(parents):
         length = np.linalg.norm(aim[j])
@@ -101,6 +111,8 @@ def rest_bone_frames(parents: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         ref = _UP if abs(y @ _FRONT) > _FRONT_PARALLEL_COS else _FRONT
         z = ref - (ref @ y) * y
         z /= np.linalg.norm(z)
+        if tilted[j]:
+            y, z = c * y + s * z, c * z - s * y
         frames[j] = np.stack([np.cross(y, z), y, z], axis=-1)
     return frames
 
@@ -128,7 +140,8 @@ def bone_local_rotations(parents: np.ndarray, frames: np.ndarray, local_rotmat: 
 
 
 def bone_offsets(parents: np.ndarray, frames: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """``G_parent^T o_j``: rest offsets ``(J, 3)`` expressed in the parent's bone frame."""
+    """``G_parent^T o_j``: offsets ``(..., J, 3)`` (rest, or per frame) expressed in the parent's
+    bone frame."""
     parents = np.asarray(parents, dtype=np.int64)
     parent_frames = np.where((parents < 0)[:, None, None], np.eye(3), frames[np.maximum(parents, 0)])
-    return np.einsum("jik,ji->jk", parent_frames, offsets)
+    return np.einsum("jik,...ji->...jk", parent_frames, offsets)

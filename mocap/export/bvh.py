@@ -8,9 +8,16 @@ Conventions of the written file:
   so retargeting tools (Mixamo, Unity Humanoid, Unreal) see a T-pose at zero rotation.
 - The root's ``OFFSET`` is ``0 0 0`` and its position channels hold the absolute root position:
   readers that add the offset and readers that replace it (Blender) agree.
-- One rotation order for every joint (``ZXY`` by default, channels ``Zrotation Xrotation
-  Yrotation``, intrinsic as BVH defines), degrees, continuous over frames
+- One rotation order for every joint (``ZXY``: channels ``Zrotation Xrotation Yrotation``,
+  intrinsic as BVH defines), or with ``auto`` each joint its own: the order whose curves step
+  least between frames where the joint turns less than 10° (ties: ``ZXY`` first). Near an order's
+  singularity (middle angle ±90°) the first and third curves swing fast for a small turn: in ZXY
+  a cartwheel's shoulder steps 78° in a frame where it turns 9°. Degrees, continuous over frames
   (:func:`mocap.skeleton.euler.rotmat_to_euler_continuous`).
+- A joint whose offset from its parent is animated (a stretching bone of the skeleton solve,
+  :attr:`SkeletonAnimation.translations`) has ``CHANNELS 6`` with ``Xposition Yposition
+  Zposition`` first: the offset on that frame in the parent's frame (it replaces ``OFFSET``, as
+  Blender and :mod:`mocap.io.bvh` read it); every other joint has its three rotations only.
 - Leaves carry an ``End Site`` along their bone. One token group per line, tab-indented braces
   on their own lines: the layout Blender's line-based parser requires.
 """
@@ -26,10 +33,12 @@ import numpy as np
 from mocap._checks import check_choice
 from mocap.export.axes import UNIT_SCALE, points_world_to_yup, rotmat_world_to_yup
 from mocap.skeleton.animation import SkeletonAnimation
-from mocap.skeleton.euler import rotmat_to_euler_continuous
+from mocap.skeleton.euler import calmest_orders, rotmat_to_euler_continuous
 from mocap.io.files import atomic_write
 
-ROTATION_ORDERS = ("ZXY", "ZYX", "XYZ", "XZY", "YXZ", "YZX")
+EULER_ORDERS = ("ZXY", "ZYX", "XYZ", "XZY", "YXZ", "YZX")
+#: ``rotation_order`` values: one order for every joint, or ``auto`` (each joint its own).
+ROTATION_ORDERS = EULER_ORDERS + ("auto",)
 
 _END_SITE_FRACTION = 0.3  # End Site length relative to the leaf's own bone
 _END_SITE_MIN_M = 0.03
@@ -42,16 +51,31 @@ def _end_site_offsets(anim: SkeletonAnimation) -> np.ndarray:
     return direction * np.maximum(_END_SITE_FRACTION * length, _END_SITE_MIN_M)
 
 
-def bvh_channels(anim: SkeletonAnimation, units: str = "cm", rotation_order: str = "ZXY") -> np.ndarray:
-    """The MOTION block as numbers ``(T, 3 + 3 J)``: root position then Euler degrees per joint.
+def joint_orders(anim: SkeletonAnimation, rotation_order: str = "ZXY") -> list[str]:
+    """Each joint's BVH rotation order ``(J,)``: ``rotation_order`` for all, or with ``auto`` the
+    one whose curves step least where the joint turns slowly
+    (:func:`mocap.skeleton.euler.calmest_orders`; ties: ``ZXY`` first)."""
+    check_choice(rotation_order, ROTATION_ORDERS, "rotation_order")
+    if rotation_order != "auto":
+        return [rotation_order] * len(anim.joint_names)
+    return calmest_orders(rotmat_world_to_yup(anim.rotations), EULER_ORDERS)
+
+
+def bvh_channels(anim: SkeletonAnimation, units: str = "cm", rotation_order: str = "ZXY",
+                 orders: list[str] | None = None) -> np.ndarray:
+    """The MOTION block as numbers ``(T, 3 + 3 J)``: root position then Euler degrees per joint,
+    each in its order (``orders``, by default :func:`joint_orders`).
 
     Joint order is the animation's (parents first), which is the order joints appear in the
     written hierarchy.
     """
-    check_choice(rotation_order, ROTATION_ORDERS, "rotation_order")
+    orders = joint_orders(anim, rotation_order) if orders is None else orders
     root = points_world_to_yup(anim.root_positions, units)  # (T, 3)
     local_yup = rotmat_world_to_yup(anim.rotations)  # (T, J, 3, 3)
-    euler = np.degrees(rotmat_to_euler_continuous(local_yup, rotation_order))  # (T, J, 3)
+    euler = np.empty(local_yup.shape[:-1])
+    for order in set(orders):
+        js = [j for j, o in enumerate(orders) if o == order]
+        euler[:, js] = np.degrees(rotmat_to_euler_continuous(local_yup[:, js], order))  # (T, J', 3)
     return np.concatenate([root, euler.reshape(anim.num_frames, -1)], axis=1)
 
 
@@ -68,7 +92,9 @@ def format_bvh(anim: SkeletonAnimation, units: str = "cm", rotation_order: str =
     offsets[0] = 0.0
     ends = points_world_to_yup(_end_site_offsets(anim), units)
     offsets, ends = np.round(offsets, 6) + 0.0, np.round(ends, 6) + 0.0  # no "-0.000000"
-    rot_channels = " ".join(f"{axis}rotation" for axis in rotation_order)
+    orders = joint_orders(anim, rotation_order)
+    rot_channels = [" ".join(f"{axis}rotation" for axis in order) for order in orders]
+    moving = anim.stretching()
     children = [[] for _ in names]
     for j, p in enumerate(anim.parents):
         if p >= 0:
@@ -81,10 +107,10 @@ def format_bvh(anim: SkeletonAnimation, units: str = "cm", rotation_order: str =
         lines.append(f"{pad}{'ROOT' if depth == 0 else 'JOINT'} {names[j]}")
         lines.append(f"{pad}{{")
         lines.append(f"{pad}\tOFFSET {offsets[j, 0]:.6f} {offsets[j, 1]:.6f} {offsets[j, 2]:.6f}")
-        if depth == 0:
-            lines.append(f"{pad}\tCHANNELS 6 Xposition Yposition Zposition {rot_channels}")
+        if depth == 0 or moving[j]:
+            lines.append(f"{pad}\tCHANNELS 6 Xposition Yposition Zposition {rot_channels[j]}")
         else:
-            lines.append(f"{pad}\tCHANNELS 3 {rot_channels}")
+            lines.append(f"{pad}\tCHANNELS 3 {rot_channels[j]}")
         for c in children[j]:
             emit(c, depth + 1)
         if not children[j]:
@@ -101,8 +127,17 @@ def format_bvh(anim: SkeletonAnimation, units: str = "cm", rotation_order: str =
             visit(c)
 
     visit(0)
-    data = bvh_channels(anim, units, rotation_order)
-    cols = [0, 1, 2] + [3 + 3 * j + k for j in order for k in range(3)]
+    data = bvh_channels(anim, units, rotation_order, orders)
+    if moving.any():  # animated offsets go after the rotations, picked per joint below
+        trans = points_world_to_yup(anim.local_translations()[:, moving], units)
+        data = np.concatenate([data, trans.reshape(anim.num_frames, -1)], axis=1)
+    slot = np.cumsum(moving) - 1  # where each moving joint's offsets sit among them
+    base = 3 + 3 * len(names)
+    cols = [0, 1, 2]
+    for j in order:
+        if moving[j]:
+            cols += [base + 3 * slot[j] + k for k in range(3)]
+        cols += [3 + 3 * j + k for k in range(3)]
     if not np.isfinite(data).all():
         raise ValueError(f"{anim.name}: animation has non-finite values; cannot write BVH")
     lines += ["MOTION", f"Frames: {anim.num_frames}", f"Frame Time: {1.0 / anim.fps:.10f}"]

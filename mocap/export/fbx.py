@@ -49,7 +49,7 @@ from mocap.export.fbx_binary import (
 )
 from mocap.skeleton.animation import SkeletonAnimation
 from mocap.geometry.rotations import rotmat_to_euler
-from mocap.skeleton.euler import rotmat_to_euler_continuous
+from mocap.skeleton.euler import least_singular_orders, rotmat_to_euler_continuous
 from mocap.io.files import atomic_write
 
 logger = logging.getLogger(__name__)
@@ -84,9 +84,7 @@ def euler_orders(local_rotmat: np.ndarray) -> list[str]:
     who turns round makes XYZ's middle angle (the vertical axis) pass 90°; a foot bent 90° from
     its shin at rest makes an order with the bend's axis in the middle singular at rest.
     """
-    orders = list(FBX_ROTATION_ORDERS)
-    score = np.stack([np.abs(np.cos(rotmat_to_euler(local_rotmat, o)[..., 1])).min(axis=0) for o in orders])  # (6, J)
-    return [orders[i] for i in np.argmax(score > score.max(axis=0) - 1e-9, axis=0)]
+    return least_singular_orders(local_rotmat, FBX_ROTATION_ORDERS)
 
 
 def _unit_scale_factor(units: str) -> float:
@@ -256,7 +254,8 @@ def animation_channels(anim: SkeletonAnimation, units: str = "cm") -> dict[str, 
             frame relative to the parent's, so that the rest pose is the T pose with every bone
             pointing at its child.
         translation: ``(T, J, 3)`` animated ``Lcl Translation`` (the root's is its world position;
-            others repeat the rest offset).
+            others repeat the rest offset, or follow :attr:`SkeletonAnimation.translations` where
+            the bone stretches).
         rotation_deg: ``(T, J, 3)`` animated ``Lcl Rotation``, Euler angles in degrees about X, Y
             and Z (FBX stores them by axis) applied in each joint's ``rotation_order``, continuous
             over frames (the BVH writer's routine,
@@ -269,9 +268,12 @@ def animation_channels(anim: SkeletonAnimation, units: str = "cm") -> dict[str, 
     """
     T, J = anim.rotations.shape[:2]
     offsets = points_world_to_yup(anim.offsets, units)
-    frames = rest_bone_frames(anim.parents, offsets)
+    frames = rest_bone_frames(anim.parents, offsets, anim.stretching())
     rest = bone_offsets(anim.parents, frames, offsets)
-    translation = np.broadcast_to(rest, (T, J, 3)).copy()
+    if anim.translations is None:
+        translation = np.broadcast_to(rest, (T, J, 3)).copy()
+    else:
+        translation = bone_offsets(anim.parents, frames, points_world_to_yup(anim.translations, units))
     translation[:, 0] = points_world_to_yup(anim.root_positions, units)
     local = bone_local_rotations(anim.parents, frames, rotmat_world_to_yup(anim.rotations))
     rest_local = bone_local_rotations(anim.parents, frames, np.eye(3))

@@ -44,8 +44,9 @@ class ExportConfig:
     hierarchy and bone names, retargeted: mocap.export.rigs)."""
     units: str | None = None
     """Length unit for every format: m, cm or mm (None: cm for BVH/FBX, m for TRC/CSV, mm for C3D)."""
-    rotation_order: str = "ZXY"
-    """BVH rotation order (one for all joints)."""
+    rotation_order: str = "auto"
+    """BVH rotation order: auto (each joint the order its motion stays farthest from gimbal lock in,
+    as FBX does) or one of ZXY, ZYX, XYZ, XZY, YXZ, YZX for every joint."""
 
     def __post_init__(self):
         from mocap.export.rigs import RIGS

@@ -9,7 +9,9 @@ joint's twist about its bone is spread over them (bone ``k`` of ``n`` takes ``k 
 chain stays on our bone's line, so the last bone of the chain has our joint's exact rotation and
 every joint below it (neck, head, shoulders, arms) lands exactly where ours does. With fixed bone
 lengths a bend cannot be spread without moving the neck off our trunk line (the chord of a bent
-chain is shorter), so the bend stays in the first bone of the chain.
+chain is shorter), so the bend stays in the first bone of the chain. Where our joint's bone
+stretches (:attr:`SkeletonAnimation.translations`: the trunk, the neck, the feet) the bones along it
+keep their fractions of its length on every frame, so they get animated offsets too.
 
 The rest pose is the target's: the T pose for Mixamo and Unity Humanoid (their avatars expect
 it), the A pose for UE5 (Manny's reference pose: upper arms :data:`UE5_ARM_DOWN_DEG` below the
@@ -20,8 +22,9 @@ are left out; a target bone whose source joint the tracks did not provide is lef
 children.
 
 Published bone lists: Mixamo's auto-rigger (``mixamorig:`` namespace), Unreal Engine 5's
-Mannequin (SK_Mannequin: ``pelvis``, ``spine_01`` … ``spine_05``, ``neck_01``, ``neck_02``, ``head``,
-``clavicle_l`` …), Unity's ``HumanBodyBones`` (the names the Humanoid avatar's auto-mapping finds).
+Mannequin (SK_Mannequin: ``root`` on the floor, ``pelvis``, ``spine_01`` … ``spine_05``, ``neck_01``,
+``neck_02``, ``head``, ``clavicle_l`` …; the root follows the pelvis over the floor without turning,
+the root motion UE extracts), Unity's ``HumanBodyBones`` (the names the Humanoid avatar's auto-mapping finds).
 """
 
 from __future__ import annotations
@@ -41,7 +44,8 @@ class TargetBone:
 
     ``fraction``: where it sits along ``source``'s bone towards our joint ``toward`` (0 = on
     ``source``). ``twist``: the share of ``source``'s twist about that bone it carries (1 = our
-    joint's full rotation).
+    joint's full rotation). ``ground``: the bone sits on the floor (world z = 0) below ``source``
+    and does not turn (UE5's ``root``, which carries the root motion); it stands on no joint of ours.
     """
 
     name: str
@@ -50,6 +54,7 @@ class TargetBone:
     fraction: float = 0.0
     twist: float = 1.0
     toward: str | None = None
+    ground: bool = False
 
 
 def _chain(names, parent, source, toward, end):
@@ -73,12 +78,15 @@ def _limbs(style):
     return out
 
 
-def _build(hips, spine, neck_and_head, head_end, side_names, prefix=""):
+def _build(hips, spine, neck_and_head, head_end, side_names, prefix="", ground=None):
     """A rig table from its centre names and a ``side -> 9 limb names`` function. The spine chain
     spans our trunk (pelvis to neck); the neck chain and head bone span the lower half of our neck
-    bone (neck to head point), the head bone at its middle (the skull base)."""
+    bone (neck to head point), the head bone at its middle (the skull base). ``ground``: the name of
+    a root bone on the floor below the hips (UE5's ``root``)."""
     spine, neck_and_head = [prefix + s for s in spine], [prefix + n for n in neck_and_head]
     bones = [TargetBone(prefix + hips, None, "pelvis")]
+    if ground is not None:
+        bones = [TargetBone(prefix + ground, None, "pelvis", ground=True), TargetBone(prefix + hips, prefix + ground, "pelvis")]
     bones += _chain(spine, prefix + hips, "spine", "neck", (len(spine) - 1) / len(spine))
     bones += _chain(neck_and_head, spine[-1], "neck", "head", 0.5)
     if head_end:
@@ -110,6 +118,8 @@ def _unity_side(side):
             f"{s}Hand", f"{s}MiddleProximal"]
 
 
+_RIGID_M = 1e-8  # a target bone whose offset varies less than this (metres) keeps its rest offset
+
 #: UE5 Manny's reference pose: upper arms this far below the horizontal (an A pose).
 UE5_ARM_DOWN_DEG = 45.0
 
@@ -130,8 +140,10 @@ RIGS: dict[str, tuple[TargetBone, ...]] = {
     # up our neck bone (the skull base), HeadTop_End on our head point.
     "mixamo": _build("Hips", ("Spine", "Spine1", "Spine2"), ("Neck", "Head"), "HeadTop_End", _mixamo_side,
                      prefix="mixamorig:"),
+    # UE5: Manny's ``root`` on the floor below the pelvis (root motion: it follows the pelvis over
+    # the floor and does not turn), then pelvis, spine_01 … spine_05, neck_01, neck_02, head.
     "ue5": _build("pelvis", ("spine_01", "spine_02", "spine_03", "spine_04", "spine_05"),
-                  ("neck_01", "neck_02", "head"), None, _ue5_side),
+                  ("neck_01", "neck_02", "head"), None, _ue5_side, ground="root"),
     "unity": _build("Hips", ("Spine", "Chest", "UpperChest"), ("Neck", "Head"), None, _unity_side),
 }
 
@@ -149,17 +161,20 @@ def _swing_twist_power(local: np.ndarray, axis: np.ndarray, share: float) -> np.
 def _bone_globals(anim, bones, pos, glob):
     """World positions and rotations ``(T, B, 3)``, ``(T, B, 3, 3)`` of the target bones."""
     index = {n: j for j, n in enumerate(anim.joint_names)}
+    trans = anim.local_translations()
     out_pos, out_rot = [], []
     for bone in bones:
         s = index[bone.source]
         rot, p = glob[:, s], pos[:, s]
-        if bone.toward is not None and bone.toward in index:
+        if bone.ground:  # on the floor below the source, not turning
+            rot, p = np.broadcast_to(np.eye(3), rot.shape), p * [1.0, 1.0, 0.0]
+        elif bone.toward is not None and bone.toward in index:
             offset = anim.offsets[index[bone.toward]]
             axis = offset / max(np.linalg.norm(offset), 1e-12)
             if bone.twist != 1.0:
                 parent = anim.parents[s]
                 rot = glob[:, parent] @ _swing_twist_power(anim.rotations[:, s], axis, bone.twist)
-            p = p + bone.fraction * (glob[:, s] @ offset)
+            p = p + bone.fraction * np.einsum("tab,tb->ta", glob[:, s], trans[:, index[bone.toward]])
         out_pos.append(p)
         out_rot.append(rot)
     return np.stack(out_pos, axis=1), np.stack(out_rot, axis=1)
@@ -198,13 +213,15 @@ def rig_bones(rig: str, joint_names) -> tuple[TargetBone, ...]:
     return tuple(kept)
 
 
-def retarget(anim: SkeletonAnimation, rig: str) -> SkeletonAnimation:
+def retarget(anim: SkeletonAnimation, rig: str, t_pose: bool = False) -> SkeletonAnimation:
     """``anim`` (our solved skeleton) as an animation of ``rig``'s own bones (see the module doc).
 
-    Returns a :class:`SkeletonAnimation` with the rig's names and hierarchy, its T-pose rest
-    offsets ``(B, 3)`` (world-aligned rest frames, metres) and local rotations ``(T, B, 3, 3)``;
-    ``canonical`` returns ``anim`` itself. FK of the result puts every bone that sits on one of
-    our joints exactly on it.
+    Returns a :class:`SkeletonAnimation` with the rig's names and hierarchy, its rest offsets
+    ``(B, 3)`` (the target's rest pose, or the T pose with ``t_pose``; world-aligned rest frames,
+    metres) and local rotations ``(T, B, 3, 3)``; ``canonical`` returns ``anim`` itself. FK of the
+    result puts every bone that sits on one of our joints exactly on it. BVH takes ``t_pose``: it
+    has no rest orientations, so an A pose's elbow would bend about an axis tilted off every
+    channel axis, and its Euler curves swing up to 60° in a frame where it turns 5° (94_01).
     """
     if check_choice(rig, RIGS, "rig") == "canonical":
         return anim
@@ -214,16 +231,22 @@ def retarget(anim: SkeletonAnimation, rig: str) -> SkeletonAnimation:
     at_rest = np.eye(3)[None, None].repeat(len(anim.parents), 1)
     rest = SkeletonAnimation(anim.joint_names, anim.parents, anim.offsets, at_rest, anim.offsets[:1], anim.fps)
     rest_pos, _ = _bone_globals(rest, bones, *forward_kinematics(rest))
-    turn = _rest_turns(REST_TURNS.get(rig, {}), names, parents)
+    turn = _rest_turns({} if t_pose else REST_TURNS.get(rig, {}), names, parents)
     rest_pos = _turned_rest(rest_pos[0], turn, parents)
     offsets = rest_pos - np.where(parents[:, None] < 0, 0.0, rest_pos[np.maximum(parents, 0)])
     pos, rot = _bone_globals(anim, bones, *forward_kinematics(anim))
     rot = rot @ np.swapaxes(turn, -1, -2)  # a bone turned by Q at rest: V Q^T keeps its world bone
     parent_rot = np.where((parents < 0)[None, :, None, None], np.eye(3), rot[:, np.maximum(parents, 0)])
     local = np.swapaxes(parent_rot, -1, -2) @ rot
-    return SkeletonAnimation(tuple(names), parents, offsets, local, pos[:, 0], anim.fps, anim.name)
+    # Bones along a stretching joint of ours stretch with it; the hips move over a ground root.
+    translations = np.einsum("tbji,tbj->tbi", parent_rot, pos - pos[:, np.maximum(parents, 0)])
+    rigid = np.abs(translations - offsets).max(axis=(0, 2)) < _RIGID_M
+    rigid[0] = True
+    translations[:, rigid] = offsets[rigid]
+    return SkeletonAnimation(tuple(names), parents, offsets, local, pos[:, 0], anim.fps, anim.name,
+                             None if rigid.all() else translations)
 
 
 def retarget_sources(rig: str, joint_names) -> dict[str, str]:
     """``{target bone: our joint}`` for the bones that sit exactly on one of our joints."""
-    return {b.name: b.source for b in rig_bones(rig, joint_names) if b.fraction == 0.0}
+    return {b.name: b.source for b in rig_bones(rig, joint_names) if b.fraction == 0.0 and not b.ground}

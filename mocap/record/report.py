@@ -203,12 +203,18 @@ def report_markdown(report: dict, fault: str | None = None, rows: int = 10) -> s
         cam = report["cameras"][name]
         lines.append(f"**Camera {name} stopped** after {_fmt(cam.get('stopped_after_s'), '.1f')} s: {cam['ended']}")
     lines += ["", "| camera | frames | fps nominal | fps effective | dropped | duplicated | dropped by recorder "
-              "| jitter ms | status |", "|---|---|---|---|---|---|---|---|---|"]
+              "| queue peak / length | jitter ms | status |", "|---|---|---|---|---|---|---|---|---|---|"]
     for name, c in report["cameras"].items():
         status = "stopped" if c.get("failed") else "ended" if c.get("ended") else "ok"
         lines.append(f"| {name} | {c['frames']} | {c['fps_nominal']:g} | {_fmt(c['fps_effective'], '.3f')} | "
                      f"{c['dropped']} | {c['duplicated']} | {c.get('dropped_by_recorder', 0)} | "
-                     f"{_fmt(c['jitter_ms'])} | {status} |")
+                     f"{c.get('queue_peak', '-')} / {c.get('queue_frames', '-')} | {_fmt(c['jitter_ms'])} | {status} |")
+    for name, c in report["cameras"].items():
+        at = c.get("dropped_by_recorder_at_s") or []
+        if at:
+            lines.append(f"\nCamera {name}: {c['dropped_by_recorder']} frame(s) dropped by the recorder (its queue was "
+                         f"full: the encoder or the disk fell behind), at " + ", ".join(f"{t:.2f}" for t in at[:10])
+                         + (" ..." if len(at) > 10 else "") + " s into the take.")
     s = report["spread_ms"]
     m = report["matched"]
     lines += ["", f"Spread between cameras per matched instant ({s['instants']} instants with two or more "

@@ -26,7 +26,7 @@ import numpy as np
 import yaml
 
 from mocap.io.files import atomic_write, check_output_dir
-from mocap.record.capture import CameraLog, CameraWorker, Lockstep, TakeControl
+from mocap.record.capture import CameraLog, CameraWorker, Lockstep, TakeControl, queue_lengths
 from mocap.record.options import RecordConfig
 from mocap.record.report import read_timestamps, sync_report, write_sync_report
 from mocap.record.sources import open_source
@@ -70,13 +70,13 @@ def load_rig(path: str | os.PathLike) -> dict:
     return rig
 
 
-def _open_sources(rig: dict, rig_dir: Path, start_ns: int) -> dict:
+def _open_sources(rig: dict, rig_dir: Path, start_ns: int, copy: bool = False) -> dict:
     sources = {}
     try:
         for name, cam in rig["cameras"].items():
             fps = cam.get("fps", rig.get("fps"))
             size = cam.get("resolution", rig.get("resolution"))
-            sources[name] = open_source(str(name), cam["source"], rig_dir, fps, size, start_ns)
+            sources[name] = open_source(str(name), cam["source"], rig_dir, fps, size, start_ns, copy)
     except BaseException:
         for s in sources.values():
             s.close()
@@ -101,7 +101,7 @@ def _wait(workers: list, control: TakeControl, duration_s: float | None, start_n
 
 def record_session(rig: dict, out: str | os.PathLike, duration_s: float | None = None,
                    config: RecordConfig | None = None, stop: threading.Event | None = None,
-                   rig_path: str | os.PathLike | None = None) -> RecordResult:
+                   rig_path: str | os.PathLike | None = None, preview=None) -> RecordResult:
     """Record every camera of ``rig`` (a rig file's mapping, :func:`load_rig`) into ``out``.
 
     Args:
@@ -111,6 +111,7 @@ def record_session(rig: dict, out: str | os.PathLike, duration_s: float | None =
         config: queue, disk reserve, codec, lockstep (:class:`RecordConfig`).
         stop: set it from anywhere (a signal handler) to end the take; every file is finalized.
         rig_path: the rig file, named in ``session.yaml`` (relative to the session).
+        preview: a :class:`mocap.record.preview.Preview` to show the cameras while recording.
 
     Returns:
         :class:`RecordResult`; ``fault`` says why a take stopped early (disk full, write error).
@@ -121,20 +122,29 @@ def record_session(rig: dict, out: str | os.PathLike, duration_s: float | None =
     for sub in ("videos", "timestamps"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     rig_dir = Path(rig_path).resolve().parent if rig_path else Path.cwd()
-    sources = _open_sources(rig, rig_dir, time.monotonic_ns())
+    sources = _open_sources(rig, rig_dir, time.monotonic_ns(), config.fourcc == "copy")
     start_ns = time.monotonic_ns() + int(START_DELAY_S * 1e9)
     for s in sources.values():
         s.start_ns = start_ns
     control = TakeControl(stop=stop or threading.Event())
     lockstep = Lockstep(sources) if config.lockstep else None
+    lengths = queue_lengths({n: tuple(getattr(s, "size", (0, 0))) for n, s in sources.items()}, config)
     workers = [CameraWorker(s, out / "videos" / f"{n}.mp4", out / "timestamps" / f"{n}.csv", config, control,
-                            start_ns, lockstep, cameras_sharing_disk=len(sources)) for n, s in sources.items()]
+                            start_ns, lockstep, cameras_sharing_disk=len(sources), queue_frames=lengths[n])
+               for n, s in sources.items()]
     wall_start = datetime.datetime.now(datetime.timezone.utc)
-    for w in workers:
-        w.start()
     log.info("recording %d cameras into %s%s", len(workers), out,
              f" for {duration_s:g} s" if duration_s else " until Ctrl-C or every source has ended")
-    _wait(workers, control, duration_s, start_ns)
+    for w in workers:
+        w.keep_latest = preview is not None
+        w.start()
+    if preview is not None:
+        preview.start(workers, out)
+    try:
+        _wait(workers, control, duration_s, start_ns)
+    finally:
+        if preview is not None:
+            preview.stop()
     for w in workers:
         w.join(30.0)
     elapsed = (time.monotonic_ns() - start_ns) / 1e9
@@ -145,7 +155,8 @@ def record_session(rig: dict, out: str | os.PathLike, duration_s: float | None =
 
 
 def _camera_fields(c: CameraLog) -> dict:
-    return {"dropped_by_recorder": c.dropped_by_recorder, "ended": c.ended, "failed": c.failed,
+    return {"dropped_by_recorder": c.dropped_by_recorder, "dropped_by_recorder_at_s": c.drop_times_s,
+            "queue_frames": c.queue_frames, "queue_peak": c.queue_peak, "ended": c.ended, "failed": c.failed,
             "stopped_after_s": None if c.stopped_after_s is None else round(c.stopped_after_s, 3), "error": c.error}
 
 

@@ -24,6 +24,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from mocap.record.copy import PacketReader
+
 #: Bits of the frame number drawn into a synthetic frame (16.7 M frames: 77 h at 60 fps).
 BARCODE_BITS = 24
 URL_PREFIXES = ("rtsp://", "rtsps://", "http://", "https://", "udp://", "tcp://")
@@ -102,7 +104,8 @@ class SyntheticSource:
                                 np.full((h, w), 96, np.float32)]).astype(np.uint8)
         cv2.putText(self._base, name, (8, h - 12), cv2.FONT_HERSHEY_SIMPLEX, max(h / 480, 0.4), (255, 255, 255), 1)
 
-    def _render(self, k: int, t_s: float) -> np.ndarray:
+    def render(self, k: int, t_s: float) -> np.ndarray:
+        """Frame ``k`` (captured ``t_s`` seconds into the take): the same pixels every time."""
         frame = self._base.copy()
         w, h = self.size
         bar = max(w // 20, 2)
@@ -125,7 +128,7 @@ class SyntheticSource:
             self.reason, self.failed = f"stopped delivering frames after {spec.die_after_s:g} s (synthetic failure)", True
             return None
         jitter_ns = int(self._rng.normal(0.0, spec.jitter_ms * 1e6)) if spec.jitter_ms else 0
-        frame = self._render(k, offset_s)
+        frame = self.render(k, offset_s)
         _sleep_until(self.start_ns + int(round(offset_s * 1e9)) + jitter_ns)
         return frame, k
 
@@ -135,26 +138,23 @@ class SyntheticSource:
 
 class CaptureSource:
     """A device index or stream URL through OpenCV (V4L2, FFmpeg); or a video file played at
-    its own fps (``paced``), optionally with Gaussian timing jitter."""
+    its own fps (``paced``), optionally with Gaussian timing jitter. ``copy``: a file or stream
+    gives its encoded packets (:class:`mocap.record.copy.PacketReader`), not decoded frames."""
 
     def __init__(self, name: str, target, fps: float | None = None, size=None, paced: bool = False,
-                 jitter_ms: float = 0.0, start_ns: int | None = None, speed: float = 1.0):
-        self.name, self.reason, self.failed = name, None, False
-        self._cap = cv2.VideoCapture(target)
-        if not self._cap.isOpened():
-            self._cap.release()
-            raise OSError(f"camera {name}: cannot open source {target!r}")
-        if not paced:  # ask a device for the rig's mode; files keep their own
-            if size is not None:
-                self._cap.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])
-                self._cap.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
-            if fps:
-                self._cap.set(cv2.CAP_PROP_FPS, fps)
-        own = float(self._cap.get(cv2.CAP_PROP_FPS) or 0)
+                 jitter_ms: float = 0.0, start_ns: int | None = None, speed: float = 1.0, copy: bool = False):
+        self.name, self.reason, self.failed, self.copy = name, None, False, copy
+        self._cap, self._packets = None, None
+        if copy:
+            self._packets = PacketReader(name, target)
+            own, self.size, self.tag = self._packets.fps, self._packets.size, self._packets.tag
+        else:
+            self._cap = self._open_capture(name, target, None if paced else fps, None if paced else size)
+            own = float(self._cap.get(cv2.CAP_PROP_FPS) or 0)
+            self.size = (int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
         self.fps = own if own > 0 else (fps or 30.0)
         self.rate = self.fps * speed
         """Frames delivered per second (a file played slower than real time: fewer than ``fps``)."""
-        self.size = (int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
         self._paced, self._jitter_ms = paced, jitter_ms
         self.start_ns = start_ns if start_ns is not None else time.monotonic_ns()
         """When frame 0 is due (paced files); the recorder sets it once every source is open."""
@@ -163,36 +163,60 @@ class CaptureSource:
         self._file = paced
         # A file's first frame is decoded now, not when it is already due (opening a large video
         # and decoding its first frame can take longer than a frame period).
-        self._pending = self._cap.read() if paced else None
+        self._pending = self._grab() if paced else None
+
+    @staticmethod
+    def _open_capture(name: str, target, fps, size) -> cv2.VideoCapture:
+        cap = cv2.VideoCapture(target)
+        if not cap.isOpened():
+            cap.release()
+            raise OSError(f"camera {name}: cannot open source {target!r}")
+        if size is not None:  # ask a device for the rig's mode; files keep their own
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
+        if fps:
+            cap.set(cv2.CAP_PROP_FPS, fps)
+        return cap
+
+    def _grab(self):
+        """The next ``(frame, source frame)`` (copy: ``(packet, presentation frame, key)``) or None."""
+        if self._packets is not None:
+            return self._packets.read()
+        ok, frame = self._cap.read()
+        return (frame, self._next) if ok and frame is not None else None
 
     def read(self):
-        ok, frame = self._pending if self._pending is not None else self._cap.read()
+        item = self._pending if self._pending is not None else self._grab()
         self._pending = None
-        if not ok or frame is None:
+        if item is None:
             self.reason = "end of file" if self._file else "no frame from the source"
             self.failed = not self._file
             return None
-        k = self._next
+        k = self._next  # decoding order: packets are due one per frame period, as a camera sends them
         self._next += 1
         if self._paced:
             jitter_ns = int(self._rng.normal(0.0, self._jitter_ms * 1e6)) if self._jitter_ms else 0
             _sleep_until(self.start_ns + int(round(k / self.rate * 1e9)) + jitter_ns)
-        return frame, k
+        return item
 
     def close(self) -> None:
-        self._cap.release()
+        if self._packets is not None:
+            self._packets.release()
+        if self._cap is not None:
+            self._cap.release()
 
 
-def open_source(name: str, source, rig_dir: Path, fps: float | None, size, start_ns: int):
-    """The source object for one rig camera's ``source:`` entry (forms in the module docstring)."""
+def open_source(name: str, source, rig_dir: Path, fps: float | None, size, start_ns: int, copy: bool = False):
+    """The source object for one rig camera's ``source:`` entry (forms in the module docstring);
+    ``copy``: files and streams give their encoded packets (devices and synthetic cameras, frames)."""
     if isinstance(source, bool) or source is None:
         raise ValueError(f"camera {name}: source: expected a device index, a URL, a file or a mapping, got {source!r}")
     if isinstance(source, int):
         return CaptureSource(name, source, fps, size)
     if isinstance(source, str) and source.lower().startswith(URL_PREFIXES):
-        return CaptureSource(name, source, fps, size)
+        return CaptureSource(name, source, fps, size, copy=copy)
     if isinstance(source, str):
-        return _file_source(name, {"path": source}, rig_dir, start_ns)
+        return _file_source(name, {"path": source}, rig_dir, start_ns, copy)
     if isinstance(source, dict) and len(source) == 1:
         kind, params = next(iter(source.items()))
         if kind == "synthetic":
@@ -208,12 +232,12 @@ def open_source(name: str, source, rig_dir: Path, fps: float | None, size, start
                                  "die_after_s, seed") from None
             return SyntheticSource(name, spec, start_ns)
         if kind == "file":
-            return _file_source(name, params if isinstance(params, dict) else {"path": params}, rig_dir, start_ns)
+            return _file_source(name, params if isinstance(params, dict) else {"path": params}, rig_dir, start_ns, copy)
     raise ValueError(f"camera {name}: source: expected a device index, a URL, a file, {{file: ...}} or "
                      f"{{synthetic: ...}}, got {source!r}")
 
 
-def _file_source(name: str, params: dict, rig_dir: Path, start_ns: int) -> CaptureSource:
+def _file_source(name: str, params: dict, rig_dir: Path, start_ns: int, copy: bool = False) -> CaptureSource:
     unknown = set(params) - {"path", "jitter_ms", "speed"}
     if unknown or "path" not in params:
         raise ValueError(f"camera {name}: file source: expected {{path, jitter_ms, speed}}, got {sorted(params)}")
@@ -225,4 +249,4 @@ def _file_source(name: str, params: dict, rig_dir: Path, start_ns: int) -> Captu
     if not path.is_file():
         raise FileNotFoundError(f"camera {name}: source file {path} not found")
     return CaptureSource(name, str(path), paced=True, jitter_ms=float(params.get("jitter_ms", 0.0)), start_ns=start_ns,
-                         speed=speed)
+                         speed=speed, copy=copy)

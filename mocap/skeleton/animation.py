@@ -28,6 +28,11 @@ class SkeletonAnimation:
         root_positions: ``(T, 3)`` world position of the root joint, metres.
         fps: frames per second.
         name: the armature name (e.g. ``person_1``).
+        translations: optional ``(T, J, 3)`` per-frame offset of each joint from its parent,
+            metres, in the parent's frame: a bone whose length is animated (the skeleton solve's
+            trunk, neck and feet, each one bone for a chain of real joints, follow their observed
+            length). None: every frame uses ``offsets``. The root's row is
+            ignored (``root_positions`` place it).
     """
 
     joint_names: tuple[str, ...]
@@ -37,6 +42,7 @@ class SkeletonAnimation:
     root_positions: np.ndarray
     fps: float
     name: str = "person"
+    translations: np.ndarray | None = None
 
     def __post_init__(self):
         parents = np.asarray(self.parents, dtype=np.int64)
@@ -53,10 +59,30 @@ class SkeletonAnimation:
         object.__setattr__(self, "offsets", offsets)
         object.__setattr__(self, "rotations", rotations)
         object.__setattr__(self, "root_positions", root)
+        if self.translations is not None:
+            trans = check_shape(np.asarray(self.translations, dtype=np.float64), "T J 3", "translations")
+            if trans.shape[:2] != rotations.shape[:2]:
+                raise ValueError(f"translations: expected {rotations.shape[:2] + (3,)}, got {trans.shape}")
+            object.__setattr__(self, "translations", trans)
 
     @property
     def num_frames(self) -> int:
         return self.rotations.shape[0]
+
+    def local_translations(self) -> np.ndarray:
+        """``(T, J, 3)`` offset of each joint from its parent on every frame (parent frame, metres)."""
+        if self.translations is not None:
+            return self.translations
+        return np.broadcast_to(self.offsets, (self.num_frames,) + self.offsets.shape)
+
+    def stretching(self, tol: float = 1e-9) -> np.ndarray:
+        """``(J,)`` True for the joints whose offset from their parent is animated (differs from the
+        rest offset by more than ``tol`` metres on some frame); never the root."""
+        if self.translations is None:
+            return np.zeros(len(self.joint_names), bool)
+        moving = np.abs(self.translations - self.offsets).max(axis=(0, 2)) > tol
+        moving[0] = False
+        return moving
 
 
 def forward_kinematics(anim: SkeletonAnimation) -> tuple[np.ndarray, np.ndarray]:
@@ -74,5 +100,8 @@ def forward_kinematics(anim: SkeletonAnimation) -> tuple[np.ndarray, np.ndarray]
             pos[:, j] = anim.root_positions
         else:
             glob[:, j] = glob[:, p] @ anim.rotations[:, j]
-            pos[:, j] = pos[:, p] + glob[:, p] @ anim.offsets[j]
+            if anim.translations is None:
+                pos[:, j] = pos[:, p] + glob[:, p] @ anim.offsets[j]
+            else:
+                pos[:, j] = pos[:, p] + np.einsum("tab,tb->ta", glob[:, p], anim.translations[:, j])
     return pos, glob

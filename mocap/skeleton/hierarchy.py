@@ -20,7 +20,10 @@ Each joint's global rotation is fixed by a **primary** vector (mapped exactly fr
 direction onto the observed one) and an optional **secondary** vector that sets the twist about
 the primary (its rest direction, made perpendicular to the primary, is mapped onto the observed
 one made perpendicular). For a limb the secondary is the next bone, i.e. the twist comes from the
-bend plane. Only the subset of joints whose points the tracks provide is used: COCO-17 gives no
+bend plane. The trunk (``neck``, and ``left_clavicle``/``right_clavicle`` on the same point), the
+neck bone (``head``) and the foot (``left_toe``/``right_toe``) each stand for a chain of real
+joints; their length follows the input (``JointSpec.stretch``, see :mod:`mocap.skeleton.solve`).
+Only the subset of joints whose points the tracks provide is used: COCO-17 gives no
 toes, heels or hands; BlazePose-33 gives hands and feet; BODY_25B gives heels, toes, head top.
 """
 
@@ -62,6 +65,10 @@ class JointSpec:
     at: str
     primary: Direction | None = None
     secondary: Direction | None = None
+    stretch: bool = False
+    """Its bone from the parent stands for a chain of real joints (a spine, a neck, a foot's arch
+    and toes), so its observed length varies as the chain bends: the solve animates the offset
+    along the bone (``SolveConfig.stretch``)."""
 
 
 def _mirror(spec: JointSpec) -> JointSpec:
@@ -71,7 +78,8 @@ def _mirror(spec: JointSpec) -> JointSpec:
     def direction(d):
         return None if d is None else Direction(name(d.start), name(d.end), (-d.rest[0], d.rest[1], d.rest[2]))
 
-    return JointSpec(name(spec.name), name(spec.parent), name(spec.at), direction(spec.primary), direction(spec.secondary))
+    return JointSpec(name(spec.name), name(spec.parent), name(spec.at), direction(spec.primary), direction(spec.secondary),
+                     spec.stretch)
 
 
 def _full_hierarchy() -> tuple[JointSpec, ...]:
@@ -82,11 +90,11 @@ def _full_hierarchy() -> tuple[JointSpec, ...]:
         JointSpec("left_hip", "pelvis", "left_hip", D("left_hip", "left_knee", nZ), D("left_knee", "left_ankle", Y)),
         JointSpec("left_knee", "left_hip", "left_knee", D("left_knee", "left_ankle", nZ), D("left_ankle", "left_toe", nY)),
         JointSpec("left_ankle", "left_knee", "left_ankle", D("left_ankle", "left_toe", nY), D("left_heel", "left_ankle", Z)),
-        JointSpec("left_toe", "left_ankle", "left_toe"),
+        JointSpec("left_toe", "left_ankle", "left_toe", stretch=True),
         JointSpec("left_heel", "left_ankle", "left_heel"),
     )
     arm = (
-        JointSpec("left_clavicle", "spine", "neck", D("neck", "left_shoulder", X)),
+        JointSpec("left_clavicle", "spine", "neck", D("neck", "left_shoulder", X), stretch=True),
         JointSpec("left_shoulder", "left_clavicle", "left_shoulder", D("left_shoulder", "left_elbow", X), D("left_elbow", "left_wrist", nY)),
         JointSpec("left_elbow", "left_shoulder", "left_elbow", D("left_elbow", "left_wrist", X), D("left_pinky", "left_index", nY)),
         JointSpec("left_wrist", "left_elbow", "left_wrist", D("left_wrist", "left_hand", X), D("left_pinky", "left_index", nY)),
@@ -96,8 +104,8 @@ def _full_hierarchy() -> tuple[JointSpec, ...]:
     specs += list(leg) + [_mirror(s) for s in leg]
     specs += [
         JointSpec("spine", "pelvis", "pelvis", D("pelvis", "neck", Z), D("right_shoulder", "left_shoulder", X)),
-        JointSpec("neck", "spine", "neck", D("neck", "head", Z), D("right_ear", "left_ear", X)),
-        JointSpec("head", "neck", "head"),
+        JointSpec("neck", "spine", "neck", D("neck", "head", Z), D("right_ear", "left_ear", X), stretch=True),
+        JointSpec("head", "neck", "head", stretch=True),
     ]
     specs += list(arm) + [_mirror(s) for s in arm]
     return tuple(specs)
@@ -184,7 +192,7 @@ def resolve_skeleton(joint_names, available=None, who: str = "tracks") -> Skelet
             continue
         primary = spec.primary if spec.primary is not None and has(spec.primary.start) and has(spec.primary.end) else None
         secondary = spec.secondary if primary is not None and spec.secondary is not None and has(spec.secondary.start) and has(spec.secondary.end) else None
-        spec = JointSpec(spec.name, spec.parent, spec.at, primary, secondary)
+        spec = JointSpec(spec.name, spec.parent, spec.at, primary, secondary, spec.stretch)
         chosen.append(spec)
         if primary is not None:
             internal.add(spec.name)

@@ -1,4 +1,4 @@
-"""Skeleton solve: 3D joint trajectories -> fixed bone lengths, root translation, joint rotations.
+"""Skeleton solve: 3D joint trajectories -> bone lengths, root translation, joint rotations.
 
 Steps (one person; vectorised over frames, one pass over joints in parent order):
 
@@ -21,10 +21,20 @@ Steps (one person; vectorised over frames, one pass over joints in parent order)
    its parent's FK position in the parent's solved frame, each side its own (the captured
    proportions; ``symmetric_bones`` averages left and right afterwards). For a limb this is
    the rest direction times the median bone length.
-6. **Root translation** = the pelvis point, interpolated through gaps, held at the ends.
+6. **Stretching chains** (``stretch``, on by default): a few of our bones each stand for a chain
+   of real joints — the trunk (pelvis to mid-shoulders: lumbar and thoracic spine), the neck
+   (to the head point), the foot (ankle to toe tip: arch and toes) — so their observed length
+   varies as the chain bends (on the shared CMU clips by up to 10.7 cm for the trunk of a
+   cartwheel). Those joints (``JointSpec.stretch``) get a per-frame offset from their parent along
+   the bone (:attr:`SkeletonAnimation.translations`), which puts them exactly on their points;
+   their rest offset stays the median, and the length stays within ``stretch_limits`` of it (a
+   noisy toe point does not pull the foot to any length). Limbs keep fixed lengths. A stretch
+   that never moves more than 1 µm (a rigid input) is dropped.
+7. **Root translation** = the pelvis point, interpolated through gaps, held at the ends.
 
 The per-joint residual between FK of the result and the input points says how rigid the
-input was (exactly 0 up to rounding for a rigid skeleton).
+input was (exactly 0 up to rounding for a rigid skeleton; with stretching chains, how rigid the
+limbs were).
 """
 
 from __future__ import annotations
@@ -44,6 +54,7 @@ from mocap.skeleton.hierarchy import Skeleton, mirror_name, resolve_skeleton
 log = logging.getLogger(__name__)
 
 _EPS = 1e-9
+_RIGID_M = 1e-6  # a stretching bone whose length moves less than this (metres) keeps its rest length
 
 
 @dataclass(frozen=True)
@@ -64,6 +75,21 @@ class SolveConfig:
     """Average each left bone with its right twin (mirrored). Off: each side keeps its own
     measured length, the captured proportions (people are not symmetric: on CMU 131_03 averaging
     puts the wrists up to 10.5 mm from the input, each side its own 1.9 mm)."""
+    stretch: bool = True
+    """Bones that stand for a chain of real joints (trunk, neck, foot: see ``JointSpec.stretch``)
+    follow their observed length with an animated offset along the bone, so every joint lands on
+    its input point; off: every bone keeps its rest length (on the shared CMU clips the neck,
+    shoulders and head then sit up to 10.7 cm from the input, the toes 3.2 cm)."""
+    stretch_limits: tuple[float, float] = (0.65, 1.2)
+    """Shortest and longest a stretching bone may get, as fractions of its rest (median) length: a
+    chain bends shorter but hardly straightens beyond its median (the shared CMU clips stay within
+    0.71-1.10), so a detector's noisy toe or head point does not pull the bone to any length."""
+
+    def __post_init__(self):
+        lo, hi = self.stretch_limits
+        if not 0.0 < lo <= 1.0 <= hi:
+            raise ValueError(f"skeleton.stretch_limits: expected (shortest, longest) with 0 < shortest <= 1 <= longest, "
+                             f"got {tuple(self.stretch_limits)}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -239,12 +265,30 @@ def _pair_offsets(offsets: np.ndarray, known: np.ndarray, names: tuple[str, ...]
     return offsets
 
 
+def _stretch_offsets(observed: np.ndarray, parent_at: np.ndarray, parent_rot: np.ndarray, rest: np.ndarray,
+                     limits: tuple[float, float]) -> np.ndarray:
+    """Per-frame offset ``(T, 3)`` in the parent's frame that puts a joint on its ``observed (T, 3)``
+    point from its parent's FK position ``parent_at (T, 3)`` and rotation ``parent_rot (T, 3, 3)``,
+    its length within ``limits`` times the ``rest`` offset's; interpolated through frames without the
+    point, held at the ends, ``rest`` if never seen."""
+    local = np.einsum("tji,tj->ti", parent_rot, observed - parent_at)  # parent^T @ d
+    if not np.isfinite(local).all(axis=-1).any():
+        return np.broadcast_to(rest, local.shape).copy()
+    local = _fill_positions(local)
+    length, rest_length = np.linalg.norm(local, axis=-1, keepdims=True), np.linalg.norm(rest)
+    kept = np.clip(length, limits[0] * rest_length, limits[1] * rest_length)
+    return local * (kept / np.maximum(length, _EPS))
+
+
 def _solve_joints(skel: Skeleton, pts: np.ndarray, cfg: SolveConfig, name: str):
-    """Local rotations ``(T, J, 3, 3)`` and rest offsets ``(J, 3)``, one joint at a time in parent
-    order. Each joint sits where FK of its parent puts it, and its primary direction starts there
-    (not at the observed point), so a bone whose observed length varies (a spine that bends, a
-    shoulder that shrugs) moves only its own end: the error does not run down the chain."""
+    """Local rotations ``(T, J, 3, 3)``, rest offsets ``(J, 3)`` and the per-frame offsets of the
+    stretching joints ``{j: (T, 3)}``, one joint at a time in parent order. Each joint sits where
+    FK of its parent puts it, and its primary direction starts there (not at the observed point),
+    so a bone whose observed length varies (a spine that bends, a shoulder that shrugs) moves only
+    its own end: the error does not run down the chain; a stretching joint (``JointSpec.stretch``)
+    follows that length, so its end is exact too."""
     T, J = pts.shape[0], len(skel.joints)
+    stretched: dict[int, np.ndarray] = {}
     local = np.empty((T, J, 3, 3))
     glob = np.empty((T, J, 3, 3))
     glob_raw = np.full((T, J, 3, 3), np.nan)
@@ -259,6 +303,12 @@ def _solve_joints(skel: Skeleton, pts: np.ndarray, cfg: SolveConfig, name: str):
             parent = glob[:, p]
             offsets[j], known[j] = _joint_offset(skel, j, pts, model[:, p], glob_raw[:, p], cfg, name)
             model[:, j] = model[:, p] + parent @ offsets[j]
+            if cfg.stretch and spec.stretch and known[j]:
+                moved = _stretch_offsets(pts[:, skel.point_index(spec.at)], model[:, p], parent, offsets[j],
+                                         cfg.stretch_limits)
+                if np.abs(moved - offsets[j]).max() > _RIGID_M:  # a rigid input keeps its rest lengths
+                    stretched[j] = moved
+                    model[:, j] = model[:, p] + np.einsum("tab,tb->ta", parent, moved)
         if spec.primary is None:  # leaf: follows its parent
             local[:, j], glob[:, j] = eye, parent
             continue
@@ -271,7 +321,7 @@ def _solve_joints(skel: Skeleton, pts: np.ndarray, cfg: SolveConfig, name: str):
             raw_local = np.swapaxes(parent, -1, -2) @ np.where(valid[:, None, None], glob_raw[:, j], np.eye(3))
             local[:, j] = _fill_rotations(raw_local, valid)
         glob[:, j] = parent @ local[:, j]
-    return local, _pair_offsets(offsets, known, skel.joint_names, cfg.symmetric_bones)
+    return local, _pair_offsets(offsets, known, skel.joint_names, cfg.symmetric_bones), stretched
 
 
 def _fill_positions(x: np.ndarray) -> np.ndarray:
@@ -318,11 +368,16 @@ def solve_skeleton(points_world: np.ndarray, joint_names, fps: float, name: str 
                          f"(needs at least {cfg.min_frames}); drop this person or lower min_frames")
 
     J = len(skel.joints)
-    local, offsets = _solve_joints(skel, pts, cfg, name)
+    local, offsets, stretched = _solve_joints(skel, pts, cfg, name)
     root = _fill_positions(pts[:, skel.point_index("pelvis")])
     rest = SkeletonAnimation(skel.joint_names, skel.parents, offsets, np.eye(3)[None, None].repeat(J, 1), np.zeros((1, 3)), fps)
     offsets[0] = [0.0, 0.0, -forward_kinematics(rest)[0][0, :, 2].min()]  # rest: lowest joint on the floor
-    anim = SkeletonAnimation(skel.joint_names, skel.parents, offsets, local, root, fps, name)
+    translations = None
+    if stretched:
+        translations = np.broadcast_to(offsets, (T, J, 3)).copy()
+        for j, values in stretched.items():
+            translations[:, j] = values
+    anim = SkeletonAnimation(skel.joint_names, skel.parents, offsets, local, root, fps, name, translations)
 
     fk, _ = forward_kinematics(anim)
     raw_pts = skel.points(points_world)

@@ -57,6 +57,11 @@ _DIALECTS = {
     "mb": {"hip": "{S}UpLeg", "knee": "{S}Leg", "ankle": "{S}Foot", "toe": "{S}ToeBase",
            "shoulder": "{S}Arm", "elbow": "{S}ForeArm", "wrist": "{S}Hand",
            "fingers": "{s}Fingers", "thumb": "{s}Thumb", "head": "Head"},
+    # cgspeed's 2010 MotionBuilder-friendly release (motion/cmu_more): MotionBuilder names, the
+    # fingers' end site under LeftHandIndex1 (LeftFingerBase between it and the hand).
+    "cgspeed": {"hip": "{S}UpLeg", "knee": "{S}Leg", "ankle": "{S}Foot", "toe": "{S}ToeBase",
+                "shoulder": "{S}Arm", "elbow": "{S}ForeArm", "wrist": "{S}Hand",
+                "fingers": "{S}HandIndex1", "thumb": "{s}Thumb", "head": "Head"},
 }
 
 # Face offsets (up, fwd, left) from the head end site, metres (see module doc).
@@ -86,7 +91,7 @@ def _orthogonal(v: np.ndarray, axis: np.ndarray) -> np.ndarray:
 
 
 def cmu_dialect(motion: BvhMotion) -> str:
-    """``"131"`` or ``"mb"``: which CMU naming the file uses; MocapError if neither fits."""
+    """``"131"``, ``"mb"`` or ``"cgspeed"``: which CMU naming the file uses; MocapError if none fits."""
     names = set(motion.joint_names)
     for dialect, table in _DIALECTS.items():
         needed = {v.format(S=S, s=S[0]) for v in table.values() for S in ("Left", "Right")}

@@ -27,42 +27,17 @@ results do not depend on the thread count. The rare points needing ``eigh`` (fla
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
-from functools import cache
 
-import numba
 import numpy as np
 from numba import njit
+
+from mocap.threads import run_blocks  # noqa: F401 - the kernels here and in _numba_swap/_pixels
 
 JIT = dict(cache=True, fastmath=False, error_model="numpy", nogil=True)
 #: Points per block at least (a block's scratch is allocated once; a block costs ~20 us of Python).
 BLOCK = 128
 
 
-@cache
-def _pool(workers: int, pid: int) -> ThreadPoolExecutor:
-    """One pool per size and process (a pool inherited through ``fork`` has no threads)."""
-    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mocap-triangulation")
-
-
-def run_blocks(kernel, n: int, *args, min_block: int = BLOCK) -> None:
-    """``kernel(lo, hi, *args)`` over contiguous blocks ``[lo, hi)`` covering ``range(n)``, one per
-    thread of ``numba.get_num_threads()`` (static partition, as numba's ``prange``), the first in
-    the calling thread (the kernels release the GIL); all in the calling thread when one block
-    suffices."""
-    nb = max(1, min(numba.get_num_threads(), n // min_block))
-    if nb == 1:
-        kernel(0, n, *args)
-        return
-    bounds = [b * n // nb for b in range(nb + 1)]
-    pool = _pool(nb - 1, os.getpid())
-    futures = [pool.submit(kernel, lo, hi, *args) for lo, hi in zip(bounds[1:-1], bounds[2:])]
-    try:
-        kernel(0, bounds[1], *args)
-    finally:
-        for future in futures:
-            future.result()
 
 
 @njit(**JIT)

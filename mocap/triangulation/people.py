@@ -14,12 +14,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from mocap._checks import check_choice
+from mocap.errors import MocapError
 from mocap.geometry import Rig
 from mocap.match.epipolar import person_sizes
 from mocap.triangulation.dlt import Triangulation, triangulate_dlt
 from mocap.triangulation.robust import left_right_limbs, triangulate_robust
 
-METHODS = ("dlt", "robust")
+METHODS = ("dlt", "robust", "learned")
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,9 @@ class TriangulateConfig:
     """How each person's joints are triangulated."""
 
     method: str = "robust"
-    """``robust`` (outlier views rejected, left/right check) or ``dlt`` (confidence-weighted linear)."""
+    """``robust`` (outlier views rejected, left/right check), ``dlt`` (confidence-weighted linear) or
+    ``learned`` (robust first, then a weighted DLT with per-view weights from a small trained
+    network, :mod:`mocap.triangulation.learned`; needs torch)."""
     min_confidence: float = 0.2
     """2D keypoints below this detector confidence are ignored (OpenPose: 0.1-0.3 is noise)."""
     threshold_px: float = 15.0
@@ -47,6 +50,8 @@ class TriangulateConfig:
     again: resolves swaps one frame cannot (a swap in two of four views is a two-against-two tie)."""
     min_views: int = 2
     """Joints seen by fewer (inlier) views are NaN."""
+    learned_weights: str = ""
+    """Learned mode: the weights file (``mocap train algebraic --out FILE``); "" for the shipped ones."""
 
     def __post_init__(self):
         check_choice(self.method, METHODS, "method")
@@ -60,6 +65,8 @@ class TriangulateConfig:
             raise ValueError(f"max_hypotheses: must be >= 1, got {self.max_hypotheses}")
         if self.min_views < 2:
             raise ValueError(f"min_views: a 3D point needs at least 2 views, got {self.min_views}")
+        if self.method == "learned":  # fail fast, before any detection
+            check_learned_available(self.learned_weights)
 
 
 def most_confident_person(data: np.ndarray) -> np.ndarray:
@@ -124,10 +131,40 @@ def triangulate_people(rig: Rig, person: np.ndarray, joint_names, config: Triang
     limbs = left_right_limbs(joint_names) if config.swap_check else None
     tau = view_thresholds(person, config.min_confidence, config.threshold_px, config.threshold_fraction)
     tau = np.broadcast_to(tau[..., None, :], weight.shape)  # (T, ..., J, C)
-    return triangulate_robust(rig, xy, weight, threshold_px=tau, max_hypotheses=config.max_hypotheses,
-                              refine=config.refine, limbs=limbs or None,
-                              temporal=temporal and bool(limbs) and config.temporal_swap_check,
-                              min_views=config.min_views)
+    tri = triangulate_robust(rig, xy, weight, threshold_px=tau, max_hypotheses=config.max_hypotheses,
+                             refine=config.refine, limbs=limbs or None,
+                             temporal=temporal and bool(limbs) and config.temporal_swap_check,
+                             min_views=config.min_views)
+    if config.method == "learned":
+        return learned_module().triangulate_learned(rig, person, tri, joint_names, config, temporal)
+    return tri
+
+
+TORCH_HINT = "pip install 'torch==2.13.0' --index-url https://download.pytorch.org/whl/cpu, or use --triangulation robust"
+
+
+def check_learned_available(weights: str) -> None:
+    """One-line errors, without importing torch, when the learned mode cannot run: torch missing,
+    or the weights file ``weights`` ("" = the shipped one) not there."""
+    import importlib.util
+    from pathlib import Path
+
+    if importlib.util.find_spec("torch") is None:
+        raise MocapError(f"triangulate.method=learned needs torch: {TORCH_HINT}")
+    if weights and not Path(weights).is_file():
+        raise MocapError(f"triangulate.learned_weights: {weights}: file not found; "
+                         f"make one with 'mocap train algebraic --out {weights}' or leave it empty for the shipped weights")
+
+
+def learned_module():
+    """:mod:`mocap.triangulation.learned`, imported on first use (torch is needed by the learned mode only)."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise MocapError(f"triangulate.method=learned needs torch: {TORCH_HINT}") from None
+    from mocap.triangulation import learned
+
+    return learned
 
 
 def triangulate_single_person(data: np.ndarray, joint_names, rig: Rig,

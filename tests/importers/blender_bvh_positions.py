@@ -1,6 +1,6 @@
 """Blender-side script: import a BVH with Blender's own importer, dump world joint positions.
 
-    blender -b --factory-startup --python blender_bvh_positions.py -- IN.bvh OUT.json SCALE
+    blender -b --factory-startup --python blender_bvh_positions.py -- IN.bvh OUT.json [IN2.bvh OUT2.json ...] SCALE
 
 Writes JSON (Blender's Python has no numpy): ``positions`` (T, J, 3) — each pose bone's head in Blender world coordinates (Z up,
 ``SCALE`` x file units, e.g. 0.01 for a centimetre file -> metres), evaluated frame by frame —
@@ -25,8 +25,8 @@ def _open_without_u(file, mode="r", *args, **kwargs):
 builtins.open = _open_without_u
 
 
-def main(argv):
-    bvh_path, out_path, scale = argv[0], argv[1], float(argv[2])
+def main(bvh_path, out_path, scale):
+    bpy.ops.wm.read_factory_settings(use_empty=True)  # one file's armature at a time
     bpy.ops.import_anim.bvh(filepath=bvh_path, global_scale=scale, rotate_mode="NATIVE", axis_forward="-Z",
                             axis_up="Y", update_scene_fps=True, update_scene_duration=True, use_fps_scale=False)
     arm = next(o for o in bpy.context.scene.objects if o.type == "ARMATURE")
@@ -44,4 +44,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    main(sys.argv[sys.argv.index("--") + 1:])
+    args = sys.argv[sys.argv.index("--") + 1:]
+    for bvh_file, json_file in zip(args[0:-1:2], args[1:-1:2]):  # several files: one Blender start
+        main(bvh_file, json_file, float(args[-1]))

@@ -1,4 +1,4 @@
-"""The run report of ``mocap process``: what was found, how well it fits, what to look at.
+"""The run report's numbers (``mocap process``): what was found, how well it fits, what to look at.
 
 ``DIR/report.yaml`` (numbers) and ``DIR/report.md`` (the same for a person to read), written next
 to the outputs. Per camera: frames with somebody detected, people per frame, detections found by

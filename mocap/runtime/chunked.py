@@ -1,0 +1,385 @@
+"""Reconstruction of a long take over chunks of frames, with the same result as one pass.
+
+:func:`reconstruct_chunked` is :func:`mocap.pipeline.reconstruct` (match -> triangulate -> link
+-> triangulate over the take -> smooth) with the take read ``chunk_frames`` at a time:
+
+1. **Candidates, per chunk** (independent, an executor may run them anywhere): the detections of
+   each frame are matched across views, each group triangulated, split groups merged. What the
+   linking needs for the whole take is small (body centres ``(T, K, 3)``, the groups' joints
+   ``(T, K, J, 3)``, appearance); the groups' 2D detections go to disk, one file per chunk.
+2. **Identities, whole take**: the groups are linked into people over time
+   (:func:`~mocap.track.linking.link_people`, appearance re-identification, people ordered as
+   one pass orders them). These arrays are a few numbers per frame, so identities cross chunk
+   borders exactly as in one pass.
+3. **People, per chunk with overlap**: each person's joints triangulated with the temporal
+   left/right check, which looks :data:`OVERLAP` frames either side (the chunk is read with that
+   many frames of its neighbours, which are then dropped): every frame gets the inputs it gets
+   in one pass.
+4. **Smoothing, chunk after chunk**: the Kalman forward pass carries its state across chunks and
+   the RTS backward pass reads the chunks back in reverse (:mod:`.smooth_chunks`): exact.
+
+The ``ukf``/``online`` trackers and the image-space identities have no chunked form here; with
+them the take is reconstructed in one pass (said in the log).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mocap.config import ProcessConfig
+from mocap.geometry import Rig
+from mocap.io.keypoints import Keypoints2D
+from mocap.io.tracks import Tracks
+from mocap.match.epipolar import associate, gather_groups, person_sizes
+from mocap.runtime.executor import Executor, LocalExecutor
+from mocap.runtime.smooth_chunks import ChunkedSmoother
+from mocap.skeleton.joints import add_derived_joints
+from mocap.track.linking import body_centres, group_appearance, link_people, relink_by_appearance
+from mocap.track.people import merge_split_groups
+from mocap.triangulation.people import most_confident_person, triangulate_people
+from mocap.triangulation.rules import TEMPORAL_OFFSETS
+from mocap.triangulation.uncertainty import triangulation_covariance
+
+log = logging.getLogger(__name__)
+
+#: Frames per chunk by default: a minute at 30 fps.
+DEFAULT_CHUNK_FRAMES = 1800
+#: Frames of the neighbouring chunks read with each chunk for the temporal left/right check.
+OVERLAP = max(abs(d) for d in TEMPORAL_OFFSETS)
+
+
+def keypoints_part(kp: Keypoints2D, lo: int, hi: int) -> Keypoints2D:
+    """Frames ``lo:hi`` of ``kp`` (per-frame ``extras`` arrays sliced, the rest dropped)."""
+    T = kp.data.shape[0]
+    extras = {k: v[lo:hi] for k, v in (kp.extras or {}).items() if isinstance(v, np.ndarray) and v.shape[:1] == (T,)}
+    return Keypoints2D(kp.data[lo:hi], kp.joint_names, kp.camera_names, kp.fps, kp.frame_indices[lo:hi], extras)
+
+
+@dataclass(frozen=True, eq=False)
+class InMemoryFrames:
+    """A take held in memory as a frame source: ``num_frames`` and ``part(lo, hi)``."""
+
+    keypoints: Keypoints2D
+
+    @property
+    def num_frames(self) -> int:
+        return self.keypoints.data.shape[0]
+
+    def __getattr__(self, name):  # joint_names, camera_names, fps, frame_indices
+        if name in ("joint_names", "camera_names", "fps", "frame_indices"):
+            return getattr(self.keypoints, name)
+        raise AttributeError(name)
+
+    def part(self, lo: int, hi: int) -> Keypoints2D:
+        return keypoints_part(self.keypoints, lo, hi)
+
+
+def chunk_ranges(T: int, chunk_frames: int) -> list[tuple[int, int]]:
+    """``[(lo, hi), ...]`` covering ``0..T`` in chunks of ``chunk_frames`` (the last may be shorter)."""
+    if chunk_frames < 1:
+        raise ValueError(f"chunk_frames: expected >= 1, got {chunk_frames}")
+    return [(lo, min(T, lo + chunk_frames)) for lo in range(0, T, chunk_frames)]
+
+
+def candidates_task(kp: Keypoints2D, rig: Rig, config: ProcessConfig) -> dict:
+    """Step 1 on one chunk: ``groups (n, K, C, J, 3)``, ``centres (n, K, 3)``, ``poses (n, K, J, 3)``,
+    ``joints (n, K)`` (triangulated joints per group) and ``appearance (n, K, D)`` or None."""
+    index = associate(rig, kp.data, config.match, kp.joint_names)  # (n, C, P)
+    g = gather_groups(kp.data, index)  # (n, K, C, J, 3)
+    tri = triangulate_people(rig, g, kp.joint_names, config.triangulate, temporal=False)
+    centres = body_centres(tri.points, kp.joint_names)
+    merge_split_groups(g, centres, tri.points)
+    app = group_appearance(kp, index, g.shape[1])
+    # only groups with a body centre can be linked: keep those, in their order (what the linking
+    # sees is unchanged), so that the whole-take arrays hold a few groups per frame, not every
+    # single-view detection
+    keep = compact_index(np.isfinite(centres).all(-1))  # (n, K') original group, -1: none
+    return {"groups": take_groups(g, keep), "centres": take_groups(centres, keep), "poses": take_groups(tri.points, keep),
+            "joints": np.where(keep >= 0, np.take_along_axis(np.isfinite(tri.points).all(-1).sum(-1), np.maximum(keep, 0), 1), 0),
+            "appearance": None if app is None else take_groups(app, keep)}
+
+
+def compact_index(present: np.ndarray) -> np.ndarray:
+    """``(n, K')`` per frame the indices of the ``present (n, K)`` groups in their order, -1 after."""
+    order = np.argsort(~present, axis=1, kind="stable")
+    width = int(present.sum(1).max()) if present.size else 0
+    idx = order[:, :width]
+    return np.where(np.take_along_axis(present, idx, 1), idx, -1)
+
+
+def take_groups(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``a (n, K, ...)`` at ``idx (n, K')`` (NaN where -1)."""
+    shape = idx.shape + (1,) * (a.ndim - 2)
+    out = np.take_along_axis(a, np.maximum(idx, 0).reshape(shape), 1)
+    return np.where((idx >= 0).reshape(shape), out, np.nan)
+
+
+def _pad(a: np.ndarray, K: int, fill=np.nan) -> np.ndarray:
+    """``a (n, k, ...)`` padded on axis 1 to ``K`` with ``fill``."""
+    if a.shape[1] == K:
+        return a
+    out = np.full((a.shape[0], K) + a.shape[2:], fill, dtype=a.dtype)
+    out[:, : a.shape[1]] = a
+    return out
+
+
+@dataclass(eq=False)
+class GroupStore:
+    """Step 1's per-chunk 2D groups on disk, readable back by frame range (with overlap)."""
+
+    folder: Path
+    ranges: list
+    widths: list
+
+    def put(self, k: int, groups: np.ndarray, poses: np.ndarray) -> None:
+        np.save(self.folder / f"groups_{k:06d}.npy", groups)
+        np.save(self.folder / f"poses_{k:06d}.npy", poses)
+        self.widths[k] = groups.shape[1]
+
+    def poses(self, T: int, J: int) -> np.ndarray:
+        """``(T, K, J, 3)`` every chunk's groups' joints, read back one chunk at a time."""
+        out = np.full((T, max(self.widths, default=0), J, 3), np.nan)
+        for k, (a, b) in enumerate(self.ranges):
+            p = np.load(self.folder / f"poses_{k:06d}.npy")
+            out[a:b, : p.shape[1]] = p
+        return out
+
+    def frames(self, lo: int, hi: int, K: int) -> np.ndarray:
+        """``(hi - lo, K, C, J, 3)`` the groups of frames ``lo:hi``."""
+        parts = []
+        for k, (a, b) in enumerate(self.ranges):
+            if b > lo and a < hi:
+                g = np.load(self.folder / f"groups_{k:06d}.npy")
+                parts.append(_pad(g[max(lo, a) - a: min(hi, b) - a], K))
+        return np.concatenate(parts)
+
+
+def link_candidates(parts: dict, fps: float, config: ProcessConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Step 2: ``(track (T, K), order (P,))``: each group's person and the people in one pass's order."""
+    link = config.link
+    track = link_people(parts["centres"], fps, link, poses=parts["poses"])
+    if parts["appearance"] is not None:
+        track = relink_by_appearance(track, parts["appearance"], link)
+    P = int(track.max()) + 1 if track.size else 0
+    joints = np.zeros(P)
+    t, k = np.nonzero(track >= 0)
+    np.add.at(joints, track[t, k], parts["joints"][t, k])
+    order = np.argsort(-joints, kind="stable")  # the most seen first; ties: first appearance
+    return track, order[: link.max_people or P]
+
+
+def _gather_candidates(source, rig: Rig, config: ProcessConfig, ranges, store: GroupStore, executor: Executor) -> dict:
+    """Step 1 over every chunk (through ``executor``) -> the whole-take arrays step 2 needs."""
+    results = {}
+
+    def tasks():
+        for k, (lo, hi) in enumerate(ranges):
+            yield k, (source.part(lo, hi), rig, config)
+
+    for k, res in executor.map_unordered(candidates_task, tasks()):
+        store.put(k, res.pop("groups"), res.pop("poses"))
+        results[k] = res
+    K = max(store.widths) if ranges else 0
+    parts = {"poses": store.poses(ranges[-1][1] if ranges else 0, len(source.joint_names))}
+    for name in ("centres", "joints", "appearance"):
+        chunks = [results[k][name] for k in range(len(ranges))]
+        if any(c is None for c in chunks):
+            parts[name] = None
+            continue
+        parts[name] = np.concatenate([_pad(c, K, 0 if name == "joints" else np.nan) for c in chunks])
+    return parts
+
+
+def people_task(person: np.ndarray, keep: slice, rig: Rig, joint_names, config: ProcessConfig) -> dict:
+    """Step 3 on one chunk read with overlap: ``person (n', P, C, J, 3)``; the frames ``keep`` of it
+    -> ``points``, ``inliers``, ``used_conf``, ``covariance`` (None unless Kalman-smoothed),
+    ``views_used``, ``reproj_error_px``."""
+    tri = triangulate_people(rig, person, joint_names, config.triangulate, temporal=True)
+    person = person[keep]
+    points, inliers = tri.points[keep], tri.inliers[keep]
+    conf = np.nan_to_num(np.moveaxis(person[..., 2], -2, -1))  # (n, P, J, C)
+    used_conf = np.where(inliers, conf, 0.0).sum(-1) / np.maximum(inliers.sum(-1), 1)
+    cov = None
+    if smoothed_by_kalman(config):
+        smooth = config.smooth
+        size = person_sizes(person, config.triangulate.min_confidence)  # (n, P, C)
+        sigma = smooth.noise_fraction * np.nan_to_num(size, nan=1.0)[:, :, None, :] / np.sqrt(np.maximum(conf, 0.05))
+        with np.errstate(invalid="ignore"):
+            cov = triangulation_covariance(rig, np.nan_to_num(points), np.maximum(sigma, 0.5), views=inliers)
+        cov[~np.isfinite(points).all(-1)] = np.nan
+    return {"points": points, "inliers": inliers, "used_conf": used_conf, "covariance": cov,
+            "views_used": tri.views_used[keep], "reproj_error_px": tri.reproj_error_px[keep]}
+
+
+def smoothed_by_kalman(config: ProcessConfig) -> bool:
+    return config.smooth.enabled and config.track.mode == "kalman"
+
+
+def chunkable(config: ProcessConfig) -> str | None:
+    """None when :func:`reconstruct_chunked` gives one pass's result with these settings, else why not."""
+    if config.smooth.enabled and config.track.mode not in ("kalman", "off"):
+        return f"track.mode {config.track.mode!r} has no chunked form"
+    if config.triangulate.method not in ("robust", "dlt"):
+        return f"triangulate.method {config.triangulate.method!r} has no chunked form"
+    if config.match.multi_person and config.track.identities == "images":
+        return "track.identities 'images' has no chunked form"
+    return None
+
+
+def _frame_source(keypoints_or_source):
+    return InMemoryFrames(keypoints_or_source) if isinstance(keypoints_or_source, Keypoints2D) else keypoints_or_source
+
+
+def _people_reader(source, rig: Rig, config: ProcessConfig, fps: float, ranges, folder: Path, executor: Executor,
+                   timings: dict):
+    """Steps 1-2 (multi-person) -> ``(read(lo, hi) -> person (n, P, C, J, 3), P)``; ``timings["link"]``
+    the seconds of step 2."""
+    if not config.match.multi_person:
+        return (lambda lo, hi: most_confident_person(source.part(lo, hi).data)[:, None]), 1
+    store = GroupStore(folder, ranges, [0] * len(ranges))
+    parts = _gather_candidates(source, rig, config, ranges, store, executor)
+    t0 = time.perf_counter()
+    track, order = link_candidates(parts, fps, config)
+    timings["link"] = time.perf_counter() - t0
+    if len(order) == 0:
+        raise ValueError("keypoints: no person is seen by two cameras in any frame; check that the videos "
+                         "overlap in time and that the calibration belongs to these cameras")
+    K = track.shape[1]
+
+    def read(lo, hi):
+        g = store.frames(lo, hi, K)
+        n = hi - lo
+        person = np.full((n, int(track.max()) + 1) + g.shape[2:], np.nan)
+        t, k = np.nonzero(track[lo:hi] >= 0)
+        person[t, track[lo:hi][t, k]] = g[t, k]
+        return person[:, order]
+
+    return read, len(order)
+
+
+def _people_tasks(read, ranges, T: int, rig: Rig, names, config: ProcessConfig):
+    for lo, hi in ranges:
+        a, b = max(0, lo - OVERLAP), min(T, hi + OVERLAP)
+        yield (lo, hi), (read(a, b), slice(lo - a, lo - a + hi - lo), rig, names, config)
+
+
+@dataclass(eq=False)
+class _Summary:
+    """What :func:`reconstruct_chunked` logs, added up over chunks."""
+
+    joints: int = 0
+    ok: int = 0
+    views: int = 0
+    medians: tuple = ()
+
+    def add(self, res: dict) -> None:
+        ok = np.isfinite(res["points"]).all(-1)
+        self.joints += ok.size
+        self.ok += int(ok.sum())
+        self.views += int(res["views_used"][ok].sum())
+        if res["inliers"].any():
+            self.medians += (float(np.nanmedian(np.where(res["inliers"], res["reproj_error_px"], np.nan))),)
+
+    def log(self, T: int, P: int, J: int, method: str, chunks: int) -> None:
+        log.info("reconstructed %d frames x %d people x %d joints (%s) in %d chunks: %.1f%% joints triangulated, "
+                 "%.2f views per joint, median reprojection error %.2f px (median of the chunks' medians)", T, P, J,
+                 method, chunks, 100 * self.ok / max(self.joints, 1), self.views / max(self.ok, 1),
+                 float(np.median(self.medians)) if self.medians else float("nan"))
+
+
+def reconstruct_chunked(keypoints, rig: Rig, config: ProcessConfig | None = None, fps: float | None = None,
+                        chunk_frames: int = DEFAULT_CHUNK_FRAMES, executor: Executor | None = None,
+                        work_dir: str | None = None, timings: dict | None = None) -> Tracks:
+    """:func:`mocap.pipeline.reconstruct` over chunks of ``chunk_frames`` frames (same result).
+
+    Args:
+        keypoints: a :class:`Keypoints2D` (cameras in ``rig`` order) or a frame source with
+            ``num_frames``, ``joint_names``, ``camera_names``, ``fps``, ``frame_indices`` and
+            ``part(lo, hi) -> Keypoints2D`` (e.g. :class:`~mocap.runtime.frames.FrameFile`).
+        rig: the calibration.
+        config: settings (:func:`chunkable` must accept them).
+        fps: frame rate; default the keypoints', else ``config.fps``.
+        chunk_frames: frames per chunk.
+        executor: where the chunks' matching and triangulation run (default: this process).
+        work_dir: folder for the chunks' intermediate files (a temporary folder if None).
+        timings: if a dict, filled with the seconds of ``identities`` (steps 1-2; ``link`` of it
+            step 2), ``people`` (step 3 and the forward pass; ``forward`` of it the forward pass),
+            ``smooth`` (the backward pass) and the number of ``chunks``.
+    """
+    config = config or ProcessConfig()
+    why = chunkable(config)
+    if why:
+        raise ValueError(f"chunked reconstruction: {why}; reconstruct in one pass")
+    source = _frame_source(keypoints)
+    fps = fps or source.fps or config.fps
+    executor = executor or LocalExecutor()
+    T, names = source.num_frames, tuple(source.joint_names)
+    ranges = chunk_ranges(T, chunk_frames)
+    clock = [time.perf_counter()]
+    timings = {} if timings is None else timings
+
+    def lap(name):
+        clock.append(time.perf_counter())
+        timings[name] = clock[-1] - clock[-2]
+
+    timings["chunks"] = len(ranges)
+    with tempfile.TemporaryDirectory(prefix="mocap-chunks-", dir=work_dir) as tmp:
+        read, P = _people_reader(source, rig, config, fps, ranges, Path(tmp), executor, timings)
+        lap("identities")
+        J = len(names)
+        out = _Output.empty(T, P, names)
+        smoother = ChunkedSmoother(P * J, fps, config.smooth, Path(tmp)) if smoothed_by_kalman(config) else None
+        summary = _Summary()
+        for (lo, hi), res in executor.map(people_task, _people_tasks(read, ranges, T, rig, names, config)):
+            out.used_conf[lo:hi] = res["used_conf"]
+            out.measured[lo:hi] = np.isfinite(res["points"]).all(-1)
+            summary.add(res)
+            if smoother is None:
+                out.put(lo, hi, res["points"])
+            else:
+                n, t0 = hi - lo, time.perf_counter()
+                smoother.forward(lo, res["points"].reshape(n, P * J, 3), res["covariance"].reshape(n, P * J, 3, 3))
+                timings["forward"] = timings.get("forward", 0.0) + time.perf_counter() - t0
+        lap("people")
+        if smoother is not None:
+            for lo, hi, pos in smoother.backward():
+                out.put(lo, hi, pos.reshape(hi - lo, P, J, 3))
+            log.info("kalman tracking: %d joint positions filled where the triangulation had none", out.filled)
+        lap("smooth")
+    summary.log(T, P, J, config.triangulate.method, len(ranges))
+    return Tracks(positions=out.positions, joint_names=out.names, track_ids=np.arange(P), fps=float(fps),
+                  frame_indices=source.frame_indices, confidence=out.confidence)
+
+
+@dataclass(eq=False)
+class _Output:
+    """The take's result, filled chunk by chunk: ``positions (T, P, J', 3)`` and ``confidence
+    (T, P, J')`` with the derived joints, and per input joint ``used_conf`` and ``measured`` (T, P, J)."""
+
+    names: tuple
+    positions: np.ndarray
+    confidence: np.ndarray
+    used_conf: np.ndarray
+    measured: np.ndarray
+    filled: int = 0
+
+    @classmethod
+    def empty(cls, T: int, P: int, names) -> _Output:
+        derived = add_derived_joints(np.zeros((1, len(names), 4)), names)[1]
+        return cls(derived, np.full((T, P, len(derived), 3), np.nan), np.zeros((T, P, len(derived))),
+                   np.zeros((T, P, len(names))), np.zeros((T, P, len(names)), dtype=bool))
+
+    def put(self, lo: int, hi: int, points: np.ndarray) -> None:
+        """Frames ``lo:hi`` of the final joints ``(n, P, J, 3)``: derived joints added."""
+        stacked, _ = add_derived_joints(np.concatenate([points, self.used_conf[lo:hi, ..., None]], axis=-1), self.names[: points.shape[2]])
+        self.positions[lo:hi] = stacked[..., :3]
+        conf = np.nan_to_num(stacked[..., 3])
+        conf[~np.isfinite(stacked[..., :3]).all(-1)] = 0.0
+        self.confidence[lo:hi] = conf
+        self.filled += int((np.isfinite(points).all(-1) & ~self.measured[lo:hi]).sum())

@@ -1,0 +1,63 @@
+"""Work handed to an executor (:mod:`.executor`): one camera's detection, one whole take.
+
+Each task is a module-level function of plain arguments (paths, frozen configs), so Ray can ship
+it to any worker that has ``mocap`` installed and sees the same files.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import replace
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def detect_camera_task(session: str, out_dir: str, detect_config, camera: str) -> str:
+    """Detect one camera of a session into ``out_dir/<camera>.npz`` (one worker process: the
+    executor runs the cameras in parallel). Returns the camera's name."""
+    from mocap.detect import detect_session
+
+    detect_session(session, out_dir, replace(detect_config, workers=1), cameras=[camera], progress=False)
+    return camera
+
+
+def detect_cameras(executor, session, out_dir: Path, detect_config, cameras) -> None:
+    """Every camera of a session detected as one task each on ``executor``; the files they write
+    are then reused by :func:`mocap.detect.detect_session` (which adds the cross-view pass)."""
+    items = ((cam, (str(session), str(out_dir), detect_config, cam)) for cam in cameras)
+    for cam, _ in executor.map_unordered(detect_camera_task, items):
+        log.info("camera %s: detected by a %s task", cam, executor.name)
+
+
+def process_take_task(session: str, calibration: str, out_dir: str, config, chunk_frames: int | None,
+                      one_worker: bool = True) -> dict:
+    """One take through :func:`mocap.pipeline.process_session` (detection on one process: the
+    executor runs several takes at once). Returns what the caller prints."""
+    from mocap.pipeline import process_session
+
+    if one_worker:
+        config = replace(config, detect=replace(config.detect, workers=1))
+    result = process_session(session, calibration, out_dir, config, progress=False, chunk_frames=chunk_frames)
+    return {"tracks_path": str(result.tracks_path), "export_paths": [str(p) for p in result.export_paths],
+            "timings_s": dict(result.timings_s), "checks": list((result.report or {}).get("checks", []))}
+
+
+def take_out_dirs(sessions, out_root) -> dict[str, Path]:
+    """``{session: out_root/<session folder name>}``; two takes of one name are a one-line error."""
+    out = {}
+    for s in sessions:
+        name = Path(os.path.abspath(s)).name
+        target = Path(out_root) / name
+        if target in out.values():
+            raise ValueError(f"sessions: two takes are named {name!r}; their outputs would share {target}")
+        out[str(s)] = target
+    return out
+
+
+def process_takes(executor, sessions, calibration, out_root, config, chunk_frames: int | None = None):
+    """Several takes, one task each on ``executor``: yields ``(session, result dict)`` as they finish."""
+    dirs = take_out_dirs(sessions, out_root)
+    items = ((s, (s, str(calibration), str(d), config, chunk_frames, executor.name != "local")) for s, d in dirs.items())
+    yield from executor.map_unordered(process_take_task, items)

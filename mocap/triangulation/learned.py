@@ -1,0 +1,210 @@
+"""Learnable algebraic triangulation (Iskakov et al., ICCV 2019), on top of robust triangulation.
+
+A small network (:class:`ViewWeightNet`, shared by all joints and views) turns each view ×
+joint's evidence (:mod:`mocap.triangulation.features`: confidence, the person's size in the view,
+ray geometry, agreement with the other views through the residual of a first robust estimate,
+and, frames in order, agreement with the point the neighbouring frames predict) into a weight; the weights are normalised across the views of each point and feed a weighted
+DLT solved in torch (:func:`weighted_dlt`: the 4x4 normal equations, inhomogeneous 3x3 solve,
+differentiable and batched), trained end to end on the 3D error (:mod:`mocap.train.algebraic`).
+
+Fallback to the robust point, counted and logged: where robust left a point NaN the point stays
+NaN; points with fewer than two usable views, non-finite features, a non-finite result or one
+farther than :data:`MAX_SHIFT_M` from the robust point and (frames in order) from the point the
+neighbouring frames predict keep the robust point. So the learned mode is never NaN where robust
+had a point.
+
+torch is imported by this module: import it lazily (``mocap.triangulation.people`` does).
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mocap.errors import ModelError
+from mocap.geometry import Rig
+from mocap.geometry.camera import project_rig
+from mocap.triangulation.dlt import Triangulation
+from mocap.triangulation.features import FEATURE_NAMES, ViewEvidence, learned_inputs, person_evidence
+
+log = logging.getLogger(__name__)
+
+#: The weights shipped inside the package (``mocap train algebraic`` made them; README has the command).
+SHIPPED_WEIGHTS = Path(__file__).with_name("weights") / "algebraic.pt"
+#: Every usable view keeps at least this share of the weight (keeps the normal equations full rank).
+WEIGHT_FLOOR = 1e-3
+#: A learned point farther than this from the robust point, and from the point the neighbouring
+#: frames predict, is a failure: the robust point is kept.
+MAX_SHIFT_M = 0.5
+#: Views with at least this fraction of a point's largest weight count as used (``inliers``).
+USED_SHARE = 0.1
+#: Points whose evidence is built and weighted at a time (bounds the memory on long takes).
+CHUNK_POINTS = 32768
+#: Format version of the weights file.
+WEIGHTS_VERSION = 1
+
+
+class ViewWeightNet(torch.nn.Module):
+    """Per view × joint MLP: features ``(..., C, F)`` -> weights ``(..., C)`` summing to 1 over the valid views."""
+
+    def __init__(self, num_features: int = len(FEATURE_NAMES), hidden: int = 32, layers: int = 2):
+        super().__init__()
+        dims = [num_features] + [hidden] * layers
+        blocks = []
+        for a, b in zip(dims[:-1], dims[1:]):
+            blocks += [torch.nn.Linear(a, b), torch.nn.SiLU()]
+        self.body = torch.nn.Sequential(*blocks, torch.nn.Linear(dims[-1], 1))
+        self.hidden, self.layers = hidden, layers
+
+    def forward(self, features: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        logit = torch.full(valid.shape, float("-inf"), dtype=features.dtype)
+        logit = logit.masked_scatter(valid, self.body(features[valid]).squeeze(-1))  # valid views only
+        w = torch.softmax(logit, dim=-1)
+        w = torch.nan_to_num(w) + WEIGHT_FLOOR * valid
+        return w / w.sum(-1, keepdim=True).clamp_min(1e-12)
+
+
+def weighted_dlt(rows: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Weighted DLT: ``rows (B, C, 2, 4)`` unit-norm (0 where unused), row weights ``(B, C)``
+    -> points ``(B, 3)`` (conditioned frame). Minimises ``sum (w · a^T [X; 1])^2`` (the normal
+    equations of the inhomogeneous system, a 3x3 solve per point: differentiable everywhere the
+    views are not all on one ray)."""
+    w2 = (weight * weight).to(rows.dtype)
+    M = torch.einsum("bc,bcki,bckj->bij", w2, rows, rows)  # (B, 4, 4)
+    return torch.linalg.solve(M[:, :3, :3], -M[:, :3, 3:]).squeeze(-1)
+
+
+def solve_points(model: ViewWeightNet, features: torch.Tensor, valid: torch.Tensor,
+                 rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(X (B, 3) conditioned frame, weights (B, C))`` of a batch of evidence."""
+    w = model(features, valid)
+    return weighted_dlt(rows, w), w
+
+
+def save_weights(model: ViewWeightNet, path, meta: dict) -> None:
+    """Write the weights and what made them (``meta``: plain values) to ``path`` (torch.save)."""
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    torch.save({"version": WEIGHTS_VERSION, "features": list(FEATURE_NAMES), "hidden": model.hidden,
+                "layers": model.layers, "state_dict": state, "meta": meta}, path)
+
+
+@lru_cache(maxsize=4)
+def _load(path: str, mtime: float) -> ViewWeightNet:
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
+        raise ModelError(f"{path}: not a readable weights file ({type(exc).__name__}); "
+                         f"make one with 'mocap train algebraic --out FILE'") from None
+    if not isinstance(blob, dict) or blob.get("version") != WEIGHTS_VERSION or blob.get("features") != list(FEATURE_NAMES):
+        raise ModelError(f"{path}: weights for other features or an older format; "
+                         f"train again with 'mocap train algebraic --out FILE'")
+    model = ViewWeightNet(len(FEATURE_NAMES), int(blob["hidden"]), int(blob["layers"]))
+    model.load_state_dict(blob["state_dict"])
+    return model.eval()
+
+
+def load_weights(path=None) -> ViewWeightNet:
+    """The network from ``path`` (None or "": the shipped weights), loaded with ``weights_only=True``."""
+    p = Path(path) if path else SHIPPED_WEIGHTS
+    if not p.is_file():
+        raise ModelError(f"{p}: weights file not found; make one with 'mocap train algebraic --out {p.name}' "
+                         f"or set triangulate.learned_weights")
+    return _load(str(p.resolve()), p.stat().st_mtime)
+
+
+def evidence_tensors(ev: ViewEvidence, idx: np.ndarray | None = None) -> tuple[torch.Tensor, ...]:
+    """``(features float32, valid bool, rows float64)`` tensors of the points ``idx`` (None: all)."""
+    sel = slice(None) if idx is None else idx
+    return (torch.from_numpy(np.ascontiguousarray(ev.features[sel])), torch.from_numpy(ev.valid[sel]),
+            torch.from_numpy(np.ascontiguousarray(ev.rows[sel])))
+
+
+@contextmanager
+def one_torch_thread():
+    """Run torch on one thread inside: the per-point products are small, and on a loaded machine
+    torch's waiting threads make them several times slower (0.7 s -> 0.1 s for 7500 points x 8
+    views with 2 threads on 2 busy cores)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def learned_points(model: ViewWeightNet, ev: ViewEvidence) -> tuple[np.ndarray, np.ndarray]:
+    """World points ``(N, 3)`` (NaN where not ``ev.ok``) and weights ``(N, C)`` of all points."""
+    idx = np.flatnonzero(ev.ok)
+    X = np.full((len(ev.ok), 3), np.nan)
+    W = np.zeros(ev.valid.shape)
+    if idx.size:
+        with torch.no_grad(), one_torch_thread():
+            Xc, w = solve_points(model, *evidence_tensors(ev, idx))
+        X[idx] = ev.center + Xc.numpy() / ev.scale
+        W[idx] = w.numpy()
+    return X, W
+
+
+def chunked_points(model: ViewWeightNet, chunks) -> tuple[np.ndarray, ...]:
+    """:func:`learned_points` of every chunk of :func:`~mocap.triangulation.features.person_evidence`
+    -> ``(X (N, 3), W (N, C), ok (N,), valid views (N,))``."""
+    parts = []
+    for _, ev in chunks:
+        X, W = learned_points(model, ev)
+        parts.append((X, W, ev.ok, ev.valid.sum(-1)))
+    return tuple(np.concatenate(a) for a in zip(*parts))
+
+
+def triangulate_learned(rig: Rig, person: np.ndarray, robust: Triangulation, joint_names, config,
+                        temporal: bool = True) -> Triangulation:
+    """Learned algebraic triangulation of people given per view, from their robust triangulation.
+
+    Args:
+        rig: the calibration (``C`` cameras).
+        person: ``(..., C, J, 3)`` x px, y px, confidence; NaN where not seen.
+        robust: their :func:`~mocap.triangulation.triangulate_robust` result over ``(..., J)``.
+        joint_names: ``(J,)`` names (for the left/right relabelling).
+        config: the :class:`~mocap.triangulation.people.TriangulateConfig` (``min_confidence``,
+            the left/right check settings, ``learned_weights``: a weights file, "" for the shipped ones).
+        temporal: axis 0 is consecutive frames: the evidence includes the agreement of each view
+            with the points predicted from the neighbouring frames.
+
+    Returns:
+        :class:`Triangulation` over ``(..., J)``: learned points where they pass the checks, the
+        robust ones elsewhere; ``inliers`` the views with at least :data:`USED_SHARE` of the
+        largest weight; ``reproj_error_px`` against the given detections.
+    """
+    model = load_weights(config.learned_weights)
+    lead = robust.points.shape[:-1]
+    C = len(rig)
+    person, reference = learned_inputs(rig, person, robust.points, joint_names, config, temporal)
+    X, W, ok, n_valid = chunked_points(model, person_evidence(rig, person, robust.points, robust.inliers,
+                                                              config.min_confidence, reference, CHUNK_POINTS))
+    X0 = robust.points.reshape(-1, 3)
+    had = np.isfinite(X0).all(-1)
+    finite = np.isfinite(X).all(-1)
+    with np.errstate(invalid="ignore"):
+        far = finite & ~(np.linalg.norm(X - X0, axis=-1) <= MAX_SHIFT_M)
+        if reference is not None:  # robust may be the wrong one: the neighbouring frames decide
+            far &= ~(np.linalg.norm(X - reference.reshape(-1, 3), axis=-1) <= MAX_SHIFT_M)
+    good = ok & finite & ~far
+    few = had & ~ok & (n_valid < 2)
+    (log.info if (had & ~good).any() else log.debug)(
+        "learned triangulation: %d of %d robust points refined; kept robust for %d (fewer than 2 views: %d, "
+        "NaN features: %d, failed or > %.1f m from robust and the neighbouring frames: %d)", good.sum(), had.sum(), (had & ~good).sum(),
+        few.sum(), (had & ~ok & ~few).sum(), MAX_SHIFT_M, (had & ok & ~good).sum())
+    points = np.where(good[:, None], X, X0)
+    used = np.where(good[:, None], (W > 0) & (W >= USED_SHARE * W.max(-1, keepdims=True)),
+                    robust.inliers.reshape(-1, C))
+    xy = np.moveaxis(person[..., :2], -3, -2).reshape(-1, C, 2)
+    with np.errstate(invalid="ignore"):
+        reproj = np.linalg.norm(project_rig(rig, points) - xy, axis=-1)
+    views = np.where(good, used.sum(-1), robust.views_used.reshape(-1))
+    return Triangulation(points.reshape(lead + (3,)), views.reshape(lead), reproj.reshape(lead + (C,)),
+                         used.reshape(lead + (C,)), None)
