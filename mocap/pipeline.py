@@ -138,7 +138,8 @@ def check_process_inputs(session: str | os.PathLike, calibration: str | os.PathL
     return rig, videos
 
 
-def _detect_stage(session, out: Path, rig: Rig, calibration, config: ProcessConfig, progress: bool, executor=None):
+def _detect_stage(session, out: Path, rig: Rig, calibration, config: ProcessConfig, progress: bool, executor=None,
+                  chunk_frames: int | None = None):
     """Detection (resumable per camera in :func:`mocap.detect.detect_session`), recorded as a
     stage: when its record matches, the keypoints are read back without opening a video decoder."""
     from mocap.detect import detect_session, session_videos
@@ -149,7 +150,7 @@ def _detect_stage(session, out: Path, rig: Rig, calibration, config: ProcessConf
     videos = session_videos(session)
     record = StageRecord(out, "detect", {
         "videos": {cam: video_fingerprint(p) for cam, p in videos.items()},
-        "detector": settings_fingerprint(config.detect),
+        "detector": settings_fingerprint(config.detect), "chunk_frames": chunk_frames,
         "cross_view": {"calibration": file_digest(calibration), "look_again": config.detect.look_again,
                        "cross_view": config.detect.cross_view, "match": config.match}})
     if record.reusable():
@@ -158,9 +159,9 @@ def _detect_stage(session, out: Path, rig: Rig, calibration, config: ProcessConf
     if executor is not None and executor.name != "local" and len(videos) > 1:
         from mocap.runtime.tasks import detect_cameras
 
-        detect_cameras(executor, session, out / "keypoints2d", config.detect, list(videos))
+        detect_cameras(executor, session, out / "keypoints2d", config.detect, list(videos), chunk_frames)
     keypoints = detect_session(session, out / "keypoints2d", config.detect, progress=progress, calibration=rig,
-                               match=config.match)
+                               match=config.match, chunk_frames=chunk_frames)
     record.done([out / "keypoints2d" / f"{cam}.npz" for cam in videos], time.perf_counter() - t0)
     return keypoints
 
@@ -204,7 +205,7 @@ def _export_stage(out: Path, tracks: Tracks, config: ProcessConfig) -> list[Path
 
 def process_session(session: str | os.PathLike, calibration: str | os.PathLike, out_dir: str | os.PathLike,
                     config: ProcessConfig | None = None, progress: bool = True, executor=None,
-                    chunk_frames: int | None = None) -> ProcessResult:
+                    chunk_frames: int | None = None, detect_chunk_frames: int | None = None) -> ProcessResult:
     """Run every stage on a session folder; each stage resumable.
 
     Writes ``DIR/keypoints2d/<cam>.npz``, ``DIR/tracks.npz``, ``DIR/export/*``, ``DIR/report.md`` +
@@ -228,6 +229,9 @@ def process_session(session: str | os.PathLike, calibration: str | os.PathLike, 
             (:mod:`mocap.runtime.executor`); None: this machine's process pool.
         chunk_frames: reconstruct in chunks of this many frames (same result as one pass);
             None: chunks of :data:`~mocap.runtime.chunked.DEFAULT_CHUNK_FRAMES` for longer takes.
+        detect_chunk_frames: detect videos longer than this in chunks of this many frames (one
+            executor task per camera x chunk, resumable per chunk; :mod:`mocap.runtime.detect_chunks`);
+            None: one pass per camera.
     """
     from mocap.io.openpose import align_to_rig
     from mocap.record.resample import session_timeline
@@ -240,7 +244,7 @@ def process_session(session: str | os.PathLike, calibration: str | os.PathLike, 
     timings: dict[str, float] = {}
 
     t0 = time.perf_counter()
-    keypoints = _detect_stage(session, out, rig, calibration, config, progress, executor)
+    keypoints = _detect_stage(session, out, rig, calibration, config, progress, executor, detect_chunk_frames)
     timings["detect"] = time.perf_counter() - t0
     log.info("detect: %d frames x %d cameras in %.1f s", keypoints.data.shape[0], keypoints.data.shape[1], timings["detect"])
 

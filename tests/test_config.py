@@ -14,7 +14,8 @@ from mocap.config import ConfigError, ProcessConfig, dump, load_config, override
 STRING_VALUES = {"method": "dlt", "detector": "onnx:model.onnx", "head": "simcc", "rig": "mixamo",
                  "rotation_order": "XYZ", "units": "mm",
                  "fourcc": "MJPG", "reference": "cam02", "mode": "ukf",
-                 "identities": "images", "learned_weights": "weights.pt"}
+                 "identities": "images", "learned_weights": "weights.pt",
+                 "volumetric_weights": "weights.pt"}
 
 
 def _leaves(node, prefix=""):

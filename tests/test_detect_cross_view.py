@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mocap.cli import main
-from mocap.detect.cross_view import plan_recovery
+from mocap.detect.cross_view import continues_track, plan_recovery
 from mocap.detect.video import read_frames
 from mocap.skeleton.joints import BLAZEPOSE_33
 from mocap.synthetic import SyntheticConfig, make_scene
@@ -140,3 +140,26 @@ def test_detect_and_process_on_a_take_where_cameras_see_different_numbers(uneven
     with np.load(tmp_path / "p" / "tracks.npz") as z:
         present = np.isfinite(z["positions"]).all(-1).any(-1)  # (T, P)
     assert (present.sum(1) >= 2).mean() >= 0.75, f"people per frame {present.sum(1).tolist()}"
+
+
+def test_continues_track_keeps_a_steady_detection_and_replaces_a_jump():
+    """A correction must continue the slot's own track at least as well as what it replaces: a
+    detection close to both neighbours is kept against a candidate far from them (the other
+    views were wrong), a detection that jumped away (a mixed skeleton) yields to a candidate close
+    to the frame before, even when the frame after is itself off; a slot with no neighbours has
+    nothing to check."""
+    rng = np.random.default_rng(3)
+    base = rng.uniform(100, 400, size=(33, 2))
+    track = np.stack([np.column_stack([base + 2.0 * t, np.ones(33)]) for t in range(5)])[:, None]  # (5, 1, 33, 3)
+    far = track[2, 0].copy()
+    far[:, :2] += 80.0
+    assert continues_track(track, 2, 0, track[2, 0] + [3.0, 0, 0], 8)
+    assert not continues_track(track, 2, 0, far, 8)
+    jumped = track.copy()
+    jumped[2, 0, :, :2] += 80.0  # the mixed skeleton at frame 2 ...
+    jumped[3, 0, :, :2] += 60.0  # ... and its aftermath at frame 3
+    assert continues_track(jumped, 2, 0, track[2, 0], 8)
+    alone = np.full_like(track, np.nan)
+    alone[2] = track[2]
+    assert continues_track(alone, 2, 0, far, 8)
+    assert continues_track(track, 0, 0, track[0, 0], 8)  # first frame: one neighbour only

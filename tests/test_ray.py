@@ -33,7 +33,8 @@ def test_ray_and_local_write_identical_tracks(ray_executor, tmp_path):
     with socket.socket() as probe:
         probe.bind((nodes[0]["NodeManagerAddress"], 0))
     scene = make_scene(SyntheticConfig(seed=11, num_frames=120, num_people=2, num_cameras=4))
-    local = save_tracks(reconstruct(scene.keypoints, scene.rig), tmp_path / "local.npz")
+    # the same chunks locally (chunked = one pass within 1e-6 m is tests/test_long_takes.py's)
+    local = save_tracks(reconstruct(scene.keypoints, scene.rig, chunk_frames=30), tmp_path / "local.npz")
     remote = save_tracks(reconstruct(scene.keypoints, scene.rig, chunk_frames=30, executor=ray_executor),
                          tmp_path / "ray.npz")
     a, b = np.load(local), np.load(remote)

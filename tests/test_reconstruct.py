@@ -74,8 +74,8 @@ def test_missing_fps_takes_the_configured_default(scene):
 
 
 def test_unknown_method_lists_choices(scene):
-    with pytest.raises(ConfigError, match="triangulate: method: unknown value 'volumetric'.*'dlt', 'robust'"):
-        override(ProcessConfig(), {"triangulate.method": "volumetric"})
+    with pytest.raises(ConfigError, match="triangulate: method: unknown value 'ransac'.*'dlt', 'robust', 'learned', 'volumetric'"):
+        override(ProcessConfig(), {"triangulate.method": "ransac"})
 
 
 def test_config_is_checked():

@@ -59,6 +59,11 @@ def _env():
     return {**os.environ, "PYTHONUNBUFFERED": "1", "MOCAP_BACKEND": "numpy"}
 
 
+def finished(folder):
+    """The cameras' files written in full (not ``.<cam>.npz.XXXX.npz``, a write the kill cut short)."""
+    return [p for p in folder.glob("*.npz") if not p.name.startswith(".")]
+
+
 def test_killed_run_resumes_and_changed_settings_rerun_only_their_stages(take, tmp_path):
     reference = tmp_path / "reference"
     run(take, reference)
@@ -66,12 +71,12 @@ def test_killed_run_resumes_and_changed_settings_rerun_only_their_stages(take, t
     proc = subprocess.Popen(command(take, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env())
     deadline = time.monotonic() + 240
     # halfway: two of the four cameras detected (one worker: one camera after the other)
-    while len(list((out / "keypoints2d").glob("*.npz"))) < 2 and proc.poll() is None and time.monotonic() < deadline:
+    while len(finished(out / "keypoints2d")) < 2 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     os.kill(proc.pid, signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL
     assert not (out / "stages" / "detect.yaml").exists() and not (out / "tracks.npz").exists()
-    done = sorted(p.stem for p in (out / "keypoints2d").glob("*.npz"))
+    done = sorted(p.stem for p in finished(out / "keypoints2d"))
 
     log = run(take, out)
     for cam in done:  # the cameras finished before the kill are not detected again

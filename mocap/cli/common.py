@@ -94,7 +94,8 @@ def add_reconstruct_flags(p) -> None:
     from mocap.triangulation.people import METHODS
 
     config_flag(p, "--triangulation", "triangulate.method",
-                "robust (default), dlt, or learned (robust + learned view weights; needs torch)", choices=list(METHODS))
+                "robust (default), dlt, learned (robust + learned view weights; needs torch) or volumetric "
+                "(robust + heatmap cube, 3D network, soft-argmax; needs torch)", choices=list(METHODS))
     config_flag(p, "--min-confidence", "triangulate.min_confidence", "ignore weaker 2D keypoints", type=float)
     config_flag(p, "--threshold-px", "triangulate.threshold_px", "robust: outlier reprojection threshold, px",
                 type=float)

@@ -42,6 +42,9 @@ def register(sub) -> None:
                    "(HOST:PORT or auto); default: start a local Ray runtime")
     p.add_argument("--chunk-frames", type=int, default=None,
                    help="reconstruct in chunks of this many frames (default 1800, only for longer takes)")
+    p.add_argument("--detect-chunk-frames", type=int, default=None,
+                   help="detect videos longer than this in chunks of this many frames (one task per camera x "
+                        "chunk, resumable per chunk; default: one pass per camera)")
     add_detect_flags(p)
     add_reconstruct_flags(p)
     add_export_flags(p)
@@ -57,6 +60,8 @@ def _run(args) -> int:
     config = resolve_config(args)
     if args.chunk_frames is not None and args.chunk_frames < 1:
         raise ValueError(f"--chunk-frames: expected >= 1, got {args.chunk_frames}")
+    if args.detect_chunk_frames is not None and args.detect_chunk_frames < 1:
+        raise ValueError(f"--detect-chunk-frames: expected >= 1, got {args.detect_chunk_frames}")
     if len(args.session) == 1:
         from mocap.pipeline import check_process_inputs
 
@@ -67,7 +72,8 @@ def _run(args) -> int:
         if len(args.session) > 1:
             return _run_takes(args, config, executor)
         result = process_session(args.session[0], args.calibration, args.out, config, progress=not args.quiet,
-                                 executor=executor, chunk_frames=args.chunk_frames)
+                                 executor=executor, chunk_frames=args.chunk_frames,
+                                 detect_chunk_frames=args.detect_chunk_frames)
     finally:
         executor.close()
     print_result(result)
@@ -81,7 +87,8 @@ def _run_takes(args, config, executor) -> int:
 
     for session, out in take_out_dirs(args.session, args.out).items():  # every take checked before any work
         check_process_inputs(session, args.calibration, out, config)
-    for session, res in process_takes(executor, args.session, args.calibration, args.out, config, args.chunk_frames):
+    for session, res in process_takes(executor, args.session, args.calibration, args.out, config, args.chunk_frames,
+                                         args.detect_chunk_frames):
         print(f"{session}: tracks {res['tracks_path']}; time per stage: "
               + ", ".join(f"{k} {v:.1f} s" for k, v in res["timings_s"].items()))
         for line in res["checks"]:

@@ -115,10 +115,26 @@ class _Job:
     settings: str
     out: Path | None
     progress: bool
+    chunk_frames: int | None = None
+
+
+def _chunked(job: _Job) -> bool:
+    """Detect this camera over chunks of frames (:mod:`mocap.runtime.detect_chunks`)?"""
+    keep_hm = bool(getattr(job.config.model_config, "keep_heatmaps", False))
+    return bool(job.chunk_frames and job.out is not None and not keep_hm
+                and video_info(job.video).frame_count > job.chunk_frames)
 
 
 def _detect_one(job: _Job) -> CameraDetections:
     cfg = job.config
+    if _chunked(job):
+        from mocap.runtime.detect_chunks import detect_camera_chunked, remove_chunks
+
+        det = replace(detect_camera_chunked(job.video, job.camera, cfg, job.settings, job.out, job.chunk_frames),
+                      settings=job.settings)
+        save_camera_detections(det, job.out / f"{job.camera}.npz")
+        remove_chunks(job.out, job.camera)
+        return det
     det = detect_video(job.video, make_detector(cfg.detector, cfg.model_config, cfg.blazepose), camera=job.camera,
                        progress=job.progress, detector_spec=cfg.detector, allow_short=cfg.allow_short)
     det = replace(det, settings=job.settings)
@@ -135,7 +151,8 @@ def _worker_count(workers: int) -> int:
 
 def detect_session(session: str | os.PathLike, out_dir: str | os.PathLike | None = None,
                    config: DetectConfig | None = None, cameras=None, progress: bool = False,
-                   calibration=None, match: AssociationConfig | None = None) -> Keypoints2D:
+                   calibration=None, match: AssociationConfig | None = None,
+                   chunk_frames: int | None = None) -> Keypoints2D:
     """Detect people in every camera of a session.
 
     Args:
@@ -151,6 +168,9 @@ def detect_session(session: str | os.PathLike, out_dir: str | os.PathLike | None
             looked for again where the other cameras place them (:mod:`mocap.detect.cross_view`);
             such detections are marked in ``recovered``.
         match: cross-view matching settings for that pass (defaults when None).
+        chunk_frames: with ``out_dir``, detect a video longer than this in chunks of this many
+            frames (:mod:`mocap.runtime.detect_chunks`: a warm-up overlap at each border, every
+            chunk written and resumable); None: one pass per video.
 
     Returns:
         :class:`Keypoints2D` with ``data (T, C, P, J, 3)`` (``T`` the longest video, ``P`` the
@@ -172,6 +192,10 @@ def detect_session(session: str | os.PathLike, out_dir: str | os.PathLike | None
     check_session(videos, rig)
     out = Path(out_dir) if out_dir is not None else None
     settings = settings_fingerprint(config)
+    if chunk_frames:
+        from mocap.runtime.detect_chunks import DEFAULT_WARMUP
+
+        settings = f"{settings}:chunks{chunk_frames}w{DEFAULT_WARMUP}"  # not the one-pass result
     hashes = _model_hashes(config.detector)
     done: dict[str, CameraDetections] = {}
     todo = []
@@ -181,7 +205,7 @@ def detect_session(session: str | os.PathLike, out_dir: str | os.PathLike | None
             log.info("camera %s: already detected in %s, reused", cam, out / f"{cam}.npz")
             done[cam] = old
         else:
-            todo.append(_Job(cam, video, config, settings, out, progress))
+            todo.append(_Job(cam, video, config, settings, out, progress, chunk_frames))
     workers = _worker_count(config.workers)
     if workers > 1 and len(todo) > 1:
         with ProcessPoolExecutor(max_workers=min(workers, len(todo))) as pool:

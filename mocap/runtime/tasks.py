@@ -23,23 +23,48 @@ def detect_camera_task(session: str, out_dir: str, detect_config, camera: str) -
     return camera
 
 
-def detect_cameras(executor, session, out_dir: Path, detect_config, cameras) -> None:
-    """Every camera of a session detected as one task each on ``executor``; the files they write
-    are then reused by :func:`mocap.detect.detect_session` (which adds the cross-view pass)."""
+def detect_cameras(executor, session, out_dir: Path, detect_config, cameras, chunk_frames: int | None = None) -> None:
+    """Every camera of a session detected as one task each on ``executor`` (with ``chunk_frames``:
+    one task per camera x chunk of frames); the files they write are then reused by
+    :func:`mocap.detect.detect_session` (which merges the chunks and adds the cross-view pass)."""
+    if chunk_frames:
+        detect_camera_chunks(executor, session, out_dir, detect_config, cameras, chunk_frames)
+        return
     items = ((cam, (str(session), str(out_dir), detect_config, cam)) for cam in cameras)
     for cam, _ in executor.map_unordered(detect_camera_task, items):
         log.info("camera %s: detected by a %s task", cam, executor.name)
 
 
+def detect_camera_chunks(executor, session, out_dir: Path, detect_config, cameras, chunk_frames: int) -> None:
+    """(camera x chunk of frames) tasks on ``executor`` (:func:`~mocap.runtime.detect_chunks.detect_chunk_task`)."""
+    from mocap.detect.session import session_videos, settings_fingerprint
+    from mocap.detect.video import video_info
+    from mocap.runtime.detect_chunks import DEFAULT_WARMUP, chunk_settings, detect_chunk_task, detect_chunks_ranges
+
+    videos = session_videos(session)
+    settings = chunk_settings(f"{settings_fingerprint(detect_config)}:chunks{chunk_frames}w{DEFAULT_WARMUP}", DEFAULT_WARMUP)
+    items = []
+    for cam in cameras:
+        count = video_info(videos[cam]).frame_count
+        if count <= chunk_frames:
+            continue  # one pass, in detect_session
+        items += [((cam, lo), (str(videos[cam]), str(out_dir), detect_config, cam, lo, hi, DEFAULT_WARMUP, settings))
+                  for lo, hi in detect_chunks_ranges(count, chunk_frames)]
+    for (cam, lo), _ in executor.map_unordered(detect_chunk_task, items):
+        log.debug("camera %s, frames from %d: detected by a %s task", cam, lo, executor.name)
+    log.info("detection: %d (camera x chunk) tasks on %s", len(items), executor.name)
+
+
 def process_take_task(session: str, calibration: str, out_dir: str, config, chunk_frames: int | None,
-                      one_worker: bool = True) -> dict:
+                      one_worker: bool = True, detect_chunk_frames: int | None = None) -> dict:
     """One take through :func:`mocap.pipeline.process_session` (detection on one process: the
     executor runs several takes at once). Returns what the caller prints."""
     from mocap.pipeline import process_session
 
     if one_worker:
         config = replace(config, detect=replace(config.detect, workers=1))
-    result = process_session(session, calibration, out_dir, config, progress=False, chunk_frames=chunk_frames)
+    result = process_session(session, calibration, out_dir, config, progress=False, chunk_frames=chunk_frames,
+                             detect_chunk_frames=detect_chunk_frames)
     return {"tracks_path": str(result.tracks_path), "export_paths": [str(p) for p in result.export_paths],
             "timings_s": dict(result.timings_s), "checks": list((result.report or {}).get("checks", []))}
 
@@ -56,8 +81,10 @@ def take_out_dirs(sessions, out_root) -> dict[str, Path]:
     return out
 
 
-def process_takes(executor, sessions, calibration, out_root, config, chunk_frames: int | None = None):
+def process_takes(executor, sessions, calibration, out_root, config, chunk_frames: int | None = None,
+                  detect_chunk_frames: int | None = None):
     """Several takes, one task each on ``executor``: yields ``(session, result dict)`` as they finish."""
     dirs = take_out_dirs(sessions, out_root)
-    items = ((s, (s, str(calibration), str(d), config, chunk_frames, executor.name != "local")) for s, d in dirs.items())
+    items = ((s, (s, str(calibration), str(d), config, chunk_frames, executor.name != "local", detect_chunk_frames))
+             for s, d in dirs.items())
     yield from executor.map_unordered(process_take_task, items)

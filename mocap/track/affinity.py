@@ -89,11 +89,22 @@ def view_costs(predicted_px: np.ndarray, detections: np.ndarray, mirror: np.ndar
     for labels in (xy, xy[:, mirror]):
         d = np.linalg.norm(predicted_px[:, None] - labels[None], axis=-1)  # (K, P, J)
         enough = np.isfinite(d).sum(-1) >= MIN_COMMON
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # pairs without a common joint
-            med = np.nanmedian(d, axis=-1) / size[None]
+        with np.errstate(divide="ignore", invalid="ignore"):  # a detection of size 0
+            med = nan_median(d) / size[None]
         out = np.minimum(out, np.where(enough & np.isfinite(med), med, np.inf))
     return out
+
+
+def nan_median(a: np.ndarray) -> np.ndarray:
+    """``np.nanmedian(a, axis=-1)`` (NaN where a row has no finite value), by one sort: numpy's
+    own takes a masked-array path on small arrays that costs milliseconds per call, too slow for
+    a live frame."""
+    s = np.sort(a, axis=-1)  # NaN last
+    n = np.isfinite(a).sum(-1)
+    lo = np.take_along_axis(s, np.maximum((n - 1) // 2, 0)[..., None], -1)[..., 0]
+    hi = np.take_along_axis(s, np.maximum(n // 2, 0)[..., None], -1)[..., 0]
+    with np.errstate(invalid="ignore"):
+        return np.where(n > 0, (lo + hi) / 2, np.nan)
 
 
 def assign_views(predicted_px: np.ndarray, frame: np.ndarray, mirror: np.ndarray, min_confidence: float,
@@ -182,25 +193,85 @@ def _walk_frames(data: np.ndarray, names, rig: Rig, fps: float, match: Associati
                  triangulate: TriangulateConfig, link: LinkConfig) -> np.ndarray:
     """``(T, C, P)`` track index of every detection (-1: none), before short tracks are dropped."""
     T, C, Pd, J, _ = data.shape
-    mirror = left_right_permutation(names)
     cost = epipolar_costs(rig, data, match, names)  # (T, C, C, P, P)
-    present = np.isfinite(data[..., 0]).any(-1) & (np.nan_to_num(data[..., 2]) >= match.min_confidence).any(-1)
+    matcher = FrameMatcher(rig, names, fps, match, triangulate, link)
     owner = -np.ones((T, C, Pd), dtype=np.int64)
-    tracks = _Tracks(np.zeros((0, J, 3)), np.zeros((0, J, 3)), np.zeros(0, np.int64), np.zeros(0, np.int64))
-    n_tracks = 0
     for t in range(T):
-        tracks = tracks.keep(t - tracks.last <= link.max_gap_s * fps)
-        dt = (t - tracks.last) / fps
-        pred = tracks.pose + tracks.vel * dt[:, None, None]
-        pred_px = np.stack([project_all(cam, pred) for cam in rig.cameras], axis=1)  # (K, C, J, 2)
-        rows = assign_views(pred_px, data[t], mirror, triangulate.min_confidence)
-        free = present[t] & (rows < 0)
-        frame_cost = np.where(free[:, None, :, None] & free[None, :, None, :], cost[t], np.inf)
-        groups = np.where(free, group_frame(frame_cost, free, match.max_cost), -1)
-        cands = _candidates(data[t], rows, groups, len(tracks.ids))  # (K + M, C, J, 3)
-        points = triangulate_people(rig, cands[None], names, triangulate, temporal=False).points[0]
-        tracks, n_tracks = _update(tracks, points, rows, groups, t, fps, link, n_tracks, owner[t])
+        owner[t] = matcher.step(t, data[t], cost[t]).owner
     return owner
+
+
+@dataclass(frozen=True, eq=False)
+class FrameMatch:
+    """What :meth:`FrameMatcher.step` decided for one frame."""
+
+    owner: np.ndarray
+    """``(C, P)`` track index of every detection, -1 for none."""
+    ids: np.ndarray
+    """``(R,)`` track index of each row of ``tri`` (-1: a group that started nothing)."""
+    tri: object
+    """:class:`~mocap.triangulation.Triangulation` over ``(1, R, J)``: each track's assigned views,
+    then each new group's, triangulated on their own (no temporal check)."""
+    person: np.ndarray
+    """``(R, C, J, 3)`` the views of each row."""
+
+
+class FrameMatcher:
+    """The frame-by-frame half of :func:`temporal_people_views`, causal (each frame decided from
+    the past alone): tracks' predicted projections take their views, the rest are grouped across
+    views and start or continue tracks. Used over a whole take, and by the live tracker
+    (:class:`mocap.track.online.OnlineTracker`) one frame at a time."""
+
+    def __init__(self, rig: Rig, names, fps: float, match: AssociationConfig | None = None,
+                 triangulate: TriangulateConfig | None = None, link: LinkConfig | None = None):
+        self.rig, self.names, self.fps = rig, tuple(names), float(fps)
+        self.match, self.link = match or AssociationConfig(), link or LinkConfig()
+        self.triangulate = triangulate or TriangulateConfig()
+        self.mirror = left_right_permutation(self.names)
+        J = len(self.names)
+        self.tracks = _Tracks(np.zeros((0, J, 3)), np.zeros((0, J, 3)), np.zeros(0, np.int64), np.zeros(0, np.int64))
+        self.n_tracks = 0
+
+    def live_ids(self) -> np.ndarray:
+        """Track indices not ended (seen within ``link.max_gap_s``)."""
+        return self.tracks.ids.copy()
+
+    def _free_costs(self, frame: np.ndarray, free: np.ndarray) -> np.ndarray:
+        """``(C, C, P, P)`` epipolar costs between the detections no track took (inf elsewhere):
+        only the views that have some, nothing when fewer than two do."""
+        C, P = free.shape
+        cost = np.full((C, C, P, P), np.inf)
+        views = np.flatnonzero(free.any(-1))
+        if len(views) >= 2:
+            sub = self.rig.subset([self.rig.names[c] for c in views])
+            cost[np.ix_(views, views)] = epipolar_costs(sub, frame[views][None], self.match, self.names)[0]
+        return cost
+
+    def step(self, t: int, frame: np.ndarray, cost: np.ndarray | None = None) -> FrameMatch:
+        """Frame ``t``'s detections ``(C, P, J, 3)`` given to tracks; ``cost``: its
+        ``(C, C, P, P)`` epipolar costs (computed here when None)."""
+        tracks, match, link = self.tracks, self.match, self.link
+        present = np.isfinite(frame[..., 0]).any(-1) & (np.nan_to_num(frame[..., 2]) >= match.min_confidence).any(-1)
+        tracks = tracks.keep(t - tracks.last <= link.max_gap_s * self.fps)
+        dt = (t - tracks.last) / self.fps
+        pred = tracks.pose + tracks.vel * dt[:, None, None]
+        pred_px = np.stack([project_all(cam, pred) for cam in self.rig.cameras], axis=1)  # (K, C, J, 2)
+        rows = assign_views(pred_px, frame, self.mirror, self.triangulate.min_confidence)
+        free = present & (rows < 0)
+        if cost is None:
+            cost = self._free_costs(frame, free)
+        frame_cost = np.where(free[:, None, :, None] & free[None, :, None, :], cost, np.inf)
+        groups = np.where(free, group_frame(frame_cost, free, match.max_cost), -1)
+        K = len(tracks.ids)
+        cands = _candidates(frame, rows, groups, K)  # (K + M, C, J, 3)
+        tri = triangulate_people(self.rig, cands[None], self.names, self.triangulate, temporal=False)
+        owner = -np.ones(frame.shape[:2], dtype=np.int64)
+        ids = np.concatenate([tracks.ids, -np.ones(len(cands) - K, np.int64)])
+        self.tracks, self.n_tracks = _update(tracks, tri.points[0], rows, groups, t, self.fps, link, self.n_tracks,
+                                             owner)
+        c, p = np.nonzero(groups >= 0)
+        ids[K + groups[c, p]] = owner[c, p]
+        return FrameMatch(owner, ids, tri, cands)
 
 
 def project_all(camera, points_world: np.ndarray) -> np.ndarray:

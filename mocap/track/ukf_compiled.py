@@ -493,3 +493,44 @@ def smooth_kernel(lo, hi, xs, Ps, F, Q, linked, lag, positions, sd):
         smooth_window(xs, Ps, F, Q, linked, n, tail, T, sm, Psm, work)
         for t in range(tail, T):
             positions[t, n], sd[t, n] = sm[t - tail, :3], largest_sd(Psm[t - tail])
+
+
+@njit(**JIT)
+def step_kernel(lo, hi, J, ev, cams, F, Q, weights, settings, state, out):
+    """One frame of :func:`forward_kernel` for people ``lo:hi`` whose filters carry over between
+    calls (the live tracker, :class:`mocap.track.online.OnlineTracker`): ``ev`` and ``out`` as
+    there with one frame (``T = 1``); ``state``: ``(x (N, 6), P (N, 6, 6), alive (N,), last (N,),
+    strikes (N,))`` updated in place, ``last`` counted in frames relative to this one (0: this
+    frame; the caller subtracts 1 before each frame)."""
+    z, var, observed, start, parent, bone = ev
+    xs, Ps, linked, views = out
+    x_all, P_all, alive_all, last_all, strikes_all = state
+    wm, wc, lam = weights
+    gate, max_gap, restart_m, restart_frames, bone_sigma, v0, odd_bone = settings
+    C = z.shape[2]
+    work = update_work(C)
+    xp, Pp = np.zeros((J, 3)), np.zeros((J, 3, 3))
+    alive_pre = np.zeros(J, np.bool_)
+    y6, FP6 = np.empty(6), np.empty((6, 6))
+    for g in range(lo, hi):
+        base = g * J
+        x, P = x_all[base:base + J], P_all[base:base + J]
+        alive, last, strikes = alive_all[base:base + J], last_all[base:base + J], strikes_all[base:base + J]
+        for j in range(J):
+            n = base + j
+            alive[j] = alive[j] and -last[j] <= max_gap + 1
+            if alive[j]:
+                predict_point(x[j], P[j], F, Q[n], y6, FP6)
+                if observed[0, n].any():
+                    views[0, n] = ukf_update_point(x[j], P[j], z[0, n], var[0, n], observed[0, n], cams, wm,
+                                                   wc, lam, gate, work)
+            xp[j], Pp[j] = x[j, :3], P[j, :3, :3]
+        alive_pre[:] = alive
+        for j in range(J):  # bones: each parent as the camera update left it
+            n, p = base + j, parent[base + j]
+            if (alive[j] and not np.isfinite(start[0, n]).all() and np.isfinite(bone[0, n]) and p >= 0
+                    and alive_pre[p - base]):
+                bone_update_point(x[j], P[j], xp[p - base], Pp[p - base], bone[0, n], bone_sigma)
+        for j in range(J):
+            restart_point(0, base + j, j, x, P, alive, last, strikes, ev, settings, out, v0, xp, alive_pre, base)
+    return None

@@ -35,3 +35,36 @@ class TrainConfig:
         if not self.lr > 0:
             raise ValueError(f"lr: expected > 0, got {self.lr}")
 
+
+
+@dataclass(frozen=True)
+class VolumetricTrainConfig:
+    """Settings of ``mocap train volumetric`` (the defaults made the shipped weights)."""
+
+    seed: int = 0
+    """Seed of the scenes, the initial weights and the batches."""
+    scenes: int = 16
+    """Synthetic captures to train on (two performers each: occlusion; outlier rates up to 0.25)."""
+    frames: int = 40
+    """Frames per capture."""
+    stride: int = 2
+    """Every stride-th frame of a capture is a training sample."""
+    steps: int = 300
+    """Optimiser steps."""
+    batch: int = 8
+    """Person-frames per step."""
+    lr: float = 2e-3
+    """Adam learning rate (cosine decay to 0)."""
+    width: int = 8
+    """Channels of the 3D network's first level (the second has twice as many)."""
+    threads: int = 2
+    """torch threads (the same count gives the same weights)."""
+
+    def __post_init__(self):
+        for name in ("scenes", "frames", "stride", "steps", "batch", "width", "threads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
+        if self.width % 4:
+            raise ValueError(f"width: expected a multiple of 4 (group normalisation), got {self.width}")
+        if not self.lr > 0:
+            raise ValueError(f"lr: expected > 0, got {self.lr}")

@@ -20,7 +20,7 @@ from mocap.match.epipolar import person_sizes
 from mocap.triangulation.dlt import Triangulation, triangulate_dlt
 from mocap.triangulation.robust import left_right_limbs, triangulate_robust
 
-METHODS = ("dlt", "robust", "learned")
+METHODS = ("dlt", "robust", "learned", "volumetric")
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,9 @@ class TriangulateConfig:
     method: str = "robust"
     """``robust`` (outlier views rejected, left/right check), ``dlt`` (confidence-weighted linear) or
     ``learned`` (robust first, then a weighted DLT with per-view weights from a small trained
-    network, :mod:`mocap.triangulation.learned`; needs torch)."""
+    network, :mod:`mocap.triangulation.learned`; needs torch) or ``volumetric`` (robust first, then
+    per-person heatmap cubes, a small 3D network and a soft-argmax, :mod:`mocap.triangulation.volumetric`;
+    needs torch)."""
     min_confidence: float = 0.2
     """2D keypoints below this detector confidence are ignored (OpenPose: 0.1-0.3 is noise)."""
     threshold_px: float = 15.0
@@ -52,6 +54,8 @@ class TriangulateConfig:
     """Joints seen by fewer (inlier) views are NaN."""
     learned_weights: str = ""
     """Learned mode: the weights file (``mocap train algebraic --out FILE``); "" for the shipped ones."""
+    volumetric_weights: str = ""
+    """Volumetric mode: the weights file (``mocap train volumetric --out FILE``); "" for the shipped ones."""
 
     def __post_init__(self):
         check_choice(self.method, METHODS, "method")
@@ -67,6 +71,8 @@ class TriangulateConfig:
             raise ValueError(f"min_views: a 3D point needs at least 2 views, got {self.min_views}")
         if self.method == "learned":  # fail fast, before any detection
             check_learned_available(self.learned_weights)
+        if self.method == "volumetric":
+            check_learned_available(self.volumetric_weights, "volumetric")
 
 
 def most_confident_person(data: np.ndarray) -> np.ndarray:
@@ -137,23 +143,29 @@ def triangulate_people(rig: Rig, person: np.ndarray, joint_names, config: Triang
                              min_views=config.min_views)
     if config.method == "learned":
         return learned_module().triangulate_learned(rig, person, tri, joint_names, config, temporal)
+    if config.method == "volumetric":
+        learned_module()  # a one-line error without torch
+        from mocap.triangulation.volumetric import triangulate_volumetric
+
+        return triangulate_volumetric(rig, person, tri, joint_names, config)
     return tri
 
 
 TORCH_HINT = "pip install 'torch==2.13.0' --index-url https://download.pytorch.org/whl/cpu, or use --triangulation robust"
 
 
-def check_learned_available(weights: str) -> None:
-    """One-line errors, without importing torch, when the learned mode cannot run: torch missing,
-    or the weights file ``weights`` ("" = the shipped one) not there."""
+def check_learned_available(weights: str, method: str = "learned") -> None:
+    """One-line errors, without importing torch, when the learned (or ``method``) mode cannot run:
+    torch missing, or the weights file ``weights`` ("" = the shipped one) not there."""
     import importlib.util
     from pathlib import Path
 
     if importlib.util.find_spec("torch") is None:
-        raise MocapError(f"triangulate.method=learned needs torch: {TORCH_HINT}")
+        raise MocapError(f"triangulate.method={method} needs torch: {TORCH_HINT}")
     if weights and not Path(weights).is_file():
-        raise MocapError(f"triangulate.learned_weights: {weights}: file not found; "
-                         f"make one with 'mocap train algebraic --out {weights}' or leave it empty for the shipped weights")
+        field, kind = ("learned_weights", "algebraic") if method == "learned" else (f"{method}_weights", method)
+        raise MocapError(f"triangulate.{field}: {weights}: file not found; "
+                         f"make one with 'mocap train {kind} --out {weights}' or leave it empty for the shipped weights")
 
 
 def learned_module():
