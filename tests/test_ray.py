@@ -1,7 +1,7 @@
 """`--executor ray`: a local Ray runtime started in the test process (this machine only, no
 dashboard, 2 CPUs) runs the chunks of a take; the tracks it writes are identical to the local run's."""
 
-import socket
+import os
 
 import numpy as np
 import pytest
@@ -11,6 +11,8 @@ from mocap.io.tracks import load_tracks, save_tracks
 from mocap.pipeline import reconstruct
 from mocap.runtime.executor import make_executor
 from mocap.synthetic import SyntheticConfig, make_scene
+
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # before ray is imported: serve on 127.0.0.1 only
 
 
 @pytest.fixture(scope="module")
@@ -28,10 +30,9 @@ def test_ray_and_local_write_identical_tracks(ray_executor, tmp_path):
     import ray
 
     assert ray.is_initialized() and ray_executor.workers == 2
-    nodes = ray.nodes()  # one node, on this machine: its address is one of ours (binding to it works)
-    assert len(nodes) == 1
-    with socket.socket() as probe:
-        probe.bind((nodes[0]["NodeManagerAddress"], 0))
+    nodes = ray.nodes()  # one node, serving on the loopback address only
+    assert len(nodes) == 1 and nodes[0]["NodeManagerAddress"] == "127.0.0.1"
+    assert ray.get_runtime_context().gcs_address.startswith("127.0.0.1:")
     scene = make_scene(SyntheticConfig(seed=11, num_frames=120, num_people=2, num_cameras=4))
     # the same chunks locally (chunked = one pass within 1e-6 m is tests/test_long_takes.py's)
     local = save_tracks(reconstruct(scene.keypoints, scene.rig, chunk_frames=30), tmp_path / "local.npz")

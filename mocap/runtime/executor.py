@@ -46,6 +46,10 @@ class LocalExecutor(Executor):
     """Every task in this process, one after another (the default)."""
 
 
+#: Ray's switch for clusters on a network; "0" keeps a local runtime's services on the loopback address.
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
 class RayExecutor(Executor):
     """Tasks as Ray remote functions (one CPU each).
 
@@ -59,6 +63,10 @@ class RayExecutor(Executor):
     name = "ray"
 
     def __init__(self, address: str | None = None, num_cpus: int | None = None, window: int | None = None):
+        if address is None:
+            # A local runtime serves on 127.0.0.1 only: Ray would otherwise resolve the loopback
+            # address to this machine's network address (read when ray is first imported).
+            os.environ.setdefault(LOOPBACK_ENV, "0")
         try:
             import ray
         except ImportError:
