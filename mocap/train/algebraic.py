@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from mocap.train.config import TrainConfig
+from mocap.train.loop import fit_minibatches, optimizer_step
 from mocap.triangulation.learned import ViewWeightNet, solve_points
 
 __all__ = ["TrainConfig", "batch_loss", "fit", "to_tensors", "train_algebraic", "training_step"]
@@ -39,28 +40,13 @@ def batch_loss(model: ViewWeightNet, batch: dict) -> torch.Tensor:
 
 def training_step(model: ViewWeightNet, optimizer: torch.optim.Optimizer, batch: dict) -> float:
     """One optimiser step on ``batch``; returns the loss before the step."""
-    optimizer.zero_grad(set_to_none=True)
-    loss = batch_loss(model, batch)
-    loss.backward()
-    optimizer.step()
-    return float(loss.detach())
+    return optimizer_step(model, optimizer, batch, batch_loss)
 
 
 def fit(model: ViewWeightNet, data: dict, cfg: TrainConfig, report_every: int = 250) -> list[float]:
     """Train ``model`` on ``data`` for ``cfg.steps`` steps -> the loss per step."""
-    rng = np.random.default_rng(cfg.seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.steps)
-    n = len(data["scale"])
-    losses = []
-    for step in range(cfg.steps):
-        idx = rng.choice(n, size=min(cfg.batch, n), replace=False)
-        losses.append(training_step(model, optimizer, to_tensors(data, idx)))
-        schedule.step()
-        if (step + 1) % report_every == 0:
-            log.info("step %d/%d: loss %.2f mm (mean of the last %d)", step + 1, cfg.steps,
-                     1000 * np.mean(losses[-report_every:]), report_every)
-    return losses
+    return fit_minibatches(model, len(data["scale"]), lambda idx: to_tensors(data, idx), batch_loss,
+                           steps=cfg.steps, batch=cfg.batch, lr=cfg.lr, seed=cfg.seed, report_every=report_every)
 
 
 def train_algebraic(cfg: TrainConfig) -> tuple[ViewWeightNet, dict]:

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from mocap.train.config import VolumetricTrainConfig
+from mocap.train.loop import fit_minibatches, optimizer_step
 from mocap.triangulation.volumetric import (CUBE_M, RESOLUTION, VolumetricNet, cube_coords, frame_checks, pelvis,
                                             soft_argmax, volume_inputs)
 
@@ -80,28 +81,18 @@ def batch_loss(model: VolumetricNet, batch: dict) -> torch.Tensor:
 
 def training_step(model: VolumetricNet, optimizer: torch.optim.Optimizer, batch: dict) -> float:
     """One optimiser step on ``batch``; returns the loss before the step."""
-    optimizer.zero_grad(set_to_none=True)
-    loss = batch_loss(model, batch)
-    loss.backward()
-    optimizer.step()
-    return float(loss.detach())
+    return optimizer_step(model, optimizer, batch, batch_loss)
 
 
 def fit(model: VolumetricNet, data: dict, cfg: VolumetricTrainConfig, report_every: int = 50) -> list[float]:
     """Train ``model`` on ``data`` for ``cfg.steps`` steps -> the loss per step."""
-    rng = np.random.default_rng(cfg.seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.steps)
-    n = len(data["mask"])
-    losses = []
-    for step in range(cfg.steps):
-        idx = torch.from_numpy(rng.choice(n, size=min(cfg.batch, n), replace=False))
-        losses.append(training_step(model, optimizer, {k: data[k][idx] for k in ("volumes", "target", "mask")}))
-        schedule.step()
-        if (step + 1) % report_every == 0:
-            log.info("step %d/%d: loss %.2f mm (mean of the last %d)", step + 1, cfg.steps,
-                     1000 * np.mean(losses[-report_every:]), report_every)
-    return losses
+
+    def take(idx):
+        idx = torch.from_numpy(idx)
+        return {k: data[k][idx] for k in ("volumes", "target", "mask")}
+
+    return fit_minibatches(model, len(data["mask"]), take, batch_loss,
+                           steps=cfg.steps, batch=cfg.batch, lr=cfg.lr, seed=cfg.seed, report_every=report_every)
 
 
 def eval_loss(model: VolumetricNet, data: dict, chunk: int = 64) -> float:
