@@ -64,7 +64,7 @@ def reconstruct(keypoints: Keypoints2D, rig: Rig, config: ProcessConfig | None =
         chunk_frames: run over chunks of this many frames (:mod:`mocap.runtime.chunked`: the same
             result as one pass, memory bounded by the chunk); None: chunks of
             ``DEFAULT_CHUNK_FRAMES`` when the take is longer, else one pass. Settings without a
-            chunked form (``ukf``/``online`` tracking, image identities) run in one pass.
+            chunked form (image identities, learned or volumetric triangulation) run in one pass.
         executor: where the chunks run (:mod:`mocap.runtime.executor`); None: this process.
 
     Returns:
@@ -139,18 +139,20 @@ def check_process_inputs(session: str | os.PathLike, calibration: str | os.PathL
 
 
 def _detect_stage(session, out: Path, rig: Rig, calibration, config: ProcessConfig, progress: bool, executor=None,
-                  chunk_frames: int | None = None):
-    """Detection (resumable per camera in :func:`mocap.detect.detect_session`), recorded as a
-    stage: when its record matches, the keypoints are read back without opening a video decoder."""
+                  chunk_frames: int | None = None, chunk_mode: str = "exact"):
+    """Detection (resumable per camera and chunk in :func:`mocap.detect.detect_session`), recorded
+    as a stage: when its record matches, the keypoints are read back without opening a video
+    decoder. The chunk size is part of the record only in ``warmup`` mode (``exact`` chunks give
+    one pass's result)."""
     from mocap.detect import detect_session, session_videos
-    from mocap.detect.session import settings_fingerprint
+    from mocap.detect.session import session_chunk_settings
     from mocap.detect.video import video_fingerprint
     from mocap.runtime.stages import StageRecord, file_digest
 
     videos = session_videos(session)
     record = StageRecord(out, "detect", {
         "videos": {cam: video_fingerprint(p) for cam, p in videos.items()},
-        "detector": settings_fingerprint(config.detect), "chunk_frames": chunk_frames,
+        "detector": session_chunk_settings(config.detect, chunk_frames, chunk_mode)[0],
         "cross_view": {"calibration": file_digest(calibration), "look_again": config.detect.look_again,
                        "cross_view": config.detect.cross_view, "match": config.match}})
     if record.reusable():
@@ -159,9 +161,9 @@ def _detect_stage(session, out: Path, rig: Rig, calibration, config: ProcessConf
     if executor is not None and executor.name != "local" and len(videos) > 1:
         from mocap.runtime.tasks import detect_cameras
 
-        detect_cameras(executor, session, out / "keypoints2d", config.detect, list(videos), chunk_frames)
+        detect_cameras(executor, session, out / "keypoints2d", config.detect, list(videos), chunk_frames, chunk_mode)
     keypoints = detect_session(session, out / "keypoints2d", config.detect, progress=progress, calibration=rig,
-                               match=config.match, chunk_frames=chunk_frames)
+                               match=config.match, chunk_frames=chunk_frames, chunk_mode=chunk_mode)
     record.done([out / "keypoints2d" / f"{cam}.npz" for cam in videos], time.perf_counter() - t0)
     return keypoints
 
@@ -205,7 +207,8 @@ def _export_stage(out: Path, tracks: Tracks, config: ProcessConfig) -> list[Path
 
 def process_session(session: str | os.PathLike, calibration: str | os.PathLike, out_dir: str | os.PathLike,
                     config: ProcessConfig | None = None, progress: bool = True, executor=None,
-                    chunk_frames: int | None = None, detect_chunk_frames: int | None = None) -> ProcessResult:
+                    chunk_frames: int | None = None, detect_chunk_frames: int | None = None,
+                    detect_chunk_mode: str = "exact") -> ProcessResult:
     """Run every stage on a session folder; each stage resumable.
 
     Writes ``DIR/keypoints2d/<cam>.npz``, ``DIR/tracks.npz``, ``DIR/export/*``, ``DIR/report.md`` +
@@ -229,9 +232,12 @@ def process_session(session: str | os.PathLike, calibration: str | os.PathLike, 
             (:mod:`mocap.runtime.executor`); None: this machine's process pool.
         chunk_frames: reconstruct in chunks of this many frames (same result as one pass);
             None: chunks of :data:`~mocap.runtime.chunked.DEFAULT_CHUNK_FRAMES` for longer takes.
-        detect_chunk_frames: detect videos longer than this in chunks of this many frames (one
-            executor task per camera x chunk, resumable per chunk; :mod:`mocap.runtime.detect_chunks`);
-            None: one pass per camera.
+        detect_chunk_frames: detect videos longer than this in chunks of this many frames, each
+            written as it is done and resumable (:mod:`mocap.runtime.detect_chunks`); None:
+            :data:`~mocap.runtime.detect_chunks.DEFAULT_DETECT_CHUNK_FRAMES`; 0: one pass per camera.
+        detect_chunk_mode: ``exact`` (one task per camera carrying its tracker across chunks: the
+            same detections as one pass) or ``warmup`` (one executor task per camera x chunk, each
+            tracker warmed up on the 30 frames before: more tasks, not equal to one pass at borders).
     """
     from mocap.io.openpose import align_to_rig
     from mocap.record.resample import session_timeline
@@ -244,7 +250,8 @@ def process_session(session: str | os.PathLike, calibration: str | os.PathLike, 
     timings: dict[str, float] = {}
 
     t0 = time.perf_counter()
-    keypoints = _detect_stage(session, out, rig, calibration, config, progress, executor, detect_chunk_frames)
+    keypoints = _detect_stage(session, out, rig, calibration, config, progress, executor, detect_chunk_frames,
+                              detect_chunk_mode)
     timings["detect"] = time.perf_counter() - t0
     log.info("detect: %d frames x %d cameras in %.1f s", keypoints.data.shape[0], keypoints.data.shape[1], timings["detect"])
 

@@ -38,3 +38,40 @@ def test_fx_within_half_percent_of_qualisys(intrinsics, qualisys, cam):
     # -0.08 % (cam01-04): cam01's fx (-0.496 %) and cam03's fy (-0.497 %) leave almost no margin.
     assert abs(fx) < 0.005 and abs(fy) < 0.005, (r.K[0, 0], r.K[1, 1])
     assert r.rms_px < 0.25  # measured 0.19-0.22 px
+
+
+def test_principal_point_offset_is_in_the_images_not_the_solve(intrinsics, qualisys):
+    """The checkerboard principal points sit 17-46 px from Qualisys's (the 1.0-1.6 deg the performers'
+    orientations cannot get below). Is it the solve (too rich a model, too little coverage: the board
+    reached 35-47 % of the image)? The same views re-rendered through Qualisys's own lens (each view's
+    board pose kept, 0.2 px noise) come back within a few px of Qualisys's principal point with no
+    bias, so these views do hold the principal point; the real offsets are 8-20 of the fit's own
+    standard deviations. Model selection by leave-one-view-out error (k1 k2 only, k3, tangential,
+    rational: measured in the report) moves it by at most 4.5 px."""
+    import dataclasses
+
+    import cv2
+    import numpy as np
+
+    board = load_board("checkerboard_4x7_60mm")
+    obj = board.object_points.astype(np.float64)
+    rng = np.random.default_rng(3)
+    for cam in CAMS:
+        det, r = intrinsics[cam]
+        ref = qualisys[cam]
+        poses = [cv2.solvePnP(obj, det.xy[t], r.K, r.dist)[1:] for t in np.flatnonzero(r.used)]
+        syn_off = []
+        for _ in range(5):  # each view's board pose from the real fit, imaged by Qualisys's lens
+            xy = np.full_like(det.xy, np.nan)
+            for t, (rv, tv) in zip(np.flatnonzero(r.used), poses):
+                xy[t] = cv2.projectPoints(obj, rv, tv, ref.K, ref.dist)[0].reshape(-1, 2) + rng.normal(0, 0.2, (len(obj), 2))
+            syn_off.append(calibrate_intrinsics(dataclasses.replace(det, xy=xy), board).K[:2, 2] - ref.K[:2, 2])
+        syn_off = np.mean(syn_off, 0)
+        real_off = r.K[:2, 2] - ref.K[:2, 2]
+        sd = r.sd[2:4]
+        print(f"{cam}: real principal point {np.round(real_off, 1)} px off Qualisys's (sd {np.round(sd, 1)}: "
+              f"{np.round(np.abs(real_off) / sd, 1)} sd); Qualisys's lens through the same views: "
+              f"{np.round(syn_off, 1)} px (mean of 5)")
+        # measured within 1.2 px (10 draws: no bias, spread 1.7-4.5 px as the fit's own sd says)
+        assert np.all(np.abs(syn_off) < 5.0), (cam, syn_off)  # the views hold it
+        assert np.linalg.norm(real_off) > 5 * np.linalg.norm(sd), (cam, real_off, sd)  # the images disagree

@@ -78,8 +78,9 @@ def test_chunked_smoother_equals_one_pass(rng):
 
 
 def test_settings_without_chunked_form_are_refused(scene):
-    with pytest.raises(ValueError, match="track.mode 'ukf' has no chunked form"):
-        reconstruct_chunked(scene.keypoints, scene.rig, override(ProcessConfig(), {"track.mode": "ukf"}), chunk_frames=50)
+    with pytest.raises(ValueError, match="track.identities 'images' has no chunked form"):
+        reconstruct_chunked(scene.keypoints, scene.rig, override(ProcessConfig(), {"track.identities": "images"}),
+                            chunk_frames=50)
     with pytest.raises(ValueError, match="chunk_frames: expected >= 1"):
         reconstruct_chunked(scene.keypoints, scene.rig, chunk_frames=0)
 
@@ -117,7 +118,8 @@ def test_chunk_slots_follow_their_people_across_a_border():
 
 
 def test_detection_in_chunks_matches_one_pass_and_resumes_per_chunk(shared, tmp_path, monkeypatch):
-    """A real video (100 frames) in chunks of 50 with a 30-frame warm-up: the same frames and people
+    """``warmup`` mode: a real video (100 frames) in chunks of 50 with a 30-frame warm-up, one
+    (camera x chunk) task each: the same frames and people
     as one pass, joints within a few pixels (the fresh tracker's ROI differs at the border:
     the difference is measured, see `mocap bench long_take --video`); a chunk already on disk
     is not detected again."""
@@ -132,13 +134,14 @@ def test_detection_in_chunks_matches_one_pass_and_resumes_per_chunk(shared, tmp_
     # the (camera x chunk) tasks of an executor, stopped after the second chunk (as a killed run)
     real_task = dc.detect_chunk_task
     monkeypatch.setattr(dc, "detect_chunk_task", lambda *a: real_task(*a) if a[4] == 50 else "")
-    detect_cameras(LocalExecutor(), take, tmp_path, config, ["cam01"], chunk_frames=50)
+    detect_cameras(LocalExecutor(), take, tmp_path, config, ["cam01"], chunk_frames=50, chunk_mode="warmup")
     monkeypatch.setattr(dc, "detect_chunk_task", real_task)
     assert (tmp_path / "cam01.chunks" / "00000050-00000100.npz").is_file()
     calls = []
     real = dc.detect_range
     monkeypatch.setattr(dc, "detect_range", lambda *a, **k: calls.append(a[3:5]) or real(*a, **k))
-    chunked = detect_session(take, tmp_path, config, cameras=["cam01"], chunk_frames=50).extras["detections"][0]
+    chunked = detect_session(take, tmp_path, config, cameras=["cam01"], chunk_frames=50,
+                             chunk_mode="warmup").extras["detections"][0]
     assert calls == [(0, 50)]                      # the second chunk, from the executor's task, was reused
     assert not (tmp_path / "cam01.chunks").exists()  # merged into cam01.npz, chunk files removed
     one = detect_video(take / "videos/cam01.mp4", make_detector(), camera="cam01")

@@ -43,20 +43,69 @@ def test_ukf_beats_per_frame_triangulation_on_the_synthetic_studio(one_person):
     assert acc[both].mean() <= 0.5 * acc_off[both].mean(), (acc[both].mean(), acc_off[both].mean())
 
 
-@pytest.mark.parametrize("camera", [0, 1, 2, pytest.param(3, marks=pytest.mark.xfail(
-    strict=True, reason="the ray grazes the bone's sphere about the hip at the start and the filter follows the "
-                        "sphere's other side: 250 mm at worst (known limit, see the README)"))])
-def test_a_joint_seen_by_one_camera_for_half_a_second_stays_within_5_cm(one_person, camera):
-    """The right knee hidden from all cameras but one for 15 frames: the per-frame triangulation
-    loses it, the UKF keeps it on that camera's ray at its bone's length from the hip."""
-    scene = one_person
-    j = scene.joint_names.index("right_knee")
+def _one_camera_error(scene, joint, camera, first=60, length=15):
+    """The worst error (m) of ``joint`` hidden from every camera but ``camera`` for ``length``
+    frames, and how many of those frames are reported."""
+    j = scene.joint_names.index(joint)
     data = scene.keypoints.data.copy()
-    data[60:75, [c for c in range(4) if c != camera], :, j] = np.nan
+    data[first:first + length, [c for c in range(4) if c != camera], :, j] = np.nan
     tracks = _run(dataclasses.replace(scene.keypoints, data=data), scene.rig,
                   **{"track.mode": "ukf", "track.max_untriangulated_s": 0.5})
-    err = np.linalg.norm(tracks.positions[60:75, 0, j] - scene.gt_positions[60:75, 0, j], axis=-1)
-    assert np.isfinite(err).sum() >= 10 and np.nanmax(err) < 0.05, err
+    err = np.linalg.norm(tracks.positions[first:first + length, 0, j]
+                         - scene.gt_positions[first:first + length, 0, j], axis=-1)
+    return (np.nanmax(err) if np.isfinite(err).any() else np.inf), int(np.isfinite(err).sum())
+
+
+@pytest.mark.parametrize("camera", [0, 1, 2, 3])
+def test_a_joint_seen_by_one_camera_for_half_a_second_stays_within_5_cm(one_person, camera):
+    """The right knee hidden from all cameras but one for 15 frames: the per-frame triangulation
+    loses it, the UKF keeps it on that camera's ray at its bone's length from the hip and from
+    the triangulated ankle. Camera 3's ray grazes the thigh's sphere about the hip: with the hip
+    alone the filter took the sphere's far side (253 mm); the ankle's bone settles it (24 mm)."""
+    worst, reported = _one_camera_error(one_person, "right_knee", camera)
+    assert reported >= 10 and worst < 0.05, (worst, reported)
+
+
+def test_one_camera_knee_within_5_cm_on_most_seeds():
+    """The same over seeds 2-4 (12 runs, 100 frames): 7 within 5 cm with the hip's bone alone, 9
+    with the side chosen and the ankle's bone (measured; the other 3 err 56-99 mm)."""
+    within = 0
+    for seed in (2, 3, 4):
+        scene = make_scene(SyntheticConfig(num_frames=100, num_people=1, num_cameras=4, seed=seed))
+        for camera in range(4):
+            worst, reported = _one_camera_error(scene, "right_knee", camera)
+            within += reported >= 10 and worst < 0.05
+    assert within >= 9, within
+
+
+def test_the_smoother_does_not_link_across_a_reflected_one_camera_joint():
+    """Where the filter moves a one-camera joint to the other place its ray meets the bone's
+    sphere (a reflection, no Gaussian step from the frame before), the RTS pass leaves the frame
+    before as the forward pass had it instead of pulling it toward the reflected state: linking
+    across the reflection put the right knee 98 mm off on seed 16, camera 1 (150 frames), now 24; one
+    camera for 0.5 s over 8 x 4 x 4 runs: 108 -> 109 within 5 cm, 113 -> 114 on seeds 9-16."""
+    from mocap.track.filter_people import compiled_forward, people_evidence, smoothed, unswapped
+    from mocap.track.people import people_views
+    from mocap.triangulation.people import triangulate_people
+
+    scene = make_scene(SyntheticConfig(num_frames=100, num_people=1, num_cameras=4, seed=16))
+    config, j = ProcessConfig(), scene.joint_names.index("right_knee")
+    data = scene.keypoints.data.copy()
+    data[60:75, [0, 2, 3], :, j] = np.nan
+    kp, rig = dataclasses.replace(scene.keypoints, data=data), scene.rig
+    person = people_views(kp, rig, scene.fps, config.match, config.triangulate, config.link)
+    tri = triangulate_people(rig, person, kp.joint_names, config.triangulate, temporal=True)
+    person = unswapped(rig, person, tri.points, kp.joint_names)
+    ev = people_evidence(person, tri.points, config.track, 0.2, tri.inliers, kp.joint_names)
+    F, Q = constant_velocity(1 / scene.fps, config.track.acceleration_sigma)
+    Qn = np.ascontiguousarray(np.broadcast_to(Q, (ev.start.shape[1], 6, 6)))
+    fwd = compiled_forward(rig, ev, len(kp.joint_names), F, Qn, config.track)
+    flips = np.flatnonzero((fwd.views[1:, j] == 1) & ~fwd.linked[1:, j] & np.isfinite(fwd.xs[:-1, j]).all(-1)) + 1
+    assert len(flips) and (flips >= 60).all() and (flips < 75).all(), flips  # only in the one-camera frames
+    positions, _ = smoothed(fwd, F, Qn, -1)
+    np.testing.assert_allclose(positions[flips - 1, j], fwd.xs[flips - 1, j, :3], atol=1e-12)
+    err = np.linalg.norm(positions[60:75, j] - scene.gt_positions[60:75, 0, j], axis=-1)
+    assert err.max() < 0.05, err.max()
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +179,8 @@ def test_compiled_forward_pass_equals_the_numpy_one(crossing):
     """The forward pass the tracker runs (compiled, people on parallel threads) = the batched
     numpy reference (mocap.track.filter_people.forward_filter) on three crossing performers:
     the same joints alive, restarted and updated by the same cameras, states within 1e-9."""
-    from mocap.track.filter_people import compiled_forward, forward_filter, people_evidence, rig_measure, unswapped
+    from mocap.track.filter_people import (compiled_forward, forward_filter, people_evidence, rig_centres, rig_measure,
+                                           unswapped)
     from mocap.track.people import people_views
     from mocap.triangulation.people import triangulate_people
 
@@ -141,7 +191,7 @@ def test_compiled_forward_pass_equals_the_numpy_one(crossing):
     person = unswapped(rig, person, tri.points, kp.joint_names)
     ev = people_evidence(person, tri.points, config.track, 0.2, tri.inliers, kp.joint_names)
     F, Q = constant_velocity(1 / crossing.fps, config.track.acceleration_sigma)
-    ref = forward_filter(rig_measure(rig), ev, F, Q, config.track)
+    ref = forward_filter(rig_measure(rig), ev, F, Q, config.track, rig_centres(rig))
     N, J = ev.start.shape[1], person.shape[3]
     ours = compiled_forward(rig, ev, J, F, np.ascontiguousarray(np.broadcast_to(Q, (N, 6, 6))), config.track)
     assert (ref.views == 1).any() and (~ref.linked & np.isfinite(ref.xs).all(-1)).any()  # one-view and restarts
@@ -196,3 +246,38 @@ def test_online_bone_lengths_come_from_the_past_only(rng):
     np.testing.assert_array_equal(bone_lengths(later, names, causal=True)[1][:100], live[:100])
     _, whole = bone_lengths(points, names)
     np.testing.assert_allclose(whole[:, 0, 1], np.median(points[:, 0, 1, 0]))
+
+
+def test_a_view_with_left_and_right_exchanged_is_relabelled_in_the_update(one_person):
+    """Camera 0's left/right labels exchanged for 6 frames (the synthetic detector's whole-person
+    swap) after the triangulation's own relabelling: the update scores both labellings of that
+    view and keeps the likelier, so the filter runs as on the unswapped evidence (the same states
+    to rounding) where without the hypothesis it differs; the numpy reference does the same."""
+    from mocap.skeleton.joints import left_right_permutation
+    from mocap.track.filter_people import (compiled_forward, forward_filter, people_evidence, rig_centres, rig_measure,
+                                           unswapped)
+    from mocap.track.people import people_views
+    from mocap.triangulation.people import triangulate_people
+
+    scene, config = one_person, ProcessConfig()
+    kp, rig = scene.keypoints, scene.rig
+    person = people_views(kp, rig, scene.fps, config.match, config.triangulate, config.link)[:90]
+    tri = triangulate_people(rig, person, kp.joint_names, config.triangulate, temporal=True)
+    person = unswapped(rig, person, tri.points, kp.joint_names)
+    clean = people_evidence(person, tri.points, config.track, 0.2, tri.inliers, kp.joint_names)
+    mirror = left_right_permutation(kp.joint_names)
+    arrays = {}
+    for name in ("z", "var", "observed"):
+        a = getattr(clean, name).copy()
+        a[70:76, :, 0] = a[70:76][:, mirror, 0]
+        arrays[name] = a
+    swapped = dataclasses.replace(clean, **arrays)
+    F, Q = constant_velocity(1 / scene.fps, config.track.acceleration_sigma)
+    N, J = clean.start.shape[1], len(mirror)
+    Qn = np.ascontiguousarray(np.broadcast_to(Q, (N, 6, 6)))
+    run = lambda ev: compiled_forward(rig, ev, J, F, Qn, config.track).xs  # noqa: E731
+    np.testing.assert_allclose(run(swapped), run(clean), rtol=0, atol=1e-9)
+    blind = run(dataclasses.replace(swapped, mirror=None)) - run(dataclasses.replace(clean, mirror=None))
+    assert np.nanmax(np.abs(blind[70:76, :, :3])) > 0.005
+    ref = forward_filter(rig_measure(rig), swapped, F, Q, config.track, rig_centres(rig))
+    np.testing.assert_allclose(ref.xs, run(swapped), rtol=0, atol=1e-9)

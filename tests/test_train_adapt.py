@@ -73,3 +73,49 @@ def test_bad_settings_and_inputs_are_one_clear_line(tmp_path, take):
     rc = main(["train", "algebraic", "--out", str(tmp_path / "w.pt"), "--session", str(tmp_path / "nope"),
                "--calibration", str(CALIBRATION)])
     assert rc != 0
+
+
+@pytest.fixture(scope="module")
+def small(take):
+    """Consistency samples of the take's first 20 frames and the bones."""
+    from mocap.evaluate import BONES
+    from mocap.train.adapt import session_samples
+    from mocap.triangulation.people import TriangulateConfig
+
+    rig, people, names = take
+    bones = [(names.index(a), names.index(b)) for a, b in BONES if a in names and b in names]
+    return session_samples(rig, people[:20], names, AdaptConfig(), TriangulateConfig()), bones
+
+
+def test_last_layer_adaptation_moves_only_the_output_layer(small):
+    from mocap.train.adapt import fit_session
+
+    samples, bones = small
+    shipped = learned.load_weights()
+    model = copy.deepcopy(shipped)
+    with learned.one_torch_thread():
+        fit_session(model, samples, bones, AdaptConfig(steps=3, lr=1e-2, trainable="last"))
+    changed = {k for k, v in model.state_dict().items() if not torch.equal(v, shipped.state_dict()[k])}
+    assert changed == {f"body.{len(model.body) - 1}.weight"}
+
+
+def test_early_stopping_never_ends_worse_than_the_start_on_its_validation_frames(small):
+    from mocap.train.adapt import consistency_losses, fit_session
+
+    samples, bones = small
+    cfg = AdaptConfig(steps=4, lr=0.5)  # a destructive learning rate: the objective gets worse (212 -> ~297)
+
+    def objective(model):
+        with torch.no_grad():
+            reproj, cv2 = consistency_losses(model, samples, bones, cfg)
+        return float(reproj + cfg.bone_weight * cv2)
+
+    start = learned.load_weights()
+    before, runs = objective(start), {}
+    for name, validation in (("without", None), ("with", samples)):
+        model = copy.deepcopy(start)
+        with learned.one_torch_thread():
+            _, kept = fit_session(model, samples, bones, cfg, validation)
+        runs[name] = (objective(model), kept)
+    assert runs["without"][0] > before + 1.0 and runs["without"][1] == cfg.steps  # worse, every step kept
+    assert runs["with"][0] <= before + 1e-9 and runs["with"][1] < cfg.steps  # back to the best step

@@ -1,4 +1,5 @@
-"""Volumetric triangulation: training behaviour, fallbacks to robust, no NaN where robust had a point."""
+"""Volumetric triangulation: training behaviour, the linearised projection, held-out accuracy against
+robust, fallbacks to robust, no NaN where robust had a point."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ torch = pytest.importorskip("torch")
 
 from mocap.train.config import VolumetricTrainConfig  # noqa: E402
 from mocap.train.data import TRAIN_SEED_BASE, Scenario, scenario_person  # noqa: E402
-from mocap.train.volumetric import batch_loss, fit, training_step, volume_set  # noqa: E402
+from mocap.train.volumetric import BATCH_KEYS, batch_loss, fit, training_step, volume_set  # noqa: E402
 from mocap.triangulation.dlt import Triangulation  # noqa: E402
 from mocap.triangulation.people import TriangulateConfig, triangulate_people  # noqa: E402
-from mocap.triangulation.volumetric import SHIPPED_WEIGHTS, VolumetricNet, load_weights  # noqa: E402
+from mocap.triangulation.volumetric import (FINE_M, SHIPPED_WEIGHTS, VolumetricNet, cube_coords,  # noqa: E402
+                                            joint_views, load_weights)
 
 SCENE = Scenario(cameras=5, noise_px=3.0, outlier_rate=0.1, swap_rate=0.0, frames=8, seed=TRAIN_SEED_BASE + 777,
                  other_clip="01_01")
@@ -36,17 +38,18 @@ def capture():
 
 def _model(seed=0):
     torch.manual_seed(seed)
-    return VolumetricNet(25, 8)
+    return VolumetricNet(8)
 
 
 def test_a_training_step_reduces_the_loss_on_a_fixed_batch(data):
+    batch = {k: data[k][:64] for k in BATCH_KEYS}
     model = _model()
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    first = training_step(model, opt, data)
+    first = training_step(model, opt, batch)
     for _ in range(4):
-        training_step(model, opt, data)
+        training_step(model, opt, batch)
     with torch.no_grad():
-        after = float(batch_loss(model, data))
+        after = float(batch_loss(model, batch))
     assert after < 0.9 * first
 
 
@@ -71,6 +74,47 @@ def test_the_same_seed_gives_the_same_weights(data):
 def test_shipped_weights_load_small():
     assert SHIPPED_WEIGHTS.stat().st_size < 10 * 2**20
     assert isinstance(load_weights(), VolumetricNet)
+
+
+def test_the_linearised_projection_matches_the_camera_model_near_the_centre(capture):
+    from mocap.geometry.camera import project_rig
+
+    scene, person, robust = capture
+    centres = robust.points[:4].reshape(-1, 3)
+    ok = np.isfinite(centres).all(-1)
+    centres = centres[ok]
+    xy = np.zeros((len(centres), len(scene.rig), 2))
+    views = joint_views(scene.rig, xy, np.ones(xy.shape[:2]), centres, np.full((len(centres), 2, 3), np.nan))
+    offs = cube_coords()
+    near = offs[np.linalg.norm(offs, axis=-1) < FINE_M / 4]
+    lin = views.residual[:, :, None] + np.einsum("ncij,vj->ncvi", views.jacobian, near)  # (N, C, V, 2)
+    exact = np.moveaxis(project_rig(scene.rig, centres[:, None] + near), 2, 1)  # (N, C, V, 2)
+    assert np.abs(lin - exact).max() < 0.5  # px, within 6 cm of the centre
+    assert np.all(views.anchors == 1000.0)  # no anchor: far away
+
+
+def test_the_quadratic_form_gives_the_squared_reprojection_distances(data):
+    from mocap.triangulation.volumetric import squared_distances
+
+    views = {k: data[k][:16] for k in ("residual", "jacobian", "voxel_px")}
+    coords = torch.from_numpy(cube_coords().astype(np.float32))
+    direct = views["residual"][:, :, None] + torch.einsum("bcij,vj->bcvi", views["jacobian"], coords)
+    direct = (direct ** 2).sum(-1) / views["voxel_px"][..., None] ** 2
+    fast = squared_distances(views, coords)
+    assert torch.allclose(fast, direct, rtol=1e-3, atol=0.05)  # voxels²; float32 cancellation
+
+
+def test_the_shipped_weights_beat_robust_on_a_held_out_heavy_scene():
+    from mocap.bench.triangulate import heavy_scenario
+
+    scene, person, gt = heavy_scenario(4, 30, seed=1)
+    cfg = TriangulateConfig()
+    robust = triangulate_people(scene.rig, person, scene.joint_names, cfg).points
+    vol = triangulate_people(scene.rig, person, scene.joint_names, replace(cfg, method="volumetric")).points
+    common = np.isfinite(gt).all(-1) & np.isfinite(robust).all(-1)
+    assert np.isfinite(vol[common]).all()
+    e_r, e_v = (np.linalg.norm(p - gt, axis=-1)[common].mean() for p in (robust, vol))
+    assert e_v < 0.9 * e_r, (e_v, e_r)
 
 
 def _volumetric(scene, person, robust):
@@ -129,3 +173,16 @@ def test_the_volumetric_mode_runs_through_triangulate_people(capture):
     assert out.points.shape == robust.points.shape
     had = np.isfinite(robust.points).all(-1)
     assert np.isfinite(out.points[had]).all()
+
+
+def test_refined_points_stay_within_max_move_of_the_algebraic_points(capture):
+    from mocap.triangulation.volumetric import MAX_MOVE_M
+
+    scene, person, robust = capture
+    cfg = TriangulateConfig()
+    learned = triangulate_people(scene.rig, person, scene.joint_names, replace(cfg, method="learned")).points
+    vol = triangulate_people(scene.rig, person, scene.joint_names, replace(cfg, method="volumetric")).points
+    had = np.isfinite(robust.points).all(-1)
+    move = np.linalg.norm(vol - learned, axis=-1)[had]
+    assert np.all(move <= MAX_MOVE_M + 1e-9)
+    assert np.mean(move > 1e-4) > 0.5  # most points are refined, not copied

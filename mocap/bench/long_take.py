@@ -14,14 +14,19 @@ are printed.
 With ``--video``, the take is real video instead: the 4-camera demo take's videos looped to
 each duration (every ``--stride``-th frame, the frame rate divided by the stride, so a minute
 stays a minute with fewer frames to detect; the first ``--cameras`` cameras) into a temporary
-folder, never into the repository. Each duration runs the whole ``mocap process`` (detection
-in chunks of ``--detect-chunk-frames`` on one process, reconstruction, export) in a fresh
-process that prints its peak RSS.
+folder (``--work``: a kept one), never into the repository; at stride 1 the compressed frames
+are copied (PyAV), not re-encoded. Each duration runs the whole ``mocap process`` (detection in
+chunks of ``--detect-chunk-frames``, ``--detect-chunk-mode``, on ``--workers`` processes;
+reconstruction; export) in a fresh process whose process tree's RSS is sampled every
+``--sample-seconds`` (printed at each minute mark of the take's detection and at each stage
+change; peak per stage). At ``--check-minutes`` the take is also detected and reconstructed in
+one pass and compared with the chunked run (detections identical? joints, IDs).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import pickle
 import subprocess
 import sys
@@ -33,7 +38,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--minutes", default="1,2,5,10", help="take durations, minutes (default 1,2,5,10)")
     parser.add_argument("--cameras", type=int, default=8, help="cameras (default 8)")
     parser.add_argument("--people", type=int, default=2, help="performers (default 2)")
-    parser.add_argument("--chunk-frames", type=int, default=1800, help="frames per chunk (default 1800)")
+    parser.add_argument("--chunk-frames", type=int, default=1800,
+                        help="frames per reconstruction chunk (default 1800)")
     parser.add_argument("--check-minutes", type=float, default=1.0,
                         help="compare chunked with one pass on this many minutes (0: skip; default 1)")
     parser.add_argument("--ray", default="", help="Ray CPU counts to run the longest take with, e.g. 1,2")
@@ -42,10 +48,18 @@ def add_arguments(parser) -> None:
                         help="a real-video take instead: the demo videos looped to each duration (mocap process)")
     parser.add_argument("--export", action="store_true",
                         help="peak RSS of export (BVH + FBX) instead, on the synthetic take's true joints")
+    parser.add_argument("--rig", default="canonical",
+                        help="with --export: target rigs, comma-separated, or all (default canonical)")
     parser.add_argument("--stride", type=int, default=1,
                         help="with --video: keep every N-th frame of the loop (frame rate / N; default 1)")
     parser.add_argument("--detect-chunk-frames", type=int, default=600,
                         help="with --video: detect in chunks of this many frames (default 600)")
+    parser.add_argument("--detect-chunk-mode", default="exact", choices=["exact", "warmup"],
+                        help="with --video: exact (tracker carried across chunks, default) or warmup")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="with --video: cameras detected in parallel processes (default 1)")
+    parser.add_argument("--sample-seconds", type=float, default=5.0,
+                        help="with --video: sample the run's memory this often (default 5 s)")
 
 
 def generate(folder: str, minutes: float, cameras: int, people: int, seed: int = 0) -> None:
@@ -173,11 +187,11 @@ def _run_ray(args, folder: Path, minutes, results: dict) -> None:
 
 def loop_videos(session: Path, folder: Path, minutes: float, stride: int, cameras: int) -> int:
     """The first ``cameras`` videos of ``session`` looped to ``minutes`` (every ``stride``-th frame,
-    frame rate / stride) into ``folder/videos/<cam>.mp4``. Returns the frames per camera."""
-    import cv2
-
+    frame rate / stride) into ``folder/videos/<cam>.mp4``. Returns the frames per camera. At
+    stride 1 with PyAV the compressed frames are copied (:func:`loop_packets`: the same pixels,
+    no re-encoding); otherwise one period of the strided loop is encoded with OpenCV and copied."""
     from mocap.detect.session import session_videos
-    from mocap.detect.video import read_frames, video_info
+    from mocap.detect.video import video_info
 
     folder.joinpath("videos").mkdir(parents=True, exist_ok=True)
     count = 0
@@ -185,68 +199,254 @@ def loop_videos(session: Path, folder: Path, minutes: float, stride: int, camera
         info = video_info(src)
         fps = (info.fps or 30.0) / stride
         count = int(round(minutes * 60 * fps))
-        writer = cv2.VideoWriter(str(folder / "videos" / f"{cam}.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), fps, info.size)
-        written, i = 0, 0
-        while written < count:
-            for _, frame in read_frames(src):
-                if i % stride == 0 and written < count:
-                    writer.write(frame)
-                    written += 1
-                i += 1
-        writer.release()
+        dst = folder / "videos" / f"{cam}.mp4"
+        if dst.is_file() and video_info(dst).frame_count == count:
+            continue  # made by an earlier run (--work)
+        if stride == 1 and loop_packets(src, dst, count):
+            continue
+        # one period of the strided loop (lcm(frames, stride) / stride frames) encoded once, then repeated
+        period = math.lcm(max(info.frame_count, 1), stride) // stride
+        once = dst.with_name(f".{cam}.period.mp4")
+        encode_strided(src, once if period < count else dst, min(period, count), stride, fps, info.size)
+        if period < count and not loop_packets(once, dst, count):
+            encode_strided(src, dst, count, stride, fps, info.size)
+        once.unlink(missing_ok=True)
     return count
 
 
-def measure_video(session: str, calibration: str, out: str, detect_chunk: int) -> None:
-    """``mocap process`` of a looped take on one process; print one JSON line (time, peak RSS)."""
+def encode_strided(src: Path, dst: Path, count: int, stride: int, fps: float, size) -> None:
+    """Every ``stride``-th frame of ``src`` looped, ``count`` frames, re-encoded (mp4v) into ``dst``."""
+    import cv2
+
+    from mocap.detect.video import read_frames
+
+    writer = cv2.VideoWriter(str(dst), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    written, i = 0, 0
+    while written < count:
+        for _, frame in read_frames(src):
+            if i % stride == 0 and written < count:
+                writer.write(frame)
+                written += 1
+            i += 1
+    writer.release()
+
+
+def loop_packets(src: Path, dst: Path, count: int) -> bool:
+    """``src``'s compressed frames repeated (timestamps shifted) into ``dst`` up to ``count`` frames;
+    False when PyAV is not installed."""
+    try:
+        import av
+    except ImportError:
+        return False
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        stream = out.add_stream_from_template(inp.streams.video[0])
+        packets = [p for p in inp.demux(inp.streams.video[0]) if p.dts is not None]
+        span = max(p.pts + p.duration for p in packets) - min(p.pts for p in packets)
+        for k in range(count):
+            p = packets[k % len(packets)]
+            q = av.Packet(bytes(p))
+            shift = (k // len(packets)) * span
+            q.pts, q.dts, q.duration, q.is_keyframe, q.time_base = p.pts + shift, p.dts + shift, p.duration, p.is_keyframe, p.time_base
+            q.stream = stream
+            out.mux(q)
+    return True
+
+
+def measure_video(session: str, calibration: str, out: str, detect_chunk: int, workers: int = 1,
+                  detect_mode: str = "exact", chunk_frames: int | None = None) -> None:
+    """``mocap process`` of a looped take (detection on ``workers`` processes); print one JSON line
+    (time, this process's peak RSS)."""
     import time
 
     from mocap.config import ProcessConfig, override
     from mocap.pipeline import process_session
 
-    config = override(ProcessConfig(), {"detect.workers": 1})
+    config = override(ProcessConfig(), {"detect.workers": workers})
     t0 = time.perf_counter()
-    result = process_session(session, calibration, out, config, progress=False, detect_chunk_frames=detect_chunk)
+    result = process_session(session, calibration, out, config, progress=False, detect_chunk_frames=detect_chunk,
+                             detect_chunk_mode=detect_mode, chunk_frames=chunk_frames)
     out = {"seconds": time.perf_counter() - t0, "timings": dict(result.timings_s),
            "peak_rss_mb": peak_rss_mb()}
     print(json.dumps(out))
 
 
+def tree_memory_mb(pid: int) -> tuple[float, float]:
+    """``(VmRSS summed over pid and its descendants, the largest VmHWM among them)``, MB."""
+    import os
+
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                parents[int(entry)] = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    tree, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo += [c for c, pp in parents.items() if pp == p]
+    rss = hwm = 0.0
+    for p in tree:
+        try:
+            fields = dict(line.split(":", 1) for line in Path(f"/proc/{p}/status").read_text().splitlines() if ":" in line)
+        except OSError:
+            continue
+        rss += int(fields.get("VmRSS", "0 kB").split()[0]) / 1024
+        hwm = max(hwm, int(fields.get("VmHWM", "0 kB").split()[0]) / 1024)
+    return rss, hwm
+
+
+def take_progress(out: Path, cameras: list, frames: int) -> tuple[str, float]:
+    """``(stage now running, fraction of the take's frames detected)`` from the files in ``out``."""
+    done = 0
+    for cam in cameras:
+        if (out / "keypoints2d" / f"{cam}.npz").is_file():
+            done += frames
+            continue
+        for p in (out / "keypoints2d" / f"{cam}.chunks").glob("[0-9]*-[0-9]*.npz"):  # not a file being written
+            lo, hi = (int(v) for v in p.stem.split("-"))
+            done += hi - lo
+    stage = next((s for s in ("detect", "reconstruct", "export") if not (out / "stages" / f"{s}.yaml").is_file()), "report")
+    return stage, min(1.0, done / max(1, frames * len(cameras)))
+
+
+def traced_child(code: str, out: Path, cameras: list, frames: int, minutes: float, every_s: float) -> dict:
+    """Run ``code`` in a fresh process, sampling its process tree's memory every ``every_s`` seconds
+    (printing a line at each minute mark of the take's detection and at each stage change)."""
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    trace, marks, last_stage, t0 = [], set(), None, time.perf_counter()
+    print(f"  {'t s':>7} {'stage':>11} {'take min':>8} {'RSS MB':>8} {'max HWM MB':>10}")
+    while proc.poll() is None:
+        rss, hwm = tree_memory_mb(proc.pid)
+        stage, frac = take_progress(out, cameras, frames)
+        row = {"t": round(time.perf_counter() - t0, 1), "stage": stage, "take_minutes": round(frac * minutes, 3),
+               "rss_mb": round(rss, 1), "hwm_mb": round(hwm, 1)}
+        trace.append(row)
+        mark = int(frac * minutes + 1e-9) if stage == "detect" else None
+        if stage != last_stage or (mark and mark not in marks):
+            marks.add(mark)
+            last_stage = stage
+            print(f"  {row['t']:7.1f} {stage:>11} {row['take_minutes']:8.2f} {rss:8.1f} {hwm:10.1f}", flush=True)
+        time.sleep(every_s)
+    stdout, stderr = proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench child failed: {stderr[-2000:]}")
+    return {**json.loads(stdout.strip().splitlines()[-1]), "trace": trace}
+
+
 def run_video(args) -> dict:
     from mocap.bench.process import demo_take
+    from mocap.detect.session import session_videos
 
     session, calibration = demo_take()
     minutes = [float(m) for m in args.minutes.split(",") if m]
     if args.stride < 1 or args.detect_chunk_frames < 1:
         raise ValueError("--stride and --detect-chunk-frames: expected >= 1")
     results = []
-    print(f"{'minutes':>8} {'frames/cam':>10} {'cameras':>7} {'seconds':>8} {'detect s':>8} {'peak RSS MB':>12}")
-    with tempfile.TemporaryDirectory(prefix="mocap-long-video-") as tmp:
-        for m in minutes:
-            take = Path(tmp) / f"take_{m:g}min"
-            frames = loop_videos(session, take, m, args.stride, args.cameras)
-            r = _child(f"from mocap.bench.long_take import measure_video; measure_video({str(take)!r}, "
-                       f"{str(calibration)!r}, {str(take / 'out')!r}, {args.detect_chunk_frames})")
-            cams = len(list((take / "videos").iterdir()))
-            results.append({"minutes": m, "frames_per_camera": frames, "cameras": cams, **r})
-            print(f"{m:8g} {frames:10d} {cams:7d} {r['seconds']:8.1f} {r['timings']['detect']:8.1f} {r['peak_rss_mb']:12.1f}")
-    rss = [r["peak_rss_mb"] for r in results]
-    print(f"peak RSS from {minutes[0]:g} to {minutes[-1]:g} min (stride {args.stride}): {rss[0]:.1f} -> {rss[-1]:.1f} MB "
-          f"({100 * (rss[-1] / rss[0] - 1):+.1f} %)")
+    tmp = None if args.work else tempfile.TemporaryDirectory(prefix="mocap-long-video-")
+    root = Path(args.work or tmp.name)
+    for m in minutes:
+        take = root / f"take_{m:g}min_{args.cameras}cam_s{args.stride}"
+        frames = loop_videos(session, take, m, args.stride, args.cameras)
+        cams = list(session_videos(take))
+        print(f"{m:g} min: {frames} frames x {len(cams)} cameras (stride {args.stride}), detection on "
+              f"{args.workers} process(es), chunks of {args.detect_chunk_frames} ({args.detect_chunk_mode})")
+        out = take / f"out_{args.detect_chunk_mode}"
+        code = (f"from mocap.bench.long_take import measure_video; measure_video({str(take)!r}, {str(calibration)!r}, "
+                f"{str(out)!r}, {args.detect_chunk_frames}, {args.workers}, {args.detect_chunk_mode!r}, {args.chunk_frames})")
+        r = traced_child(code, out, cams, frames, m, args.sample_seconds)
+        results.append({"minutes": m, "frames_per_camera": frames, "cameras": len(cams), **r})
+        print_video_result(results[-1])
+        if abs(m - args.check_minutes) < 1e-9:
+            results[-1]["check"] = check_video(take, calibration, out, args)
+    rss = [max(row["rss_mb"] for row in r["trace"]) if r["trace"] else r["peak_rss_mb"] for r in results]
+    print(f"peak RSS (process tree) from {minutes[0]:g} to {minutes[-1]:g} min (stride {args.stride}): "
+          f"{rss[0]:.1f} -> {rss[-1]:.1f} MB ({100 * (rss[-1] / rss[0] - 1):+.1f} %)")
+    if tmp is not None:
+        tmp.cleanup()
     return {"video": results}
 
 
-def measure_export(path: str, frames: int, out: str, formats: str = "bvh,fbx") -> None:
-    """Export the first ``frames`` of the tracks in ``path``; print one JSON line (time, peak RSS)."""
+def check_video(take: Path, calibration: Path, out: Path, args) -> dict:
+    """Chunked detection + chunked reconstruction (the run in ``out``) vs one pass of both, in a
+    fresh process; prints and returns the comparison."""
+    r = _child(f"from mocap.bench.long_take import one_pass_video; one_pass_video({str(take)!r}, {str(calibration)!r}, "
+               f"{str(out)!r}, {args.workers}, {args.chunk_frames})")
+    print(f"  chunked vs one pass ({r['frames']} frames; detection one pass {r['detect_s']:.1f} s): detections "
+          f"identical {r['same_detections']}; joints max difference {r['max_joint_diff_m']:.2e} m, same missing "
+          f"joints {r['same_missing']}, same IDs {r['same_ids']} (reconstruction in {r['chunks']} chunks)")
+    return r
+
+
+def one_pass_video(take: str, calibration: str, out: str, workers: int = 1, chunk_frames: int = 1800) -> None:
+    """Detect ``take`` in one pass per camera and reconstruct it in one pass; compare with the chunked
+    run in ``out``; print one JSON line."""
     import time
 
-    from mocap.export import export_tracks
-    from mocap.io.tracks import load_tracks
+    import numpy as np
 
-    tracks = first_frames(load_tracks(path), frames)
+    from mocap.calibration.io import load_calibration
+    from mocap.config import ProcessConfig, override
+    from mocap.detect import detect_session
+    from mocap.detect.pipeline import load_camera_detections
+    from mocap.io.openpose import align_to_rig
+    from mocap.io.tracks import load_tracks
+    from mocap.pipeline import reconstruct
+    from mocap.record.resample import session_timeline
+
+    config = override(ProcessConfig(), {"detect.workers": workers})
+    rig, folder = load_calibration(calibration), Path(out).parent / "one_pass"
     t0 = time.perf_counter()
-    export_tracks(tracks, out, formats)
-    print(json.dumps({"frames": frames, "seconds": time.perf_counter() - t0,
+    kp = detect_session(take, folder, config.detect, calibration=rig, match=config.match, chunk_frames=0)
+    detect_s = time.perf_counter() - t0
+    same = True
+    for det in kp.extras["detections"]:
+        chunked = load_camera_detections(Path(out) / "keypoints2d" / f"{det.camera}.npz")
+        same &= all(np.array_equal(getattr(det, k), getattr(chunked, k), equal_nan=True)
+                    for k in ("keypoints", "scores", "rois", "appearance", "frame_indices"))
+    kp = session_timeline(align_to_rig(kp, rig), take)
+    one = reconstruct(kp, rig, config, chunk_frames=kp.data.shape[0] + 1)
+    tracks = load_tracks(Path(out) / "tracks.npz")
+    a, b = one.positions, tracks.positions
+    same_shape = a.shape == b.shape
+    print(json.dumps({"frames": int(kp.data.shape[0]), "detect_s": detect_s, "same_detections": bool(same),
+                      "max_joint_diff_m": float(np.nanmax(np.abs(a - b))) if same_shape else float("inf"),
+                      "same_missing": bool(same_shape and (np.isfinite(a) == np.isfinite(b)).all()),
+                      "same_ids": list(map(int, one.track_ids)) == list(map(int, tracks.track_ids)),
+                      "chunks": -(-int(kp.data.shape[0]) // chunk_frames)}))
+
+
+def print_video_result(r: dict) -> None:
+    """The run's time per stage, and its process tree's peak RSS per stage and at each minute mark."""
+    print(f"  wall {r['seconds']:.1f} s (" + ", ".join(f"{k} {v:.1f} s" for k, v in r["timings"].items())
+          + f"); main process VmHWM {r['peak_rss_mb']:.1f} MB")
+    for stage in ("detect", "reconstruct", "export", "report"):
+        rows = [row for row in r["trace"] if row["stage"] == stage]
+        if rows:
+            print(f"  {stage:>11}: peak sampled RSS {max(x['rss_mb'] for x in rows):.1f} MB over {len(rows)} samples")
+    marks = []
+    for k in range(1, int(r["minutes"] + 1e-9) + 1):
+        rows = [row for row in r["trace"] if row["stage"] == "detect" and k - 1 < row["take_minutes"] <= k]
+        if rows:
+            marks.append(f"{k} min {max(x['rss_mb'] for x in rows):.1f}")
+    if marks:
+        print("  detection RSS peak per minute of the take: " + ", ".join(marks) + " MB")
+
+
+def measure_export(path: str, frames: int, out: str, formats: str = "bvh,fbx", rig: str = "canonical") -> None:
+    """Export the tracks in ``path`` (``frames`` of them) as ``mocap export`` does: BVH and FBX read,
+    solved and written a chunk of frames at a time (:func:`mocap.export.export_file`); print one
+    JSON line (time, peak RSS)."""
+    import time
+
+    from mocap.export import export_file
+
+    t0 = time.perf_counter()
+    export_file(path, out, formats, rig=rig)
+    print(json.dumps({"frames": frames, "rig": rig, "seconds": time.perf_counter() - t0,
                       "peak_rss_mb": peak_rss_mb()}))
 
 
@@ -273,15 +473,23 @@ def run_export(args) -> dict:
         T, P = scene.gt_positions.shape[:2]
         tracks = Tracks(scene.gt_positions, tuple(scene.joint_names), np.arange(1, P + 1), 30.0, np.arange(T))
         del scene
-        print(f"{'minutes':>8} {'frames':>7} {'seconds':>8} {'peak RSS MB':>12}")
+        from mocap._checks import check_choice
+        from mocap.export.rigs import RIGS
+
+        rigs = list(RIGS) if args.rig == "all" else [r.strip() for r in args.rig.split(",") if r.strip()]
+        for rig in rigs:
+            check_choice(rig, RIGS, "--rig")
+        print(f"{'minutes':>8} {'frames':>7} {'rig':>10} {'seconds':>8} {'peak RSS MB':>12}")
         for m in minutes:
             frames = int(round(m * 1800))
-            path = save_tracks(first_frames(tracks, frames), Path(tmp) / f"tracks_{m:g}min.npz")  # the take, loaded too
-            r = _child(f"from mocap.bench.long_take import measure_export; measure_export("
-                       f"{str(path)!r}, {frames}, {str(Path(tmp) / f'out{m:g}')!r})")
-            results.append({"minutes": m, **r})
-            print(f"{m:8g} {frames:7d} {r['seconds']:8.1f} {r['peak_rss_mb']:12.1f}")
-    rss = [r["peak_rss_mb"] for r in results]
-    print(f"export peak RSS from {minutes[0]:g} to {minutes[-1]:g} min: {rss[0]:.1f} -> {rss[-1]:.1f} MB "
-          f"({100 * (rss[-1] / rss[0] - 1):+.1f} %)")
+            path = save_tracks(first_frames(tracks, frames), Path(tmp) / f"tracks_{m:g}min.npz")  # read by the child
+            for rig in rigs:
+                r = _child(f"from mocap.bench.long_take import measure_export; measure_export("
+                           f"{str(path)!r}, {frames}, {str(Path(tmp) / f'out{m:g}_{rig}')!r}, rig={rig!r})")
+                results.append({"minutes": m, **r})
+                print(f"{m:8g} {frames:7d} {rig:>10} {r['seconds']:8.1f} {r['peak_rss_mb']:12.1f}")
+    for rig in rigs:
+        rss = [r["peak_rss_mb"] for r in results if r["rig"] == rig]
+        print(f"export ({rig}) peak RSS from {minutes[0]:g} to {minutes[-1]:g} min: {rss[0]:.1f} -> {rss[-1]:.1f} MB "
+              f"({100 * (rss[-1] / rss[0] - 1):+.1f} %; largest {100 * (max(rss) / min(rss) - 1):.1f} % over the smallest)")
     return {"export": results}

@@ -14,14 +14,17 @@ the shipped weights (:mod:`mocap.triangulation.learned`); the table is held out 
 (:mod:`mocap.train.data`: other CMU clips, rigs, noise levels and outlier rates; seeds below
 ``TRAIN_SEED_BASE``), and gives its MPJPE against ours (robust) and the time per person-frame.
 
-``volumetric`` (when torch is installed, unless ``--no-volumetric``): robust first, then the
-volumetric triangulation with the shipped weights (:mod:`mocap.triangulation.volumetric`), on its
-own held-out table under heavy occlusion and outliers (:data:`HEAVY`: three performers, person 0
-measured), 4 and 8 cameras: MPJPE against ours and ms per person-frame.
+``volumetric`` (when torch is installed, unless ``--no-volumetric``): robust, then learned
+algebraic, then the volumetric per-joint refinement with the shipped weights
+(:mod:`mocap.triangulation.volumetric`), on its own held-out table under heavy occlusion and
+outliers (:data:`HEAVY`: three performers, person 0 measured), 4 and 8 cameras: MPJPE of learned
+and volumetric against ours and ms per person-frame.
 
 Also the real 4-camera Pose2Sim balancing trial with its Qualisys calibration: median
 reprojection error per camera and the coefficient of variation of bone lengths, ours against
-Pose2Sim's own TRC.
+Pose2Sim's own TRC; with torch, robust, learned and volumetric (:data:`REAL_METHODS`) each with
+every camera left out in turn (held-out-view reprojection) and their bone-length CV, on the
+balancing trial and on both performers of the two-person take.
 """
 
 from __future__ import annotations
@@ -43,6 +46,9 @@ log = logging.getLogger(__name__)
 #: Bones whose length should not change over a capture (canonical joint names).
 
 POSE2SIM_TRIAL = "sessions/pose2sim_demo/S00_P00_SingleParticipant/S00_P00_T01_BalancingTrial"
+
+#: Triangulation methods of the real-take tables (robust first: the others are measured against it).
+REAL_METHODS = ("robust", "learned", "volumetric")
 
 
 def add_arguments(parser) -> None:
@@ -258,31 +264,36 @@ def heavy_scenario(C: int, frames: int, seed: int):
 
 
 def run_volumetric(C: int, frames: int, seed: int, rounds: int = 3) -> dict:
-    """Volumetric against ours (robust) on :func:`heavy_scenario`: MPJPE on the joints both
-    triangulated, and ms per person-frame (best of ``rounds``, interleaved)."""
+    """Volumetric and learned algebraic against ours (robust) on :func:`heavy_scenario`: MPJPE on
+    the joints all triangulated, and ms per person-frame (best of ``rounds``, interleaved)."""
     from mocap.triangulation.people import triangulate_people
 
     scene, person, gt = heavy_scenario(C, frames, seed)
     logging.getLogger("mocap.triangulation.volumetric").setLevel(logging.WARNING)
-    cfgs = {"ours": TriangulateConfig(), "volumetric": TriangulateConfig(method="volumetric")}
+    logging.getLogger("mocap.triangulation.learned").setLevel(logging.WARNING)
+    cfgs = {"ours": TriangulateConfig(), "learned": TriangulateConfig(method="learned"),
+            "volumetric": TriangulateConfig(method="volumetric")}
     fns = {k: (lambda c=c: triangulate_people(scene.rig, person, scene.joint_names, c).points) for k, c in cfgs.items()}
     out, best = _timed_interleaved(fns, rounds)
-    common = np.isfinite(gt).all(-1) & np.isfinite(out["ours"]).all(-1) & np.isfinite(out["volumetric"]).all(-1)
+    common = np.isfinite(gt).all(-1) & np.all([np.isfinite(p).all(-1) for p in out.values()], axis=0)
     row = {"cameras": C, **HEAVY, "frames": frames}
     for k in fns:
         row[k] = {"mpjpe_mm": float(1000 * np.linalg.norm(out[k] - gt, axis=-1)[common].mean()),
                   "ms_per_person_frame": 1000 * best[k] / frames}
     row["volumetric_vs_ours"] = row["volumetric"]["mpjpe_mm"] / row["ours"]["mpjpe_mm"]
+    row["learned_vs_ours"] = row["learned"]["mpjpe_mm"] / row["ours"]["mpjpe_mm"]
     return row
 
 
 def _print_volumetric(rows) -> None:
-    print(f"\nvolumetric vs ours (robust), heavy occlusion and outliers ({HEAVY}), held out from its "
-          "training; ms per person-frame (robust included; best of 3)")
-    print(f"{'C':>2} | {'ours mm':>8} {'volumetric mm':>13} {'ratio':>6} | {'ours ms':>8} {'volumetric ms':>13}")
+    print(f"\nvolumetric and learned vs ours (robust), heavy occlusion and outliers ({HEAVY}), held out from "
+          "their training; ms per person-frame (earlier stages included; best of 3)")
+    print(f"{'C':>2} | {'ours mm':>8} {'learned mm':>10} {'ratio':>6} {'volumetric mm':>13} {'ratio':>6} | "
+          f"{'ours ms':>8} {'learned ms':>10} {'volumetric ms':>13}")
     for r in rows:
-        print(f"{r['cameras']:>2} | {r['ours']['mpjpe_mm']:8.2f} {r['volumetric']['mpjpe_mm']:13.2f} "
-              f"{r['volumetric_vs_ours']:6.3f} | {r['ours']['ms_per_person_frame']:8.3f} "
+        print(f"{r['cameras']:>2} | {r['ours']['mpjpe_mm']:8.2f} {r['learned']['mpjpe_mm']:10.2f} "
+              f"{r['learned_vs_ours']:6.3f} {r['volumetric']['mpjpe_mm']:13.2f} {r['volumetric_vs_ours']:6.3f} | "
+              f"{r['ours']['ms_per_person_frame']:8.3f} {r['learned']['ms_per_person_frame']:10.3f} "
               f"{r['volumetric']['ms_per_person_frame']:13.3f}")
 
 
@@ -383,13 +394,95 @@ def pose2sim_people(methods=("robust", "learned")) -> dict:
     return out
 
 
+def pose2sim_two_person_held_out_views(methods=REAL_METHODS) -> dict:
+    """The two-person Pose2Sim take, both performers from our own matching and linking
+    (:func:`mocap.train.adapt.session_people`), each camera left out in turn: median reprojection
+    px into it (detections with confidence >= 0.3, both people) and the bone-length CV of each
+    person's all-camera triangulation, per method."""
+    from dataclasses import replace
+
+    from mocap.evaluate import bone_length_cv as cv_of
+    from mocap.train.adapt import held_out_view_errors, session_people
+    from mocap.triangulation.people import triangulate_people
+
+    root = shared_data_dir()
+    rig, people, names = session_people(root / POSE2SIM_TWO_PERSON,
+                                        root / "sessions/pose2sim_demo/S00_Calibration/Calib.qca.txt")
+    out = {"cameras": list(rig.names), "frames": int(people.shape[0]), "people": int(people.shape[1])}
+    for method in methods:
+        config = replace(TriangulateConfig(), method=method)
+        per_camera, _ = held_out_view_errors(rig, people, names, config, 0.3)
+        pts = triangulate_people(rig, people, names, config).points
+        out[method] = {"held_out_view_px": per_camera,
+                       "bone_cv": [float(np.nanmean(list(cv_of(pts[:, p], names).values()))) for p in range(pts.shape[1])]}
+    return out
+
+
+def pose2sim_adaptation_transfer(spec=()) -> dict:
+    """``mocap train algebraic --session`` on the balancing trial (the shipped weights adapted on its
+    first 60 % of frames, :class:`mocap.train.adapt.AdaptConfig` with the ``KEY=VALUE`` items of
+    ``spec``), then scored on the two-person take's last 40 % of frames (used by nothing):
+    per person, each camera left out in turn, the median px into it and the bone-length CV, for
+    robust, the shipped learned weights and the adapted ones. Person 0 of the two-person take has
+    the balancing trial's very detections (the Pose2Sim demo reuses them); person 1 is new."""
+    import copy
+    import tempfile
+    from dataclasses import replace
+    from pathlib import Path
+
+    from mocap.train.adapt import adapt_to_session, parse_adapt, per_person_held_out_view_errors, session_people
+    from mocap.triangulation import learned
+
+    root = shared_data_dir()
+    calibration = root / "sessions/pose2sim_demo/S00_Calibration/Calib.qca.txt"
+    rig, single, names = session_people(root / POSE2SIM_TRIAL, calibration)
+    _, two, _ = session_people(root / POSE2SIM_TWO_PERSON, calibration)
+    cfg = parse_adapt(list(spec))
+    test = two[int(round(cfg.train_fraction * two.shape[0])):]
+    model = copy.deepcopy(learned.load_weights())
+    meta = adapt_to_session(model, rig, single, names, cfg)
+    out = {"cameras": list(rig.names), "adapt": meta["adapt"], "steps_kept": meta["steps_kept"],
+           "test_frames": [two.shape[0] - test.shape[0], two.shape[0]], "people": int(test.shape[1])}
+    with tempfile.TemporaryDirectory() as tmp:
+        learned.save_weights(model, Path(tmp) / "adapted.pt", meta)
+        for name, config in (("robust", TriangulateConfig()), ("learned", replace(TriangulateConfig(), method="learned")),
+                             ("adapted", replace(TriangulateConfig(), method="learned",
+                                                 learned_weights=str(Path(tmp) / "adapted.pt")))):
+            px, cv = per_person_held_out_view_errors(rig, test, names, config)
+            out[name] = {"held_out_view_px": px.tolist(), "bone_cv": cv.tolist()}
+    return out
+
+
+def _print_transfer(real: dict) -> None:
+    a, b = real["test_frames"]
+    print(f"\nSession adaptation on the balancing trial, scored on the two-person take frames {a}-{b - 1} "
+          f"(kept step {real['steps_kept']} of {real['adapt']['steps']}): held-out-view median px per person "
+          "and camera; bone-length CV per person (person 0 = the balancing trial's own detections)")
+    print(f"  {'':9s}" + "".join(f"{f'p{p} ' + n:>11s}" for p in range(real["people"]) for n in real["cameras"])
+          + "   bone-length CV")
+    for name in ("robust", "learned", "adapted"):
+        r = real[name]
+        print(f"  {name:9s}" + "".join(f"{v:11.2f}" for row in r["held_out_view_px"] for v in row)
+              + "   " + "  ".join(f"{v:.4f}" for v in r["bone_cv"]))
+
+
+def _print_two_person(real: dict) -> None:
+    print(f"\nPose2Sim two-person take ({real['people']} tracked people, {real['frames']} frames), each camera left "
+          "out in turn: median reprojection px into it (both people); bone-length CV per person, all cameras")
+    print(f"  {'':10s}" + "".join(f"{n:>9s}" for n in real["cameras"]) + "   bone-length CV per person")
+    for method in (m for m in real if m not in ("cameras", "frames", "people")):
+        r = real[method]
+        print(f"  {method:10s}" + "".join(f"{v:9.2f}" for v in r["held_out_view_px"])
+              + "   " + "  ".join(f"{v:.4f}" for v in r["bone_cv"]))
+
+
 def _print_people(real: dict) -> None:
     print("\nPose2Sim takes, every performer (reconstruct without smoothing): mean bone-length CV per person "
           "(share of joints triangulated)")
     for take, by_method in real.items():
         for method, r in by_method.items():
             cells = "  ".join(f"{cv:.4f} ({100 * tri:.0f}%)" for cv, tri in zip(r["bone_cv"], r["triangulated"]))
-            print(f"  {take:32s} {method:8s} {cells}")
+            print(f"  {take:32s} {method:10s} {cells}")
 
 
 def _print_held_out_views(real: dict) -> None:
@@ -490,8 +583,12 @@ def run(args) -> dict:
             print(f"  {who:14s}" + "".join(f"{v:9.2f}" for v in real["median_reproj_px"][who])
                   + f"   {real['bone_cv'][who]:.4f}")
         if learned:
-            result["pose2sim_held_out_views"] = held = pose2sim_held_out_views()
+            result["pose2sim_held_out_views"] = held = pose2sim_held_out_views(REAL_METHODS)
             _print_held_out_views(held)
-            result["pose2sim_people"] = people = pose2sim_people()
+            result["pose2sim_two_person_held_out_views"] = two = pose2sim_two_person_held_out_views(REAL_METHODS)
+            _print_two_person(two)
+            result["pose2sim_people"] = people = pose2sim_people(REAL_METHODS)
             _print_people(people)
+            result["pose2sim_adaptation_transfer"] = transfer = pose2sim_adaptation_transfer()
+            _print_transfer(transfer)
     return result

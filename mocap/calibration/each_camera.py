@@ -60,7 +60,8 @@ class CameraLens:
         sd = f.sd if f.sd is not None else np.full(4, np.nan)
         c = self.coverage
         return (f"{self.camera}: fx {K[0, 0]:.1f} ± {sd[0]:.1f}, fy {K[1, 1]:.1f} ± {sd[1]:.1f}, "
-                f"cx {K[0, 2]:.1f}, cy {K[1, 2]:.1f} px; RMS {f.rms_px:.3f} px over {int(f.used.sum())} views; "
+                f"cx {K[0, 2]:.1f} ± {sd[2]:.1f}, cy {K[1, 2]:.1f} ± {sd[3]:.1f} px; "
+                f"RMS {f.rms_px:.3f} px over {int(f.used.sum())} views; "
                 f"board reached {c['image_share']:.0%} of the image, tilts {c['tilt_min_deg']:.0f}-{c['tilt_max_deg']:.0f}°"
                 + (f"; board not flat (up to {f.board_warp_m * 1000:.2f} mm): its corners fitted with the lens"
                    if f.board_warp_m else ""))

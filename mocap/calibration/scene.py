@@ -13,6 +13,12 @@ method). A scene file::
 
 ``points`` may also be a list (named ``p1``, ``p2``, … in order), e.g. Pose2Sim's
 ``object_coords_3d`` from its ``Config.toml`` (:func:`pose2sim_scene_points`).
+
+A camera whose points fit is still reported as failed when they do not hold it: points on one
+line are refused, and 1 px of click error propagated through the pose (:func:`centre_sigma`)
+must move the camera by at most :data:`MAX_CENTRE_SIGMA_M`. On Pose2Sim's demo only the four
+points on the treadmill's centre line are visible marks (2 m x 5 cm, one plane): each camera fits
+them at 0.5-1.5 px yet 1 px moves it 11-23 cm, and the poses land 0.5-6 m from Qualisys's.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ log = logging.getLogger(__name__)
 
 MIN_POINTS = 4  # PnP's minimum; 6 or more, not all on one plane, are better
 MAX_RMS_PX = 5.0  # clicked points land within 1-3 px; worse means a point clicked on the wrong mark
+CLICK_SIGMA_PX = 1.0  # how far a careful click lands from the mark, for the position uncertainty
+MAX_CENTRE_SIGMA_M = 0.05  # a camera whose points leave its position looser than this is not "solved"
 
 
 def pose2sim_scene_points(config_toml: str | Path) -> np.ndarray:
@@ -77,6 +85,10 @@ def place_camera(lens: Camera, points: dict[str, np.ndarray], pixels: dict[str, 
         raise CalibrationError(f"camera {lens.name}: {len(names)} scene point(s) given, need at least {MIN_POINTS}; "
                                "click more points (`mocap calibrate click`)")
     obj = np.stack([points[n] for n in names])
+    spread = np.linalg.svd(obj - obj.mean(0), compute_uv=False)
+    if spread[1] < 1e-3 * spread[0]:
+        raise CalibrationError(f"camera {lens.name}: its {len(names)} scene points ({', '.join(names)}) lie on one "
+                               "line, which leaves the camera free to turn about it; click points off that line")
     img = np.stack([pixels[n] for n in names])
     ok, rv, tv = cv2.solvePnP(obj, img, lens.K, lens.dist, flags=cv2.SOLVEPNP_SQPNP)
     if not ok:
@@ -87,27 +99,62 @@ def place_camera(lens: Camera, points: dict[str, np.ndarray], pixels: dict[str, 
     return Camera(lens.name, lens.size, lens.K, lens.dist, cv2.Rodrigues(rv)[0], tv.ravel(), rms)
 
 
-def calibrate_from_scene(lenses: dict[str, Camera], scene: str | Path) -> tuple[Rig, dict[str, str]]:
+def centre_sigma(cam: Camera, obj: np.ndarray, sigma_px: float = CLICK_SIGMA_PX) -> float:
+    """How far (metres, largest standard deviation) ``sigma_px`` of click error moves ``cam``'s centre.
+
+    First-order propagation through the pose's Gauss-Newton covariance
+    ``sigma_px^2 (J^T J)^-1`` (J: the projections' derivative by the 6 pose parameters, taken
+    numerically), then through ``C = -R^T t``. Points nearly on a line or a small patch far away
+    give a large value: the pose fits the clicks but is not held by them.
+    """
+    import cv2
+
+    rv0, t0 = cv2.Rodrigues(cam.R)[0].ravel(), np.asarray(cam.t, np.float64)
+    x0 = np.concatenate([rv0, t0])
+
+    def proj(x):
+        return cv2.projectPoints(obj, x[:3], x[3:], cam.K, cam.dist)[0].ravel()
+
+    def centre(x):
+        return -cv2.Rodrigues(x[:3])[0].T @ x[3:]
+
+    steps = np.eye(6) * 1e-6
+    jac = np.stack([(proj(x0 + d) - proj(x0 - d)) / 2e-6 for d in steps], 1)
+    jc = np.stack([(centre(x0 + d) - centre(x0 - d)) / 2e-6 for d in steps], 1)
+    cov = sigma_px ** 2 * np.linalg.pinv(jac.T @ jac)
+    return float(np.sqrt(max(np.linalg.eigvalsh(jc @ cov @ jc.T).max(), 0.0)))
+
+
+def calibrate_from_scene(lenses: dict[str, Camera], scene: str | Path
+                         ) -> tuple[Rig, dict[str, str], dict[str, float]]:
     """Every camera of ``scene``'s ``cameras`` placed by :func:`place_camera`.
 
-    Returns the rig (world = the points' frame) and ``{camera: reason}`` for cameras whose points
-    reproject worse than :data:`MAX_RMS_PX`.
+    Returns the rig (world = the points' frame), ``{camera: reason}`` for cameras whose points
+    reproject worse than :data:`MAX_RMS_PX` or hold its position looser than
+    :data:`MAX_CENTRE_SIGMA_M` at :data:`CLICK_SIGMA_PX` of click error, and ``{camera: that
+    position uncertainty in metres}``.
     """
     points, pixels = load_scene(scene)
     by_key = {normalize_camera_name(n): c for n, c in lenses.items()}
-    cams, failed = [], {}
+    cams, failed, sigma = [], {}, {}
     for name, px in pixels.items():
         lens = by_key.get(normalize_camera_name(name))
         if lens is None:
             raise CalibrationError(f"camera {name}: no intrinsics for it; run `mocap calibrate intrinsics` for it first")
         cam = place_camera(Camera(name, lens.size, lens.K, lens.dist, np.eye(3), np.zeros(3)), points, px)
+        sigma[name] = centre_sigma(cam, np.stack([points[n] for n in px]))
         if not cam.rms_px <= MAX_RMS_PX:
             failed[name] = (f"camera {name}: its scene points reproject at {cam.rms_px:.1f} px RMS (over "
                             f"{MAX_RMS_PX:g} px): a point clicked on the wrong mark or in the wrong order")
+        elif not sigma[name] <= MAX_CENTRE_SIGMA_M:
+            failed[name] = (f"camera {name}: its {len(px)} scene points fit, but {CLICK_SIGMA_PX:g} px of click "
+                            f"error moves it by {sigma[name] * 100:.0f} cm (over {MAX_CENTRE_SIGMA_M * 100:g} cm): "
+                            "they span too little of the view or lie near one line or plane; add points "
+                            "spread across the volume and off that plane")
         cams.append(cam)
     if not cams:
         raise CalibrationError(f"{scene}: no camera has pixel positions under 'cameras'")
-    return Rig(tuple(cams), {"world": f"scene points of {Path(scene).name}"}), failed
+    return Rig(tuple(cams), {"world": f"scene points of {Path(scene).name}"}), failed, sigma
 
 
 def click_points(image_path: str | Path, point_names: list[str]) -> dict[str, list[float]]:

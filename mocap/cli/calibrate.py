@@ -198,12 +198,12 @@ def _extrinsics_scene(args, lenses) -> int:
     from pathlib import Path
 
     from mocap.calibration.io import save_calibration
-    from mocap.calibration.scene import calibrate_from_scene
+    from mocap.calibration.scene import CLICK_SIGMA_PX, calibrate_from_scene
 
-    rig, failed = calibrate_from_scene(lenses, args.scene)
+    rig, failed, sigma = calibrate_from_scene(lenses, args.scene)
     for cam in rig:
         print(f"{cam.name}: {'FAILED' if cam.name in failed else 'solved'}, scene points reproject at "
-              f"{cam.rms_px:.2f} px RMS")
+              f"{cam.rms_px:.2f} px RMS; {CLICK_SIGMA_PX:g} px of click error moves it {sigma[cam.name] * 100:.1f} cm")
     for reason in failed.values():
         print(reason)
     out = Path(args.out) if not failed else Path(args.out).with_name(f"{Path(args.out).stem}.partial.yaml")

@@ -31,8 +31,12 @@ def register(sub) -> None:
     p.add_argument("--calibration", help="calibration file: check the videos against it and look again where "
                    "other cameras place a missed person")
     p.add_argument("--chunk-frames", type=int, default=None,
-                   help="detect videos longer than this in chunks of this many frames (resumable per chunk; "
-                        "default: one pass per camera)")
+                   help="detect videos longer than this in chunks of this many frames, each written as it is done "
+                        "(resumable per chunk; default 1800; 0: one pass per camera)")
+    p.add_argument("--chunk-mode", default="exact", choices=["exact", "warmup"],
+                   help="exact (default): the tracker carried across chunks, the same detections as one pass; "
+                        "warmup: each chunk's tracker warmed up on the 30 frames before it (independent chunks; "
+                        "differs from one pass at the borders)")
     add_detect_flags(p)
     add_config_options(p)
     p.set_defaults(func=_run)
@@ -46,12 +50,12 @@ def _run(args) -> int:
     from mocap.io.files import check_output_dir
 
     config = resolve_config(args)
-    if args.chunk_frames is not None and args.chunk_frames < 1:
-        raise ValueError(f"--chunk-frames: expected >= 1, got {args.chunk_frames}")
+    if args.chunk_frames is not None and args.chunk_frames < 0:
+        raise ValueError(f"--chunk-frames: expected >= 0 (0: one pass), got {args.chunk_frames}")
     out = check_output_dir(args.out)
     kp = detect_session(args.session, out_dir=out, config=config.detect, cameras=args.cameras,
                         progress=not args.quiet, calibration=args.calibration, match=config.match,
-                        chunk_frames=args.chunk_frames)
+                        chunk_frames=args.chunk_frames, chunk_mode=args.chunk_mode)
     write_resolved(out, config, "detect", {"session": str(Path(args.session).resolve()),
                                            "calibration": str(Path(args.calibration).resolve()) if args.calibration else None,
                                            "cameras": list(kp.camera_names)})

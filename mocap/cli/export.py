@@ -33,16 +33,15 @@ def _run(args) -> int:
     from pathlib import Path
 
     from mocap.config import write_resolved
-    from mocap.export import export_tracks
+    from mocap.export import export_file
     from mocap.io.files import check_output_dir
-    from mocap.io.tracks import load_tracks
 
     config = resolve_config(args)
     out = check_output_dir(args.out)
-    tracks = load_tracks(args.tracks)
     e = config.export
-    paths = export_tracks(tracks, out, e.formats, rig=e.rig, units=e.units, rotation_order=e.rotation_order,
-                          stem=Path(args.tracks).stem, solve_config=config.skeleton)
+    # BVH/FBX read tracks.npz a chunk of frames at a time: memory does not grow with the take
+    paths = export_file(args.tracks, out, e.formats, rig=e.rig, units=e.units, rotation_order=e.rotation_order,
+                        stem=Path(args.tracks).stem, solve_config=config.skeleton)
     write_resolved(out, config, "export", {"tracks": str(Path(args.tracks).resolve())},
                    {"outputs": [str(p) for p in paths]})
     for path in paths:

@@ -9,7 +9,10 @@ matching. Every stage is resumable: detect, reconstruct and export each record a
 of their inputs and settings (DIR/stages/<stage>.yaml); run the command again after an
 interruption and finished stages are reused (the log says which, or why a stage runs again),
 and a changed setting reruns only the stages that read it. A long take is reconstructed in
-chunks of frames (--chunk-frames; the same result as one pass, memory bounded by the chunk).
+chunks of frames (--chunk-frames; the same result as one pass, memory bounded by the chunk),
+and a long video detected in chunks written as they are done (--detect-chunk-frames, resumable
+per chunk; the default exact mode carries the person tracker across chunks: the same detections
+as one pass).
 Several takes at once: give several session folders; each goes to DIR/<take folder name>.
 --executor ray runs the cameras' detection, the chunks of a long take and several takes as
 Ray tasks (pip install 'mocap[ray]'; --address HOST:PORT of a running cluster, else a local
@@ -43,8 +46,13 @@ def register(sub) -> None:
     p.add_argument("--chunk-frames", type=int, default=None,
                    help="reconstruct in chunks of this many frames (default 1800, only for longer takes)")
     p.add_argument("--detect-chunk-frames", type=int, default=None,
-                   help="detect videos longer than this in chunks of this many frames (one task per camera x "
-                        "chunk, resumable per chunk; default: one pass per camera)")
+                   help="detect videos longer than this in chunks of this many frames, each written as it is done "
+                        "(resumable per chunk; default 1800; 0: one pass per camera)")
+    p.add_argument("--detect-chunk-mode", default="exact", choices=["exact", "warmup"],
+                   help="exact (default): one task per camera carries its tracker across chunks, the same "
+                        "detections as one pass; warmup: one task per camera x chunk (more tasks for an executor "
+                        "with more workers than cameras), each tracker warmed up on the 30 frames before its "
+                        "chunk: differs from one pass at chunk borders")
     add_detect_flags(p)
     add_reconstruct_flags(p)
     add_export_flags(p)
@@ -60,8 +68,8 @@ def _run(args) -> int:
     config = resolve_config(args)
     if args.chunk_frames is not None and args.chunk_frames < 1:
         raise ValueError(f"--chunk-frames: expected >= 1, got {args.chunk_frames}")
-    if args.detect_chunk_frames is not None and args.detect_chunk_frames < 1:
-        raise ValueError(f"--detect-chunk-frames: expected >= 1, got {args.detect_chunk_frames}")
+    if args.detect_chunk_frames is not None and args.detect_chunk_frames < 0:
+        raise ValueError(f"--detect-chunk-frames: expected >= 0 (0: one pass), got {args.detect_chunk_frames}")
     if len(args.session) == 1:
         from mocap.pipeline import check_process_inputs
 
@@ -73,7 +81,8 @@ def _run(args) -> int:
             return _run_takes(args, config, executor)
         result = process_session(args.session[0], args.calibration, args.out, config, progress=not args.quiet,
                                  executor=executor, chunk_frames=args.chunk_frames,
-                                 detect_chunk_frames=args.detect_chunk_frames)
+                                 detect_chunk_frames=args.detect_chunk_frames,
+                                 detect_chunk_mode=args.detect_chunk_mode)
     finally:
         executor.close()
     print_result(result)
@@ -88,7 +97,7 @@ def _run_takes(args, config, executor) -> int:
     for session, out in take_out_dirs(args.session, args.out).items():  # every take checked before any work
         check_process_inputs(session, args.calibration, out, config)
     for session, res in process_takes(executor, args.session, args.calibration, args.out, config, args.chunk_frames,
-                                         args.detect_chunk_frames):
+                                      args.detect_chunk_frames, args.detect_chunk_mode):
         print(f"{session}: tracks {res['tracks_path']}; time per stage: "
               + ", ".join(f"{k} {v:.1f} s" for k, v in res["timings_s"].items()))
         for line in res["checks"]:

@@ -16,8 +16,9 @@ regulariser, trained on the first frames (adapt.train_fraction, default 0.6 of t
 held-out-view reprojection and bone-length CV on the remaining frames, before and after, are
 printed and stored in the weights file.
 
-mocap train volumetric --out weights.pt trains the volumetric triangulation's 3D network
-(mocap.train.volumetric: the same kind of scenes with a second performer and outlier rates up to
+mocap train volumetric --out weights.pt trains the volumetric triangulation's per-joint 3D network
+(fine cubes around the learned algebraic points, views weighted by the shipped algebraic weights;
+mocap.train.volumetric: the same kind of scenes with a second performer and outlier rates up to
 0.25); use it with --triangulation volumetric --set triangulate.volumetric_weights=weights.pt
 (shipped: mocap train volumetric --out mocap/triangulation/weights/volumetric.pt, the defaults).
 
@@ -58,9 +59,10 @@ def register(sub) -> None:
     s.add_argument("--keypoint_format", default="body_25b", help="OpenPose format of the take (default body_25b)")
     s.add_argument("--init", default="", help="weights to start from (default: the shipped ones)")
     s.add_argument("--adapt", action="append", metavar="KEY=VALUE", help="a setting of mocap.train.adapt.AdaptConfig "
-                   "(steps, lr, anchor, bone_weight, train_fraction, frames, seed, ...); repeatable")
+                   "(steps, lr, anchor, bone_weight, train_fraction, frames, seed, trainable=all|last, "
+                   "validation_fraction (early stopping), ...); repeatable")
     a.set_defaults(func=_run)
-    v = kinds.add_parser("volumetric", help="per-person heatmap cube, 3D network, soft-argmax (volumetric triangulation)",
+    v = kinds.add_parser("volumetric", help="per-joint heatmap cubes, 3D network, soft-argmax (volumetric triangulation)",
                          description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     v.add_argument("--out", required=True, help="output weights file (.pt)")
     vdocs = field_docs(VolumetricTrainConfig)

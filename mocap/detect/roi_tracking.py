@@ -6,8 +6,9 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import cv2
 import numpy as np
@@ -173,6 +174,21 @@ class PoseTracker:
     _gone_rois: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
     _gone_slots: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
     _gone_age: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+
+    def state(self) -> dict:
+        """Everything carried from one frame to the next (ROIs, slots, masks, lost tracks, frame and
+        detector-run counters), copied: :meth:`restore` on a fresh tracker of the same model and
+        settings continues exactly where this one is (:mod:`mocap.runtime.detect_chunks`)."""
+        return {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self) if f.name not in ("model", "fps")}
+
+    def restore(self, state: dict) -> None:
+        """Continue from a :meth:`state` (one-line error for a state of another tracker)."""
+        names = {f.name for f in fields(self)} - {"model", "fps"}
+        if set(state) != names:
+            raise ValueError(f"tracker state: expected fields {sorted(names)}, got {sorted(state)}; "
+                             "it was saved by another version: delete it and detect again")
+        for name, value in state.items():
+            setattr(self, name, copy.deepcopy(value))
 
     def _dt(self) -> float:
         """Seconds per frame of this video."""

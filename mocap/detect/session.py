@@ -116,6 +116,7 @@ class _Job:
     out: Path | None
     progress: bool
     chunk_frames: int | None = None
+    chunk_mode: str = "exact"
 
 
 def _chunked(job: _Job) -> bool:
@@ -130,8 +131,8 @@ def _detect_one(job: _Job) -> CameraDetections:
     if _chunked(job):
         from mocap.runtime.detect_chunks import detect_camera_chunked, remove_chunks
 
-        det = replace(detect_camera_chunked(job.video, job.camera, cfg, job.settings, job.out, job.chunk_frames),
-                      settings=job.settings)
+        det = replace(detect_camera_chunked(job.video, job.camera, cfg, job.settings, job.out, job.chunk_frames,
+                                            mode=job.chunk_mode, progress=job.progress), settings=job.settings)
         save_camera_detections(det, job.out / f"{job.camera}.npz")
         remove_chunks(job.out, job.camera)
         return det
@@ -152,7 +153,7 @@ def _worker_count(workers: int) -> int:
 def detect_session(session: str | os.PathLike, out_dir: str | os.PathLike | None = None,
                    config: DetectConfig | None = None, cameras=None, progress: bool = False,
                    calibration=None, match: AssociationConfig | None = None,
-                   chunk_frames: int | None = None) -> Keypoints2D:
+                   chunk_frames: int | None = None, chunk_mode: str = "exact") -> Keypoints2D:
     """Detect people in every camera of a session.
 
     Args:
@@ -169,8 +170,13 @@ def detect_session(session: str | os.PathLike, out_dir: str | os.PathLike | None
             such detections are marked in ``recovered``.
         match: cross-view matching settings for that pass (defaults when None).
         chunk_frames: with ``out_dir``, detect a video longer than this in chunks of this many
-            frames (:mod:`mocap.runtime.detect_chunks`: a warm-up overlap at each border, every
-            chunk written and resumable); None: one pass per video.
+            frames, each written as it is done (:mod:`mocap.runtime.detect_chunks`: resumable per
+            chunk); None: :data:`~mocap.runtime.detect_chunks.DEFAULT_DETECT_CHUNK_FRAMES`; 0: one
+            pass per video.
+        chunk_mode: ``exact`` (default: the tracker carried across chunk borders, the result equal
+            to one pass bit for bit) or ``warmup`` (independent chunks, each tracker warmed up on
+            the frames before it: for an executor with more workers than cameras; not equal to
+            one pass at the borders).
 
     Returns:
         :class:`Keypoints2D` with ``data (T, C, P, J, 3)`` (``T`` the longest video, ``P`` the
@@ -191,11 +197,7 @@ def detect_session(session: str | os.PathLike, out_dir: str | os.PathLike | None
         rig = calibration if isinstance(calibration, Rig) else load_calibration(calibration)
     check_session(videos, rig)
     out = Path(out_dir) if out_dir is not None else None
-    settings = settings_fingerprint(config)
-    if chunk_frames:
-        from mocap.runtime.detect_chunks import DEFAULT_WARMUP
-
-        settings = f"{settings}:chunks{chunk_frames}w{DEFAULT_WARMUP}"  # not the one-pass result
+    settings, chunk_frames = session_chunk_settings(config, chunk_frames, chunk_mode)
     hashes = _model_hashes(config.detector)
     done: dict[str, CameraDetections] = {}
     todo = []
@@ -205,7 +207,7 @@ def detect_session(session: str | os.PathLike, out_dir: str | os.PathLike | None
             log.info("camera %s: already detected in %s, reused", cam, out / f"{cam}.npz")
             done[cam] = old
         else:
-            todo.append(_Job(cam, video, config, settings, out, progress, chunk_frames))
+            todo.append(_Job(cam, video, config, settings, out, progress, chunk_frames, chunk_mode))
     workers = _worker_count(config.workers)
     if workers > 1 and len(todo) > 1:
         with ProcessPoolExecutor(max_workers=min(workers, len(todo))) as pool:
@@ -219,6 +221,22 @@ def detect_session(session: str | os.PathLike, out_dir: str | os.PathLike | None
     if rig is not None and config.cross_view and config.detector == "blazepose":
         dets = _cross_view_pass(dets, videos, rig, config, match or AssociationConfig(), out, progress)
     return to_keypoints2d(dets)
+
+
+def session_chunk_settings(config: DetectConfig, chunk_frames: int | None, chunk_mode: str = "exact") -> tuple[str, int]:
+    """``(settings fingerprint of a camera's merged file, chunk size)``: in ``exact`` mode the
+    fingerprint is one pass's (the result is the same, so either file is reused for the other);
+    in ``warmup`` mode it names the chunk size and warm-up. ``chunk_frames`` None: the default."""
+    from mocap.runtime.detect_chunks import DEFAULT_DETECT_CHUNK_FRAMES, DEFAULT_WARMUP, check_mode
+
+    check_mode(chunk_mode)
+    chunk_frames = DEFAULT_DETECT_CHUNK_FRAMES if chunk_frames is None else int(chunk_frames)
+    if chunk_frames < 0:
+        raise ValueError(f"chunk_frames: expected >= 0 (0 = one pass), got {chunk_frames}")
+    settings = settings_fingerprint(config)
+    if chunk_frames and chunk_mode == "warmup":
+        settings = f"{settings}:chunks{chunk_frames}w{DEFAULT_WARMUP}"  # not the one-pass result
+    return settings, chunk_frames
 
 
 def _cross_view_key(rig: Rig, config: DetectConfig, match: AssociationConfig) -> str:

@@ -1,8 +1,11 @@
 """Animation and analysis exporters (BVH, FBX, TRC, CSV, C3D).
 
-:func:`export_tracks` is the one entry point the CLI calls: it solves a skeleton per person for
-the animation formats (BVH, FBX) and writes the raw 3D joints for the analysis formats (TRC,
-CSV, C3D). Files in ``out_dir``:
+:func:`export_tracks` (tracks in memory) and :func:`export_file` (a ``tracks.npz``, what ``mocap
+export`` calls) solve a skeleton per person for the animation formats (BVH, FBX) and write the raw
+3D joints for the analysis formats (TRC, CSV, C3D). BVH and FBX are solved and written a chunk of
+frames at a time (:mod:`mocap.export.stream`; ``export_file`` also reads the file a chunk at a
+time), so their peak memory does not grow with the take, and the files are byte-identical to a
+whole-take export whatever the chunk size. Files in ``out_dir``:
 
 - ``person_<id>.bvh`` (one per person), ``<stem>.fbx`` (one armature per person),
 - ``person_<id>.trc`` and ``person_<id>.c3d`` (one per person), ``<stem>.csv`` (all people),
@@ -48,7 +51,8 @@ def _load_write_fbx():
 
 def export_tracks(tracks: Tracks, out_dir: str | os.PathLike, formats: str | Sequence[str] = ("bvh",),
                   rig: str = "canonical", units: str | None = None, rotation_order: str = "auto",
-                  stem: str = "tracks", solve_config=None, preset: str | None = None) -> list[Path]:
+                  stem: str = "tracks", solve_config=None, preset: str | None = None,
+                  chunk_frames: int | None = None) -> list[Path]:
     """Write ``tracks`` in the given formats under ``out_dir``; returns the written paths.
 
     Args:
@@ -63,10 +67,36 @@ def export_tracks(tracks: Tracks, out_dir: str | os.PathLike, formats: str | Seq
         stem: file name stem of the files that hold everyone (FBX, CSV).
         solve_config: :class:`mocap.skeleton.solve.SolveConfig` for the skeleton formats.
         preset: the former name of ``rig`` (``unreal`` = ``ue5``); given, it replaces ``rig``.
+        chunk_frames: BVH and FBX are solved and written this many frames at a time
+            (:mod:`mocap.export.stream`: the same files whatever the chunk; memory independent of
+            the take's length); None: :data:`mocap.skeleton.stream.DEFAULT_CHUNK_FRAMES`.
 
     Every file is written to a temporary name and renamed, so a failure never leaves a partial
     file. People who cannot be solved are skipped with a warning; if nobody can, MocapError.
     """
+    from mocap.export.source import TracksSource
+
+    return export_source(TracksSource(tracks), out_dir, formats, rig, units, rotation_order, stem, solve_config,
+                         preset, chunk_frames)
+
+
+def export_file(path: str | os.PathLike, out_dir: str | os.PathLike, formats: str | Sequence[str] = ("bvh",),
+                rig: str = "canonical", units: str | None = None, rotation_order: str = "auto",
+                stem: str | None = None, solve_config=None, chunk_frames: int | None = None) -> list[Path]:
+    """:func:`export_tracks` of a ``tracks.npz`` file, read a chunk of frames at a time for BVH and
+    FBX (:class:`mocap.export.source.NpzTracksSource`); TRC, CSV and C3D load the whole take.
+    ``stem`` defaults to the file's."""
+    from mocap.export.source import NpzTracksSource
+
+    with NpzTracksSource(path) as source:
+        return export_source(source, out_dir, formats, rig, units, rotation_order, stem or Path(path).stem,
+                             solve_config, None, chunk_frames)
+
+
+def export_source(source, out_dir: str | os.PathLike, formats: str | Sequence[str] = ("bvh",), rig: str = "canonical",
+                  units: str | None = None, rotation_order: str = "auto", stem: str = "tracks", solve_config=None,
+                  preset: str | None = None, chunk_frames: int | None = None) -> list[Path]:
+    """:func:`export_tracks` of a source of frames (:mod:`mocap.export.source`)."""
     from mocap.export.options import rig_from_preset
     from mocap.export.rigs import RIGS
 
@@ -78,16 +108,19 @@ def export_tracks(tracks: Tracks, out_dir: str | os.PathLike, formats: str | Seq
     unit = {f: units or DEFAULT_UNITS[f] for f in fmts}
     written: list[Path] = []
     report: dict = {"formats": list(fmts), "rig": rig, "units": unit, "rotation_order": rotation_order,
-                    "frames": tracks.num_frames, "fps": tracks.fps, "people": {}}
+                    "frames": source.num_frames, "fps": source.fps, "people": {}}
 
     if "bvh" in fmts or "fbx" in fmts:
-        written += _write_skeleton_formats(tracks, out, fmts, rig, unit, rotation_order, stem, solve_config, report)
-    if "trc" in fmts or "c3d" in fmts:
-        written += _write_marker_formats(tracks, out, fmts, unit)
-    if "csv" in fmts:
-        from mocap.export.tabular import write_tracks_csv
+        written += _write_skeleton_formats(source, out, fmts, rig, unit, rotation_order, stem, solve_config, report,
+                                           chunk_frames)
+    if "trc" in fmts or "c3d" in fmts or "csv" in fmts:
+        tracks = source.load()
+        if "trc" in fmts or "c3d" in fmts:
+            written += _write_marker_formats(tracks, out, fmts, unit)
+        if "csv" in fmts:
+            from mocap.export.tabular import write_tracks_csv
 
-        written.append(write_tracks_csv(tracks, out / f"{stem}.csv", unit["csv"]))
+            written.append(write_tracks_csv(tracks, out / f"{stem}.csv", unit["csv"]))
 
     text = json.dumps(report, indent=1)
 
@@ -100,43 +133,25 @@ def export_tracks(tracks: Tracks, out_dir: str | os.PathLike, formats: str | Seq
     return written
 
 
-def _write_skeleton_formats(tracks: Tracks, out: Path, fmts: tuple[str, ...], rig: str, unit: dict[str, str],
-                            rotation_order: str, stem: str, solve_config, report: dict) -> list[Path]:
+def _write_skeleton_formats(source, out: Path, fmts: tuple[str, ...], rig: str, unit: dict[str, str],
+                            rotation_order: str, stem: str, solve_config, report: dict, chunk_frames: int | None) -> list[Path]:
     """Solve a skeleton per person, retarget it to ``rig`` and write BVH (one per person) and FBX
-    (everyone); adds the solve's options and per-person residuals and offsets to ``report``."""
-    from mocap.export.rigs import retarget
-    from mocap.skeleton.solve import SolveConfig, solve_tracks
+    (everyone), chunk by chunk (:func:`mocap.export.stream.write_skeleton_stream`); adds the solve's
+    options and per-person residuals and offsets to ``report``."""
+    from mocap.export.stream import write_skeleton_stream
+    from mocap.skeleton.solve import SolveConfig
+    from mocap.skeleton.stream import DEFAULT_CHUNK_FRAMES
 
     cfg = solve_config or SolveConfig()
     report["solve"] = asdict(cfg)
-    write_fbx = _load_write_fbx() if "fbx" in fmts else None  # fail before any work
-    fits = solve_tracks(tracks, cfg)
-    for fit in fits:
-        report["people"][fit.animation.name] = {
-            "residual_m": {k: [round(a, 6), round(b, 6)] for k, (a, b) in fit.residual_summary().items()},
-            "offsets_m": {n: np.round(o, 6).tolist() for n, o in zip(fit.animation.joint_names, fit.animation.offsets)},
-            "present_frames": int(fit.present.sum()),
-            "stretch_m": _stretch_ranges(fit.animation),
-        }
-    animations = [retarget(fit.animation, rig) for fit in fits]
-    written = []
-    if "bvh" in fmts:  # in the T pose, as BVH readers expect (the same as ``animations`` but UE5's)
-        from mocap.export.bvh import write_bvh
+    if "fbx" in fmts:
+        _load_write_fbx()  # fail before any work
+    if "bvh" in fmts:
+        from mocap.export.bvh import ROTATION_ORDERS
 
-        for fit in fits:
-            anim = retarget(fit.animation, rig, t_pose=True)
-            written.append(write_bvh(anim, out / f"{anim.name}.bvh", unit["bvh"], rotation_order))
-    if write_fbx is not None:
-        written.append(write_fbx(animations, out / f"{stem}.fbx", units=unit["fbx"]))
-    return written
-
-
-def _stretch_ranges(anim) -> dict[str, list[float]]:
-    """``{joint: [shortest, longest]}`` change of each stretching bone's length from its rest
-    length over the take, metres (:attr:`mocap.skeleton.animation.SkeletonAnimation.translations`)."""
-    change = np.linalg.norm(anim.local_translations(), axis=-1) - np.linalg.norm(anim.offsets, axis=-1)
-    return {anim.joint_names[j]: [round(float(change[:, j].min()), 6), round(float(change[:, j].max()), 6)]
-            for j in np.flatnonzero(anim.stretching())}
+        check_choice(rotation_order, ROTATION_ORDERS, "rotation_order")
+    return write_skeleton_stream(source, out, fmts, rig, unit, rotation_order, stem, cfg, report,
+                                 chunk_frames or DEFAULT_CHUNK_FRAMES)
 
 
 def _write_marker_formats(tracks: Tracks, out: Path, fmts: tuple[str, ...], unit: dict[str, str]) -> list[Path]:

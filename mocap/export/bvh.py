@@ -33,7 +33,7 @@ import numpy as np
 from mocap._checks import check_choice
 from mocap.export.axes import UNIT_SCALE, points_world_to_yup, rotmat_world_to_yup
 from mocap.skeleton.animation import SkeletonAnimation
-from mocap.skeleton.euler import calmest_orders, rotmat_to_euler_continuous
+from mocap.skeleton.euler import CalmestOrders, ContinuousEuler, calmest_orders, rotmat_to_euler_continuous
 from mocap.io.files import atomic_write
 
 EULER_ORDERS = ("ZXY", "ZYX", "XYZ", "XZY", "YXZ", "YZX")
@@ -84,6 +84,20 @@ def format_bvh(anim: SkeletonAnimation, units: str = "cm", rotation_order: str =
     the animation's names (a target rig's: :func:`mocap.export.rigs.retarget`)."""
     check_choice(units, UNIT_SCALE, "units")
     check_choice(rotation_order, ROTATION_ORDERS, "rotation_order")
+    orders, moving = joint_orders(anim, rotation_order), anim.stretching()
+    lines, cols = bvh_header(anim, units, orders, moving)
+    buf = io.StringIO()
+    np.savetxt(buf, motion_rows(anim, units, orders, moving, cols), fmt="%.6f", delimiter=" ")
+    return lines + buf.getvalue()
+
+
+def bvh_header(anim: SkeletonAnimation, units: str, orders: list[str], moving: np.ndarray,
+               num_frames: int | None = None) -> tuple[str, list[int]]:
+    """The text of a BVH file up to the first frame's numbers (HIERARCHY, ``MOTION``, ``Frames``,
+    ``Frame Time``) and the columns of :func:`motion_rows`' data in the file's channel order.
+    ``orders``: each joint's rotation order; ``moving``: the joints with animated offsets (both
+    over the whole take); ``num_frames``: the take's (None: ``anim``'s)."""
+    check_choice(units, UNIT_SCALE, "units")
     names = anim.joint_names
     bad = [n for n in names if not n or any(c.isspace() for c in n)]
     if bad:
@@ -92,9 +106,7 @@ def format_bvh(anim: SkeletonAnimation, units: str = "cm", rotation_order: str =
     offsets[0] = 0.0
     ends = points_world_to_yup(_end_site_offsets(anim), units)
     offsets, ends = np.round(offsets, 6) + 0.0, np.round(ends, 6) + 0.0  # no "-0.000000"
-    orders = joint_orders(anim, rotation_order)
     rot_channels = [" ".join(f"{axis}rotation" for axis in order) for order in orders]
-    moving = anim.stretching()
     children = [[] for _ in names]
     for j, p in enumerate(anim.parents):
         if p >= 0:
@@ -127,10 +139,6 @@ def format_bvh(anim: SkeletonAnimation, units: str = "cm", rotation_order: str =
             visit(c)
 
     visit(0)
-    data = bvh_channels(anim, units, rotation_order, orders)
-    if moving.any():  # animated offsets go after the rotations, picked per joint below
-        trans = points_world_to_yup(anim.local_translations()[:, moving], units)
-        data = np.concatenate([data, trans.reshape(anim.num_frames, -1)], axis=1)
     slot = np.cumsum(moving) - 1  # where each moving joint's offsets sit among them
     base = 3 + 3 * len(names)
     cols = [0, 1, 2]
@@ -138,12 +146,32 @@ def format_bvh(anim: SkeletonAnimation, units: str = "cm", rotation_order: str =
         if moving[j]:
             cols += [base + 3 * slot[j] + k for k in range(3)]
         cols += [3 + 3 * j + k for k in range(3)]
+    lines += ["MOTION", f"Frames: {anim.num_frames if num_frames is None else num_frames}", f"Frame Time: {1.0 / anim.fps:.10f}"]
+    return "\n".join(lines) + "\n", cols
+
+
+def motion_rows(anim: SkeletonAnimation, units: str, orders: list[str], moving: np.ndarray, cols: list[int],
+                streams: dict | None = None) -> np.ndarray:
+    """The MOTION block's numbers ``(T, C)`` as written (rounded to 6 decimals, no -0), in the
+    file's channel order ``cols`` (:func:`bvh_header`). ``streams``: for a chunk of a take, one
+    :class:`mocap.skeleton.euler.ContinuousEuler` per rotation order, carried from chunk to chunk
+    (filled in on the first chunk); None: ``anim`` is the whole take."""
+    if streams is None:
+        data = bvh_channels(anim, units, orders=orders)
+    else:
+        local_yup = rotmat_world_to_yup(anim.rotations)
+        euler = np.empty(local_yup.shape[:-1])
+        for order in set(orders):
+            js = [j for j, o in enumerate(orders) if o == order]
+            stream = streams.setdefault(order, ContinuousEuler(order))
+            euler[:, js] = np.degrees(stream(local_yup[:, js]))
+        data = np.concatenate([points_world_to_yup(anim.root_positions, units), euler.reshape(anim.num_frames, -1)], axis=1)
+    if moving.any():  # animated offsets go after the rotations, picked per joint by ``cols``
+        trans = points_world_to_yup(anim.local_translations()[:, moving], units)
+        data = np.concatenate([data, trans.reshape(anim.num_frames, -1)], axis=1)
     if not np.isfinite(data).all():
         raise ValueError(f"{anim.name}: animation has non-finite values; cannot write BVH")
-    lines += ["MOTION", f"Frames: {anim.num_frames}", f"Frame Time: {1.0 / anim.fps:.10f}"]
-    buf = io.StringIO()
-    np.savetxt(buf, np.round(data[:, cols], 6) + 0.0, fmt="%.6f", delimiter=" ")
-    return "\n".join(lines) + "\n" + buf.getvalue()
+    return np.round(data[:, cols], 6) + 0.0
 
 
 def write_bvh(anim: SkeletonAnimation, path: str | os.PathLike, units: str = "cm", rotation_order: str = "ZXY") -> Path:
@@ -153,5 +181,41 @@ def write_bvh(anim: SkeletonAnimation, path: str | os.PathLike, units: str = "cm
     def write(tmp):
         with open(tmp, "w", encoding="ascii", newline="\n") as f:
             f.write(text)
+
+    return atomic_write(path, write)
+
+
+def stream_orders(chunks, rotation_order: str = "ZXY") -> list[str] | None:
+    """:func:`joint_orders` over a take given as consecutive chunks (:class:`SkeletonAnimation`
+    each); reads them only for ``auto``. None when there are no chunks."""
+    check_choice(rotation_order, ROTATION_ORDERS, "rotation_order")
+    calm = CalmestOrders(EULER_ORDERS) if rotation_order == "auto" else None
+    names = None
+    for anim in chunks:
+        names = anim.joint_names
+        if calm is None:
+            break
+        calm.update(rotmat_world_to_yup(anim.rotations))
+    if names is None:
+        return None
+    return [rotation_order] * len(names) if calm is None else calm.result()
+
+
+def write_bvh_stream(chunks, path: str | os.PathLike, units: str, orders: list[str], moving: np.ndarray) -> Path:
+    """Write a take given as consecutive chunks (:class:`SkeletonAnimation` each, whole-take rest
+    offsets and ``num_frames`` in the first's ``offsets`` and as ``chunks.num_frames``) as a BVH file,
+    a chunk at a time; the same bytes as :func:`write_bvh` of the whole take when ``orders``
+    (:func:`stream_orders`) and ``moving`` (the joints with animated offsets) are the whole take's."""
+    check_choice(units, UNIT_SCALE, "units")
+
+    def write(tmp):
+        streams: dict = {}
+        with open(tmp, "w", encoding="ascii", newline="\n") as f:
+            cols = None
+            for anim in chunks:
+                if cols is None:
+                    header, cols = bvh_header(anim, units, orders, moving, chunks.num_frames)
+                    f.write(header)
+                np.savetxt(f, motion_rows(anim, units, orders, moving, cols, streams), fmt="%.6f", delimiter=" ")
 
     return atomic_write(path, write)

@@ -40,16 +40,18 @@ from mocap.export.fbx_binary import (
     FBX_VERSION,
     FILE_ID,
     FBXNode,
+    Prop,
     encode_fbx,
     i32,
     i64,
     node,
     object_name,
     raw,
+    write_fbx_file,
 )
 from mocap.skeleton.animation import SkeletonAnimation
 from mocap.geometry.rotations import rotmat_to_euler
-from mocap.skeleton.euler import least_singular_orders, rotmat_to_euler_continuous
+from mocap.skeleton.euler import ContinuousEuler, LeastSingularOrders, least_singular_orders, rotmat_to_euler_continuous
 from mocap.io.files import atomic_write
 
 logger = logging.getLogger(__name__)
@@ -227,12 +229,14 @@ def _node_attribute(obj_id: int, name: str, kind: str, length: float) -> FBXNode
     ])
 
 
-def _curve(obj_id: int, times: np.ndarray, values: np.ndarray) -> FBXNode:
+def _curve(obj_id: int, times: np.ndarray, default: float, values) -> FBXNode:
+    """An AnimationCurve keyed at ``times``: ``values`` float32 ``(T,)``, or a :class:`Prop` whose
+    value loads them when the file is written (:func:`mocap.export.fbx_binary.write_fbx_file`)."""
     return node("AnimationCurve", i64(obj_id), object_name("", "AnimCurve"), "", children=[
-        node("Default", float(values[0])),
+        node("Default", float(default)),
         node("KeyVer", 4008),
         node("KeyTime", times),
-        node("KeyValueFloat", values.astype(np.float32)),
+        node("KeyValueFloat", values),
         node("KeyAttrFlags", np.array([_KEY_FLAGS_LINEAR], dtype=np.int32)),
         node("KeyAttrDataFloat", _KEY_DATA.copy()),
         node("KeyAttrRefCount", np.array([len(times)], dtype=np.int32)),
@@ -267,16 +271,9 @@ def animation_channels(anim: SkeletonAnimation, units: str = "cm") -> dict[str, 
         bone_length: ``(J,)`` drawn bone length in ``units`` (mean distance to the children).
     """
     T, J = anim.rotations.shape[:2]
-    offsets = points_world_to_yup(anim.offsets, units)
-    frames = rest_bone_frames(anim.parents, offsets, anim.stretching())
-    rest = bone_offsets(anim.parents, frames, offsets)
-    if anim.translations is None:
-        translation = np.broadcast_to(rest, (T, J, 3)).copy()
-    else:
-        translation = bone_offsets(anim.parents, frames, points_world_to_yup(anim.translations, units))
-    translation[:, 0] = points_world_to_yup(anim.root_positions, units)
+    offsets, frames, rest, rest_local = rest_channels(anim, units, anim.stretching())
+    translation = frame_translations(anim, units, frames, rest)
     local = bone_local_rotations(anim.parents, frames, rotmat_world_to_yup(anim.rotations))
-    rest_local = bone_local_rotations(anim.parents, frames, np.eye(3))
     orders = euler_orders(np.concatenate([rest_local[None], local]))
     rest_deg, rotation_deg = np.empty((J, 3)), np.empty((T, J, 3))
     for order in set(orders):
@@ -295,33 +292,64 @@ def animation_channels(anim: SkeletonAnimation, units: str = "cm") -> dict[str, 
     }
 
 
+def rest_channels(anim: SkeletonAnimation, units: str, moving: np.ndarray):
+    """The static part of :func:`animation_channels`: offsets in Y-up ``units``, rest bone frames,
+    rest ``Lcl Translation`` and rest bone-frame rotations ``(J, 3, 3)``; ``moving`` the joints
+    whose offset is animated (over the whole take)."""
+    offsets = points_world_to_yup(anim.offsets, units)
+    frames = rest_bone_frames(anim.parents, offsets, moving)
+    rest = bone_offsets(anim.parents, frames, offsets)
+    return offsets, frames, rest, bone_local_rotations(anim.parents, frames, np.eye(3))
+
+
+def frame_translations(anim: SkeletonAnimation, units: str, frames: np.ndarray, rest: np.ndarray) -> np.ndarray:
+    """``(T, J, 3)`` animated ``Lcl Translation`` of :func:`animation_channels`."""
+    T, J = anim.rotations.shape[:2]
+    if anim.translations is None:
+        translation = np.broadcast_to(rest, (T, J, 3)).copy()
+    else:
+        translation = bone_offsets(anim.parents, frames, points_world_to_yup(anim.translations, units))
+    translation[:, 0] = points_world_to_yup(anim.root_positions, units)
+    return translation
+
+
 def _armature_objects(anim: SkeletonAnimation, joint_names: list[str], ids: _Ids, layer_id: int, times: np.ndarray,
                       units: str, objects: list[FBXNode], connections: list[tuple]) -> None:
     """Append one person's Null + LimbNodes + curves to ``objects`` and their links to ``connections``."""
     channels = animation_channels(anim, units)
-    rest, rest_rotation = channels["rest_translation"], channels["rest_rotation_deg"]
-    translation, rotation, length = channels["translation"], channels["rotation_deg"], channels["bone_length"]
+    values = {"T": channels["translation"], "R": channels["rotation_deg"]}
+    armature_nodes(anim.name, anim.parents, joint_names, channels, {k: v[0] for k, v in values.items()},
+                   lambda j, letter, k: values[letter][:, j, k].astype(np.float32), ids, layer_id, times, objects, connections)
+
+
+def armature_nodes(name: str, parents: np.ndarray, joint_names: list[str], channels: dict, first: dict, curve,
+                   ids: _Ids, layer_id: int, times: np.ndarray, objects: list[FBXNode], connections: list[tuple]) -> None:
+    """One person's Null + LimbNodes + curves into ``objects`` and their links into ``connections``:
+    ``channels`` the static entries of :func:`animation_channels`, ``first`` the first frame's
+    ``{"T": translation (J, 3), "R": rotation_deg (J, 3)}`` and ``curve(j, letter, k)`` a curve's
+    ``KeyValueFloat`` (float32 ``(T,)``, or a :class:`Prop` that loads it)."""
+    rest, rest_rotation, length = channels["rest_translation"], channels["rest_rotation_deg"], channels["bone_length"]
     arm_id, arm_attr = ids(), ids()
-    objects += [_node_attribute(arm_attr, anim.name, "Null", float(np.median(length))),
-                _model(arm_id, anim.name, "Null", np.zeros(3), np.zeros(3))]
+    objects += [_node_attribute(arm_attr, name, "Null", float(np.median(length))),
+                _model(arm_id, name, "Null", np.zeros(3), np.zeros(3))]
     connections += [("OO", arm_attr, arm_id), ("OO", arm_id, 0)]
     model_ids = []
-    for j, name in enumerate(joint_names):
+    for j, joint in enumerate(joint_names):
         model_id, attr_id = ids(), ids()
         model_ids.append(model_id)
-        objects += [_model(model_id, name, "LimbNode", rest[j], rest_rotation[j], channels["rotation_order"][j]),
-                    _node_attribute(attr_id, name, "LimbNode", float(length[j]))]
-        parent = arm_id if anim.parents[j] < 0 else model_ids[anim.parents[j]]
+        objects += [_model(model_id, joint, "LimbNode", rest[j], rest_rotation[j], channels["rotation_order"][j]),
+                    _node_attribute(attr_id, joint, "LimbNode", float(length[j]))]
+        parent = arm_id if parents[j] < 0 else model_ids[parents[j]]
         connections += [("OO", attr_id, model_id), ("OO", model_id, parent)]
-        for letter, prop, values in (("T", "Lcl Translation", translation[:, j]), ("R", "Lcl Rotation", rotation[:, j])):
+        for letter, prop in (("T", "Lcl Translation"), ("R", "Lcl Rotation")):
             cnode_id = ids()
             objects.append(node("AnimationCurveNode", i64(cnode_id), object_name(letter, "AnimCurveNode"), "", children=[
-                _p70(*(_p(f"d|{axis}", "Number", "", "A", float(values[0, k])) for k, axis in enumerate("XYZ"))),
+                _p70(*(_p(f"d|{axis}", "Number", "", "A", float(first[letter][j, k])) for k, axis in enumerate("XYZ"))),
             ]))
             connections += [("OO", cnode_id, layer_id), ("OP", cnode_id, model_id, prop)]
             for k, axis in enumerate("XYZ"):
                 curve_id = ids()
-                objects.append(_curve(curve_id, times, values[:, k]))
+                objects.append(_curve(curve_id, times, first[letter][j, k], curve(j, letter, k)))
                 connections.append(("OP", curve_id, cnode_id, f"d|{axis}"))
 
 
@@ -341,8 +369,19 @@ def build_fbx_scene(animations: list[SkeletonAnimation], take_name: str = "Take 
         if not (np.isfinite(a.rotations).all() and np.isfinite(a.root_positions).all() and np.isfinite(a.offsets).all()):
             raise ValueError(f"animation {a.name!r}: NaN/inf in rotations, root_positions or offsets; "
                              "fill gaps before export")
-    T = animations[0].num_frames
-    times = key_times(T, fps)
+
+    def add_people(ids, layer_id, times, objects, connections):
+        for anim in animations:
+            namespace = anim.name if len(animations) > 1 else None
+            _armature_objects(anim, _joint_names(anim, namespace), ids, layer_id, times, units, objects, connections)
+
+    return fbx_scene(animations[0].num_frames, fps, add_people, take_name, units)
+
+
+def fbx_scene(num_frames: int, fps: float, add_people, take_name: str = "Take 001", units: str = "cm") -> list[FBXNode]:
+    """The top-level FBX node list of a take of ``num_frames`` at ``fps``: ``add_people(ids, layer_id,
+    times, objects, connections)`` adds the armatures (:func:`armature_nodes`)."""
+    times = key_times(num_frames, fps)
     stop = int(times[-1])
     ids = _Ids()
     doc_id, stack_id, layer_id = ids(), ids(), ids()
@@ -353,9 +392,7 @@ def build_fbx_scene(animations: list[SkeletonAnimation], take_name: str = "Take 
         node("AnimationLayer", i64(layer_id), object_name("BaseLayer", "AnimLayer"), "", block=True),
     ]
     connections: list[tuple] = [("OO", layer_id, stack_id)]
-    for anim in animations:
-        namespace = anim.name if len(animations) > 1 else None
-        _armature_objects(anim, _joint_names(anim, namespace), ids, layer_id, times, units, objects, connections)
+    add_people(ids, layer_id, times, objects, connections)
 
     counts: dict[str, int] = {"GlobalSettings": 1}
     for obj in objects:
@@ -399,5 +436,96 @@ def write_fbx(animations: list[SkeletonAnimation], path: str | os.PathLike, unit
     return path
 
 
+def write_fbx_stream(takes: list, path: str | os.PathLike, units: str, folder: str | os.PathLike) -> Path:
+    """:func:`write_fbx` of takes given chunk by chunk: the same bytes, with memory independent of
+    their length. Each of ``takes`` iterates over consecutive :class:`SkeletonAnimation` chunks (a
+    fresh pass each time) and has ``name``, ``num_frames`` and ``stretching`` (the joints with
+    animated offsets over the whole take). The curves wait in ``folder`` (a raw float32 file)
+    until the file is written, one curve at a time."""
+    path = Path(path)
+    check_choice(units, tuple(UNIT_SCALE), "units")
+    if not takes:
+        raise ValueError("animations: expected at least one SkeletonAnimation")
+    names = [t.name for t in takes]
+    if len(set(names)) != len(names):
+        raise ValueError(f"animations: armature names must be unique, got {names}")
+    T, fps = takes[0].num_frames, takes[0].fps
+    for t in takes:
+        if abs(t.fps - fps) > 1e-9 or t.num_frames != T:
+            raise ValueError(f"animation {t.name!r}: all people in one FBX need the same fps and frame count "
+                             f"({t.fps} fps × {t.num_frames} vs {fps} fps × {T}); resample first")
+    curves = Path(folder) / f"{path.stem}.curves.f4"
+    people = []
+    with open(curves, "wb") as f:
+        base = 0
+        for take in takes:
+            people.append(_stream_channels(take, units, f, base))
+            base += len(people[-1][1])
+
+    def curve(index):
+        return Prop("f", lambda: np.fromfile(curves, dtype="<f4", count=T, offset=index * T * 4))
+
+    def add_people(ids, layer_id, times, objects, connections):
+        base = 0
+        for take, (parents, joint_names, channels, first) in zip(takes, people):
+            namespaced = [f"{take.name}:{n}" for n in joint_names] if len(takes) > 1 else list(joint_names)
+            armature_nodes(take.name, parents, namespaced, channels, first,
+                           lambda j, letter, k, b=base: curve(((b + j) * 2 + "TR".index(letter)) * 3 + k),
+                           ids, layer_id, times, objects, connections)
+            base += len(joint_names)
+
+    nodes = fbx_scene(T, fps, add_people, take_name=path.stem or "Take 001", units=units)
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            write_fbx_file(f, nodes)
+
+    atomic_write(path, write)
+    curves.unlink(missing_ok=True)
+    logger.debug("wrote %s: %d armature(s), %d frames", path, len(takes), T)
+    return path
+
+
+def _stream_channels(take, units: str, f, base: int):
+    """One person's :func:`animation_channels` over the chunks of ``take``: the Euler orders in a
+    first pass, then the curves (float32) into the file ``f`` at curve ``base`` onwards (curve
+    ``((base + j) * 2 + [T, R]) * 3 + axis``, ``take.num_frames`` values each). Returns the parents,
+    joint names, the static channels and the first frame's values."""
+    T = take.num_frames
+    static = None
+    choose = LeastSingularOrders(FBX_ROTATION_ORDERS)
+    for anim in take:
+        if not (np.isfinite(anim.rotations).all() and np.isfinite(anim.root_positions).all() and np.isfinite(anim.offsets).all()):
+            raise ValueError(f"animation {anim.name!r}: NaN/inf in rotations, root_positions or offsets; "
+                             "fill gaps before export")
+        if static is None:
+            static = (anim.parents, anim.joint_names) + rest_channels(anim, units, take.stretching)
+            choose.update(static[5][None])
+        choose.update(bone_local_rotations(anim.parents, static[3], rotmat_world_to_yup(anim.rotations)))
+    parents, joint_names, offsets, frames, rest, rest_local = static
+    orders, J = choose.result(), len(joint_names)
+    groups = [(o, [j for j in range(J) if orders[j] == o], ContinuousEuler(o)) for o in set(orders)]
+    rest_deg, first, start = np.empty((J, 3)), None, 0
+    for order, js, _ in groups:
+        by_axis = np.argsort([("xyz".index(a)) for a in order])
+        rest_deg[js] = np.degrees(rotmat_to_euler(rest_local[js], order))[..., by_axis]
+    for anim in take:
+        local = bone_local_rotations(parents, frames, rotmat_world_to_yup(anim.rotations))
+        values = {"T": frame_translations(anim, units, frames, rest), "R": np.empty((anim.num_frames, J, 3))}
+        for order, js, stream in groups:
+            by_axis = np.argsort([("xyz".index(a)) for a in order])
+            values["R"][:, js] = np.degrees(stream(local[:, js]))[..., by_axis]
+        first = first or {k: v[0].copy() for k, v in values.items()}
+        for j in range(J):
+            for li, letter in enumerate("TR"):
+                for k in range(3):
+                    f.seek(((((base + j) * 2 + li) * 3 + k) * T + start) * 4)
+                    f.write(values[letter][:, j, k].astype("<f4").tobytes())
+        start += anim.num_frames
+    channels = {"rest_translation": rest, "rest_rotation_deg": rest_deg, "rotation_order": orders,
+                "bone_length": bone_lengths(parents, offsets)}
+    return parents, joint_names, channels, first
+
+
 __all__ = ["FBX_ROTATION_ORDERS", "FBX_TICKS_PER_SECOND", "animation_channels", "build_fbx_scene", "euler_orders",
-           "fbx_time_mode", "key_times", "write_fbx"]
+           "fbx_time_mode", "key_times", "write_fbx", "write_fbx_stream"]

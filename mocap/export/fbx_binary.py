@@ -143,7 +143,8 @@ def _encode_prop(prop: Prop) -> bytes:
         data = prop.value
         return code.encode() + struct.pack("<I", len(data)) + data
     if code in _ARRAY_DTYPES:
-        arr = np.ascontiguousarray(prop.value, dtype=_ARRAY_DTYPES[code])
+        value = prop.value() if callable(prop.value) else prop.value  # a loader: write_fbx_file
+        arr = np.ascontiguousarray(value, dtype=_ARRAY_DTYPES[code])
         data = arr.tobytes()
         encoding = 0
         if len(data) >= _COMPRESS_MIN_BYTES:
@@ -183,3 +184,40 @@ def encode_fbx(nodes: list[FBXNode], version: int = FBX_VERSION) -> bytes:
     out += b"\x00" * (pad if pad else 16)
     out += struct.pack("<I", version) + b"\x00" * 120 + FOOTER_MAGIC
     return bytes(out)
+
+
+def _write_node(f, fbx_node: FBXNode) -> None:
+    """:func:`_encode_node` into the binary file ``f`` (its end offset patched in place)."""
+    name = fbx_node.name.encode("ascii")
+    if len(name) > 255:
+        raise ValueError(f"FBX node name longer than 255 bytes: {fbx_node.name[:40]!r}…")
+    props = b"".join(_encode_prop(p) for p in fbx_node.props)
+    start = f.tell()
+    f.write(struct.pack("<IIIB", 0, len(fbx_node.props), len(props), len(name)) + name + props)
+    del props
+    if fbx_node.children or fbx_node.block or not fbx_node.props:
+        for child in fbx_node.children:
+            _write_node(f, child)
+        f.write(_NULL_RECORD)
+    end = f.tell()
+    if end >= 2**32:
+        raise ValueError("FBX 7.4 file larger than 4 GiB; split the export")
+    f.seek(start)
+    f.write(struct.pack("<I", end))
+    f.seek(end)
+
+
+def write_fbx_file(f, nodes: list[FBXNode], version: int = FBX_VERSION) -> None:
+    """:func:`encode_fbx` straight into the binary file ``f`` (seekable), node by node: the same
+    bytes, without the whole file in memory. An array property may hold a loader (a callable
+    returning the array) instead of the array: it is called when the property is written, so
+    long animation curves can wait on disk until then."""
+    if version >= 7500:
+        raise ValueError(f"version {version}: only FBX 7.4 and older (32-bit offsets) are written")
+    f.write(HEADER_MAGIC + struct.pack("<I", version))
+    for n in nodes:
+        _write_node(f, n)
+    f.write(_NULL_RECORD + FOOTER_ID)
+    pad = (-f.tell()) % 16
+    f.write(b"\x00" * (pad if pad else 16))
+    f.write(struct.pack("<I", version) + b"\x00" * 120 + FOOTER_MAGIC)

@@ -213,7 +213,7 @@ def rig_bones(rig: str, joint_names) -> tuple[TargetBone, ...]:
     return tuple(kept)
 
 
-def retarget(anim: SkeletonAnimation, rig: str, t_pose: bool = False) -> SkeletonAnimation:
+def retarget(anim: SkeletonAnimation, rig: str, t_pose: bool = False, rigid: np.ndarray | None = None) -> SkeletonAnimation:
     """``anim`` (our solved skeleton) as an animation of ``rig``'s own bones (see the module doc).
 
     Returns a :class:`SkeletonAnimation` with the rig's names and hierarchy, its rest offsets
@@ -222,9 +222,38 @@ def retarget(anim: SkeletonAnimation, rig: str, t_pose: bool = False) -> Skeleto
     result puts every bone that sits on one of our joints exactly on it. BVH takes ``t_pose``: it
     has no rest orientations, so an A pose's elbow would bend about an axis tilted off every
     channel axis, and its Euler curves swing up to 60° in a frame where it turns 5° (94_01).
+    ``rigid (B,)``: which target bones keep their rest offset; None: those whose offset varies
+    less than ``_RIGID_M`` over ``anim`` (a part of a take passes the whole take's,
+    :func:`retarget_deviation`).
     """
     if check_choice(rig, RIGS, "rig") == "canonical":
         return anim
+    names, parents, offsets, local, root, translations = _retargeted(anim, rig, t_pose)
+    if rigid is None:
+        rigid = np.abs(translations - offsets).max(axis=(0, 2)) < _RIGID_M
+        rigid[0] = True
+    translations[:, rigid] = offsets[rigid]
+    return SkeletonAnimation(tuple(names), parents, offsets, local, root, anim.fps, anim.name,
+                             None if rigid.all() else translations)
+
+
+def retarget_deviation(anim: SkeletonAnimation, rig: str, t_pose: bool = False) -> np.ndarray:
+    """``(B,)`` the most each target bone's offset departs from its rest offset over ``anim``,
+    metres (the largest over the chunks of a take, ``< _RIGID_M``, is :func:`retarget`'s ``rigid``)."""
+    _, _, offsets, _, _, translations = _retargeted(anim, rig, t_pose)
+    return np.abs(translations - offsets).max(axis=(0, 2))
+
+
+def rigid_bones(deviation: np.ndarray) -> np.ndarray:
+    """``rigid`` for :func:`retarget` from the whole take's :func:`retarget_deviation`."""
+    rigid = np.asarray(deviation) < _RIGID_M
+    rigid[0] = True
+    return rigid
+
+
+def _retargeted(anim: SkeletonAnimation, rig: str, t_pose: bool):
+    """Names, parents, rest offsets, local rotations, root positions and per-frame offsets of the
+    retargeted animation (:func:`retarget`, before the rigid bones are set to their rest offset)."""
     bones = rig_bones(rig, anim.joint_names)
     names = [b.name for b in bones]
     parents = np.array([-1 if b.parent is None else names.index(b.parent) for b in bones])
@@ -240,11 +269,7 @@ def retarget(anim: SkeletonAnimation, rig: str, t_pose: bool = False) -> Skeleto
     local = np.swapaxes(parent_rot, -1, -2) @ rot
     # Bones along a stretching joint of ours stretch with it; the hips move over a ground root.
     translations = np.einsum("tbji,tbj->tbi", parent_rot, pos - pos[:, np.maximum(parents, 0)])
-    rigid = np.abs(translations - offsets).max(axis=(0, 2)) < _RIGID_M
-    rigid[0] = True
-    translations[:, rigid] = offsets[rigid]
-    return SkeletonAnimation(tuple(names), parents, offsets, local, pos[:, 0], anim.fps, anim.name,
-                             None if rigid.all() else translations)
+    return names, parents, offsets, local, pos[:, 0], translations
 
 
 def retarget_sources(rig: str, joint_names) -> dict[str, str]:

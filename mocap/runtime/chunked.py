@@ -16,10 +16,14 @@
    many frames of its neighbours, which are then dropped): every frame gets the inputs it gets
    in one pass.
 4. **Smoothing, chunk after chunk**: the Kalman forward pass carries its state across chunks and
-   the RTS backward pass reads the chunks back in reverse (:mod:`.smooth_chunks`): exact.
+   the RTS backward pass reads the chunks back in reverse (:mod:`.smooth_chunks`): exact. The
+   ``ukf``/``online`` trackers the same way once every chunk is triangulated (their bone lengths
+   are the take's median, ``online`` the last frames'): the compiled UKF carries its states
+   across chunks, the backward pass (RTS, or the fixed lag with the next chunk's first frames)
+   reads them back in reverse (:class:`.smooth_chunks.ChunkedFilter`): the same to rounding.
 
-The ``ukf``/``online`` trackers and the image-space identities have no chunked form here; with
-them the take is reconstructed in one pass (said in the log).
+The image-space identities have no chunked form here; with them the take is reconstructed in
+one pass (said in the log).
 """
 
 from __future__ import annotations
@@ -38,9 +42,10 @@ from mocap.io.keypoints import Keypoints2D
 from mocap.io.tracks import Tracks
 from mocap.match.epipolar import associate, gather_groups, person_sizes
 from mocap.runtime.executor import Executor, LocalExecutor
-from mocap.runtime.smooth_chunks import ChunkedSmoother
+from mocap.runtime.smooth_chunks import ChunkedFilter, ChunkedSmoother
 from mocap.skeleton.joints import add_derived_joints
-from mocap.track.linking import body_centres, group_appearance, link_people, relink_by_appearance
+from mocap.track.linking import (body_centres, group_appearance, link_people, relink_by_appearance,
+                                 without_bystanders)
 from mocap.track.people import merge_split_groups
 from mocap.triangulation.people import most_confident_person, triangulate_people
 from mocap.triangulation.rules import TEMPORAL_OFFSETS
@@ -160,10 +165,11 @@ class GroupStore:
         return np.concatenate(parts)
 
 
-def link_candidates(parts: dict, fps: float, config: ProcessConfig) -> tuple[np.ndarray, np.ndarray]:
+def link_candidates(parts: dict, fps: float, config: ProcessConfig, rig: Rig) -> tuple[np.ndarray, np.ndarray]:
     """Step 2: ``(track (T, K), order (P,))``: each group's person and the people in one pass's order."""
     link = config.link
     track = link_people(parts["centres"], fps, link, poses=parts["poses"])
+    track = without_bystanders(track, parts["centres"], rig, link)
     if parts["appearance"] is not None:
         track = relink_by_appearance(track, parts["appearance"], link)
     P = int(track.max()) + 1 if track.size else 0
@@ -206,6 +212,9 @@ def people_task(person: np.ndarray, keep: slice, rig: Rig, joint_names, config: 
     conf = np.nan_to_num(np.moveaxis(person[..., 2], -2, -1))  # (n, P, J, C)
     used_conf = np.where(inliers, conf, 0.0).sum(-1) / np.maximum(inliers.sum(-1), 1)
     cov = None
+    if filtered_by_ukf(config):  # the UKF's 2D evidence
+        return {"points": points, "inliers": inliers, "used_conf": used_conf, "covariance": None,
+                "views_used": tri.views_used[keep], "reproj_error_px": tri.reproj_error_px[keep], "person": person}
     if smoothed_by_kalman(config):
         smooth = config.smooth
         size = person_sizes(person, config.triangulate.min_confidence)  # (n, P, C)
@@ -221,10 +230,12 @@ def smoothed_by_kalman(config: ProcessConfig) -> bool:
     return config.smooth.enabled and config.track.mode == "kalman"
 
 
+def filtered_by_ukf(config: ProcessConfig) -> bool:
+    return config.smooth.enabled and config.track.mode in ("ukf", "online")
+
+
 def chunkable(config: ProcessConfig) -> str | None:
     """None when :func:`reconstruct_chunked` gives one pass's result with these settings, else why not."""
-    if config.smooth.enabled and config.track.mode not in ("kalman", "off"):
-        return f"track.mode {config.track.mode!r} has no chunked form"
     if config.triangulate.method not in ("robust", "dlt"):
         return f"triangulate.method {config.triangulate.method!r} has no chunked form"
     if config.match.multi_person and config.track.identities == "images":
@@ -245,7 +256,7 @@ def _people_reader(source, rig: Rig, config: ProcessConfig, fps: float, ranges, 
     store = GroupStore(folder, ranges, [0] * len(ranges))
     parts = _gather_candidates(source, rig, config, ranges, store, executor)
     t0 = time.perf_counter()
-    track, order = link_candidates(parts, fps, config)
+    track, order = link_candidates(parts, fps, config, rig)
     timings["link"] = time.perf_counter() - t0
     if len(order) == 0:
         raise ValueError("keypoints: no person is seen by two cameras in any frame; check that the videos "
@@ -334,27 +345,68 @@ def reconstruct_chunked(keypoints, rig: Rig, config: ProcessConfig | None = None
         lap("identities")
         J = len(names)
         out = _Output.empty(T, P, names)
-        smoother = ChunkedSmoother(P * J, fps, config.smooth, Path(tmp)) if smoothed_by_kalman(config) else None
+        follower = _Follower.of(config, rig, names, P, fps, Path(tmp))
         summary = _Summary()
         for (lo, hi), res in executor.map(people_task, _people_tasks(read, ranges, T, rig, names, config)):
             out.used_conf[lo:hi] = res["used_conf"]
             out.measured[lo:hi] = np.isfinite(res["points"]).all(-1)
             summary.add(res)
-            if smoother is None:
-                out.put(lo, hi, res["points"])
-            else:
-                n, t0 = hi - lo, time.perf_counter()
-                smoother.forward(lo, res["points"].reshape(n, P * J, 3), res["covariance"].reshape(n, P * J, 3, 3))
-                timings["forward"] = timings.get("forward", 0.0) + time.perf_counter() - t0
+            follower.take(lo, hi, res, out, timings)
+        follower.forward(timings)
         lap("people")
-        if smoother is not None:
-            for lo, hi, pos in smoother.backward():
-                out.put(lo, hi, pos.reshape(hi - lo, P, J, 3))
-            log.info("kalman tracking: %d joint positions filled where the triangulation had none", out.filled)
+        follower.backward(out, config.track.mode)
         lap("smooth")
     summary.log(T, P, J, config.triangulate.method, len(ranges))
     return Tracks(positions=out.positions, joint_names=out.names, track_ids=np.arange(P), fps=float(fps),
                   frame_indices=source.frame_indices, confidence=out.confidence)
+
+
+@dataclass(eq=False)
+class _Follower:
+    """Step 4 over the chunks: the Kalman smoother's forward pass as each chunk comes
+    (:class:`~mocap.runtime.smooth_chunks.ChunkedSmoother`), or the UKF's inputs stored and its
+    forward pass once every chunk is in (:class:`~mocap.runtime.smooth_chunks.ChunkedFilter`: the
+    bones are the take's); then the backward pass from the last chunk to the first. Neither
+    (``off``, ``--no-smooth``): each chunk's triangulation is final."""
+
+    smoother: ChunkedSmoother | ChunkedFilter | None
+    people: int
+    joints: int
+
+    @classmethod
+    def of(cls, config: ProcessConfig, rig: Rig, names, P: int, fps: float, folder: Path) -> _Follower:
+        if smoothed_by_kalman(config):
+            return cls(ChunkedSmoother(P * len(names), fps, config.smooth, folder), P, len(names))
+        if filtered_by_ukf(config):
+            return cls(ChunkedFilter(rig, names, P, fps, config.track, config.triangulate.min_confidence, folder),
+                       P, len(names))
+        return cls(None, P, len(names))
+
+    def take(self, lo: int, hi: int, res: dict, out: _Output, timings: dict) -> None:
+        """Chunk ``lo:hi``'s :func:`people_task` result."""
+        n, N, t0 = hi - lo, self.people * self.joints, time.perf_counter()
+        if isinstance(self.smoother, ChunkedSmoother):
+            self.smoother.forward(lo, res["points"].reshape(n, N, 3), res["covariance"].reshape(n, N, 3, 3))
+        elif isinstance(self.smoother, ChunkedFilter):
+            self.smoother.add(lo, res["person"], res["points"], res["inliers"])
+        else:
+            out.put(lo, hi, res["points"])
+            return
+        timings["forward"] = timings.get("forward", 0.0) + time.perf_counter() - t0
+
+    def forward(self, timings: dict) -> None:
+        """The UKF's forward pass over every chunk taken (the Kalman one ran in :meth:`take`)."""
+        if isinstance(self.smoother, ChunkedFilter):
+            t0 = time.perf_counter()
+            self.smoother.forward()
+            timings["forward"] = timings.get("forward", 0.0) + time.perf_counter() - t0
+
+    def backward(self, out: _Output, mode: str) -> None:
+        if self.smoother is None:
+            return
+        for lo, hi, pos in self.smoother.backward():
+            out.put(lo, hi, pos.reshape(hi - lo, self.people, self.joints, 3))
+        log.info("%s tracking: %d joint positions filled where the triangulation had none", mode, out.filled)
 
 
 @dataclass(eq=False)

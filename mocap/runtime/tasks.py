@@ -14,23 +14,27 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
-def detect_camera_task(session: str, out_dir: str, detect_config, camera: str) -> str:
+def detect_camera_task(session: str, out_dir: str, detect_config, camera: str, chunk_frames: int | None = None) -> str:
     """Detect one camera of a session into ``out_dir/<camera>.npz`` (one worker process: the
-    executor runs the cameras in parallel). Returns the camera's name."""
+    executor runs the cameras in parallel; a long video in ``exact`` chunks, resumable per chunk).
+    Returns the camera's name."""
     from mocap.detect import detect_session
 
-    detect_session(session, out_dir, replace(detect_config, workers=1), cameras=[camera], progress=False)
+    detect_session(session, out_dir, replace(detect_config, workers=1), cameras=[camera], progress=False,
+                   chunk_frames=chunk_frames)
     return camera
 
 
-def detect_cameras(executor, session, out_dir: Path, detect_config, cameras, chunk_frames: int | None = None) -> None:
-    """Every camera of a session detected as one task each on ``executor`` (with ``chunk_frames``:
-    one task per camera x chunk of frames); the files they write are then reused by
+def detect_cameras(executor, session, out_dir: Path, detect_config, cameras, chunk_frames: int | None = None,
+                   chunk_mode: str = "exact") -> None:
+    """Every camera of a session detected on ``executor``: one task per camera (``exact`` chunks:
+    a camera's chunks in order, the tracker carried), or with ``chunk_mode="warmup"`` one task
+    per camera x chunk of frames. The files they write are then reused by
     :func:`mocap.detect.detect_session` (which merges the chunks and adds the cross-view pass)."""
-    if chunk_frames:
+    if chunk_mode == "warmup" and chunk_frames:
         detect_camera_chunks(executor, session, out_dir, detect_config, cameras, chunk_frames)
         return
-    items = ((cam, (str(session), str(out_dir), detect_config, cam)) for cam in cameras)
+    items = ((cam, (str(session), str(out_dir), detect_config, cam, chunk_frames)) for cam in cameras)
     for cam, _ in executor.map_unordered(detect_camera_task, items):
         log.info("camera %s: detected by a %s task", cam, executor.name)
 
@@ -56,7 +60,8 @@ def detect_camera_chunks(executor, session, out_dir: Path, detect_config, camera
 
 
 def process_take_task(session: str, calibration: str, out_dir: str, config, chunk_frames: int | None,
-                      one_worker: bool = True, detect_chunk_frames: int | None = None) -> dict:
+                      one_worker: bool = True, detect_chunk_frames: int | None = None,
+                      detect_chunk_mode: str = "exact") -> dict:
     """One take through :func:`mocap.pipeline.process_session` (detection on one process: the
     executor runs several takes at once). Returns what the caller prints."""
     from mocap.pipeline import process_session
@@ -64,7 +69,7 @@ def process_take_task(session: str, calibration: str, out_dir: str, config, chun
     if one_worker:
         config = replace(config, detect=replace(config.detect, workers=1))
     result = process_session(session, calibration, out_dir, config, progress=False, chunk_frames=chunk_frames,
-                             detect_chunk_frames=detect_chunk_frames)
+                             detect_chunk_frames=detect_chunk_frames, detect_chunk_mode=detect_chunk_mode)
     return {"tracks_path": str(result.tracks_path), "export_paths": [str(p) for p in result.export_paths],
             "timings_s": dict(result.timings_s), "checks": list((result.report or {}).get("checks", []))}
 
@@ -82,9 +87,9 @@ def take_out_dirs(sessions, out_root) -> dict[str, Path]:
 
 
 def process_takes(executor, sessions, calibration, out_root, config, chunk_frames: int | None = None,
-                  detect_chunk_frames: int | None = None):
+                  detect_chunk_frames: int | None = None, detect_chunk_mode: str = "exact"):
     """Several takes, one task each on ``executor``: yields ``(session, result dict)`` as they finish."""
     dirs = take_out_dirs(sessions, out_root)
-    items = ((s, (s, str(calibration), str(d), config, chunk_frames, executor.name != "local", detect_chunk_frames))
-             for s, d in dirs.items())
+    items = ((s, (s, str(calibration), str(d), config, chunk_frames, executor.name != "local", detect_chunk_frames,
+                  detect_chunk_mode)) for s, d in dirs.items())
     yield from executor.map_unordered(process_take_task, items)

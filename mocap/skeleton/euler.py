@@ -86,3 +86,122 @@ def calmest_orders(rotmat: np.ndarray, orders, calm_deg: float = 10.0) -> list[s
         jumps = np.degrees(np.abs(np.diff(rotmat_to_euler_continuous(rotmat, order), axis=0))).max(axis=-1)
         score[k] = np.where(calm, jumps, 0.0).max(axis=0) if len(jumps) else 0.0
     return [orders[i] for i in np.argmax(score < score.min(axis=0) + 1e-6, axis=0)]
+
+
+def _unwrap_corrections(dd: np.ndarray) -> np.ndarray:
+    """:func:`numpy.unwrap`'s per-step correction (period 2*pi) of the differences ``dd``."""
+    ddmod = np.mod(dd + np.pi, _TWO_PI) - np.pi
+    np.copyto(ddmod, np.pi, where=(ddmod == -np.pi) & (dd > 0))
+    correct = ddmod - dd
+    np.copyto(correct, 0, where=np.abs(dd) < np.pi)
+    return correct
+
+
+def scan_picks(start: np.ndarray, after_first: np.ndarray, after_second: np.ndarray) -> np.ndarray:
+    """``pick[t] = after_second[t-1] if pick[t-1] else after_first[t-1]`` for ``t = 1 .. n`` from
+    ``pick[0] = start``, without a loop over frames: a step where both are equal sets the pick, one
+    where only ``after_first`` holds flips it, any other keeps it."""
+    sets = after_first == after_second
+    flips = np.cumsum(after_first & ~after_second, axis=0)
+    steps = np.arange(len(sets)).reshape((-1,) + (1,) * (sets.ndim - 1))
+    last = np.maximum.accumulate(np.where(sets, steps, -1), axis=0)  # the last step that set the pick
+    at = np.maximum(last, 0)
+    base = np.where(last >= 0, np.take_along_axis(after_first, at, axis=0), start)
+    since = flips - np.where(last >= 0, np.take_along_axis(flips, at, axis=0), 0)
+    return base ^ (since % 2 == 1)
+
+
+class ContinuousEuler:
+    """:func:`rotmat_to_euler_continuous` a chunk of frames at a time: ``stream(chunk)`` for
+    consecutive chunks ``(n, ..., 3, 3)`` returns what the one call on the whole sequence returns
+    for those frames, bit for bit (the decomposition picked and the unwrapping carry over)."""
+
+    def __init__(self, order: str):
+        if len(set(order.upper())) != 3:
+            raise ValueError(f"order: expected a Tait-Bryan order with three different axes, got {order!r}")
+        self.order = order
+        self._last = None  # (both decompositions, pick, raw angles) of the previous frame
+        self._sum = None  # the unwrapping's running correction after the previous frame
+
+    def __call__(self, rotmat: np.ndarray) -> np.ndarray:
+        rotmat = check_shape(np.asarray(rotmat, dtype=np.float64), "... 3 3", "rotmat")
+        if rotmat.ndim < 3 or rotmat.shape[0] == 0:
+            raise ValueError(f"rotmat: expected shape (n, ..., 3, 3) with n >= 1, got {rotmat.shape}")
+        first = rotmat_to_euler(rotmat, self.order)
+        second = first + np.array([np.pi, 0.0, np.pi])
+        second[..., 1] = np.pi - first[..., 1]
+        both = np.stack([first, second])  # (2, n, ..., 3)
+        if self._last is not None:
+            both = np.concatenate([self._last[0][:, None], both], axis=1)
+        diff = both[None, :, 1:] - both[:, None, :-1]
+        dist = np.abs(_nearest(diff, np.zeros(1))).sum(axis=-1)
+        after_first, after_second = dist[0, 1] < dist[0, 0], dist[1, 1] < dist[1, 0]
+        pick = np.zeros((len(both[0]),) + first.shape[1:-1], bool)
+        if self._last is not None:
+            pick[0] = self._last[1]
+        pick[1:] = scan_picks(pick[0], after_first, after_second)
+        raw = np.where(pick[..., None], both[1], both[0])  # with the previous frame first, if any
+        correct = _unwrap_corrections(np.diff(raw, axis=0))
+        if self._last is None:
+            out = raw.copy()
+            total = np.cumsum(correct, axis=0)
+            out[1:] = raw[1:] + total
+        else:
+            total = correct.cumsum(axis=0) if self._sum is None else np.concatenate([self._sum[None], correct]).cumsum(axis=0)[1:]
+            raw, out = raw[1:], raw[1:] + total
+        if len(total):
+            self._sum = total[-1].copy()
+        self._last = (both[:, -1].copy(), pick[-1].copy(), raw[-1].copy())  # copies: not the chunk's arrays
+        return out
+
+
+class CalmestOrders:
+    """:func:`calmest_orders` over consecutive chunks ``(n, J, 3, 3)``: ``update`` each, then
+    ``result()``; the same choice as the one call on the whole sequence."""
+
+    def __init__(self, orders, calm_deg: float = 10.0):
+        self.orders, self.calm_deg = list(orders), calm_deg
+        self._streams = [ContinuousEuler(o) for o in self.orders]
+        self._prev = None  # the previous frame's rotations and each order's angles
+        self._score = None
+
+    def update(self, rotmat: np.ndarray) -> None:
+        rotmat = check_shape(np.asarray(rotmat, dtype=np.float64), "T J 3 3", "rotmat")
+        if self._score is None:
+            self._score = np.zeros((len(self.orders), rotmat.shape[1]))
+        seq = rotmat if self._prev is None else np.concatenate([self._prev[0][None], rotmat])
+        step = np.swapaxes(seq[:-1], -1, -2) @ seq[1:]
+        turn = np.degrees(np.arccos(np.clip((np.trace(step, axis1=-2, axis2=-1) - 1) / 2, -1.0, 1.0)))
+        calm = turn < self.calm_deg
+        angles = []
+        for k, stream in enumerate(self._streams):
+            euler = stream(rotmat)
+            angles.append(euler[-1].copy())
+            if self._prev is not None:
+                euler = np.concatenate([self._prev[1][k][None], euler])
+            jumps = np.degrees(np.abs(np.diff(euler, axis=0))).max(axis=-1)
+            if len(jumps):
+                self._score[k] = np.maximum(self._score[k], np.where(calm, jumps, 0.0).max(axis=0))
+        self._prev = (rotmat[-1].copy(), angles)
+
+    def result(self) -> list[str]:
+        score = self._score
+        return [self.orders[i] for i in np.argmax(score < score.min(axis=0) + 1e-6, axis=0)]
+
+
+class LeastSingularOrders:
+    """:func:`least_singular_orders` over chunks ``(n, J, 3, 3)`` (any order of chunks): ``update``
+    each, then ``result()``."""
+
+    def __init__(self, orders):
+        self.orders = list(orders)
+        self._score = None
+
+    def update(self, rotmat: np.ndarray) -> None:
+        rotmat = check_shape(np.asarray(rotmat, dtype=np.float64), "T J 3 3", "rotmat")
+        score = np.stack([np.abs(np.cos(rotmat_to_euler(rotmat, o)[..., 1])).min(axis=0) for o in self.orders])
+        self._score = score if self._score is None else np.minimum(self._score, score)
+
+    def result(self) -> list[str]:
+        score = self._score
+        return [self.orders[i] for i in np.argmax(score > score.max(axis=0) - 1e-9, axis=0)]

@@ -55,6 +55,8 @@ log = logging.getLogger(__name__)
 
 _EPS = 1e-9
 _RIGID_M = 1e-6  # a stretching bone whose length moves less than this (metres) keeps its rest length
+#: The same, for :mod:`mocap.skeleton.stream`.
+RIGID_STRETCH_M = _RIGID_M
 
 
 @dataclass(frozen=True)
@@ -164,41 +166,67 @@ def _joint_global(spec, skel: Skeleton, pts: np.ndarray, parent_global: np.ndarr
     ``start``: ``(T, 3)`` where the primary direction starts (the joint's FK position), instead of
     the observed start point."""
     T = pts.shape[0]
+    valid, swing, phi, w = joint_swing(spec, skel, pts, parent_global, cfg, start)
+    out = np.full((T, 3, 3), np.nan)
+    if not valid.any():
+        return out, valid
+    if phi is not None:
+        phi = continuous_twist(phi, w)
+    out[valid] = apply_twist(swing, phi, w)
+    return out, valid
+
+
+def joint_swing(spec, skel: Skeleton, pts: np.ndarray, parent_global: np.ndarray, cfg: SolveConfig,
+                start: np.ndarray | None = None):
+    """The frame-by-frame part of :func:`_joint_global`: the valid mask ``(T,)`` and, on the valid
+    frames, ``(u, R)`` (the observed primary direction and the swing rotation), the raw twist angle
+    ``phi`` and its weight ``w`` (None, None without a secondary). ``(valid, None, None, None)``
+    where no frame is valid."""
     a = np.asarray(spec.primary.rest, float)
     if start is None:
         start = pts[:, skel.point_index(spec.primary.start)]
     d = pts[:, skel.point_index(spec.primary.end)] - start
     u, n = _unit(d)
     valid = np.isfinite(n) & (n > _EPS) & np.isfinite(parent_global).all(axis=(1, 2))
-    out = np.full((T, 3, 3), np.nan)
     if not valid.any():
-        return out, valid
+        return valid, None, None, None
     u, Gp = u[valid], parent_global[valid]
     # Swing: the shortest rotation from where the parent carries the rest direction onto u.
     R = rotation_between(Gp @ a, u) @ Gp
-    if spec.secondary is not None:
-        b = np.asarray(spec.secondary.rest, float)
-        b = b - (b @ a) * a
-        b /= np.linalg.norm(b)
-        v = (pts[:, skel.point_index(spec.secondary.end)] - pts[:, skel.point_index(spec.secondary.start)])[valid]
-        v_perp = v - np.sum(v * u, axis=-1, keepdims=True) * u
-        f, f_norm = _unit(v_perp)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            sin_angle = f_norm / np.linalg.norm(v, axis=-1)
-        lo, hi = np.sin(np.radians(cfg.straight_deg))
-        w = np.nan_to_num(_smoothstep((sin_angle - lo) / (hi - lo)), nan=0.0)
-        # Twist angle about u taking the swung rest secondary e onto the observed f.
-        e = R @ b
-        phi = np.arctan2(np.sum(u * np.cross(e, f), axis=-1), np.sum(e * f, axis=-1))
-        # Keep the twist continuous over frames: where it is undefined (straight limb) hold the
-        # last value, then remove 2*pi wraps, so that w * phi never jumps when phi crosses +-pi
-        # (e.g. the bend plane flipping as a limb passes through straight).
-        known = np.isfinite(phi) & (w > 0)
-        last = np.maximum.accumulate(np.where(known, np.arange(len(phi)), -1))
-        phi = np.unwrap(np.where(last >= 0, phi[np.maximum(last, 0)], 0.0))
-        R = rotvec_to_rotmat(u * (w * phi)[:, None]) @ R
-    out[valid] = R
-    return out, valid
+    if spec.secondary is None:
+        return valid, (u, R), None, None
+    b = np.asarray(spec.secondary.rest, float)
+    b = b - (b @ a) * a
+    b /= np.linalg.norm(b)
+    v = (pts[:, skel.point_index(spec.secondary.end)] - pts[:, skel.point_index(spec.secondary.start)])[valid]
+    v_perp = v - np.sum(v * u, axis=-1, keepdims=True) * u
+    f, f_norm = _unit(v_perp)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sin_angle = f_norm / np.linalg.norm(v, axis=-1)
+    lo, hi = np.sin(np.radians(cfg.straight_deg))
+    w = np.nan_to_num(_smoothstep((sin_angle - lo) / (hi - lo)), nan=0.0)
+    # Twist angle about u taking the swung rest secondary e onto the observed f.
+    e = R @ b
+    phi = np.arctan2(np.sum(u * np.cross(e, f), axis=-1), np.sum(e * f, axis=-1))
+    return valid, (u, R), phi, w
+
+
+def continuous_twist(phi: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Keep the twist ``phi`` (over the valid frames of the whole take) continuous: where it is
+    undefined (straight limb) hold the last value, then remove 2*pi wraps, so that ``w * phi`` never
+    jumps when phi crosses +-pi (e.g. the bend plane flipping as a limb passes through straight)."""
+    known = np.isfinite(phi) & (w > 0)
+    last = np.maximum.accumulate(np.where(known, np.arange(len(phi)), -1))
+    return np.unwrap(np.where(last >= 0, phi[np.maximum(last, 0)], 0.0))
+
+
+def apply_twist(swing, phi: np.ndarray | None, w: np.ndarray | None) -> np.ndarray:
+    """The global rotations ``(V, 3, 3)``: the swing ``(u, R)`` of :func:`joint_swing` turned by
+    ``w * phi`` about ``u`` (``phi`` from :func:`continuous_twist`; None: the swing alone)."""
+    u, R = swing
+    if phi is None:
+        return R
+    return rotvec_to_rotmat(u * (w * phi)[:, None]) @ R
 
 
 def _fill_rotations(local: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -213,7 +241,7 @@ def _fill_rotations(local: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return slerp(t).as_matrix()
 
 
-def _robust_median(samples: np.ndarray, k: float) -> np.ndarray:
+def robust_median(samples: np.ndarray, k: float) -> np.ndarray:
     """Median ``(3,)`` of ``samples (N, 3)`` after dropping those beyond ``k`` normalised MADs."""
     med = np.median(samples, axis=0)
     dist = np.linalg.norm(samples - med, axis=-1)
@@ -244,10 +272,10 @@ def _joint_offset(skel: Skeleton, j: int, pts: np.ndarray, parent_at: np.ndarray
         log.warning("%s: %s never oriented together with %s; bone length unknown", who, spec.name, names[p])
         return np.zeros(3), False
     local = np.einsum("tji,tj->ti", parent_raw[ok], d[ok])  # parent^T @ d
-    return _robust_median(local, cfg.outlier_mad), True
+    return robust_median(local, cfg.outlier_mad), True
 
 
-def _pair_offsets(offsets: np.ndarray, known: np.ndarray, names: tuple[str, ...], symmetric: bool) -> np.ndarray:
+def pair_offsets(offsets: np.ndarray, known: np.ndarray, names: tuple[str, ...], symmetric: bool) -> np.ndarray:
     """A side without an estimate (zero-length, never seen) takes the other side's, mirrored; with
     ``symmetric`` both sides of every pair take the mean of the pair."""
     offsets = offsets.copy()
@@ -271,10 +299,19 @@ def _stretch_offsets(observed: np.ndarray, parent_at: np.ndarray, parent_rot: np
     point from its parent's FK position ``parent_at (T, 3)`` and rotation ``parent_rot (T, 3, 3)``,
     its length within ``limits`` times the ``rest`` offset's; interpolated through frames without the
     point, held at the ends, ``rest`` if never seen."""
-    local = np.einsum("tji,tj->ti", parent_rot, observed - parent_at)  # parent^T @ d
+    return stretch_from_local(observed_local(observed, parent_at, parent_rot), rest, limits)
+
+
+def observed_local(observed: np.ndarray, parent_at: np.ndarray, parent_rot: np.ndarray) -> np.ndarray:
+    """``parent_rot^T @ (observed - parent_at)``: ``(T, 3)`` points seen in the parent's frame."""
+    return np.einsum("tji,tj->ti", parent_rot, observed - parent_at)
+
+
+def stretch_from_local(local: np.ndarray, rest: np.ndarray, limits: tuple[float, float]) -> np.ndarray:
+    """The whole-take part of :func:`_stretch_offsets` on the observed offsets ``local (T, 3)``."""
     if not np.isfinite(local).all(axis=-1).any():
         return np.broadcast_to(rest, local.shape).copy()
-    local = _fill_positions(local)
+    local = fill_positions(local)
     length, rest_length = np.linalg.norm(local, axis=-1, keepdims=True), np.linalg.norm(rest)
     kept = np.clip(length, limits[0] * rest_length, limits[1] * rest_length)
     return local * (kept / np.maximum(length, _EPS))
@@ -298,7 +335,7 @@ def _solve_joints(skel: Skeleton, pts: np.ndarray, cfg: SolveConfig, name: str):
     for j, spec in enumerate(skel.joints):
         p = skel.parents[j]
         if p < 0:
-            parent, model[:, j] = eye, _fill_positions(pts[:, skel.point_index(spec.at)])
+            parent, model[:, j] = eye, fill_positions(pts[:, skel.point_index(spec.at)])
         else:
             parent = glob[:, p]
             offsets[j], known[j] = _joint_offset(skel, j, pts, model[:, p], glob_raw[:, p], cfg, name)
@@ -321,10 +358,10 @@ def _solve_joints(skel: Skeleton, pts: np.ndarray, cfg: SolveConfig, name: str):
             raw_local = np.swapaxes(parent, -1, -2) @ np.where(valid[:, None, None], glob_raw[:, j], np.eye(3))
             local[:, j] = _fill_rotations(raw_local, valid)
         glob[:, j] = parent @ local[:, j]
-    return local, _pair_offsets(offsets, known, skel.joint_names, cfg.symmetric_bones), stretched
+    return local, pair_offsets(offsets, known, skel.joint_names, cfg.symmetric_bones), stretched
 
 
-def _fill_positions(x: np.ndarray) -> np.ndarray:
+def fill_positions(x: np.ndarray) -> np.ndarray:
     """Linear interpolation of ``x (T, 3)`` through NaN rows, held at the ends."""
     ok = np.isfinite(x).all(axis=-1)
     good = np.flatnonzero(ok)
@@ -369,7 +406,7 @@ def solve_skeleton(points_world: np.ndarray, joint_names, fps: float, name: str 
 
     J = len(skel.joints)
     local, offsets, stretched = _solve_joints(skel, pts, cfg, name)
-    root = _fill_positions(pts[:, skel.point_index("pelvis")])
+    root = fill_positions(pts[:, skel.point_index("pelvis")])
     rest = SkeletonAnimation(skel.joint_names, skel.parents, offsets, np.eye(3)[None, None].repeat(J, 1), np.zeros((1, 3)), fps)
     offsets[0] = [0.0, 0.0, -forward_kinematics(rest)[0][0, :, 2].min()]  # rest: lowest joint on the floor
     translations = None

@@ -34,7 +34,8 @@ from mocap.geometry import Rig
 from mocap.io.keypoints import Keypoints2D
 from mocap.match.epipolar import AssociationConfig, epipolar_costs, group_frame, person_sizes
 from mocap.skeleton.joints import left_right_permutation
-from mocap.track.linking import LinkConfig, group_appearance, relink_by_appearance, without_short_tracks
+from mocap.track.linking import (LinkConfig, body_centres, group_appearance, relink_by_appearance, without_bystanders,
+                                 without_short_tracks)
 from mocap.triangulation.people import TriangulateConfig, triangulate_people
 
 #: A detection joins a track in a view when the median joint distance to the track's predicted
@@ -167,9 +168,27 @@ def temporal_people_views(keypoints: Keypoints2D, rig: Rig, fps: float, match: A
     person = np.full((T, P, C, J, 3), np.nan)
     t, c, p = np.nonzero(owner >= 0)
     person[t, owner[t, c, p], c] = data[t, c, p]
+    person = people_inside_volume(person, rig, names, triangulate, link)
+    P = person.shape[1]
     seen = np.isfinite(person[..., 0]).any(-1).sum(-1)  # (T, P) views per person
     order = np.argsort(-(seen >= 2).sum(0), kind="stable")  # the most seen first; ties: first appearance
     return person[:, order[: link.max_people or P]]
+
+
+def people_inside_volume(person: np.ndarray, rig: Rig, names, triangulate: TriangulateConfig,
+                         link: LinkConfig) -> np.ndarray:
+    """``person (T, P, C, J, 3)`` without the bystanders outside the rig's capture volume
+    (:func:`mocap.track.linking.without_bystanders` on the people's triangulated body centres);
+    a person never triangulated is kept."""
+    if not link.volume_cameras or person.shape[1] == 0:
+        return person
+    tri = triangulate_people(rig, person, names, triangulate, temporal=False)
+    centres = body_centres(tri.points, names)  # (T, P, 3)
+    P = centres.shape[1]
+    track = np.where(np.isfinite(centres).all(-1), np.arange(P)[None], -1)  # (T, P)
+    kept = without_bystanders(track, centres, rig, link)
+    keep = ((kept >= 0) | (track < 0).all(0)).any(0)  # (P,)
+    return person[:, keep]
 
 
 def _relinked(owner: np.ndarray, keypoints: Keypoints2D, link: LinkConfig) -> np.ndarray:

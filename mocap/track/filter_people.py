@@ -11,9 +11,14 @@ left out. Where the triangulation found the joint, only the views it kept are me
 labels it used (:func:`unswapped`). The 2D noise of a keypoint is ``noise_fraction`` of the
 person's size in that view over the square root of its confidence (as the triangulation
 covariance of the ``kalman`` smoother, :func:`mocap.track.smoothing.smooth_people`). A joint
-the triangulation lacks is also held at its bone's length from its parent joint (a soft
-constraint, :func:`bone_update`), which fixes the depth one camera leaves open, up to the choice
-between the two places where that camera's ray meets the bone's sphere. A joint that no camera
+the triangulation lacks is also held at its bone's length from its parent joint and from each
+child joint the triangulation has (soft constraints, :func:`bone_update`), which fixes the depth
+one camera leaves open; of the two places where that camera's ray meets the bone's sphere about
+the parent, the filter keeps the one the motion model and the children's bones find likelier
+(:func:`choose_branch`: the filter no longer follows the sphere's far side after a grazing ray);
+the RTS pass does not link across a frame where it moved there (a reflection, no Gaussian step).
+Before each update, a view whose left/right labels fit the prediction better all exchanged (a
+detector's swap the triangulation did not catch) is relabelled (:func:`swap_views`). A joint that no camera
 updates for longer than ``max_gap_s`` ends; one the triangulation finds farther than
 ``restart_m`` from the filter (a teleport, a foot that stopped dead, a track that followed the
 wrong limb) restarts there: at once where the triangulated joint keeps its bone's length from
@@ -30,7 +35,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -41,8 +46,8 @@ from mocap.match.epipolar import person_sizes
 from mocap.skeleton.joints import left_right_permutation
 from mocap.track.smoothing import SmoothConfig, smooth_people, within_short_gaps
 from mocap.threads import run_blocks
-from mocap.track.ukf_compiled import camera_table, forward_kernel, smooth_kernel
-from mocap.track.ukf import DIM, SigmaWeights, constant_velocity, predict, rts_smooth, ukf_update
+from mocap.track.ukf_compiled import MAX_CHILDREN, SWAP_PENALTY, camera_table, forward_kernel, smooth_kernel
+from mocap.track.ukf import DIM, SigmaWeights, constant_velocity, predict, rts_smooth, sigma_points, ukf_update
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +101,10 @@ class TrackConfig:
     ``kalman``, a 99th percentile within 2 mm of it, and takes 15-40 % less CPU time; on the
     real two-person take with our own detections the bone-length CV is 0.057 / 0.060 against
     0.066 / 0.058 and the reprojection 12.7 against 12.8 px (mean of the cameras' medians).
-    ``kalman`` stays the default: ``ukf`` is not better for both performers there, and
-    ``kalman`` alone has a chunked form (:mod:`mocap.runtime.chunked`: long takes in bounded
-    memory)."""
+    ``kalman`` stays the default: ``ukf`` is not better everywhere on the real takes (the
+    second performer's bone CV 0.051 against 0.050, the balancing take's 0.042 against 0.036
+    with our detections). Every mode runs long takes in chunks, the same as one pass
+    (:mod:`mocap.runtime.chunked`)."""
     identities: str = "centres"
     """How people are followed from frame to frame: ``centres``: the per-frame cross-view groups
     linked by body centre and pose (:mod:`mocap.track.linking`); ``images``: every view's 2D
@@ -144,7 +150,8 @@ class TrackConfig:
     most this, metres (largest standard deviation): one camera with a drifting depth is not."""
     bone_sigma_m: float = 0.02
     """A joint without a triangulation this frame (one camera, or none) is held at its bone's
-    length from its parent joint (the median over the take) within this standard deviation, m."""
+    length from its parent joint, and at its children's bones' lengths from those the
+    triangulation has (the medians over the take), within this standard deviation, m."""
     start_velocity_sigma: float = 2.0
     """Velocity uncertainty of a joint's first frame, m/s (it starts at rest)."""
     lag_frames: int = 5
@@ -180,11 +187,15 @@ class FilterEvidence:
     """``(N,)`` int: index of each point's parent joint (same person), -1 for none."""
     bone: np.ndarray
     """``(T, N)`` length of the bone to the parent per frame, metres (NaN: no constraint)."""
+    mirror: np.ndarray | None = None
+    """``(J,)`` each joint's left/right twin within a person (itself: none), for the swapped
+    labels hypothesis of :func:`swap_views`; None: no such hypothesis."""
 
     def part(self, lo: int, hi: int) -> FilterEvidence:
         """Points ``lo:hi`` (whole people: parents stay inside)."""
         return FilterEvidence(self.z[:, lo:hi], self.var[:, lo:hi], self.observed[:, lo:hi], self.start[:, lo:hi],
-                              np.where(self.parent[lo:hi] >= 0, self.parent[lo:hi] - lo, -1), self.bone[:, lo:hi])
+                              np.where(self.parent[lo:hi] >= 0, self.parent[lo:hi] - lo, -1), self.bone[:, lo:hi],
+                              self.mirror)
 
 
 def people_evidence(person: np.ndarray, points: np.ndarray, config: TrackConfig, min_confidence: float,
@@ -216,8 +227,9 @@ def people_evidence(person: np.ndarray, points: np.ndarray, config: TrackConfig,
     var = np.maximum(sigma, config.min_noise_px) ** 2
     parent, bone = bone_lengths(points, joint_names, causal=config.mode == "online")  # (J,), (T, P, J)
     parents = np.where(parent >= 0, parent + J * np.arange(P)[:, None], -1)  # (P, J) flat indices
+    mirror = left_right_permutation(joint_names) if joint_names is not None else None
     return FilterEvidence(xy.reshape(T, P * J, C, 2), var.reshape(T, P * J, C), observed.reshape(T, P * J, C),
-                          points.reshape(T, P * J, 3), parents.ravel(), bone.reshape(T, P * J))
+                          points.reshape(T, P * J, 3), parents.ravel(), bone.reshape(T, P * J), mirror)
 
 
 def bone_lengths(points: np.ndarray, joint_names=None, causal: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -346,10 +358,12 @@ def compiled_forward(rig: Rig, ev: FilterEvidence, joints: int, F: np.ndarray, Q
     linked, views = np.zeros((T, N), bool), np.zeros((T, N), np.int64)
     settings = (float(config.gate), int(np.floor(config.max_gap_s / abs(F[0, 3]))), float(config.restart_m),
                 int(config.restart_frames), float(config.bone_sigma_m), float(config.start_velocity_sigma), ODD_BONE)
-    evt = (np.ascontiguousarray(ev.z), np.ascontiguousarray(ev.var), np.ascontiguousarray(ev.observed),
-           np.ascontiguousarray(ev.start), ev.parent.astype(np.int64), np.ascontiguousarray(ev.bone, dtype=np.float64))
+    evt = (np.array(ev.z, order="C"), np.array(ev.var, order="C"), np.array(ev.observed, order="C"),  # copies:
+           np.ascontiguousarray(ev.start), ev.parent.astype(np.int64),  # the kernel relabels swapped views
+           np.ascontiguousarray(ev.bone, dtype=np.float64))
+    mirror = np.arange(joints) if ev.mirror is None else ev.mirror.astype(np.int64)
     run_blocks(forward_kernel, N // joints, joints, evt, camera_table(rig), F, np.ascontiguousarray(Q),
-               (w.wm, w.wc, w.lam), settings, (xs, Ps, linked, views))
+               (w.wm, w.wc, w.lam), settings, (xs, Ps, linked, views), mirror)
     return ForwardPass(xs, Ps, linked, views)
 
 
@@ -396,10 +410,13 @@ class ForwardPass:
     """``(T, N)`` int: cameras that updated the joint (at a start: that saw it)."""
 
 
-def forward_filter(measure, ev: FilterEvidence, F: np.ndarray, Q: np.ndarray, config: TrackConfig) -> ForwardPass:
+def forward_filter(measure, ev: FilterEvidence, F: np.ndarray, Q: np.ndarray, config: TrackConfig,
+                   centres: np.ndarray) -> ForwardPass:
     """The forward pass over ``ev``'s points with motion model ``F``, ``Q``, batched in numpy (the
-    reference of :func:`compiled_forward`, which the tracker runs)."""
+    reference of :func:`compiled_forward`, which the tracker runs); ``centres (C, 3)``: the
+    cameras' centres (:func:`rig_centres`)."""
     T, N = ev.start.shape[:2]
+    kids, cam1 = children_table(ev.parent), np.full(N, -1)
     weights = SigmaWeights.merwe()
     x, P = np.zeros((N, DIM)), np.zeros((N, DIM, DIM))
     alive, last, strikes = np.zeros(N, bool), np.zeros(N, np.int64), np.zeros(N, np.int64)
@@ -407,21 +424,23 @@ def forward_filter(measure, ev: FilterEvidence, F: np.ndarray, Q: np.ndarray, co
     linked, views = np.zeros((T, N), bool), np.zeros((T, N), np.int64)
     max_gap = int(np.floor(config.max_gap_s / abs(F[0, 3])))
     P0 = np.diag([0.0] * 3 + [config.start_velocity_sigma ** 2] * 3)
+    ev = replace(ev, z=ev.z.copy(), var=ev.var.copy(), observed=ev.observed.copy())  # relabelled below
     for t in range(T):
         alive &= t - last <= max_gap + 1
         x[alive], P[alive] = predict(x[alive], P[alive], F, Q)
+        if ev.mirror is not None:
+            swap_views(ev, t, x, P, alive, measure, weights, config.gate)
+        prior = (x[:, :3].copy(), P[:, :3, :3].copy())  # the prediction, for the side of a bone
         has_start = np.isfinite(ev.start[t]).all(-1)
         upd = alive & ev.observed[t].any(-1)
         if upd.any():
             x[upd], P[upd], used = ukf_update(x[upd], P[upd], ev.z[t, upd], ev.var[t, upd], ev.observed[t, upd],
                                               measure, weights, config.gate)
             views[t, upd] = used.sum(-1)
+            cam1[upd] = np.where(used.any(-1), used.argmax(-1), -1)
         x_upd, alive_upd = x[:, :3].copy(), alive.copy()  # each parent as the camera update left it
-        held = alive & ~has_start & np.isfinite(ev.bone[t])
-        held &= alive[np.maximum(ev.parent, 0)]
-        if held.any():
-            x[held], P[held] = bone_update(x[held], P[held], x[ev.parent[held], :3], P[ev.parent[held], :3, :3],
-                                           ev.bone[t, held], config.bone_sigma_m)
+        cameras = (x_upd, P[:, :3, :3].copy(), alive_upd, views[t], cam1, centres)
+        x, P, flipped = hold_on_bones(ev, t, x, P, cameras, prior, kids, config.bone_sigma_m)
         refused = (views[t] == 0) & ev.observed[t].any(-1)
         with np.errstate(invalid="ignore"):
             refused |= np.linalg.norm(x[:, :3] - ev.start[t], axis=-1) > config.restart_m
@@ -433,7 +452,7 @@ def forward_filter(measure, ev: FilterEvidence, F: np.ndarray, Q: np.ndarray, co
             tri_bone = np.linalg.norm(ev.start[t] - ref, axis=-1)
             odd = ~((ev.parent >= 0) & (np.abs(tri_bone / ev.bone[t] - 1) <= ODD_BONE))  # or no bone to check
         new = has_start & (~alive | (strikes >= np.where(odd, config.restart_frames, 1)))
-        linked[t] = alive & ~new
+        linked[t] = alive & ~new & ~flipped  # a reflected state is no Gaussian step: no RTS across it
         x[new] = np.concatenate([ev.start[t, new], np.zeros((new.sum(), 3))], axis=1)
         P[new] = P0
         P[new, :3, :3] = np.eye(3) * _start_variance(ev, t, new)[:, None, None]
@@ -443,6 +462,142 @@ def forward_filter(measure, ev: FilterEvidence, F: np.ndarray, Q: np.ndarray, co
         last = np.where(views[t] > 0, t, last)
         xs[t, alive], Ps[t, alive] = x[alive], P[alive]
     return ForwardPass(xs, Ps, linked, views)
+
+
+def swap_views(ev: FilterEvidence, t: int, x: np.ndarray, P: np.ndarray, alive: np.ndarray, measure,
+               weights: SigmaWeights, gate: float) -> None:
+    """Left/right swap hypotheses of frame ``t``: a view whose labels, all exchanged (a detector
+    that took a person's left for their right), fit the predicted joints ``x, P`` better than
+    as given has them exchanged in ``ev``'s keypoints, variances and masks (in place) before the
+    update. Each view of each person is scored under both labellings by the unscented
+    prediction of its keypoints (-2 log-likelihood: Mahalanobis distance², capped at ``gate²``
+    for an outlier, plus log det), over the keypoints whose joint and twin are alive; the
+    exchanged labels must win by :data:`~mocap.track.ukf_compiled.SWAP_PENALTY` (a swap's prior
+    odds). The triangulation relabels the swapped views it recognises (:func:`unswapped`); this
+    catches those it does not (side-on views, where left and right project close, whose
+    keypoints it may keep as inliers) and those of joints it lacks."""
+    N, C = ev.observed.shape[1:]
+    J = len(ev.mirror)
+    twin = (ev.mirror[None] + J * np.arange(N // J)[:, None]).ravel()  # (N,)
+    pok = alive & alive[twin] & (twin != np.arange(N))
+    pred, S = np.full((N, C, 2), np.nan), np.full((N, C, 3), np.nan)
+    if pok.any():
+        sig = sigma_points(x[pok], P[pok], weights.lam)  # (n, S, 6)
+        zs = measure(sig[..., :3])  # (n, S, C, 2)
+        mean = np.tensordot(weights.wm, zs, axes=(0, 1))  # (n, C, 2)
+        d = zs - mean[:, None]
+        pred[pok] = mean
+        S[pok] = np.stack([np.tensordot(weights.wc, d[..., 0] * d[..., 0], axes=(0, 1)),
+                           np.tensordot(weights.wc, d[..., 0] * d[..., 1], axes=(0, 1)),
+                           np.tensordot(weights.wc, d[..., 1] * d[..., 1], axes=(0, 1))], -1)
+    ok = ev.observed[t] & np.isfinite(ev.z[t]).all(-1) & np.isfinite(pred).all(-1) & np.isfinite(pred[twin]).all(-1)
+
+    def cost(m, Sm):  # (N, C)
+        a, b, d = Sm[..., 0] + ev.var[t], Sm[..., 1], Sm[..., 2] + ev.var[t]
+        det = a * d - b * b
+        v = ev.z[t] - m
+        with np.errstate(invalid="ignore", divide="ignore"):
+            d2 = (d * v[..., 0] ** 2 - 2 * b * v[..., 0] * v[..., 1] + a * v[..., 1] ** 2) / det
+            return np.where(ok, np.minimum(d2, gate ** 2) + np.log(det), 0.0)
+
+    same = cost(pred, S).reshape(-1, J, C).sum(1)  # (people, C)
+    cross = cost(pred[twin], S[twin]).reshape(-1, J, C).sum(1)
+    flip = ok.reshape(-1, J, C).any(1) & (cross + SWAP_PENALTY < same)
+    flip = np.repeat(flip, J, axis=0)  # (N, C)
+    for a in (ev.z, ev.var, ev.observed):
+        a[t] = np.where(flip.reshape(flip.shape + (1,) * (a.ndim - 3)), a[t, twin], a[t])
+
+
+def rig_centres(rig: Rig) -> np.ndarray:
+    """``(C, 3)`` the cameras' centres ``-Rᵀ t``, metres."""
+    return -np.einsum("cki,ck->ci", rig.R, rig.t)
+
+
+def children_table(parent: np.ndarray) -> np.ndarray:
+    """``(N, MAX_CHILDREN)`` each point's children in :data:`BONES` (flat indices, ascending; -1:
+    none), as :func:`mocap.track.ukf_compiled.children` lists them."""
+    kids = np.full((len(parent), MAX_CHILDREN), -1, np.int64)
+    count = np.zeros(len(parent), np.int64)
+    for k in np.flatnonzero(parent >= 0):  # once per take, not per frame
+        if count[parent[k]] < MAX_CHILDREN:
+            kids[parent[k], count[parent[k]]] = k
+            count[parent[k]] += 1
+    return kids
+
+
+def hold_on_bones(ev: FilterEvidence, t: int, x: np.ndarray, P: np.ndarray, cameras: tuple, prior: tuple,
+                  kids: np.ndarray, sigma_m: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frame ``t``'s bones: each joint alive without a triangulation is held at its bone's length
+    from its parent and from each child the triangulation has (:func:`bone_update`), on the
+    likelier side of the parent (:func:`choose_branch`) where one camera updated it.
+
+    Args:
+        ev: the evidence; ``x (N, 6)``, ``P (N, 6, 6)`` the states after the camera update.
+        cameras: ``(positions (N, 3), covariances (N, 3, 3), alive (N,), views (N,), camera (N,),
+            centres (C, 3))`` after the camera update (the one camera where ``views == 1``).
+        prior: ``(positions (N, 3), covariances (N, 3, 3))`` predicted.
+        kids: :func:`children_table`; ``sigma_m``: a bone's standard deviation, metres.
+
+    Returns:
+        ``(x, P, flipped (N,))``: ``flipped`` where :func:`choose_branch` reflected the state.
+    """
+    pos, cov, alive, views, cam, centres = cameras
+    has_start = np.isfinite(ev.start[t]).all(-1)
+    par = np.maximum(ev.parent, 0)
+    held = alive & ~has_start & np.isfinite(ev.bone[t]) & (ev.parent >= 0) & alive[par]
+    k = np.maximum(kids, 0)
+    kid_ok = (kids >= 0) & alive[k] & has_start[k] & np.isfinite(ev.bone[t, k])  # (N, K)
+    one, flipped = held & (views == 1), np.zeros(len(x), bool)
+    if one.any():
+        x[one], P[one], flipped[one] = choose_branch(
+            x[one], P[one], pos[par[one]], centres[cam[one]], (prior[0][one], prior[1][one]),
+            (pos[k[one]], ev.bone[t, k[one]], cov[k[one]], kid_ok[one]), sigma_m)
+    if held.any():
+        x[held], P[held] = bone_update(x[held], P[held], pos[par[held]], cov[par[held]], ev.bone[t, held], sigma_m)
+    for i in range(kids.shape[1]):
+        ok = held & kid_ok[:, i]
+        if ok.any():
+            x[ok], P[ok] = bone_update(x[ok], P[ok], pos[kids[ok, i]], cov[kids[ok, i]], ev.bone[t, kids[ok, i]],
+                                       sigma_m)
+    return x, P, flipped
+
+
+def branch_cost(h: np.ndarray, prior: tuple, kids: tuple, sigma_m: float) -> np.ndarray:
+    """``(n,)`` how unlikely joints at ``h (n, 3)`` are: the Mahalanobis distance² from their
+    predicted positions ``prior (positions (n, 3), covariances (n, 3, 3))`` plus, for each child
+    the triangulation has, its bone's misfit² over ``sigma_m²`` and the child's mean position
+    variance. ``kids``: ``(positions (n, K, 3), lengths (n, K), covariances (n, K, 3, 3), ok (n, K))``."""
+    d = h - prior[0]
+    cost = np.einsum("ni,ni->n", d, np.linalg.solve(prior[1], d[..., None])[..., 0])
+    pos, length, cov, ok = kids
+    with np.errstate(invalid="ignore"):
+        misfit = (np.linalg.norm(h[:, None] - pos, axis=-1) - length) ** 2
+        var = sigma_m ** 2 + np.trace(cov, axis1=-2, axis2=-1) / 3
+    return cost + np.where(ok, misfit / var, 0.0).sum(-1)
+
+
+def choose_branch(x: np.ndarray, P: np.ndarray, parent: np.ndarray, centre: np.ndarray, prior: tuple, kids: tuple,
+                  sigma_m: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The two places where one camera's ray meets a bone's sphere about the parent are mirror
+    images across the foot of the perpendicular from the parent to the ray: joints whose mirror
+    image scores lower (:func:`branch_cost`: the motion model's prediction and the children's
+    bones) have their states (position about that point, velocity along the ray) and
+    covariances reflected there; returns ``(x, P, flipped (n,))``.
+
+    Args:
+        x: ``(n, 6)`` states after one camera's update; ``P (n, 6, 6)``.
+        parent: ``(n, 3)`` parents' positions; ``centre (n, 3)`` that camera's centre.
+        prior, kids: as :func:`branch_cost`.
+    """
+    r = x[:, :3] - centre
+    r = r / np.linalg.norm(r, axis=-1, keepdims=True)
+    mirror = x[:, :3] - 2 * np.einsum("ni,ni->n", x[:, :3] - parent, r)[:, None] * r
+    flip = branch_cost(mirror, prior, kids, sigma_m) < branch_cost(x[:, :3], prior, kids, sigma_m)
+    H = np.eye(3) - 2 * r[:, :, None] * r[:, None, :]
+    M = np.zeros((len(x), DIM, DIM))
+    M[:, :3, :3], M[:, 3:, 3:] = H, H
+    x_m = np.concatenate([mirror, np.einsum("nij,nj->ni", H, x[:, 3:])], axis=1)
+    return np.where(flip[:, None], x_m, x), np.where(flip[:, None, None], M @ P @ M, P), flip
 
 
 def bone_update(x: np.ndarray, P: np.ndarray, parent: np.ndarray, P_parent: np.ndarray, length: np.ndarray,

@@ -17,6 +17,7 @@ a track index per candidate out, stays.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from dataclasses import dataclass
 
@@ -24,8 +25,16 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from mocap._checks import check_shape
+from mocap.geometry.camera import project_rig
+
+log = logging.getLogger(__name__)
 
 TORSO = ("left_shoulder", "right_shoulder", "left_hip", "right_hip")
+
+#: A point counts as inside a camera's field of view when it projects within the image grown by
+#: this fraction of its size on every side (a body centre just outside the frame still has
+#: most of the body in view).
+VIEW_MARGIN = 0.1
 
 
 @dataclass(frozen=True)
@@ -52,8 +61,15 @@ class LinkConfig:
     max_people: int = 0
     """Keep at most this many people, those with the most triangulated joints over the take
     (0: everyone found)."""
+    volume_cameras: int = 3
+    """The capture volume is where at least this many cameras (all of them in a smaller rig) see
+    a point: a person whose body centre lies inside fewer cameras' fields of view in most of
+    their frames is a bystander outside it (someone behind two of the cameras, seen and
+    triangulated by the other two), reported in the log and dropped; 0 keeps everyone."""
 
     def __post_init__(self):
+        if self.volume_cameras < 0:
+            raise ValueError(f"volume_cameras: expected >= 0 (0 = keep bystanders), got {self.volume_cameras}")
         if self.max_people < 0:
             raise ValueError(f"max_people: expected >= 0 (0 = everyone), got {self.max_people}")
         for name in ("max_speed", "gate_m", "max_gap_s"):
@@ -364,3 +380,51 @@ def relink_by_appearance(track: np.ndarray, appearance: np.ndarray, config: Link
     remap = -np.ones(n + 1, dtype=np.int64)
     remap[present[np.argsort(first_row, kind="stable")]] = np.arange(len(present))
     return remap[track]
+
+
+def cameras_seeing(rig, points: np.ndarray, margin: float = VIEW_MARGIN) -> np.ndarray:
+    """Number of cameras whose field of view holds each point: in front of the camera and
+    projecting (pinhole, no distortion: it folds far-off points back into the image) within the
+    image grown by ``margin`` of its size on every side.
+
+    Args:
+        rig: the calibration.
+        points: ``(..., 3)`` metres; NaN points count 0 cameras.
+
+    Returns:
+        ``(...)`` int64.
+    """
+    pix = project_rig(rig, np.asarray(points, dtype=np.float64), distort=False)  # (..., C, 2)
+    size = rig.sizes.astype(np.float64)  # (C, 2) width, height
+    with np.errstate(invalid="ignore"):
+        inside = ((pix >= -margin * size) & (pix <= (1 + margin) * size)).all(-1)  # NaN: False
+    return inside.sum(-1)
+
+
+def without_bystanders(track: np.ndarray, centres: np.ndarray, rig, config: LinkConfig | None = None) -> np.ndarray:
+    """``track (T, K)`` without the people outside the rig's capture volume: those whose body
+    centres ``(T, K, 3)`` lie inside fewer than ``config.volume_cameras`` cameras' fields of view
+    (all cameras when the rig has fewer) in more than half of their frames (the median count):
+    someone seen and triangulated by two cameras from behind the others is a bystander, not a
+    performer. Dropped people are logged; the rest are renumbered 0, 1, ... by first appearance."""
+    config = config or LinkConfig()
+    need = min(config.volume_cameras, len(rig))
+    n = int(track.max()) + 1 if track.size else 0
+    if need == 0 or n == 0:
+        return track
+    tt, kk = np.nonzero(track >= 0)
+    ids = track[tt, kk]
+    counts = cameras_seeing(rig, centres[tt, kk])  # (M,)
+    drop = np.zeros(n, dtype=bool)
+    for i in np.unique(ids):  # a handful of tracks
+        drop[i] = np.median(counts[ids == i]) < need
+    if not drop.any():
+        return track
+    for i in np.flatnonzero(drop):
+        frames = tt[ids == i]
+        where = np.nanmedian(centres[frames, kk[ids == i]], axis=0)
+        log.info("bystander outside the capture volume dropped: frames %d-%d (%d frames), body centre near "
+                 "(%.2f, %.2f, %.2f) m, inside %.0f camera(s)' fields of view (the volume needs %d; "
+                 "link.volume_cameras: 0 keeps bystanders)", frames.min(), frames.max(), len(frames), *where,
+                 np.median(counts[ids == i]), need)
+    return without_short_tracks(np.where(drop[np.maximum(track, 0)], -1, track), n, 1)

@@ -8,13 +8,15 @@ Per pushed frame (all of it causal, decided from this frame and the ones before)
    continues a track lost lately near it, else starts a new one. Each track's views are
    triangulated on their own (robust, no temporal check: that needs the frames after).
 2. **Track states**: a track is *tentative* until triangulated in ``LinkConfig.min_track_s``
-   worth of frames, then *confirmed* (only confirmed tracks are emitted); a confirmed track
+   worth of frames, then *confirmed* (only confirmed tracks are emitted, and not those whose
+   body centre lay outside the capture volume in most of their frames so far: bystanders,
+   :func:`mocap.track.linking.without_bystanders`); a confirmed track
    without views this frame is *coasting* (its filter predicts; its joints end after
    ``TrackConfig.max_gap_s``); a track unseen for ``LinkConfig.max_gap_s`` has *ended*, and its
    last ``lag`` frames are still emitted before it is dropped.
 3. **Filter**: one step of the compiled UKF of the offline tracker
-   (:func:`mocap.track.ukf_compiled.step_kernel`, the frame loop of
-   :func:`~mocap.track.ukf_compiled.forward_kernel` with the states carried between calls) on the
+   (:func:`mocap.track.ukf_compiled.filter_frames`, the offline filter's frame loop, left/right
+   swap hypotheses included, with the states carried between calls) on the
    2D keypoints each camera gave the track, bones held at the median of their lengths over the
    last :data:`~mocap.track.filter_people.BONE_WINDOW` frames (what a live run knows).
 4. **Fixed-lag smoothing**: frame ``t - lag`` is the RTS smoother over the ``lag + 1`` filtered
@@ -33,10 +35,12 @@ import numba
 import numpy as np
 
 from mocap.geometry import Rig
+from mocap.skeleton.joints import left_right_permutation
 from mocap.track.affinity import FrameMatcher, nan_median
 from mocap.track.filter_people import BONE_WINDOW, ODD_BONE, bone_lengths, people_evidence, unswapped
+from mocap.track.linking import body_centres, cameras_seeing
 from mocap.track.ukf import DIM, SigmaWeights, constant_velocity
-from mocap.track.ukf_compiled import camera_table, smooth_kernel, step_kernel
+from mocap.track.ukf_compiled import camera_table, filter_frames, smooth_kernel
 
 
 @dataclass(frozen=True, eq=False)
@@ -66,6 +70,9 @@ class _TrackFilter:
     since_tri: np.ndarray
     seen: int = 0
     ended_at: int = -1
+    inside: list = field(default_factory=list)
+    """Cameras whose field of view held the body centre, per triangulated frame (the last
+    :data:`BONE_WINDOW`): a track mostly outside the capture volume is a bystander, not emitted."""
     history: list = field(default_factory=list)
     """The last ``lag + 1`` frames: ``(xs (J, 6), Ps (J, 6, 6), linked (J,), since_view, since_tri)``."""
 
@@ -99,6 +106,7 @@ class OnlineTracker:
         self.matcher = FrameMatcher(rig, self.names, fps, config.match, config.triangulate, config.link)
         self.lag = int(self.track.lag_frames)
         self.confirm = max(1, int(np.ceil(config.link.min_track_s * fps)))
+        self.volume = min(config.link.volume_cameras, len(rig))  # 0: bystanders emitted too
         self.F, Q = constant_velocity(1.0 / fps, self.track.acceleration_sigma)
         self.Q1 = np.ascontiguousarray(Q)
         self.cams = camera_table(rig)
@@ -109,6 +117,7 @@ class OnlineTracker:
         self.settings = (float(self.track.gate), self.max_gap, float(self.track.restart_m),
                          int(self.track.restart_frames), float(self.track.bone_sigma_m),
                          float(self.track.start_velocity_sigma), ODD_BONE)
+        self.mirror = left_right_permutation(self.names).astype(np.int64)  # swap hypotheses, as offline
         self.parent = bone_lengths(np.zeros((1, 1, len(self.names), 3)), self.names)[0]  # (J,) -1: no bone
         self.filters: dict[int, _TrackFilter] = {}
         self.next_frame = 0
@@ -183,14 +192,18 @@ class OnlineTracker:
         evt = (np.ascontiguousarray(ev.z), np.ascontiguousarray(ev.var), np.ascontiguousarray(ev.observed),
                np.ascontiguousarray(ev.start), ev.parent.astype(np.int64), np.ascontiguousarray(ev.bone))
         Qn = np.ascontiguousarray(np.broadcast_to(self.Q1, (N, DIM, DIM)))
-        step_kernel(0, K, J, evt, self.cams, self.F, Qn, self.weights, self.settings, state, out)
+        filter_frames(0, K, J, evt, self.cams, self.F, Qn, self.weights, self.settings, out, self.mirror, state)
         has_tri = np.isfinite(ev.start[0]).all(-1).reshape(K, J)
+        centres = body_centres(points[0], self.names)  # (K, 3)
+        cameras = cameras_seeing(self.rig, centres)
         for k, f in enumerate(filters):
             part = slice(k * J, (k + 1) * J)
             f.x, f.P, f.alive, f.last, f.strikes = (s[part] for s in state)
             f.since_view = np.where(out[3][0, part] > 0, 0, f.since_view + 1)
             f.since_tri = np.where(has_tri[k], 0, f.since_tri + 1)
             f.seen += int(has_tri[k].any())
+            if np.isfinite(centres[k]).all():
+                f.inside = (f.inside + [int(cameras[k])])[-BONE_WINDOW:]
             f.history = (f.history + [(out[0][0, part], out[1][0, part], out[2][0, part], f.since_view,
                                        f.since_tri)])[-(self.lag + 1):]
 
@@ -205,7 +218,8 @@ class OnlineTracker:
         compiled backward pass over every track's points)."""
         J = len(self.names)
         chosen = [(i, f) for i, f in sorted(self.filters.items())
-                  if f.seen >= self.confirm and len(f.history) - 1 - ahead >= 0]
+                  if f.seen >= self.confirm and len(f.history) - 1 - ahead >= 0
+                  and (not self.volume or np.median(f.inside or [0]) >= self.volume)]  # not a bystander
         if not chosen:
             return OnlineFrame(s, np.zeros(0, np.int64), np.zeros((0, J, 3)))
         window = [f.history[len(f.history) - 1 - ahead:] for _, f in chosen]  # frames s ... s + ahead

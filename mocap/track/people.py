@@ -3,7 +3,8 @@
 Per frame the detections are matched across views (:mod:`mocap.match`), each group is
 triangulated (:func:`mocap.triangulation.people.triangulate_people`), groups the matching split in
 two are merged, and the groups are linked over time into persistent people by their body centres
-(:mod:`mocap.track.linking`), with clothing colours bridging long absences. The result is each
+(:mod:`mocap.track.linking`), people outside the rig's capture volume dropped as bystanders,
+with clothing colours bridging long absences. The result is each
 person's detection in each view, ready to be triangulated over the whole take.
 """
 
@@ -14,7 +15,8 @@ import numpy as np
 from mocap.geometry import Rig
 from mocap.io.keypoints import Keypoints2D
 from mocap.match.epipolar import AssociationConfig, associate, gather_groups
-from mocap.track.linking import LinkConfig, body_centres, group_appearance, link_people, relink_by_appearance
+from mocap.track.linking import (LinkConfig, body_centres, group_appearance, link_people, relink_by_appearance,
+                                 without_bystanders)
 from mocap.triangulation.people import TriangulateConfig, triangulate_people
 
 #: Two groups of one frame whose body centres are closer than this are one person whose views the
@@ -47,6 +49,7 @@ def people_views(keypoints: Keypoints2D, rig: Rig, fps: float, match: Associatio
     centres = body_centres(tri.points, keypoints.joint_names)  # (T, K, 3)
     merge_split_groups(g, centres, tri.points)
     track = link_people(centres, fps, link, poses=tri.points)  # (T, K)
+    track = without_bystanders(track, centres, rig, link)
     track = _relink(track, groups, keypoints, link)
     T, K, C, J, _ = g.shape
     P = int(track.max()) + 1 if track.size else 0

@@ -9,7 +9,10 @@ projected through the full camera model (:func:`mocap.geometry.lens_compiled.dis
 the cameras a point has packed into one innovation vector (the numpy batch's masked rows are the
 same update), the 2x2 Mahalanobis gate per camera, then ``K = Pxz S⁻¹`` by Cholesky. The tests
 check it against the numpy update to 1e-9 and the backward passes against
-:func:`mocap.track.ukf.rts_smooth`.
+:func:`mocap.track.ukf.rts_smooth`. Around the update, as the numpy pass does: the left/right
+swap hypothesis of each view (:func:`swap_views`) before it, the bones (:func:`hold_bones`:
+the parent's and the triangulated children's, on the likelier side of the parent's sphere)
+after it.
 
 Each kernel is a serial, GIL-free loop over a range of people or points; :func:`mocap.threads.run_blocks`
 splits that range over ``numba.get_num_threads()`` Python threads (each point is computed the
@@ -123,12 +126,7 @@ def sigma_project(x, P, lam, cams, observed, z, sig, zs, used, L, A):
     """The ``2n + 1`` sigma points of ``x, P`` into ``sig (13, 6)``, projected into every camera
     ``observed`` into ``zs (13, C, 2)``; ``used (C,)``: observed with a finite keypoint and every
     sigma point in front of the camera. ``L``, ``A``: ``(6, 6)`` scratch."""
-    sqrt_factor(P, 6 + lam, L, A)
-    for i in range(6):
-        sig[0, i] = x[i]
-        for k in range(6):
-            sig[1 + k, i] = x[i] + L[i, k]
-            sig[7 + k, i] = x[i] - L[i, k]
+    sigma_fill(x, P, lam, sig, L, A)
     for c in range(z.shape[0]):
         used[c] = observed[c] and np.isfinite(z[c, 0]) and np.isfinite(z[c, 1])
         if not used[c]:
@@ -261,6 +259,230 @@ def bone_update_point(x, P, parent, P_parent, length, sigma_m):
             P[q, r] = s
 
 
+#: Prior probability that a view's left/right labels are all exchanged (a detector's error);
+#: :func:`swap_views` exchanges them back where the likelihood ratio beats the prior odds.
+SWAP_PRIOR = 0.02
+
+#: ``-2 log`` of the prior odds against a swap: what the swapped labelling's cost must beat.
+SWAP_PENALTY = 2 * math.log((1 - SWAP_PRIOR) / SWAP_PRIOR)
+
+
+@njit(**JIT)
+def view_moments(sig, wm, wc, cam, dz, out):
+    """``out (5,)``: the unscented mean ``(u, v)`` and covariance ``(uu, uv, vv)`` of the
+    projection of sigma points ``sig (13, 6)`` in camera row ``cam`` (no measurement noise);
+    False where a sigma point does not project. ``dz (13, >= 2)``: scratch."""
+    us, vs = dz[:, 0], dz[:, 1]
+    mu, mv = 0.0, 0.0
+    for s in range(13):
+        us[s], vs[s] = project_point(sig[s, 0], sig[s, 1], sig[s, 2], cam)
+        if not (np.isfinite(us[s]) and np.isfinite(vs[s])):
+            return False
+        mu += wm[s] * us[s]
+        mv += wm[s] * vs[s]
+    out[:] = 0.0
+    out[0], out[1] = mu, mv
+    for s in range(13):
+        out[2] += wc[s] * (us[s] - mu) ** 2
+        out[3] += wc[s] * (us[s] - mu) * (vs[s] - mv)
+        out[4] += wc[s] * (vs[s] - mv) ** 2
+    return True
+
+
+@njit(**JIT)
+def sigma_fill(x, P, lam, sig, L, A):
+    """The ``13`` sigma points of ``x, P`` into ``sig`` (:func:`mocap.track.ukf.sigma_points`)."""
+    sqrt_factor(P, 6 + lam, L, A)
+    for i in range(6):
+        sig[0, i] = x[i]
+        for k in range(6):
+            sig[1 + k, i] = x[i] + L[i, k]
+            sig[7 + k, i] = x[i] - L[i, k]
+
+
+@njit(**JIT)
+def label_cost(z0, z1, var, m, gate):
+    """-2 log-likelihood (up to a constant) of keypoint ``(z0, z1)`` of variance ``var`` px² per
+    axis given a joint's predicted projection ``m`` (:func:`view_moments`), its Mahalanobis
+    distance² capped at ``gate²`` (an outlier costs the same under either label)."""
+    a, b, d = m[2] + var, m[3], m[4] + var
+    det = a * d - b * b
+    v0, v1 = z0 - m[0], z1 - m[1]
+    return min((d * v0 * v0 - 2 * b * v0 * v1 + a * v1 * v1) / det, gate * gate) + math.log(det)
+
+
+@njit(**JIT)
+def swap_views(t, base, x, P, alive, mirror, ev, cams, weights, gate, work, pred, pok):
+    """:func:`mocap.track.filter_people.swap_views` for the person at points ``base : base + J``
+    at frame ``t`` (predicted states ``x, P``): each view whose left/right labels, all exchanged,
+    fit the predicted joints better by :data:`SWAP_PENALTY` (:func:`label_cost` summed over the
+    keypoints whose joint and twin are alive) has them exchanged in ``ev``'s keypoints, variances
+    and masks, in place.
+    ``pred (J, C, 5)``, ``pok (J, C)``: scratch."""
+    z, var, observed = ev[0], ev[1], ev[2]
+    wm, wc, lam = weights
+    J, C = mirror.shape[0], z.shape[2]
+    sig, dz = work[0], work[4]
+    for j in range(J):
+        m = mirror[j]
+        pok[j] = False
+        if m == j or not alive[j] or not alive[m]:
+            continue
+        if not (observed[t, base + j].any() or observed[t, base + m].any()):
+            continue
+        sigma_fill(x[j], P[j], lam, sig, work[9], work[10])
+        for c in range(C):
+            pok[j, c] = ((observed[t, base + j, c] or observed[t, base + m, c])
+                         and view_moments(sig, wm, wc, cams[c], dz, pred[j, c]))
+    for c in range(C):
+        same, cross, count = 0.0, 0.0, 0
+        for j in range(J):
+            n, m = base + j, mirror[j]
+            if observed[t, n, c] and np.isfinite(z[t, n, c, 0]) and pok[j, c] and pok[m, c]:
+                same += label_cost(z[t, n, c, 0], z[t, n, c, 1], var[t, n, c], pred[j, c], gate)
+                cross += label_cost(z[t, n, c, 0], z[t, n, c, 1], var[t, n, c], pred[m, c], gate)
+                count += 1
+        if count == 0 or not cross + SWAP_PENALTY < same:
+            continue
+        for j in range(J):
+            n, k = base + j, base + mirror[j]
+            if j < mirror[j]:
+                for a in range(2):
+                    z[t, n, c, a], z[t, k, c, a] = z[t, k, c, a], z[t, n, c, a]
+                var[t, n, c], var[t, k, c] = var[t, k, c], var[t, n, c]
+                observed[t, n, c], observed[t, k, c] = observed[t, k, c], observed[t, n, c]
+
+
+#: Most children of one joint that :func:`children` lists (the nose has four: eyes and ears).
+MAX_CHILDREN = 6
+
+
+@njit(**JIT)
+def children(parent, base, J):
+    """``(J, MAX_CHILDREN)`` the local indices of each joint's children among points
+    ``base : base + J`` (-1: none)."""
+    kids = np.full((J, MAX_CHILDREN), -1, np.int64)
+    for k in range(J):
+        p = parent[base + k] - base
+        if parent[base + k] >= 0:
+            for i in range(MAX_CHILDREN):
+                if kids[p, i] < 0:
+                    kids[p, i] = k
+                    break
+    return kids
+
+
+@njit(**JIT)
+def first_used(used):
+    """The first camera ``used`` marks (-1: none)."""
+    for c in range(used.shape[0]):
+        if used[c]:
+            return c
+    return -1
+
+
+@njit(**JIT)
+def branch_work():
+    """Scratch of :func:`choose_branch`."""
+    return np.empty((3, 3)), np.empty((3, 1)), np.empty(3), np.empty((6, 6)), np.empty((6, 6))
+
+
+@njit(**JIT)
+def branch_cost(h, j, base, t, held, ev, bone_sigma, L3, b3):
+    """:func:`mocap.track.filter_people.branch_cost` of one joint ``j`` placed at ``h (3,)``;
+    ``held``: ``(xp, Pp, xq, Pq, kids, cam1, alive)`` (camera-updated and predicted positions and
+    covariances, the children table, the cameras, alive before the bones), ``L3``, ``b3``: scratch."""
+    xp, Pp, xq, Pq, kids, alive = held[0], held[1], held[2], held[3], held[4], held[6]
+    start, bone = ev[3], ev[5]
+    cost = 0.0
+    if cholesky(Pq[j], L3, 3):
+        for i in range(3):
+            b3[i, 0] = h[i] - xq[j, i]
+        cholesky_solve(L3, b3, 3, 1)
+        for i in range(3):
+            cost += (h[i] - xq[j, i]) * b3[i, 0]
+    for i in range(MAX_CHILDREN):
+        k = kids[j, i]
+        if k < 0 or not alive[k] or not np.isfinite(start[t, base + k]).all() or not np.isfinite(bone[t, base + k]):
+            continue
+        d = math.sqrt((h[0] - xp[k, 0]) ** 2 + (h[1] - xp[k, 1]) ** 2 + (h[2] - xp[k, 2]) ** 2)
+        cost += (d - bone[t, base + k]) ** 2 / (bone_sigma ** 2 + (Pp[k, 0, 0] + Pp[k, 1, 1] + Pp[k, 2, 2]) / 3)
+    return cost
+
+
+@njit(**JIT)
+def choose_branch(t, base, j, x, P, held, ev, cams, bone_sigma, scratch):
+    """:func:`mocap.track.filter_people.choose_branch` of joint ``j`` (one camera, ``held[5][j]``,
+    updated it): where the mirror image of its position across the foot of the perpendicular
+    from its parent to that camera's ray scores lower (:func:`branch_cost`), the state and its
+    covariance are reflected there. Returns whether they were."""
+    L3, b3, r, M, MP = scratch
+    xp, cam = held[0], cams[held[5][j]]
+    p = ev[4][base + j] - base
+    norm = 0.0
+    for i in range(3):  # the ray's direction: camera centre -Rᵀt to the joint
+        r[i] = x[j, i] + (cam[i] * cam[9] + cam[3 + i] * cam[10] + cam[6 + i] * cam[11])
+        norm += r[i] * r[i]
+    norm = math.sqrt(norm)
+    if not norm > 0:
+        return False
+    s = 0.0
+    for i in range(3):
+        r[i] /= norm
+        s += (x[j, i] - xp[p, i]) * r[i]
+    mirror = np.empty(3)
+    for i in range(3):
+        mirror[i] = x[j, i] - 2 * s * r[i]
+    if not branch_cost(mirror, j, base, t, held, ev, bone_sigma, L3, b3) < branch_cost(
+            x[j, :3], j, base, t, held, ev, bone_sigma, L3, b3):
+        return False
+    M[:, :] = 0.0
+    for a in range(3):
+        for b in range(3):
+            M[a, b] = (1.0 if a == b else 0.0) - 2 * r[a] * r[b]
+            M[3 + a, 3 + b] = M[a, b]
+    vr = x[j, 3] * r[0] + x[j, 4] * r[1] + x[j, 5] * r[2]
+    for i in range(3):
+        x[j, i] = mirror[i]
+        x[j, 3 + i] -= 2 * vr * r[i]
+    for a in range(6):  # P <- M P M (M symmetric)
+        for b in range(6):
+            acc = 0.0
+            for c in range(6):
+                acc += M[a, c] * P[j, c, b]
+            MP[a, b] = acc
+    for a in range(6):
+        for b in range(6):
+            acc = 0.0
+            for c in range(6):
+                acc += MP[a, c] * M[c, b]
+            P[j, a, b] = acc
+    return True
+
+
+@njit(**JIT)
+def hold_bones(t, base, x, P, held, ev, views, cams, bone_sigma, scratch, flipped):
+    """The bones of frame ``t`` of the person at points ``base : base + J``: each joint alive
+    without a triangulation is held at its bone's length from its parent (the parent as the
+    camera update left it), on the likelier side (:func:`choose_branch`) where one camera
+    updated it. ``held``: ``(xp, Pp, xq, Pq, kids, cam1, alive)``; ``flipped (J,)``: set where the
+    state was reflected to the other side (the smoother must not link across it)."""
+    start, parent, bone = ev[3], ev[4], ev[5]
+    xp, Pp, alive_pre = held[0], held[1], held[6]
+    flipped[:] = False
+    for j in range(xp.shape[0]):
+        n, p = base + j, parent[base + j]
+        if (alive_pre[j] and not np.isfinite(start[t, n]).all() and np.isfinite(bone[t, n]) and p >= 0
+                and alive_pre[p - base]):
+            if views[t, n] == 1:
+                flipped[j] = choose_branch(t, base, j, x, P, held, ev, cams, bone_sigma, scratch)
+            bone_update_point(x[j], P[j], xp[p - base], Pp[p - base], bone[t, n], bone_sigma)
+            for i in range(MAX_CHILDREN):  # and at its children's bones' lengths from those triangulated
+                k = held[4][j, i]
+                if k >= 0 and alive_pre[k] and np.isfinite(start[t, base + k]).all() and np.isfinite(bone[t, base + k]):
+                    bone_update_point(x[j], P[j], xp[k], Pp[k], bone[t, base + k], bone_sigma)
+
+
 @njit(**JIT)
 def predict_point(x, P, F, Q, y, FP):
     """In place: ``x <- F x``, ``P <- F P Fᵀ + Q`` (6 x 6); ``y (6,)``, ``FP (6, 6)``: scratch."""
@@ -297,44 +519,70 @@ def start_variance(var, observed):
 
 
 @njit(**JIT)
-def forward_kernel(lo, hi, J, ev, cams, F, Q, weights, settings, out):
-    """The forward pass of people ``lo:hi`` (points ``J lo : J hi``, parents within a person):
-    :func:`mocap.track.filter_people.forward_filter` point by point. ``ev``: ``(z, var, observed,
+def forward_kernel(lo, hi, J, ev, cams, F, Q, weights, settings, out, mirror):
+    """The forward pass of people ``lo:hi`` over the whole take: :func:`filter_frames` from
+    empty filters (:func:`mocap.track.filter_people.forward_filter` point by point)."""
+    N = ev[0].shape[1]
+    state = (np.zeros((N, 6)), np.zeros((N, 6, 6)), np.zeros(N, np.bool_), np.zeros(N, np.int64),
+             np.zeros(N, np.int64))
+    filter_frames(lo, hi, J, ev, cams, F, Q, weights, settings, out, mirror, state)
+    return None
+
+
+@njit(**JIT)
+def filter_frames(lo, hi, J, ev, cams, F, Q, weights, settings, out, mirror, state):
+    """The UKF's frame loop for people ``lo:hi`` (points ``J lo : J hi``, parents within a
+    person) over the frames of ``ev``, each point's filter carried in ``state = (x (N, 6),
+    P (N, 6, 6), alive (N,), last (N,), strikes (N,))`` (in place; ``last`` in frames from
+    ``ev``'s first, the caller shifts it between calls). One pass over the take
+    (:func:`forward_kernel`), a chunk of a long take
+    (:class:`mocap.runtime.smooth_chunks.ChunkedFilter`) and one live frame
+    (:class:`mocap.track.online.OnlineTracker`) all run this loop. ``ev``: ``(z, var, observed,
     start, parent, bone)``; ``Q (N, 6, 6)`` per point; ``weights``: ``(wm, wc, lam)``;
     ``settings``: ``(gate, max_gap frames, restart_m, restart_frames, bone_sigma_m,
-    start_velocity_sigma, odd bone fraction)``; ``out``: ``(xs, Ps, linked, views)`` written in place."""
+    start_velocity_sigma, odd bone fraction)``; ``out``: ``(xs, Ps, linked, views)`` written in
+    place; ``mirror (J,)``: each joint's left/right twin (itself: none), whose views are
+    relabelled where the exchanged labels are likelier (:func:`swap_views`; ``ev``'s keypoints
+    in place)."""
     z, var, observed, start, parent, bone = ev
     xs, Ps, linked, views = out
+    x_all, P_all, alive_all, last_all, strikes_all = state
     wm, wc, lam = weights
     gate, max_gap, restart_m, restart_frames, bone_sigma, v0, odd_bone = settings
     T, C = z.shape[0], z.shape[2]
     work = update_work(C)
-    x, P = np.zeros((J, 6)), np.zeros((J, 6, 6))
     xp, Pp = np.zeros((J, 3)), np.zeros((J, 3, 3))
-    alive, last, strikes = np.zeros(J, np.bool_), np.zeros(J, np.int64), np.zeros(J, np.int64)
     alive_pre = np.zeros(J, np.bool_)
     y6, FP6 = np.empty(6), np.empty((6, 6))
+    xq, Pq, cam1, scratch = np.zeros((J, 3)), np.zeros((J, 3, 3)), np.zeros(J, np.int64), branch_work()
+    pred, pok, flipped = np.zeros((J, C, 5)), np.zeros((J, C), np.bool_), np.zeros(J, np.bool_)
     for g in range(lo, hi):
         base = g * J
-        alive[:], last[:], strikes[:] = False, 0, 0
+        kids = children(parent, base, J)
+        x, P = x_all[base:base + J], P_all[base:base + J]
+        alive, last, strikes = alive_all[base:base + J], last_all[base:base + J], strikes_all[base:base + J]
         for t in range(T):
             for j in range(J):
-                n = base + j
                 alive[j] = alive[j] and t - last[j] <= max_gap + 1
                 if alive[j]:
-                    predict_point(x[j], P[j], F, Q[n], y6, FP6)
+                    predict_point(x[j], P[j], F, Q[base + j], y6, FP6)
+            swap_views(t, base, x, P, alive, mirror, ev, cams, weights, gate, work, pred, pok)
+            for j in range(J):
+                n = base + j
+                if alive[j]:
+                    xq[j], Pq[j] = x[j, :3], P[j, :3, :3]
                     if observed[t, n].any():
                         views[t, n] = ukf_update_point(x[j], P[j], z[t, n], var[t, n], observed[t, n], cams, wm,
                                                        wc, lam, gate, work)
+                        cam1[j] = first_used(work[2])
                 xp[j], Pp[j] = x[j, :3], P[j, :3, :3]
             alive_pre[:] = alive
-            for j in range(J):  # bones: each parent as the camera update left it
-                n, p = base + j, parent[base + j]
-                if (alive[j] and not np.isfinite(start[t, n]).all() and np.isfinite(bone[t, n]) and p >= 0
-                        and alive_pre[p - base]):
-                    bone_update_point(x[j], P[j], xp[p - base], Pp[p - base], bone[t, n], bone_sigma)
+            hold_bones(t, base, x, P, (xp, Pp, xq, Pq, kids, cam1, alive_pre), ev, views, cams, bone_sigma, scratch,
+                       flipped)
             for j in range(J):
                 restart_point(t, base + j, j, x, P, alive, last, strikes, ev, settings, out, v0, xp, alive_pre, base)
+                # a reflected state is no Gaussian step from the previous frame: no RTS across it
+                linked[t, base + j] = linked[t, base + j] and not flipped[j]
     return None
 
 
@@ -496,41 +744,28 @@ def smooth_kernel(lo, hi, xs, Ps, F, Q, linked, lag, positions, sd):
 
 
 @njit(**JIT)
-def step_kernel(lo, hi, J, ev, cams, F, Q, weights, settings, state, out):
-    """One frame of :func:`forward_kernel` for people ``lo:hi`` whose filters carry over between
-    calls (the live tracker, :class:`mocap.track.online.OnlineTracker`): ``ev`` and ``out`` as
-    there with one frame (``T = 1``); ``state``: ``(x (N, 6), P (N, 6, 6), alive (N,), last (N,),
-    strikes (N,))`` updated in place, ``last`` counted in frames relative to this one (0: this
-    frame; the caller subtracts 1 before each frame)."""
-    z, var, observed, start, parent, bone = ev
-    xs, Ps, linked, views = out
-    x_all, P_all, alive_all, last_all, strikes_all = state
-    wm, wc, lam = weights
-    gate, max_gap, restart_m, restart_frames, bone_sigma, v0, odd_bone = settings
-    C = z.shape[2]
-    work = update_work(C)
-    xp, Pp = np.zeros((J, 3)), np.zeros((J, 3, 3))
-    alive_pre = np.zeros(J, np.bool_)
-    y6, FP6 = np.empty(6), np.empty((6, 6))
-    for g in range(lo, hi):
-        base = g * J
-        x, P = x_all[base:base + J], P_all[base:base + J]
-        alive, last, strikes = alive_all[base:base + J], last_all[base:base + J], strikes_all[base:base + J]
-        for j in range(J):
-            n = base + j
-            alive[j] = alive[j] and -last[j] <= max_gap + 1
-            if alive[j]:
-                predict_point(x[j], P[j], F, Q[n], y6, FP6)
-                if observed[0, n].any():
-                    views[0, n] = ukf_update_point(x[j], P[j], z[0, n], var[0, n], observed[0, n], cams, wm,
-                                                   wc, lam, gate, work)
-            xp[j], Pp[j] = x[j, :3], P[j, :3, :3]
-        alive_pre[:] = alive
-        for j in range(J):  # bones: each parent as the camera update left it
-            n, p = base + j, parent[base + j]
-            if (alive[j] and not np.isfinite(start[0, n]).all() and np.isfinite(bone[0, n]) and p >= 0
-                    and alive_pre[p - base]):
-                bone_update_point(x[j], P[j], xp[p - base], Pp[p - base], bone[0, n], bone_sigma)
-        for j in range(J):
-            restart_point(0, base + j, j, x, P, alive, last, strikes, ev, settings, out, v0, xp, alive_pre, base)
+def backward_chunk_kernel(lo, hi, xs, Ps, F, Q, linked, carry, positions, sd):
+    """The RTS pass over one chunk's frames for points ``lo:hi``: as
+    :func:`smooth_window` over the take, the chunk's last frame smoothed
+    with ``carry = (x (N, 6), P (N, 6, 6), linked (N,))``, the smoothed state of the frame after
+    the chunk and whether that frame continues the run (False: none, the take's end);
+    ``positions (n, N, 3)``, ``sd (n, N)`` written and ``carry`` set to this chunk's first frame."""
+    n = xs.shape[0]
+    x_next, P_next, linked_next = carry
+    sm, Psm = np.empty((n, 6)), np.empty((n, 6, 6))
+    work = (np.empty((6, 6)), np.empty((6, 6)), np.empty((6, 6)), np.empty((6, 6)), np.empty(6))
+    for p in range(lo, hi):
+        for t in range(n - 1, -1, -1):
+            follows = linked[t + 1, p] if t + 1 < n else linked_next[p]
+            if follows and np.isfinite(xs[t, p]).all():
+                if t + 1 < n:
+                    smooth_step(xs[t, p], Ps[t, p], sm[t + 1], Psm[t + 1], F, Q[p], sm[t], Psm[t], work)
+                else:
+                    smooth_step(xs[t, p], Ps[t, p], x_next[p], P_next[p], F, Q[p], sm[t], Psm[t], work)
+            else:
+                sm[t], Psm[t] = xs[t, p], Ps[t, p]
+        for t in range(n):
+            positions[t, p], sd[t, p] = sm[t, :3], largest_sd(Psm[t])
+        if n:
+            x_next[p], P_next[p], linked_next[p] = sm[0], Psm[0], linked[0, p]
     return None

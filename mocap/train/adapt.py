@@ -10,6 +10,9 @@ weighted by their confidence; detections below ``min_target_confidence`` are no 
 Bone-length constancy (squared coefficient of variation of :data:`mocap.evaluate.BONES` of the
 all-camera learned triangulation, per person) regularises it, and an L2 pull toward the starting
 weights (``anchor``), few steps and a small learning rate keep it near them. Seeded, full batch.
+``trainable=last`` adapts the output layer only; ``validation_fraction`` keeps the last part of
+the training frames apart and ends at the step with the lowest consistency loss there (early
+stopping).
 
 Only the first ``train_fraction`` of the frames is trained on; :func:`session_scores` reports
 held-out-view reprojection and bone-length CV on the rest (or on another take) through the same
@@ -63,6 +66,10 @@ class AdaptConfig:
     """A tracked person with fewer held-out-view targets in the training frames is skipped."""
     threads: int = 1
     """torch threads."""
+    trainable: str = "all"
+    """Weights adapted: ``all`` or ``last`` (the output layer only: a re-weighting of the learned evidence)."""
+    validation_fraction: float = 0.0
+    """Share of the training frames (from their end) used only for early stopping (0: none, all steps kept)."""
 
     def __post_init__(self):
         if self.steps < 0 or self.frames < 0 or self.threads < 1:
@@ -70,6 +77,10 @@ class AdaptConfig:
                              f"{self.frames}, {self.threads}")
         if not 0 < self.train_fraction < 1:
             raise ValueError(f"adapt.train_fraction: expected a value in (0, 1), got {self.train_fraction}")
+        if self.trainable not in ("all", "last"):
+            raise ValueError(f"adapt.trainable: expected all or last, got {self.trainable!r}")
+        if not 0 <= self.validation_fraction < 1:
+            raise ValueError(f"adapt.validation_fraction: expected a value in [0, 1), got {self.validation_fraction}")
         if not (self.lr > 0 and self.anchor >= 0 and self.huber_px > 0 and self.bone_weight >= 0):
             raise ValueError("adapt: lr and huber_px must be > 0, anchor and bone_weight >= 0")
 
@@ -181,32 +192,59 @@ def session_samples(rig: Rig, people: np.ndarray, joint_names, cfg: AdaptConfig,
     return out
 
 
-def fit_session(model: ViewWeightNet, samples: list, bones, cfg: AdaptConfig) -> list[tuple[float, float]]:
-    """Adam on the consistency loss of ``samples`` (in place) -> ``(reprojection px, bone CV²)`` per step."""
-    start = [p.detach().clone() for p in model.parameters()]
+def consistency_losses(model: ViewWeightNet, samples: list, bones, cfg: AdaptConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(mean confidence-weighted Huber reprojection px in the left-out views, mean bone CV²)`` of ``samples``."""
     weight_sum = sum(float(v.weight.sum()) for views, *_ in samples for v in views)
+    reproj = sum(reprojection_loss(model, v, cfg.huber_px) for views, *_ in samples for v in views) / weight_sum
+    cv2 = torch.stack([bone_cv2(model, full, pts, shape, bones) for _, full, pts, shape in samples]).mean()
+    return reproj, cv2
 
-    def losses():
-        reproj = sum(reprojection_loss(model, v, cfg.huber_px) for views, *_ in samples for v in views) / weight_sum
-        cv2 = torch.stack([bone_cv2(model, full, pts, shape, bones) for _, full, pts, shape in samples]).mean()
-        return reproj, cv2
 
+def trainable_parameters(model: ViewWeightNet, which: str) -> list[torch.nn.Parameter]:
+    """``"all"``: every weight; ``"last"``: the output layer only (its bias cancels in the softmax)."""
+    if which == "last":
+        return [model.body[-1].weight]
+    return list(model.parameters())
+
+
+def fit_session(model: ViewWeightNet, samples: list, bones, cfg: AdaptConfig,
+                validation: list | None = None) -> tuple[list[tuple[float, float]], int]:
+    """Adam on the consistency loss of ``samples`` (in place) -> (``(reprojection px, bone CV²)`` per
+    step, the step the model ends at). With ``validation`` samples the model ends at the step (0 = the start) whose validation
+    loss (the same objective, without the anchor) was lowest: early stopping."""
+    params = trainable_parameters(model, cfg.trainable)
+    start = [p.detach().clone() for p in params]
     torch.manual_seed(cfg.seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    history = []
+    optimizer = torch.optim.Adam(params, lr=cfg.lr)
+    history, best = [], (float("inf"), -1, None)
+
+    def checkpoint(step: int):
+        nonlocal best
+        if validation:
+            with torch.no_grad():
+                reproj, cv2 = consistency_losses(model, validation, bones, cfg)
+            loss = float(reproj + cfg.bone_weight * cv2)
+            if loss < best[0]:
+                best = (loss, step, {k: v.clone() for k, v in model.state_dict().items()})
+
     model.train()
-    for _ in range(cfg.steps):
+    for step in range(cfg.steps):
+        checkpoint(step)
         optimizer.zero_grad(set_to_none=True)
-        reproj, cv2 = losses()
-        pull = sum(((p - p0) ** 2).sum() for p, p0 in zip(model.parameters(), start))
+        reproj, cv2 = consistency_losses(model, samples, bones, cfg)
+        pull = sum(((p - p0) ** 2).sum() for p, p0 in zip(params, start))
         (reproj + cfg.bone_weight * cv2 + cfg.anchor * pull).backward()
         optimizer.step()
         history.append((float(reproj.detach()), float(cv2.detach())))
     model.eval()
+    checkpoint(cfg.steps)
+    if best[2] is not None:
+        model.load_state_dict(best[2])
+        log.info("session adaptation: early stopping kept step %d of %d (validation loss %.3f)", best[1], cfg.steps, best[0])
     with torch.no_grad():
-        reproj, cv2 = losses()
+        reproj, cv2 = consistency_losses(model, samples, bones, cfg)
     history.append((float(reproj), float(cv2)))
-    return history
+    return history, best[1] if best[2] is not None else cfg.steps
 
 
 def split_frames(people: np.ndarray, cfg: AdaptConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -236,11 +274,13 @@ def adapt_to_session(model: ViewWeightNet, rig: Rig, people: np.ndarray, joint_n
     try:
         t0 = time.perf_counter()
         before = scores_of(model, rig, held, names, config, cfg.min_target_confidence)
-        samples = session_samples(rig, train, names, cfg, config)
+        cut = train.shape[0] - int(round(cfg.validation_fraction * train.shape[0]))
+        samples = session_samples(rig, train[:cut], names, cfg, config)
         if not samples:
             raise ValueError("session: no tracked person has enough held-out-view targets in the training frames; "
                              "check the calibration and the keypoint format")
-        history = fit_session(model, samples, bones, cfg)
+        validation = session_samples(rig, train[cut:], names, cfg, config) if cut < train.shape[0] else None
+        history, kept = fit_session(model, samples, bones, cfg, validation)
         after = scores_of(model, rig, held, names, config, cfg.min_target_confidence)
     finally:
         torch.set_num_threads(threads)
@@ -250,7 +290,8 @@ def adapt_to_session(model: ViewWeightNet, rig: Rig, people: np.ndarray, joint_n
              len(samples), cfg.steps, seconds, *history[0][:1], history[-1][0], history[0][1], history[-1][1],
              before["held_out_view_px"], after["held_out_view_px"], before["bone_cv"], after["bone_cv"])
     return {"adapt": asdict(cfg), "people": len(samples), "frames_trained": int(train.shape[0]),
-            "frames_held_out": int(held.shape[0]), "train_huber_loss": [history[0][0], history[-1][0]],
+            "frames_held_out": int(held.shape[0]), "frames_validation": int(train.shape[0] - cut),
+            "steps_kept": kept, "train_huber_loss": [history[0][0], history[-1][0]],
             "train_bone_cv2": [history[0][1], history[-1][1]], "held_out_before": before,
             "held_out_after": after, "seconds": seconds}
 
@@ -273,6 +314,26 @@ def held_out_view_errors(rig: Rig, people: np.ndarray, joint_names, config: Tria
     cvs = [np.nanmean(list(bone_length_cv(pts[:, p], joint_names).values())) for p in range(pts.shape[1])
            if np.isfinite(pts[:, p]).all(-1).sum() >= 10]
     return per_camera, float(np.mean(cvs)) if cvs else float("nan")
+
+
+def per_person_held_out_view_errors(rig: Rig, people: np.ndarray, joint_names, config: TriangulateConfig,
+                                    min_confidence: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+    """As :func:`held_out_view_errors`, per person of ``people (T, P, C, J, 3)``: -> (median px
+    ``(P, C)`` into each left-out camera, mean bone-length CV ``(P,)`` of the all-camera points)."""
+    px = np.full((people.shape[1], len(rig)), np.nan)
+    for c in range(len(rig)):
+        seen = people.copy()
+        seen[:, :, c] = np.nan
+        pts = triangulate_people(rig, seen, joint_names, config).points  # (T, P, J, 3)
+        with np.errstate(invalid="ignore"):
+            err = np.linalg.norm(project_rig(rig, pts)[..., c, :] - people[:, :, c, :, :2], axis=-1)
+            use = people[:, :, c, :, 2] >= min_confidence
+        for p in range(people.shape[1]):
+            e = err[:, p][use[:, p]]
+            px[p, c] = np.nanmedian(e) if np.isfinite(e).any() else np.nan
+    pts = triangulate_people(rig, people, joint_names, config).points
+    cv = [np.nanmean(list(bone_length_cv(pts[:, p], joint_names).values())) for p in range(pts.shape[1])]
+    return px, np.asarray(cv, dtype=float)
 
 
 def scores_of(model: ViewWeightNet, rig: Rig, people: np.ndarray, joint_names, config: TriangulateConfig,

@@ -43,21 +43,21 @@ class VolumetricTrainConfig:
 
     seed: int = 0
     """Seed of the scenes, the initial weights and the batches."""
-    scenes: int = 16
-    """Synthetic captures to train on (two performers each: occlusion; outlier rates up to 0.25)."""
+    scenes: int = 24
+    """Synthetic captures to train on (two performers, three in every other one; outlier rates up to 0.25)."""
     frames: int = 40
     """Frames per capture."""
     stride: int = 2
-    """Every stride-th frame of a capture is a training sample."""
-    steps: int = 300
+    """Every stride-th frame of a capture gives its joints as training samples."""
+    steps: int = 600
     """Optimiser steps."""
-    batch: int = 8
-    """Person-frames per step."""
-    lr: float = 2e-3
+    batch: int = 128
+    """Points (joints of person-frames, one fine cube each) per step."""
+    lr: float = 3e-3
     """Adam learning rate (cosine decay to 0)."""
     width: int = 8
     """Channels of the 3D network's first level (the second has twice as many)."""
-    threads: int = 2
+    threads: int = 1
     """torch threads (the same count gives the same weights)."""
 
     def __post_init__(self):

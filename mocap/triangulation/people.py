@@ -147,7 +147,7 @@ def triangulate_people(rig: Rig, person: np.ndarray, joint_names, config: Triang
         learned_module()  # a one-line error without torch
         from mocap.triangulation.volumetric import triangulate_volumetric
 
-        return triangulate_volumetric(rig, person, tri, joint_names, config)
+        return triangulate_volumetric(rig, person, tri, joint_names, config, temporal)
     return tri
 
 
