@@ -104,7 +104,7 @@ def test_cli_reconstruct_pose2sim(shared, tmp_path):
                  "--out", str(out), "--keypoint-format", "body_25b", "--triangulation", "dlt", "--fps", "60"])
     assert code == 0
     tracks = load_tracks(out)
-    # everyone seen by two cameras: the performer (every frame) and the bystanders behind
+    # the performer in every frame (bystanders outside the capture volume are dropped: link.volume_cameras)
     assert tracks.positions.shape[0] == 100 and tracks.positions.shape[2:] == (26, 3) and tracks.fps == 60.0
     present = np.isfinite(tracks.positions).all(-1).any(-1)  # (T, P)
     assert present[:, 0].all()  # person 0 is the performer: the most seen comes first

@@ -223,7 +223,7 @@ def people_evidence(person: np.ndarray, points: np.ndarray, config: TrackConfig,
         observed = (conf >= min_confidence) & np.isfinite(xy).all(-1)
     if inliers is not None:
         observed &= inliers | ~np.isfinite(points).all(-1)[..., None]
-        sigma = config.noise_fraction * size[:, :, None, :] / np.sqrt(np.clip(np.nan_to_num(conf), 0.05, None))
+    sigma = config.noise_fraction * size[:, :, None, :] / np.sqrt(np.clip(np.nan_to_num(conf), 0.05, None))
     var = np.maximum(sigma, config.min_noise_px) ** 2
     parent, bone = bone_lengths(points, joint_names, causal=config.mode == "online")  # (J,), (T, P, J)
     parents = np.where(parent >= 0, parent + J * np.arange(P)[:, None], -1)  # (P, J) flat indices

@@ -296,6 +296,20 @@ def adapt_to_session(model: ViewWeightNet, rig: Rig, people: np.ndarray, joint_n
             "held_out_after": after, "seconds": seconds}
 
 
+def left_out_camera_errors(rig: Rig, people: np.ndarray, joint_names, config: TriangulateConfig, camera: int,
+                           min_confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    """Every person of ``people (T, P, C, J, 3)`` triangulated without ``camera`` -> (px ``(T, P, J)``
+    from its projection into ``camera`` to that camera's detections, ``(T, P, J)`` where the
+    detection's confidence is >= ``min_confidence``)."""
+    seen = people.copy()
+    seen[:, :, camera] = np.nan
+    pts = triangulate_people(rig, seen, joint_names, config).points  # (T, P, J, 3)
+    with np.errstate(invalid="ignore"):
+        err = np.linalg.norm(project_rig(rig, pts)[..., camera, :] - people[:, :, camera, :, :2], axis=-1)
+        use = people[:, :, camera, :, 2] >= min_confidence
+    return err, use
+
+
 def held_out_view_errors(rig: Rig, people: np.ndarray, joint_names, config: TriangulateConfig,
                          min_confidence: float) -> tuple[list[float], float]:
     """Every camera left out in turn, every person of ``people (T, P, C, J, 3)`` triangulated from
@@ -303,12 +317,8 @@ def held_out_view_errors(rig: Rig, people: np.ndarray, joint_names, config: Tria
     >= ``min_confidence``, mean over people of the mean bone-length CV of the all-camera points)."""
     per_camera = []
     for c in range(len(rig)):
-        seen = people.copy()
-        seen[:, :, c] = np.nan
-        pts = triangulate_people(rig, seen, joint_names, config).points  # (T, P, J, 3)
-        with np.errstate(invalid="ignore"):
-            err = np.linalg.norm(project_rig(rig, pts)[..., c, :] - people[:, :, c, :, :2], axis=-1)
-            err = err[people[:, :, c, :, 2] >= min_confidence]
+        err, use = left_out_camera_errors(rig, people, joint_names, config, c, min_confidence)
+        err = err[use]
         per_camera.append(float(np.nanmedian(err)) if np.isfinite(err).any() else float("nan"))
     pts = triangulate_people(rig, people, joint_names, config).points
     cvs = [np.nanmean(list(bone_length_cv(pts[:, p], joint_names).values())) for p in range(pts.shape[1])
@@ -322,12 +332,7 @@ def per_person_held_out_view_errors(rig: Rig, people: np.ndarray, joint_names, c
     ``(P, C)`` into each left-out camera, mean bone-length CV ``(P,)`` of the all-camera points)."""
     px = np.full((people.shape[1], len(rig)), np.nan)
     for c in range(len(rig)):
-        seen = people.copy()
-        seen[:, :, c] = np.nan
-        pts = triangulate_people(rig, seen, joint_names, config).points  # (T, P, J, 3)
-        with np.errstate(invalid="ignore"):
-            err = np.linalg.norm(project_rig(rig, pts)[..., c, :] - people[:, :, c, :, :2], axis=-1)
-            use = people[:, :, c, :, 2] >= min_confidence
+        err, use = left_out_camera_errors(rig, people, joint_names, config, c, min_confidence)
         for p in range(people.shape[1]):
             e = err[:, p][use[:, p]]
             px[p, c] = np.nanmedian(e) if np.isfinite(e).any() else np.nan
