@@ -71,6 +71,18 @@ def default_of(path: str):
     return ",".join(node) if isinstance(node, tuple) else node
 
 
+def add_detect_chunk_flags(p, prefix: str = "") -> None:
+    """``--<prefix>chunk-frames`` and ``--<prefix>chunk-mode``: detection in chunks of frames."""
+    p.add_argument(f"--{prefix}chunk-frames", type=int, default=None,
+                   help="detect videos longer than this in chunks of this many frames, each written as it is done "
+                        "(resumable per chunk; default 1800; 0: one pass per camera)")
+    p.add_argument(f"--{prefix}chunk-mode", default="exact", choices=["exact", "warmup"],
+                   help="exact (default): one task per camera carries its tracker across chunks, the same "
+                        "detections as one pass; warmup: one task per camera x chunk (more tasks for an executor "
+                        "with more workers than cameras), each tracker warmed up on the 30 frames before its "
+                        "chunk: differs from one pass at chunk borders")
+
+
 def add_detect_flags(p) -> None:
     """Shortcuts into ``detect``."""
     config_flag(p, "--detector", "detect.detector", "blazepose (default) or onnx:PATH (a top-down ONNX pose model)")

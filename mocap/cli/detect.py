@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import argparse
 
-from mocap.cli.common import add_config_options, add_detect_flags, comma_list, resolve_config
+from mocap.cli.common import add_config_options, add_detect_chunk_flags, add_detect_flags, comma_list, resolve_config
 
 
 def register(sub) -> None:
@@ -30,13 +30,7 @@ def register(sub) -> None:
     p.add_argument("--cameras", type=comma_list, help="comma-separated camera names (default: all)")
     p.add_argument("--calibration", help="calibration file: check the videos against it and look again where "
                    "other cameras place a missed person")
-    p.add_argument("--chunk-frames", type=int, default=None,
-                   help="detect videos longer than this in chunks of this many frames, each written as it is done "
-                        "(resumable per chunk; default 1800; 0: one pass per camera)")
-    p.add_argument("--chunk-mode", default="exact", choices=["exact", "warmup"],
-                   help="exact (default): the tracker carried across chunks, the same detections as one pass; "
-                        "warmup: each chunk's tracker warmed up on the 30 frames before it (independent chunks; "
-                        "differs from one pass at the borders)")
+    add_detect_chunk_flags(p)
     add_detect_flags(p)
     add_config_options(p)
     p.set_defaults(func=_run)

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import argparse
 
-from mocap.cli.common import add_config_options, add_detect_flags, add_export_flags, add_reconstruct_flags, resolve_config
+from mocap.cli.common import add_config_options, add_detect_chunk_flags, add_detect_flags, add_export_flags, add_reconstruct_flags, resolve_config
 
 
 def register(sub) -> None:
@@ -45,14 +45,7 @@ def register(sub) -> None:
                    "(HOST:PORT or auto); default: start a local Ray runtime")
     p.add_argument("--chunk-frames", type=int, default=None,
                    help="reconstruct in chunks of this many frames (default 1800, only for longer takes)")
-    p.add_argument("--detect-chunk-frames", type=int, default=None,
-                   help="detect videos longer than this in chunks of this many frames, each written as it is done "
-                        "(resumable per chunk; default 1800; 0: one pass per camera)")
-    p.add_argument("--detect-chunk-mode", default="exact", choices=["exact", "warmup"],
-                   help="exact (default): one task per camera carries its tracker across chunks, the same "
-                        "detections as one pass; warmup: one task per camera x chunk (more tasks for an executor "
-                        "with more workers than cameras), each tracker warmed up on the 30 frames before its "
-                        "chunk: differs from one pass at chunk borders")
+    add_detect_chunk_flags(p, "detect-")
     add_detect_flags(p)
     add_reconstruct_flags(p)
     add_export_flags(p)

@@ -94,14 +94,33 @@ def save_weights(model: ViewWeightNet, path, meta: dict) -> None:
                 "layers": model.layers, "state_dict": state, "meta": meta}, path)
 
 
-@lru_cache(maxsize=4)
-def _load(path: str, mtime: float) -> ViewWeightNet:
+def weights_file(path, shipped: Path, kind: str, setting: str) -> Path:
+    """The weights file ``path`` (None or "": ``shipped``), resolved; a missing one says how to make it
+    (``mocap train <kind>``) or which setting (``triangulate.<setting>``) names another."""
+    p = Path(path) if path else shipped
+    if not p.is_file():
+        raise ModelError(f"{p}: weights file not found; make one with 'mocap train {kind} --out {p.name}' "
+                         f"or set triangulate.{setting}")
+    return p.resolve()
+
+
+def read_weights_blob(path: str, kind: str) -> dict:
+    """The dict a ``mocap train <kind>`` run saved in ``path``, loaded with ``weights_only=True``."""
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
         raise ModelError(f"{path}: not a readable weights file ({type(exc).__name__}); "
-                         f"make one with 'mocap train algebraic --out FILE'") from None
-    if not isinstance(blob, dict) or blob.get("version") != WEIGHTS_VERSION or blob.get("features") != list(FEATURE_NAMES):
+                         f"make one with 'mocap train {kind} --out FILE'") from None
+    if not isinstance(blob, dict):
+        raise ModelError(f"{path}: not a weights file of 'mocap train {kind}'; train again with "
+                         f"'mocap train {kind} --out FILE'")
+    return blob
+
+
+@lru_cache(maxsize=4)
+def _load(path: str, mtime: float) -> ViewWeightNet:
+    blob = read_weights_blob(path, "algebraic")
+    if blob.get("version") != WEIGHTS_VERSION or blob.get("features") != list(FEATURE_NAMES):
         raise ModelError(f"{path}: weights for other features or an older format; "
                          f"train again with 'mocap train algebraic --out FILE'")
     model = ViewWeightNet(len(FEATURE_NAMES), int(blob["hidden"]), int(blob["layers"]))
@@ -111,11 +130,8 @@ def _load(path: str, mtime: float) -> ViewWeightNet:
 
 def load_weights(path=None) -> ViewWeightNet:
     """The network from ``path`` (None or "": the shipped weights), loaded with ``weights_only=True``."""
-    p = Path(path) if path else SHIPPED_WEIGHTS
-    if not p.is_file():
-        raise ModelError(f"{p}: weights file not found; make one with 'mocap train algebraic --out {p.name}' "
-                         f"or set triangulate.learned_weights")
-    return _load(str(p.resolve()), p.stat().st_mtime)
+    p = weights_file(path, SHIPPED_WEIGHTS, "algebraic", "learned_weights")
+    return _load(str(p), p.stat().st_mtime)
 
 
 def evidence_tensors(ev: ViewEvidence, idx: np.ndarray | None = None) -> tuple[torch.Tensor, ...]:

@@ -34,7 +34,6 @@ torch is imported by this module: import it lazily (``mocap.triangulation.people
 from __future__ import annotations
 
 import logging
-import pickle
 import warnings
 from dataclasses import dataclass, fields
 from functools import lru_cache
@@ -48,7 +47,8 @@ from mocap.geometry import Rig
 from mocap.geometry.camera import project_rig
 from mocap.triangulation.dlt import Triangulation
 from mocap.triangulation.features import learned_inputs, person_evidence
-from mocap.triangulation.learned import chunked_points, load_weights as load_algebraic, one_torch_thread
+from mocap.triangulation.learned import (chunked_points, load_weights as load_algebraic, one_torch_thread,
+                                         read_weights_blob, weights_file)
 from mocap.triangulation.learned import triangulate_learned
 
 log = logging.getLogger(__name__)
@@ -234,12 +234,8 @@ def save_weights(model: VolumetricNet, path, meta: dict) -> None:
 
 @lru_cache(maxsize=4)
 def _load(path: str, mtime: float) -> VolumetricNet:
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
-        raise ModelError(f"{path}: not a readable weights file ({type(exc).__name__}); "
-                         f"make one with 'mocap train volumetric --out FILE'") from None
-    if (not isinstance(blob, dict) or blob.get("version") != WEIGHTS_VERSION or blob.get("resolution") != RESOLUTION
+    blob = read_weights_blob(path, "volumetric")
+    if (blob.get("version") != WEIGHTS_VERSION or blob.get("resolution") != RESOLUTION
             or blob.get("fine_m") != FINE_M or blob.get("sigma_voxels") != list(SIGMA_VOXELS)
             or blob.get("channels") != CHANNELS):
         raise ModelError(f"{path}: volumetric weights of another format or cube; "
@@ -251,11 +247,8 @@ def _load(path: str, mtime: float) -> VolumetricNet:
 
 def load_weights(path=None) -> VolumetricNet:
     """The network from ``path`` (None or "": the shipped weights), loaded with ``weights_only=True``."""
-    p = Path(path) if path else SHIPPED_WEIGHTS
-    if not p.is_file():
-        raise ModelError(f"{p}: weights file not found; make one with 'mocap train volumetric --out {p.name}' "
-                         f"or set triangulate.volumetric_weights")
-    return _load(str(p.resolve()), p.stat().st_mtime)
+    p = weights_file(path, SHIPPED_WEIGHTS, "volumetric", "volumetric_weights")
+    return _load(str(p), p.stat().st_mtime)
 
 
 def frame_checks(person: np.ndarray, points: np.ndarray, min_confidence: float) -> dict:
