@@ -126,6 +126,50 @@ def test_caliscope_one_go_flags_narrow_coverage(tmp_path, capsys):
         assert f"camera cam_{i}: too little board coverage" in text, text
 
 
+def test_caliscope_one_go_with_lens_views(tmp_path, capsys):
+    """The default command on both raw recordings per camera: the board waved before each camera
+    (``--lens-views``; cam_1's is mirrored) and the 57 shared frames. Each camera's own views fail
+    the coverage check (3-8 % of the image), so its lens is solved from them pooled with its shared
+    views, said per camera; cam_0's pool reaches 27 % and passes (fx -1.6 % of caliscope's), the
+    others reach 10-18 % and are failed, not solved (their pooled fx: -3.5 / -0.5 / -0.3 %)."""
+    import yaml
+
+    from mocap.calibration.boards import load_board
+    from mocap.calibration.detect_corners import detect_sources
+    from mocap.calibration.rig import evaluate_rig
+
+    out = tmp_path / "calibration.yaml"
+    lens = SHARED / "calibration" / "caliscope_charuco_4cam" / "prerecorded_calibration" / "calibration" / "intrinsic"
+    args = _caliscope_args(out) + sum([["--lens-views", f"cam_{i}={lens}/cam_{i}.mp4"] for i in range(4)], [])
+    rc, text = _run(capsys, ["calibrate"] + args)
+    assert rc == 1 and not out.exists(), text
+    assert "camera cam_1: its lens views show the board only mirrored" in text, text
+    for i in range(4):
+        assert f"cam_{i}: its " in text and "lens solved from them pooled with its" in text, text
+    for i in (1, 2, 3):
+        assert f"camera cam_{i}: too little board coverage" in text, text
+    assert "cam_0: solved" in text and "camera cam_0: too little" not in text, text
+    ref = load_calibration(CALISCOPE / "camera_array.toml")
+    part = load_calibration(tmp_path / "calibration.partial.yaml")
+    assert part.names == ["cam_0"]
+    fx = part["cam_0"].K[0, 0] / ref["cam_0"].K[0, 0] - 1
+    print(text, f"cam_0 fx {fx:+.2%} of caliscope's")
+    assert abs(fx) < 0.02  # measured -1.61 %
+    # the rig's reprojection over the shared views (all four cameras, lenses held) against caliscope's
+    # calibration on the same corners: measured 1.465 vs 1.505 px
+    board = load_board("charuco_4x5_54mm_inverted")
+    dets = detect_sources({f"cam_{i}": str(CALISCOPE / "calibration" / "extrinsic" / f"cam_{i}.mp4") for i in range(4)},
+                          board)
+    ours = yaml.safe_load((tmp_path / "calibration.partial_report.yaml").read_text())["bundle"]["rms_px"]
+    assert ours <= evaluate_rig(ref, dets, board)["rms_px"], ours
+
+
+def test_lens_views_of_a_camera_not_given_are_refused(tmp_path, capsys):
+    rc, text = _run(capsys, ["calibrate"] + _caliscope_args(tmp_path / "c.yaml") + ["--lens-views", "cam_9=x.mp4"])
+    assert rc != 0 and "--lens-views cam_9: no --camera cam_9=PATH" in text, text
+    assert not (tmp_path / "c.yaml").exists()
+
+
 def _similarity(A, B):
     ma, mb = A.mean(0), B.mean(0)
     U, S, Vt = np.linalg.svd((B - mb).T @ (A - ma))

@@ -5,6 +5,7 @@ Memory (peak RSS flat from 1 to 10 minutes) is measured by `mocap bench long_tak
 import numpy as np
 import pytest
 
+from conftest import assert_same_tracks
 from mocap.config import ProcessConfig, override
 from mocap.pipeline import reconstruct
 from mocap.runtime.chunked import chunk_ranges, reconstruct_chunked
@@ -17,18 +18,6 @@ from mocap.track.smoothing import SmoothConfig, smooth_trajectories
 def scene():
     # two performers, every detector error on (misses, swaps, outliers, spurious people)
     return make_scene(SyntheticConfig(seed=7, num_frames=130, num_people=2, num_cameras=4))
-
-
-def assert_same_tracks(a, b):
-    assert a.joint_names == b.joint_names and list(a.track_ids) == list(b.track_ids)
-    assert a.positions.shape == b.positions.shape
-    np.testing.assert_array_equal(np.isfinite(a.positions), np.isfinite(b.positions))
-    np.testing.assert_allclose(a.positions, b.positions, atol=1e-6, rtol=0, equal_nan=True)
-    # confidence: the mean detector confidence over the views used; a view below min_confidence
-    # (weight 0, so the joint does not move) can fall either side of the inlier test by rounding
-    same = np.isclose(a.confidence, b.confidence, atol=1e-9)
-    assert same.mean() >= 0.999, np.argwhere(~same)[:5]
-    np.testing.assert_array_equal(a.frame_indices, b.frame_indices)
 
 
 @pytest.mark.parametrize("chunk", [37])

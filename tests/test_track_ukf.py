@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from mocap.bench.track import crossing_scene, identity_switches, owners
+from mocap.bench.track import crossing_scene, identity_switches, owners, seed_list
 from mocap.config import ProcessConfig, override
 from mocap.pipeline import reconstruct
 from mocap.synthetic import SyntheticConfig, make_scene
@@ -76,6 +76,16 @@ def test_one_camera_knee_within_5_cm_on_most_seeds():
             worst, reported = _one_camera_error(scene, "right_knee", camera)
             within += reported >= 10 and worst < 0.05
     assert within >= 9, within
+
+
+def test_bench_one_camera_seeds_parse_ranges_and_name_bad_input():
+    import argparse
+
+    assert seed_list("9-16") == list(range(9, 17))
+    assert seed_list("1-3,9, 11") == [1, 2, 3, 9, 11]
+    for bad in ("x", "1-y", ","):
+        with pytest.raises(argparse.ArgumentTypeError, match="seeds: expected"):
+            seed_list(bad)
 
 
 def test_the_smoother_does_not_link_across_a_reflected_one_camera_joint():

@@ -1,6 +1,8 @@
 """Session adaptation of the learned algebraic triangulation (``mocap train algebraic --session``):
-runs through the CLI on a small slice of the Pose2Sim single take, is seeded, and does not make the
-held-out frames' held-out-view reprojection worse."""
+the per-camera logit bias (the default) is stored by camera name, read back, applied to the view
+logits (unknown cameras get 0) by the learned and volumetric modes; through the CLI on the Pose2Sim
+single take it lowers the held-out-view error of the take's held-out frames; seeded; the ``all`` and
+``last`` modes and early stopping still do what they say."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from mocap.triangulation import learned  # noqa: E402
 TAKE = POSE2SIM / "S00_P00_SingleParticipant" / "S00_P00_T01_BalancingTrial"
 CALIBRATION = POSE2SIM / "S00_Calibration" / "Calib.qca.txt"
 SMALL = ["steps=8", "frames=50", "lr=3e-3"]
+CAMERAS = ["cam_01", "cam_02", "cam_03", "cam_04"]
 
 
 @pytest.fixture(scope="module")
@@ -30,33 +33,133 @@ def take():
     return session_people(TAKE, CALIBRATION)
 
 
-def test_adaptation_through_the_cli_does_not_make_the_held_out_frames_worse(tmp_path, capsys, take):
+def test_adaptation_through_the_cli_lowers_the_held_out_view_error_of_the_takes_held_out_frames(tmp_path, capsys, take):
     out = tmp_path / "studio.pt"
     argv = ["train", "algebraic", "--out", str(out), "--session", str(TAKE), "--calibration", str(CALIBRATION)]
-    for item in SMALL:
-        argv += ["--adapt", item]
-    assert main(argv) == 0
+    assert main(argv) == 0  # the defaults: camera_bias, trained on frames 0-59, scored on 60-99
     printed = json.loads(capsys.readouterr().out.splitlines()[0])
     before, after = printed["held_out_before"], printed["held_out_after"]
-    assert np.isfinite(before["held_out_view_px"]) and np.isfinite(after["held_out_view_px"])
-    assert after["held_out_view_px"] <= before["held_out_view_px"] + 0.5  # px, on the 20 held-out frames
+    # 24.43 -> 22.99 px measured (mean over the 4 left-out cameras, 40 held-out frames)
+    assert after["held_out_view_px"] <= before["held_out_view_px"] - 0.7
     assert after["bone_cv"] <= before["bone_cv"] + 0.005
-    model = learned.load_weights(out)  # loads with weights_only=True, as at inference
-    shipped = learned.load_weights()
-    moved = [not torch.equal(a, b) for a, b in zip(model.state_dict().values(), shipped.state_dict().values())]
-    assert any(moved), "the adaptation changed no weight"
     blob = torch.load(out, weights_only=True)
-    assert blob["meta"]["adapt"]["steps"] == 8 and blob["meta"]["frames_trained"] == 30
+    assert sorted(blob["camera_bias"]) == CAMERAS and blob["meta"]["adapt"]["trainable"] == "camera_bias"
+    assert blob["meta"]["frames_trained"] == 60
+    shipped = learned.load_weights()
+    assert "camera_bias" not in torch.load(learned.SHIPPED_WEIGHTS, weights_only=True) and shipped.camera_bias == {}
+    model = learned.load_weights(out)  # loads with weights_only=True, as at inference
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), shipped.state_dict().values()))
+    assert model.camera_bias == blob["camera_bias"]
+    assert np.ptp(list(model.camera_bias.values())) > 0.2  # the cameras are told apart
+
+
+def write_with_bias(tmp_path, bias: dict, name: str = "bias.pt"):
+    model = copy.deepcopy(learned.load_weights())
+    model.camera_bias = bias
+    path = tmp_path / name
+    learned.save_weights(model, path, {})
+    return path
+
+
+def test_the_camera_bias_is_read_back_by_camera_name_and_unknown_cameras_get_0(tmp_path):
+    names = ["nose", "left_knee", "right_knee"]
+    path = write_with_bias(tmp_path, {"cam_02": 1.5, "cam_04": {"left_knee": -0.5}, "cam_99": 3.0})
+    model = learned.load_weights(path)
+    assert model.camera_bias == {"cam_02": 1.5, "cam_04": {"left_knee": -0.5}, "cam_99": 3.0}
+    B = learned.camera_bias_matrix(model, ["cam_04", "cam_01", "cam_02"], names)  # another order, cam_01 unknown
+    np.testing.assert_array_equal(B, [[0.0, 0.0, 1.5], [-0.5, 0.0, 1.5], [0.0, 0.0, 1.5]])
+    assert learned.camera_bias_matrix(learned.load_weights(), CAMERAS, names) is None
+    from mocap.errors import ModelError
+
+    with pytest.raises(ModelError, match="camera_bias must map camera names"):
+        learned.load_weights(write_with_bias(tmp_path, {"cam_01": "high"}, "bad.pt"))
+
+
+def test_the_camera_bias_is_added_to_the_view_logits():
+    from mocap.triangulation.features import FEATURE_NAMES
+
+    model = learned.load_weights()
+    gen = torch.Generator().manual_seed(0)
+    features = torch.randn(6, 4, len(FEATURE_NAMES), generator=gen)
+    valid = torch.ones(6, 4, dtype=torch.bool)
+    valid[0, 3] = False
+    bias = torch.tensor([0.0, 2.0, -1.0, 0.5]).expand(6, 4)
+    with torch.no_grad():
+        logit = model.body(features).squeeze(-1) + bias
+        expected = torch.softmax(logit.masked_fill(~valid, float("-inf")), -1) + learned.WEIGHT_FLOOR * valid
+        expected = expected / expected.sum(-1, keepdim=True)
+        torch.testing.assert_close(model(features, valid, bias), expected)
+        torch.testing.assert_close(model(features, valid, bias + 3.0), model(features, valid, bias))  # a shift of all: no change
+        assert not torch.allclose(model(features, valid, bias), model(features, valid))
+
+
+@pytest.mark.parametrize("method", ["learned", "volumetric"])
+def test_the_learned_and_volumetric_modes_apply_the_camera_bias_by_name(tmp_path, take, method):
+    from dataclasses import replace
+
+    from mocap.triangulation.people import TriangulateConfig, triangulate_people
+
+    rig, people, names = take
+    people = people[:12]
+
+    def points(path=""):
+        config = replace(TriangulateConfig(), method=method, learned_weights=str(path))
+        return triangulate_people(rig, people, names, config).points
+
+    shipped = points()
+    same_shift = points(write_with_bias(tmp_path, {c: 0.7 for c in CAMERAS}, "shift.pt"))
+    unknown = points(write_with_bias(tmp_path, {"cam_99": 4.0}, "unknown.pt"))
+    biased = points(write_with_bias(tmp_path, {"cam_01": -2.0, "cam_03": 2.0}, "biased.pt"))
+    np.testing.assert_allclose(same_shift, shipped, rtol=0, atol=1e-6, equal_nan=True)  # float32 logits: 1 um
+    np.testing.assert_allclose(unknown, shipped, rtol=0, atol=1e-6, equal_nan=True)
+    moved = np.linalg.norm(biased - shipped, axis=-1)
+    assert np.nanmedian(moved) > 0.002  # m: a 4-logit swing between two cameras moves the points
+
+
+def test_grouped_biases_round_trip_through_the_weights_file(tmp_path):
+    from mocap.train.adapt import JOINT_GROUPS, CameraBias, joint_groups
+
+    names = ["nose", "left_wrist", "left_knee", "left_heel", "pelvis"]
+    group = joint_groups(names, len(JOINT_GROUPS))
+    np.testing.assert_array_equal(group, [0, 1, 2, 3, 4])  # pelvis is in none: one more group
+    bias = CameraBias(learned.load_weights(), CAMERAS, names, group)
+    with torch.no_grad():
+        bias.value.copy_(torch.arange(20, dtype=torch.float64).reshape(5, 4))
+    path = write_with_bias(tmp_path, bias.as_map(), "groups.pt")
+    B = learned.camera_bias_matrix(learned.load_weights(path), CAMERAS, names)
+    np.testing.assert_array_equal(B, bias.value.detach().numpy()[group])
+    again = CameraBias(learned.load_weights(path), CAMERAS, names, group)  # adapting adapted weights starts there
+    torch.testing.assert_close(again.value, bias.value)
+
+
+def test_the_block_bootstrap_interval_holds_a_known_change_and_not_a_null_one():
+    from mocap.train.session_scores import block_bootstrap_change
+
+    rng = np.random.default_rng(1)
+    err = rng.gamma(2.0, 5.0, size=(3, 40, 2, 25))  # (C, T, P, J)
+    pts = rng.normal(size=(40, 2, 25, 3))
+    names = [f"j{k}" for k in range(25)]
+    err[0, :, 1, :] = np.nan  # a camera that never sees person 1
+    same = block_bootstrap_change((err, pts), (err, pts), names, draws=200)
+    assert np.all(same["px"][np.isfinite(same["px"])] == 0)
+    shifted = block_bootstrap_change((err, pts), (err - 3.0, pts), names, draws=200)
+    ci = shifted["px"]
+    assert np.isnan(ci[1, 0]).all()
+    np.testing.assert_allclose(ci[np.isfinite(ci)], -3.0, atol=1e-9)
+    noisy = block_bootstrap_change((err, pts), (err * rng.uniform(0.8, 1.2, err.shape), pts), names, draws=200)
+    lo, hi = noisy["px"][0, 1]
+    assert lo < 0 < hi  # no change on average: the interval holds 0
 
 
 def test_the_same_seed_gives_the_same_weights(take):
     rig, people, names = take
-    cfg = AdaptConfig(steps=3, frames=40, lr=3e-3)
-    states = []
-    for _ in range(2):
+    biases = []
+    for trainable in ("camera_bias", "camera_bias", "all", "all"):
         model = copy.deepcopy(learned.load_weights())
-        adapt_to_session(model, rig, people, names, cfg)
-        states.append(model.state_dict())
+        adapt_to_session(model, rig, people, names, AdaptConfig(steps=3, frames=40, lr=3e-3, trainable=trainable))
+        biases.append((model.camera_bias, model.state_dict()))
+    assert biases[0][0] == biases[1][0] and biases[0][0]
+    states = [b[1] for b in biases[2:]]
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
 
 
@@ -65,6 +168,10 @@ def test_bad_settings_and_inputs_are_one_clear_line(tmp_path, take):
         parse_adapt(["stepz=3"])
     with pytest.raises(ValueError, match="'many' is not a int"):
         parse_adapt(["steps=many"])
+    with pytest.raises(ValueError, match="adapt.trainable: expected all, last or camera_bias"):
+        parse_adapt(["trainable=bias"])
+    with pytest.raises(ValueError, match="adapt.groups: expected 1 or 4"):
+        parse_adapt(["groups=3"])
     with pytest.raises(ValueError, match="needs at least 10 frames"):
         rig, people, names = take
         adapt_to_session(copy.deepcopy(learned.load_weights()), rig, people, names, AdaptConfig(frames=15))
@@ -95,6 +202,7 @@ def test_last_layer_adaptation_moves_only_the_output_layer(small):
     model = copy.deepcopy(shipped)
     with learned.one_torch_thread():
         fit_session(model, samples, bones, AdaptConfig(steps=3, lr=1e-2, trainable="last"))
+    assert model.camera_bias == {}
     changed = {k for k, v in model.state_dict().items() if not torch.equal(v, shipped.state_dict()[k])}
     assert changed == {f"body.{len(model.body) - 1}.weight"}
 
@@ -103,7 +211,7 @@ def test_early_stopping_never_ends_worse_than_the_start_on_its_validation_frames
     from mocap.train.adapt import consistency_losses, fit_session
 
     samples, bones = small
-    cfg = AdaptConfig(steps=4, lr=0.5)  # a destructive learning rate: the objective gets worse (212 -> ~297)
+    cfg = AdaptConfig(steps=4, lr=0.5, trainable="all")  # a destructive learning rate: the objective gets worse (212 -> ~297)
 
     def objective(model):
         with torch.no_grad():

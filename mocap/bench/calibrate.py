@@ -6,6 +6,12 @@ gradient; the board is only partly in view or absent in many frames), then times
 ``calibrate_rig`` on the videos — decoding, corner detection, intrinsics, extrinsic
 initialisation, bundle adjustment, world frame from the floor board, report — and compares the
 result with the true cameras. The target is under 60 s on 2 cores.
+
+``--caliscope`` instead compares, on caliscope's real 4-camera ChArUco rig (``../shared``), where
+each camera's lens comes from against caliscope's ``camera_array.toml``: (a) its own lens views
+(the board waved before it), (b) its shared views, (c) both pooled (what ``mocap calibrate
+--lens-views`` does), (d) a bundle adjustment over the shared and lens views with every lens
+free, started from (c); each with the rig solved over the shared views, lenses held.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--workers", type=int, default=2, help="processes for corner detection")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--out", type=Path, default=None, help="also write calibration.yaml and the report here")
+    parser.add_argument("--caliscope", action="store_true",
+                        help="instead: lens sources compared on caliscope's real rig (needs ../shared)")
 
 
 def _board():
@@ -79,7 +87,113 @@ def _angle_deg(Ra, Rb) -> float:
     return float(np.degrees(np.arccos(np.clip((np.trace(Ra.T @ Rb) - 1) / 2, -1, 1))))
 
 
+CALISCOPE = "calibration/caliscope_charuco_4cam"
+
+
+def compare_rigs(rig, ref) -> dict:
+    """Centre (mm) and orientation (deg) errors of ``rig`` against ``ref`` after a similarity
+    alignment (Umeyama), fx error (%) and the scale."""
+    A, B = rig.centers, ref.centers
+    ma, mb = A.mean(0), B.mean(0)
+    U, S, Vt = np.linalg.svd((B - mb).T @ (A - ma))
+    D = np.diag([1, 1, np.sign(np.linalg.det(U @ Vt))])
+    R = U @ D @ Vt
+    s = np.sum(S * np.diag(D)) / np.sum((A - ma) ** 2)
+    return {"centre_mm": (np.linalg.norm(s * A @ R.T + (mb - s * R @ ma) - B, axis=1) * 1000).tolist(),
+            "angle_deg": [_angle_deg(c.R @ R.T, r.R) for c, r in zip(rig, ref)],
+            "fx_pct": [float((c.K[0, 0] / r.K[0, 0] - 1) * 100) for c, r in zip(rig, ref)], "scale": float(s)}
+
+
+def _joint_lenses(res, shared: dict, own: dict, board) -> list:
+    """Variant (d): one bundle adjustment over the shared views and every camera's own lens views
+    (single-camera board poses), all lenses free, started from the rig ``res``."""
+    from mocap.calibration.bundle import Observations, bundle_adjust
+    from mocap.calibration.extrinsics import board_poses, invert_rigid, transforms_to_rvec_tvec
+    from mocap.geometry.camera import Camera
+
+    cams = list(res.rig)
+    xy = np.stack([shared[c.name].xy for c in cams])  # (C, F, N, 2), frames by index
+    ok = np.isfinite(res.world_from_board[:, 0, 0])
+    poses = list(res.world_from_board[ok])
+    c_i, f_i, p_i = np.nonzero(np.isfinite(xy[..., 0]) & ok[None, :, None])
+    rows = [(c_i, np.cumsum(ok)[f_i] - 1, p_i, xy[c_i, f_i, p_i])]
+    for c, cam in enumerate(cams):
+        d = own[cam.name]
+        T = board_poses(d.xy, cam.K, cam.dist, board)[0]
+        for t in np.flatnonzero(np.isfinite(T[:, 0, 0])):
+            seen = np.flatnonzero(np.isfinite(d.xy[t, :, 0]))
+            rows.append((np.full(len(seen), c), np.full(len(seen), len(poses)), seen, d.xy[t, seen]))
+            poses.append(invert_rigid(cam.cam_from_world) @ T[t])
+    obs = Observations(*(np.concatenate([r[k] for r in rows]) for k in range(4)))
+    cam_rv, cam_tv = transforms_to_rvec_tvec(np.stack([c.cam_from_world for c in cams]))
+    brd_rv, brd_tv = transforms_to_rvec_tvec(np.stack(poses))
+    ba = bundle_adjust(obs, board.object_points, np.stack([c.K for c in cams]), np.stack([c.dist for c in cams]),
+                       cam_rv, cam_tv, brd_rv, brd_tv, optimize_intrinsics=True)
+    return [Camera(c.name, c.size, ba.K[k], ba.dist[k], np.eye(3), np.zeros(3)) for k, c in enumerate(cams)]
+
+
+def _caliscope_variants(shared: dict, own: dict, board) -> dict:
+    """``{variant: (lenses or None, rig result)}`` for the variants (a)-(d) of ``--caliscope``."""
+    from mocap.calibration.intrinsics import calibrate_intrinsics
+    from mocap.calibration.rig import RigCalibrationConfig, calibrate_rig_from_detections
+    from mocap.geometry.camera import Camera
+
+    held = RigCalibrationConfig(optimize_intrinsics=False)
+
+    def rig_with(fits):
+        lenses = {n: Camera(n, f.image_size, f.K, f.dist, np.eye(3), np.zeros(3)) for n, f in fits.items()}
+        return calibrate_rig_from_detections(shared, board, held, initial_intrinsics=lenses)
+
+    out = {"(a) own lens views": rig_with({n: calibrate_intrinsics(own[n], board) for n in shared}),
+           "(b) shared views": rig_with({n: calibrate_intrinsics(shared[n], board) for n in shared}),
+           "(c) pooled (--lens-views)": calibrate_rig_from_detections(shared, board, lens_detections=own)}
+    joint = _joint_lenses(out["(c) pooled (--lens-views)"], shared, own, board)
+    out["(d) joint BA, lenses free"] = calibrate_rig_from_detections(shared, board, held,
+                                                                     initial_intrinsics={c.name: c for c in joint})
+    return out
+
+
+def run_caliscope(args) -> dict:
+    """``mocap bench calibrate --caliscope``: the lens variants against caliscope's calibration."""
+    from mocap.calibration.boards import load_board
+    from mocap.calibration.detect_corners import detect_sources
+    from mocap.calibration.each_camera import detect_lens_views
+    from mocap.calibration.io import load_calibration
+    from mocap.calibration.rig import RigCalibrationConfig, calibrate_rig_from_detections, evaluate_rig
+    from mocap.paths import shared_data_dir
+
+    root = shared_data_dir() / CALISCOPE
+    board = load_board("charuco_4x5_54mm_inverted")
+    ref = load_calibration(root / "post_optimization" / "camera_array.toml")
+    names = [f"cam_{i}" for i in range(4)]
+    shared = detect_sources({n: root / "post_optimization/calibration/extrinsic" / f"{n}.mp4" for n in names}, board,
+                            workers=args.workers)
+    own = detect_lens_views({n: root / "prerecorded_calibration/calibration/intrinsic" / f"{n}.mp4" for n in names},
+                            board, workers=args.workers)[0]
+    theirs = evaluate_rig(ref, shared, board)["rms_px"]
+    variants = _caliscope_variants(shared, own, board)
+    variants["caliscope's lenses held"] = calibrate_rig_from_detections(
+        shared, board, RigCalibrationConfig(optimize_intrinsics=False), initial_intrinsics={c.name: c for c in ref})
+    print(f"\nmocap bench calibrate --caliscope: against caliscope's camera_array.toml (its own RMS on these "
+          f"corners {theirs:.3f} px)")
+    print(f"{'lenses from':38} {'fx % cam_0..3':>30} {'centres mm':>24} {'angles deg':>24} {'RMS px':>7}")
+    result = {"caliscope_rms_px": theirs, "variants": {}}
+    for label, res in variants.items():
+        cmp = compare_rigs(res.rig, ref)
+        cmp["rms_px"] = evaluate_rig(res.rig, shared, board)["rms_px"]
+        cmp["failed"] = sorted(res.failed)
+        result["variants"][label] = cmp
+        print(f"{label:38} {' '.join(f'{v:+6.1f}' for v in cmp['fx_pct']):>30} "
+              f"{' '.join(f'{v:5.1f}' for v in cmp['centre_mm']):>24} {' '.join(f'{v:5.2f}' for v in cmp['angle_deg']):>24} "
+              f"{cmp['rms_px']:7.3f}" + (f"  failed: {', '.join(cmp['failed'])}" if cmp["failed"] else ""))
+    print("RMS: the rig on the shared views' corners, cameras held. failed: the command's checks; in (a), (b), (d) "
+          "the lenses are given to the rig, so only its RMS, inlier and agreement checks apply")
+    return result
+
+
 def run(args) -> dict:
+    if getattr(args, "caliscope", False):
+        return run_caliscope(args)
     from mocap.calibration.detect_corners import detect_sources
     from mocap.calibration.rig import RigCalibrationConfig, calibrate_rig_from_detections, write_calibration
 

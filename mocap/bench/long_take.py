@@ -4,20 +4,22 @@ A synthetic studio take (real CMU motion, every detector error on; ``--cameras``
 ``--people`` performers, 30 fps) of the longest duration asked is generated once into a
 :class:`~mocap.runtime.frames.FrameFile` (2D keypoints on disk: no video decoding); each
 duration is its first minutes. Every measurement runs in a fresh Python process that
-reconstructs the take chunk by chunk (:func:`~mocap.runtime.chunked.reconstruct_chunked`) and
-reports its peak RSS (:func:`peak_rss_mb`) and time. At ``--check-minutes`` the chunked result is
+reconstructs the take chunk by chunk into a ``tracks.npz`` written a block of frames at a time
+(:func:`~mocap.runtime.chunked.reconstruct_chunked_to_file`) and reports its peak RSS
+(:func:`peak_rss_mb`) and time. At ``--check-minutes`` the chunked result is
 compared with one pass (joints, identities). With ``--ray 1,2``, the longest take is run again
 with a local Ray runtime of that many CPUs; the per-task time and the projection to a cluster
 (``sequential + per_task x tasks / workers``, sequential: the linking and the smoother)
 are printed.
 
-With ``--video``, the take is real video instead: the 4-camera demo take's videos looped to
-each duration (every ``--stride``-th frame, the frame rate divided by the stride, so a minute
+With ``--video``, the take is real video instead: the 4-camera demo take's videos played forth
+and back (frames 0..N-1, N-2..1, 0..: the performer never jumps, so the take keeps its people)
+to each duration (every ``--stride``-th frame, the frame rate divided by the stride, so a minute
 stays a minute with fewer frames to detect; the first ``--cameras`` cameras) into a temporary
-folder (``--work``: a kept one), never into the repository; at stride 1 the compressed frames
-are copied (PyAV), not re-encoded. Each duration runs the whole ``mocap process`` (detection in
-chunks of ``--detect-chunk-frames``, ``--detect-chunk-mode``, on ``--workers`` processes;
-reconstruction; export) in a fresh process whose process tree's RSS is sampled every
+folder (``--work``: a kept one), never into the repository; one period of the ping-pong is
+encoded (H.264, CRF 12) and its compressed frames repeated. Each duration runs the whole
+``mocap process`` (detection in chunks of ``--detect-chunk-frames``, ``--detect-chunk-mode``,
+on ``--workers`` processes; reconstruction; export) in a fresh process whose process tree's RSS is sampled every
 ``--sample-seconds`` (printed at each minute mark of the take's detection and at each stage
 change; peak per stage). At ``--check-minutes`` the take is also detected and reconstructed in
 one pass and compared with the chunked run (detections identical? joints, IDs).
@@ -45,7 +47,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--ray", default="", help="Ray CPU counts to run the longest take with, e.g. 1,2")
     parser.add_argument("--work", default=None, help="folder for the generated take (default: a temporary one)")
     parser.add_argument("--video", action="store_true",
-                        help="a real-video take instead: the demo videos looped to each duration (mocap process)")
+                        help="a real-video take instead: the demo videos played forth and back to each duration "
+                             "(mocap process)")
     parser.add_argument("--export", action="store_true",
                         help="peak RSS of export (BVH + FBX) instead, on the synthetic take's true joints")
     parser.add_argument("--rig", default="canonical",
@@ -74,12 +77,14 @@ def generate(folder: str, minutes: float, cameras: int, people: int, seed: int =
 
 
 def measure(folder: str, frames: int, chunk_frames: int, ray_cpus: int = 0, check: bool = False) -> None:
-    """Reconstruct the take's first ``frames`` in chunks; print one JSON line (time, peak RSS)."""
+    """Reconstruct the take's first ``frames`` in chunks into a ``tracks.npz`` written a block of
+    frames at a time (:func:`~mocap.runtime.chunked.reconstruct_chunked_to_file`); print one JSON
+    line (time, peak RSS)."""
     import time
 
     import numpy as np
 
-    from mocap.runtime.chunked import reconstruct_chunked
+    from mocap.runtime.chunked import reconstruct_chunked_to_file
     from mocap.runtime.executor import make_executor
     from mocap.runtime.frames import FrameFile
 
@@ -88,19 +93,25 @@ def measure(folder: str, frames: int, chunk_frames: int, ray_cpus: int = 0, chec
     executor = make_executor("ray", num_cpus=ray_cpus) if ray_cpus else None
     timings: dict = {}
     t0 = time.perf_counter()
-    tracks = reconstruct_chunked(source, rig, chunk_frames=chunk_frames, executor=executor, timings=timings)
+    path = reconstruct_chunked_to_file(source, rig, Path(folder) / f"tracks_{frames}.npz", chunk_frames=chunk_frames,
+                                       executor=executor, timings=timings)
     seconds = time.perf_counter() - t0
-    out = {"frames": frames, "seconds": seconds, "peak_rss_mb": peak_rss_mb(),
-           "people": int(tracks.positions.shape[1]), "timings": timings, "ray_cpus": ray_cpus}
+    with np.load(path) as f:
+        people = len(f["track_ids"])
+    out = {"frames": frames, "seconds": seconds, "peak_rss_mb": peak_rss_mb(), "people": people,
+           "timings": timings, "ray_cpus": ray_cpus}
     if executor is not None:
         executor.close()
     if check:
+        from mocap.io.tracks import load_tracks
         from mocap.pipeline import reconstruct
 
+        tracks = load_tracks(path)
         one = reconstruct(source.part(0, frames), rig, chunk_frames=frames)
         same_nan = bool((np.isfinite(one.positions) == np.isfinite(tracks.positions)).all())
         out["check"] = {"max_joint_diff_m": float(np.nanmax(np.abs(one.positions - tracks.positions))),
                         "same_missing": same_nan, "same_ids": list(one.track_ids) == list(tracks.track_ids)}
+    path.unlink()
     print(json.dumps(out))
 
 
@@ -185,11 +196,22 @@ def _run_ray(args, folder: Path, minutes, results: dict) -> None:
               f"{sequential + per_task * tasks / w:.1f} s")
 
 
+def pingpong(k, frames: int):
+    """Source frame of output frame ``k`` when ``frames`` frames play forth and back: 0..N-1,
+    N-2..1, 0.. (period ``2N - 2``): the performer never jumps."""
+    import numpy as np
+
+    period = max(2 * frames - 2, 1)
+    i = np.asarray(k) % period
+    return np.where(i < frames, i, period - i)
+
+
 def loop_videos(session: Path, folder: Path, minutes: float, stride: int, cameras: int) -> int:
-    """The first ``cameras`` videos of ``session`` looped to ``minutes`` (every ``stride``-th frame,
-    frame rate / stride) into ``folder/videos/<cam>.mp4``. Returns the frames per camera. At
-    stride 1 with PyAV the compressed frames are copied (:func:`loop_packets`: the same pixels,
-    no re-encoding); otherwise one period of the strided loop is encoded with OpenCV and copied."""
+    """The first ``cameras`` videos of ``session`` played forth and back (:func:`pingpong`) to
+    ``minutes`` (every ``stride``-th frame of the ping-pong, frame rate / stride) into
+    ``folder/videos/<cam>.mp4``. Returns the frames per camera. One period of the strided
+    ping-pong is encoded once (:func:`encode_frames`: H.264 at CRF 12 with PyAV, else mp4v) and
+    its compressed frames repeated (:func:`loop_packets`)."""
     from mocap.detect.session import session_videos
     from mocap.detect.video import video_info
 
@@ -202,33 +224,46 @@ def loop_videos(session: Path, folder: Path, minutes: float, stride: int, camera
         dst = folder / "videos" / f"{cam}.mp4"
         if dst.is_file() and video_info(dst).frame_count == count:
             continue  # made by an earlier run (--work)
-        if stride == 1 and loop_packets(src, dst, count):
-            continue
-        # one period of the strided loop (lcm(frames, stride) / stride frames) encoded once, then repeated
-        period = math.lcm(max(info.frame_count, 1), stride) // stride
+        period = math.lcm(max(2 * info.frame_count - 2, 1), stride) // stride
+        order = pingpong(range(0, min(period, count) * stride, stride), info.frame_count)
         once = dst.with_name(f".{cam}.period.mp4")
-        encode_strided(src, once if period < count else dst, min(period, count), stride, fps, info.size)
+        encode_frames(src, once if period < count else dst, order, fps, info.size)
         if period < count and not loop_packets(once, dst, count):
-            encode_strided(src, dst, count, stride, fps, info.size)
+            encode_frames(src, dst, pingpong(range(0, count * stride, stride), info.frame_count), fps, info.size)
         once.unlink(missing_ok=True)
     return count
 
 
-def encode_strided(src: Path, dst: Path, count: int, stride: int, fps: float, size) -> None:
-    """Every ``stride``-th frame of ``src`` looped, ``count`` frames, re-encoded (mp4v) into ``dst``."""
-    import cv2
+def encode_frames(src: Path, dst: Path, order, fps: float, size) -> None:
+    """The frames ``order`` (source frame indices) of ``src`` encoded into ``dst``: H.264 (CRF 12,
+    no B-frames) with PyAV, else mp4v with OpenCV. The frames used are decoded once and held."""
+    wanted = {int(j) for j in order}
+    try:
+        import av
+    except ImportError:
+        import cv2
 
-    from mocap.detect.video import read_frames
+        from mocap.detect.video import read_frames
 
-    writer = cv2.VideoWriter(str(dst), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
-    written, i = 0, 0
-    while written < count:
-        for _, frame in read_frames(src):
-            if i % stride == 0 and written < count:
-                writer.write(frame)
-                written += 1
-            i += 1
-    writer.release()
+        frames = {i: f for i, f in read_frames(src) if i in wanted}
+        writer = cv2.VideoWriter(str(dst), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+        for i in order:
+            writer.write(frames[int(i)])
+        writer.release()
+        return
+    from fractions import Fraction
+
+    with av.open(str(src)) as inp:  # the decoded planes as they are (no colour conversion)
+        frames = {i: f.to_ndarray(format="yuv420p") for i, f in enumerate(inp.decode(video=0)) if i in wanted}
+    with av.open(str(dst), "w") as out:
+        stream = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        stream.options = {"crf": "12", "preset": "veryfast", "bf": "0"}
+        for i in order:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frames[int(i)], format="yuv420p")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
 
 
 def loop_packets(src: Path, dst: Path, count: int) -> bool:
@@ -349,7 +384,7 @@ def run_video(args) -> dict:
     tmp = None if args.work else tempfile.TemporaryDirectory(prefix="mocap-long-video-")
     root = Path(args.work or tmp.name)
     for m in minutes:
-        take = root / f"take_{m:g}min_{args.cameras}cam_s{args.stride}"
+        take = root / f"take_{m:g}min_{args.cameras}cam_s{args.stride}_pingpong"
         frames = loop_videos(session, take, m, args.stride, args.cameras)
         cams = list(session_videos(take))
         print(f"{m:g} min: {frames} frames x {len(cams)} cameras (stride {args.stride}), detection on "

@@ -24,7 +24,10 @@ Also the real 4-camera Pose2Sim balancing trial with its Qualisys calibration: m
 reprojection error per camera and the coefficient of variation of bone lengths, ours against
 Pose2Sim's own TRC; with torch, robust, learned and volumetric (:data:`REAL_METHODS`) each with
 every camera left out in turn (held-out-view reprojection) and their bone-length CV, on the
-balancing trial and on both performers of the two-person take.
+balancing trial and on both performers of the two-person take; then the session adaptation
+(``mocap train algebraic --session``, its defaults or ``--adapt KEY=VALUE``) on the balancing trial,
+scored per person and camera on its held-out frames and on the two-person take, with block-bootstrap
+intervals of each change (:func:`pose2sim_adaptation_transfer`; ``--only-adaptation`` for these alone).
 """
 
 from __future__ import annotations
@@ -72,6 +75,14 @@ def add_arguments(parser) -> None:
                         help="skip the volumetric triangulation table (heavy occlusion and outliers; run when torch is installed)")
     parser.add_argument("--no-learned", action="store_true",
                         help="skip the learned algebraic triangulation (run when torch is installed)")
+    parser.add_argument("--adapt", action="append", metavar="KEY=VALUE",
+                        help="a setting of the session adaptation in the real part (mocap.train.adapt.AdaptConfig, "
+                             "e.g. trainable=all); repeatable")
+    parser.add_argument("--only-adaptation", action="store_true",
+                        help="only the session-adaptation figures of the real part (needs torch)")
+    parser.add_argument("--adaptation-selection", action="store_true",
+                        help="also the cross-validation inside the balancing trial's training frames that chose "
+                             "the adaptation's defaults (mocap.train.adapt.cross_validate; a few minutes)")
 
 
 # -- metrics ----------------------------------------------------------------------------------
@@ -402,7 +413,8 @@ def pose2sim_two_person_held_out_views(methods=REAL_METHODS) -> dict:
     from dataclasses import replace
 
     from mocap.evaluate import bone_length_cv as cv_of
-    from mocap.train.adapt import held_out_view_errors, session_people
+    from mocap.train.adapt import session_people
+    from mocap.train.session_scores import held_out_view_errors
     from mocap.triangulation.people import triangulate_people
 
     root = shared_data_dir()
@@ -418,19 +430,44 @@ def pose2sim_two_person_held_out_views(methods=REAL_METHODS) -> dict:
     return out
 
 
+#: Pairs of real-take methods whose change the adaptation figures give with a block-bootstrap interval.
+ADAPTED_PAIRS = (("learned", "adapted"), ("volumetric", "volumetric_adapted"))
+
+
+def transfer_table(rig, people: np.ndarray, names, configs: dict) -> dict:
+    """Per method of ``configs`` (name -> TriangulateConfig), each camera left out in turn: median px
+    ``(P, C)`` into it and bone-length CV ``(P,)``; per pair of :data:`ADAPTED_PAIRS` the 95 %
+    block-bootstrap interval (5-frame blocks, paired) of each change."""
+    from mocap.train.session_scores import (block_bootstrap_change, held_out_view_frames, median_per_person,
+                                            person_bone_cv)
+
+    frames = {name: held_out_view_frames(rig, people, names, config) for name, config in configs.items()}
+    out = {name: {"held_out_view_px": median_per_person(err).tolist(), "bone_cv": person_bone_cv(pts, names).tolist()}
+           for name, (err, pts) in frames.items()}
+    out["change_95"] = {}
+    for a, b in ADAPTED_PAIRS:
+        if a in frames and b in frames:
+            change = block_bootstrap_change(frames[a], frames[b], names)
+            out["change_95"][f"{b}-{a}"] = {k: v.tolist() for k, v in change.items()}
+    return out
+
+
 def pose2sim_adaptation_transfer(spec=()) -> dict:
     """``mocap train algebraic --session`` on the balancing trial (the shipped weights adapted on its
-    first 60 % of frames, :class:`mocap.train.adapt.AdaptConfig` with the ``KEY=VALUE`` items of
-    ``spec``), then scored on the two-person take's last 40 % of frames (used by nothing):
-    per person, each camera left out in turn, the median px into it and the bone-length CV, for
-    robust, the shipped learned weights and the adapted ones. Person 0 of the two-person take has
-    the balancing trial's very detections (the Pose2Sim demo reuses them); person 1 is new."""
+    first 60 % of frames with :class:`mocap.train.adapt.AdaptConfig`'s defaults, overridden by the
+    ``KEY=VALUE`` items of ``spec``), then scored with :func:`transfer_table` for robust, learned and
+    volumetric with the shipped weights and with the adapted ones (the volumetric stage weighs the
+    views by the algebraic net's softmax, so it takes the adaptation too): on the balancing trial's
+    held-out frames, on the two-person take's last 40 % of frames (used by nothing) and on all its
+    frames. Person 0 of the two-person take has the balancing trial's very detections (the Pose2Sim
+    demo reuses them: its first 60 % of frames are the adaptation's training frames); person 1 is new."""
     import copy
+    import hashlib
     import tempfile
     from dataclasses import replace
     from pathlib import Path
 
-    from mocap.train.adapt import adapt_to_session, parse_adapt, per_person_held_out_view_errors, session_people
+    from mocap.train.adapt import adapt_to_session, parse_adapt, session_people
     from mocap.triangulation import learned
 
     root = shared_data_dir()
@@ -438,32 +475,48 @@ def pose2sim_adaptation_transfer(spec=()) -> dict:
     rig, single, names = session_people(root / POSE2SIM_TRIAL, calibration)
     _, two, _ = session_people(root / POSE2SIM_TWO_PERSON, calibration)
     cfg = parse_adapt(list(spec))
-    test = two[int(round(cfg.train_fraction * two.shape[0])):]
     model = copy.deepcopy(learned.load_weights())
     meta = adapt_to_session(model, rig, single, names, cfg)
     out = {"cameras": list(rig.names), "adapt": meta["adapt"], "steps_kept": meta["steps_kept"],
-           "test_frames": [two.shape[0] - test.shape[0], two.shape[0]], "people": int(test.shape[1])}
+           "camera_bias": meta["camera_bias"], "people": int(two.shape[1]),
+           "shipped_md5": hashlib.md5(learned.SHIPPED_WEIGHTS.read_bytes()).hexdigest()}
     with tempfile.TemporaryDirectory() as tmp:
-        learned.save_weights(model, Path(tmp) / "adapted.pt", meta)
-        for name, config in (("robust", TriangulateConfig()), ("learned", replace(TriangulateConfig(), method="learned")),
-                             ("adapted", replace(TriangulateConfig(), method="learned",
-                                                 learned_weights=str(Path(tmp) / "adapted.pt")))):
-            px, cv = per_person_held_out_view_errors(rig, test, names, config)
-            out[name] = {"held_out_view_px": px.tolist(), "bone_cv": cv.tolist()}
+        path = str(Path(tmp) / "adapted.pt")
+        learned.save_weights(model, path, meta)
+        configs = {m: replace(TriangulateConfig(), method=m) for m in REAL_METHODS}
+        configs["adapted"] = replace(configs["learned"], learned_weights=path)
+        configs["volumetric_adapted"] = replace(configs["volumetric"], learned_weights=path)
+        for key, take in (("single_take_held_out", single), ("two_person_test", two), ("two_person_all", two)):
+            first = 0 if key == "two_person_all" else int(round(cfg.train_fraction * take.shape[0]))
+            out[key] = transfer_table(rig, take[first:], names, configs)
+            out[key]["frames"] = [first, int(take.shape[0])]
     return out
 
 
 def _print_transfer(real: dict) -> None:
-    a, b = real["test_frames"]
-    print(f"\nSession adaptation on the balancing trial, scored on the two-person take frames {a}-{b - 1} "
-          f"(kept step {real['steps_kept']} of {real['adapt']['steps']}): held-out-view median px per person "
-          "and camera; bone-length CV per person (person 0 = the balancing trial's own detections)")
-    print(f"  {'':9s}" + "".join(f"{f'p{p} ' + n:>11s}" for p in range(real["people"]) for n in real["cameras"])
-          + "   bone-length CV")
-    for name in ("robust", "learned", "adapted"):
-        r = real[name]
-        print(f"  {name:9s}" + "".join(f"{v:11.2f}" for row in r["held_out_view_px"] for v in row)
-              + "   " + "  ".join(f"{v:.4f}" for v in r["bone_cv"]))
+    print("\nrows '<method> 95%': 95 % interval of its change from the unadapted method (5-frame blocks and joints "
+          "resampled, paired); * outside 0")
+    print(f"Session adaptation on the balancing trial ({real['adapt']['trainable']}, kept step {real['steps_kept']} of "
+          f"{real['adapt']['steps']}; shipped algebraic.pt md5 {real['shipped_md5']}), camera logit bias: "
+          + (", ".join(f"{c} {v:+.2f}" if not isinstance(v, dict) else f"{c} (per joint)"
+                       for c, v in real["camera_bias"].items()) or "none"))
+    for key, title in (("single_take_held_out", "balancing trial, its held-out frames"),
+                       ("two_person_test", "two-person take, frames used by nothing"),
+                       ("two_person_all", "two-person take, all frames (person 0's first 60 % = the training frames)")):
+        t = real[key]
+        a, b = t["frames"]
+        people = len(t["robust"]["held_out_view_px"])
+        print(f"  {title} {a}-{b - 1}: held-out-view median px per person and camera; bone-length CV per person")
+        print(f"  {'':22s}" + "".join(f"{f'p{p} ' + n:>14s}" for p in range(people) for n in real["cameras"])
+              + "   bone-length CV")
+        for name in (m for m in t if m not in ("change_95", "frames")):
+            r = t[name]
+            print(f"  {name:22s}" + "".join(f"{v:14.2f}" for row in r["held_out_view_px"] for v in row)
+                  + "   " + "  ".join(f"{v:.4f}" for v in r["bone_cv"]))
+        for pair, ci in t["change_95"].items():  # * : the 95 % interval excludes 0
+            cells = [f"{lo:+.1f}..{hi:+.1f}{'*' if lo > 0 or hi < 0 else ' '}" for row in ci["px"] for lo, hi in row]
+            print(f"  {pair.split('-')[0] + ' 95%':22s}" + "".join(f" {c:>13s}" for c in cells) + "   "
+                  + "  ".join(f"{lo:+.4f}..{hi:+.4f}" for lo, hi in ci["bone_cv"]))
 
 
 def _print_two_person(real: dict) -> None:
@@ -547,7 +600,30 @@ def _torch_available() -> bool:
     return True
 
 
+def pose2sim_adaptation_selection() -> dict:
+    """:func:`mocap.train.adapt.cross_validate` of the shipped weights on the balancing trial's training frames."""
+    from mocap.train.adapt import cross_validate, session_people
+    from mocap.triangulation import learned
+
+    root = shared_data_dir()
+    calibration = root / "sessions/pose2sim_demo/S00_Calibration/Calib.qca.txt"
+    rig, single, names = session_people(root / POSE2SIM_TRIAL, calibration)
+    with learned.one_torch_thread():
+        table = cross_validate(learned.load_weights(), rig, single, names)
+    print("\nSession-adaptation settings, 3-fold block cross-validation inside the balancing trial's training frames "
+          "(each block held out in turn): held-out-view px (mean over cameras) per fold and mean; bone-length CV mean")
+    for setting, r in table.items():
+        print(f"  {setting:42s}" + "".join(f"{v:7.2f}" for v in r["held_out_view_px"])
+              + f"   mean {np.mean(r['held_out_view_px']):6.2f}   CV {np.mean(r['bone_cv']):.4f}")
+    return table
+
+
 def run(args) -> dict:
+    if args.only_adaptation:
+        result = {"pose2sim_adaptation_selection": pose2sim_adaptation_selection()} if args.adaptation_selection else {}
+        result["pose2sim_adaptation_transfer"] = transfer = pose2sim_adaptation_transfer(args.adapt or ())
+        _print_transfer(transfer)
+        return result
     anipose = not args.no_anipose
     config = TriangulateConfig(temporal_swap_check=not (args.no_temporal_swap_check or args.per_frame))
     learned = not args.no_learned and _torch_available() and ("per-frame" if args.per_frame else True)
@@ -589,6 +665,8 @@ def run(args) -> dict:
             _print_two_person(two)
             result["pose2sim_people"] = people = pose2sim_people(REAL_METHODS)
             _print_people(people)
-            result["pose2sim_adaptation_transfer"] = transfer = pose2sim_adaptation_transfer()
+            if args.adaptation_selection:
+                result["pose2sim_adaptation_selection"] = pose2sim_adaptation_selection()
+            result["pose2sim_adaptation_transfer"] = transfer = pose2sim_adaptation_transfer(args.adapt or ())
             _print_transfer(transfer)
     return result

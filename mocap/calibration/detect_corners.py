@@ -289,8 +289,11 @@ def iter_frames(path: str | Path, stride: int = 1) -> Iterator[tuple[int, str, n
         cap.release()
 
 
-def detect_source(camera: str, path: str | Path, board: Board, stride: int = 1) -> Detections:
+def detect_source(camera: str, path: str | Path, board: Board, stride: int = 1, mirror: bool = False) -> Detections:
     """Detect ``board`` in every ``stride``-th frame of one camera's source (videos: fast search only).
+
+    ``mirror`` flips every frame left to right first (a camera that mirrors its picture): the
+    corners are then in the flipped, i.e. the true, image.
 
     Returns:
         :class:`Detections` with ``xy (T, N, 2)``.
@@ -304,9 +307,9 @@ def detect_source(camera: str, path: str | Path, board: Board, stride: int = 1) 
         elif size != (w, h):
             raise CalibrationError(f"camera {camera}: {label} is {w}x{h}, earlier frames are {size[0]}x{size[1]}; "
                                    "all frames of a camera must have one size")
-        xy.append(detect_board(gray, board, thorough))
+        xy.append(detect_board(np.ascontiguousarray(gray[:, ::-1]) if mirror else gray, board, thorough))
         ids.append(fid)
-        names.append(label)
+        names.append(f"{label} (mirrored)" if mirror else label)
     if size is None:
         raise CalibrationError(f"camera {camera}: no frames in {path}")
     det = Detections(camera, np.stack(xy), np.asarray(ids, np.int64), size, str(path), tuple(names))

@@ -5,6 +5,9 @@ calibrated from a board waved close in front of it (wide coverage, steep tilts),
 lens fit needs and what shared views seen by several cameras at once rarely give. Every camera
 is checked (:mod:`mocap.calibration.checks`): a fit that is not plausible is reported as failed
 with the reason, never returned as a lens.
+
+The one-go ``mocap calibrate --lens-views NAME=PATH`` uses :func:`lens_from_own_or_pooled`: a
+camera's own lens views alone when they pass the checks, else pooled with its shared views.
 """
 
 from __future__ import annotations
@@ -17,12 +20,15 @@ import numpy as np
 
 from mocap.calibration.boards import Board
 from mocap.calibration.checks import intrinsic_problems, view_coverage
-from mocap.calibration.detect_corners import Detections, detect_sources
+from mocap.calibration.detect_corners import Detections, detect_source, detect_sources
 from mocap.calibration.extrinsics import board_poses
 from mocap.calibration.intrinsics import IntrinsicsResult, calibrate_intrinsics
+from mocap.errors import CalibrationError
 from mocap.geometry.camera import Camera
 
 log = logging.getLogger(__name__)
+
+MIN_LENS_VIEWS = 3  # fewer board views than this: try the mirrored picture (calibrate_intrinsics needs 3)
 
 
 @dataclass(frozen=True, eq=False)
@@ -102,6 +108,69 @@ def calibrate_each_camera(sources: dict[str, str | Path], board: Board, stride: 
         out[name] = check_lens(det, calibrate_intrinsics(det, board, max_frames=max_frames), board, sources[name])
         log.debug(out[name].summary())
     return out
+
+
+def detect_lens_views(sources: dict[str, str | Path], board: Board, stride: int = 1,
+                      workers: int = 1) -> tuple[dict[str, Detections], list[str]]:
+    """Detect the board in each camera's own lens views (``{name: path}``: the board waved before that
+    camera alone). A source where the board is not found but is found in the left-right flipped
+    picture (a camera that mirrors its picture) is used flipped back, and said so.
+
+    Returns:
+        ``({name: Detections}, messages)``.
+    """
+    dets = detect_sources(sources, board, stride=stride, workers=workers)
+    messages = []
+    for name, det in dets.items():
+        if det.valid.sum() >= MIN_LENS_VIEWS:
+            continue
+        flipped = detect_source(name, sources[name], board, stride, mirror=True)
+        if flipped.valid.sum() > det.valid.sum():
+            dets[name] = flipped
+            messages.append(f"camera {name}: its lens views show the board only mirrored ({int(flipped.valid.sum())} "
+                            f"of {len(flipped.valid)} frames): the camera mirrored its picture when they were "
+                            "recorded; used flipped back")
+    return dets, messages
+
+
+def pool_detections(own: Detections, shared: Detections) -> Detections:
+    """One camera's own lens views followed by its shared views (frames renumbered 0..)."""
+    if own.image_size != shared.image_size:
+        raise CalibrationError(f"camera {own.camera}: its lens views are {own.image_size[0]}x{own.image_size[1]}, its "
+                               f"shared views {shared.image_size[0]}x{shared.image_size[1]}; give views of one size")
+    names = tuple(f"lens view {own.frame_label(t)}" for t in range(len(own.xy))) + tuple(
+        shared.frame_label(t) for t in range(len(shared.xy)))
+    return Detections(own.camera, np.concatenate([own.xy, shared.xy]), np.arange(len(names)), own.image_size,
+                      f"{own.source} + {shared.source}", names)
+
+
+def _coverage_words(lens: CameraLens) -> str:
+    c = lens.coverage
+    if not c:
+        return "no fit"
+    return f"the board reached {c['image_share']:.0%} of the image, tilts spread {c['tilt_spread_deg']:.0f}°"
+
+
+def lens_from_own_or_pooled(own: Detections, shared: Detections, board: Board,
+                            max_frames: int = 40) -> tuple[CameraLens, str]:
+    """One camera's lens from its own lens views when they pass the checks (wide coverage of one
+    camera is what a lens fit needs), else from those views pooled with its shared views.
+
+    Returns:
+        ``(CameraLens of the views used, how it was solved in words)``; the lens is falsy (with its
+        reasons) when even the pooled views fail the checks.
+    """
+    alone = check_lens(own, calibrate_intrinsics(own, board, max_frames=max_frames), board)
+    n_own = int(own.valid.sum())
+    if alone:
+        return alone, f"lens solved from its own {int(alone.fit.used.sum())} lens views ({_coverage_words(alone)})"
+    pooled = pool_detections(own, shared)
+    # up to max_frames from each of the two sets: on caliscope's rig the 40-view cap left fx 0.5-1.4 %
+    # further from the 80-view fit and the rig's RMS at 1.52 px instead of 1.47 px
+    lens = check_lens(pooled, calibrate_intrinsics(pooled, board, max_frames=2 * max_frames), board)
+    return lens, (f"its {n_own} lens views alone fail the checks ({_coverage_words(alone)}); lens solved from "
+                  f"them pooled with its {int(shared.valid.sum())} shared views: {int(lens.fit.used.sum())} views, "
+                  f"{_coverage_words(lens)}")
 
 
 def write_intrinsics(lenses: dict[str, CameraLens], out: str | Path) -> list[Path]:

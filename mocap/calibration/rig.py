@@ -10,7 +10,7 @@ and frames; whatever can still be solved is solved.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -126,26 +126,38 @@ def _frame_list(det: Detections, idx: np.ndarray, n: int = 8, frame_ids: np.ndar
 
 def calibrate_rig(sources: dict[str, str | Path], board: Board, config: RigCalibrationConfig | None = None,
                   initial_intrinsics: dict[str, Camera] | None = None,
-                  timestamps_ns: dict[str, np.ndarray] | None = None) -> RigCalibrationResult:
+                  timestamps_ns: dict[str, np.ndarray] | None = None,
+                  lens_sources: dict[str, str | Path] | None = None) -> RigCalibrationResult:
     """Calibrate a rig from one image folder, glob or video per camera (``{name: path}``).
 
     Frames with the same index are simultaneous, unless ``timestamps_ns`` (``{name: (T_name,)}``
     capture times per source frame, e.g. from a session folder) is given: then frames are
     matched by capture time (:func:`~mocap.calibration.detect_corners.match_by_timestamps`).
+    ``lens_sources`` (``{name: path}``, some cameras or all) are each camera's own lens views, not
+    simultaneous with anything (:func:`~mocap.calibration.each_camera.detect_lens_views`).
     See :func:`calibrate_rig_from_detections` for the rest.
     """
+    from mocap.calibration.each_camera import detect_lens_views
+
     config = config or RigCalibrationConfig()
     if not sources:
         raise CalibrationError("no cameras given; pass --camera NAME=PATH for each camera")
+    unknown = [n for n in (lens_sources or {}) if n not in sources]
+    if unknown:
+        raise CalibrationError(f"--lens-views {unknown[0]}: no --camera {unknown[0]}=PATH (cameras: {', '.join(sources)})")
     detections = detect_sources(sources, board, stride=config.stride, workers=config.workers)
     if timestamps_ns is not None:
         detections = match_by_timestamps(detections, timestamps_ns)
-    return calibrate_rig_from_detections(detections, board, config, initial_intrinsics)
+    lens, notes = detect_lens_views(lens_sources, board, config.stride, config.workers) if lens_sources else (None, [])
+    for m in notes:
+        log.warning(m)
+    return calibrate_rig_from_detections(detections, board, config, initial_intrinsics, lens)
 
 
 def calibrate_rig_from_detections(detections: dict[str, Detections], board: Board,
                                   config: RigCalibrationConfig | None = None,
-                                  initial_intrinsics: dict[str, Camera] | None = None) -> RigCalibrationResult:
+                                  initial_intrinsics: dict[str, Camera] | None = None,
+                                  lens_detections: dict[str, Detections] | None = None) -> RigCalibrationResult:
     """Calibrate a rig from board detections per camera.
 
     Args:
@@ -154,6 +166,13 @@ def calibrate_rig_from_detections(detections: dict[str, Detections], board: Boar
         config: options.
         initial_intrinsics: cameras whose K and dist replace the per-camera intrinsic fit (e.g.
             from an earlier intrinsic calibration); matched by normalised name.
+        lens_detections: ``{name: Detections}`` of some cameras' own lens views (not simultaneous
+            with anything): such a camera's lens comes from them when they pass the checks, else
+            from them pooled with its shared views
+            (:func:`~mocap.calibration.each_camera.lens_from_own_or_pooled`). The lenses are then
+            held in the bundle adjustment: on caliscope's rig, freeing them there (with or without
+            the lens views) moved cam_1's fx +7.7 to +21.5 % and the orientations 3-8° from
+            caliscope's, the shared views' 1.2-1.5 px misfit between cameras going into the lenses.
 
     Returns:
         :class:`RigCalibrationResult`.
@@ -163,7 +182,10 @@ def calibrate_rig_from_detections(detections: dict[str, Detections], board: Boar
     dets = list(detections.values())
     xy, frame_ids = align_frames(detections)  # xy (C, F, N, 2); the steps below blank bad corners in it
     messages = _detection_messages(detections)
-    intr, K, dist = _fit_intrinsics(dets, board, config, initial_intrinsics, messages)
+    if lens_detections and config.optimize_intrinsics:
+        config = replace(config, optimize_intrinsics=False)
+        messages.append("lens views given: every lens is held in the bundle adjustment")
+    intr, K, dist, lens_views = _fit_intrinsics(dets, board, config, initial_intrinsics, messages, lens_detections)
     has_intr = np.isfinite(K[:, 0, 0])
     T = _board_pose_per_view(xy, K, dist, has_intr, board, config, detections, frame_ids, messages)
     init = _initial_extrinsics(xy, T, board, names, messages)
@@ -198,9 +220,11 @@ def calibrate_rig_from_detections(detections: dict[str, Detections], board: Boar
                           len(names))
     report["config"] = asdict(config)  # the resolved options, written with the report
     failed = _plausibility(detections, board, intr, initial_intrinsics, solved_idx, cam_rms, ba, obs, init, sq, report,
-                           xy, T)
+                           xy, T, lens_views)
     coverage = {names[c]: coverage_image(xy[c], dets[c].image_size, np.isfinite(T[c, :, 0, 0]))
                 for c in range(len(names))}
+    for n, (lens, _) in lens_views.items():  # the views its lens was solved from
+        coverage[n] = coverage_image(lens.detections.xy, lens.detections.image_size, lens.fit.used)
     for m in messages:
         log.warning(m)
     return RigCalibrationResult(rig, intr, ba, world_from_board, frame_ids, [names[c] for c in solved_idx], unsolved,
@@ -208,10 +232,11 @@ def calibrate_rig_from_detections(detections: dict[str, Detections], board: Boar
 
 
 def _plausibility(detections, board, intr, initial_intrinsics, solved_idx, cam_rms, ba, obs, init, sq,
-                  report, xy, T) -> dict[str, list[str]]:
+                  report, xy, T, lens_views) -> dict[str, list[str]]:
     """Which solved cameras cannot be trusted, and why (:mod:`mocap.calibration.checks`); notes in
     ``report["cameras"][name]`` how each lens was obtained and whether the camera failed. ``xy``
-    ``(C, F, N, 2)`` and ``T`` ``(C, F, 4, 4)`` are the views and their board poses (step 2)."""
+    ``(C, F, N, 2)`` and ``T`` ``(C, F, 4, 4)`` are the views and their board poses (step 2);
+    ``lens_views`` ``{name: (CameraLens, how)}`` the lenses solved from lens views (checked on those)."""
     from mocap.calibration.checks import intrinsic_problems, pair_problems, rig_problems, view_coverage
 
     names = list(detections)
@@ -232,6 +257,13 @@ def _plausibility(detections, board, intr, initial_intrinsics, solved_idx, cam_r
                 "optimize_intrinsics") else "lens given (--intrinsics), refined by the bundle adjustment"
             continue
         size = detections[n].image_size
+        if n in lens_views:
+            lens, how = lens_views[n]
+            report["cameras"][n].update(coverage=lens.coverage, lens=how + ", held")
+            problems = lens.problems + intrinsic_problems(n, ba.K[s], size, 0.0)
+            if problems:
+                failed.setdefault(n, []).extend(p for p in problems if p not in failed.get(n, []))
+            continue
         cov = view_coverage(xy[c], size, T[c])  # the board poses of step 2 (no new PnP)
         report["cameras"][n]["coverage"] = cov
         report["cameras"][n]["lens"] = (f"lens solved from its own {int(intr[n].used.sum())} views (the board reached "
@@ -263,11 +295,16 @@ def _detection_messages(detections: dict[str, Detections]) -> list[str]:
 
 
 def _fit_intrinsics(dets: list[Detections], board: Board, config: RigCalibrationConfig,
-                    initial_intrinsics: dict[str, Camera] | None,
-                    messages: list[str]) -> tuple[dict[str, IntrinsicsResult], np.ndarray, np.ndarray]:
-    """Step 1: K ``(C, 3, 3)`` (NaN where the fit failed) and dist ``(C, 5)`` per camera, given or fitted."""
+                    initial_intrinsics: dict[str, Camera] | None, messages: list[str],
+                    lens_detections: dict[str, Detections] | None = None):
+    """Step 1: ``(fits, K (C, 3, 3) (NaN where the fit failed), dist (C, 5), lens_views)`` per camera,
+    given, fitted from lens views (``lens_views``: ``{name: (CameraLens, how)}``) or from its views."""
+    from mocap.calibration.each_camera import lens_from_own_or_pooled
+
     given = {normalize_camera_name(c.name): c for c in (initial_intrinsics or {}).values()}
+    own = {normalize_camera_name(n): d for n, d in (lens_detections or {}).items()}
     intr: dict[str, IntrinsicsResult] = {}
+    lens_views = {}
     K = np.full((len(dets), 3, 3), np.nan)
     dist = np.zeros((len(dets), 5))
     for c, d in enumerate(dets):
@@ -277,16 +314,21 @@ def _fit_intrinsics(dets: list[Detections], board: Board, config: RigCalibration
             intr[d.camera] = IntrinsicsResult(d.camera, d.image_size, K[c], dist[c], np.nan, np.zeros(len(d.valid), bool),
                                               np.full(len(d.valid), np.nan), {}, True, f"camera {d.camera}: intrinsics given")
             continue
-        r = calibrate_intrinsics(d, board, max_frames=config.max_intrinsic_frames)
+        if key in own:
+            lens, how = lens_views[d.camera] = lens_from_own_or_pooled(own[key], d, board, config.max_intrinsic_frames)
+            messages.append(f"camera {d.camera}: {how}")
+            r = lens.fit
+        else:
+            r = calibrate_intrinsics(d, board, max_frames=config.max_intrinsic_frames)
         intr[d.camera] = r
         if not r.ok:
             messages.append(r.message)
             continue
         K[c], dist[c] = r.K, r.dist
-        if r.rejected:
+        if r.rejected and d.camera not in lens_views:
             messages.append(f"camera {d.camera}: {len(r.rejected)} frame(s) rejected from the intrinsic fit "
                             f"({_frame_list(d, np.array(sorted(r.rejected)))}): reprojection far above the others")
-    return intr, K, dist
+    return intr, K, dist, lens_views
 
 
 def _board_pose_per_view(xy: np.ndarray, K: np.ndarray, dist: np.ndarray, has_intr: np.ndarray, board: Board,

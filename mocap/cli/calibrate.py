@@ -4,7 +4,8 @@
                                                     (step 1: each lens on its own, views need not be simultaneous)
     mocap calibrate extrinsics --intrinsics intrinsics.yaml --board BOARD --camera NAME=PATH ... --out calibration.yaml
                                                     (step 2: poses from simultaneous board views, lenses held)
-    mocap calibrate --board BOARD --camera NAME=PATH ... --out calibration.yaml   (both in one go)
+    mocap calibrate --board BOARD --camera NAME=PATH ... [--lens-views NAME=PATH ...] --out calibration.yaml
+                                                    (both in one go; --lens-views: a camera's own lens views)
     mocap calibrate SESSION [--out ...]             (cameras from the session's rig file)
     mocap calibrate convert IN --out OUT            (YAML <-> Pose2Sim/Anipose TOML, Qualisys .qca.txt in)
     mocap calibrate board BOARD --out board.png     (printable board)
@@ -44,6 +45,10 @@ def register(sub) -> None:
     rig.add_argument("--board", help="board YAML or name from calibration/")
     rig.add_argument("--camera", action="append", default=[], metavar="NAME=PATH",
                      help="camera images: a folder, a glob or a video; repeat per camera")
+    rig.add_argument("--lens-views", action="append", default=[], metavar="NAME=PATH",
+                     help="more views of one camera for its lens alone (e.g. the board waved close before it; need "
+                          "not be simultaneous with anything); its lens comes from them when they pass the checks, "
+                          "else from them pooled with its --camera views; repeat per camera")
     rig.add_argument("--out", default="calibration.yaml", help="output calibration file")
     rig.add_argument("--world-frame", default=None, metavar="CAM:FRAME",
                      help="set the world from the board lying on the floor in this camera's frame")
@@ -328,7 +333,8 @@ def _rig(args) -> int:
         kw["world_frame"] = str(session_settings(args.session)["world_frame"])  # from the rig file
     config = RigCalibrationConfig(**{**kw, "optimize_intrinsics": not args.fix_intrinsics})
     initial = load_intrinsics(args.intrinsics) if args.intrinsics else None
-    result = calibrate_rig(sources, board, config, initial, timestamps_ns=stamps)
+    lens_sources = parse_camera_sources(args.lens_views) or None
+    result = calibrate_rig(sources, board, config, initial, timestamps_ns=stamps, lens_sources=lens_sources)
     # result.messages were logged once, as warnings, by calibrate_rig (shown with -q too)
     print("frames of different cameras matched " + ("by capture time (timestamps/)" if stamps else "by index")
           + "; views that disagree across cameras are reported as not simultaneous")

@@ -14,7 +14,9 @@ a studio's own take without 3D ground truth (mocap.train.adapt): each tracked pe
 from all cameras but one and reprojected into the left-out one, bone-length constancy as a
 regulariser, trained on the first frames (adapt.train_fraction, default 0.6 of the take); the
 held-out-view reprojection and bone-length CV on the remaining frames, before and after, are
-printed and stored in the weights file.
+printed and stored in the weights file. By default (adapt.trainable=camera_bias) the network stays
+as shipped and one logit bias per camera is learned and stored by camera name (a camera it does not
+name gets 0; adapt.groups=4: per camera and joint group); trainable=all|last fine-tune the network.
 
 mocap train volumetric --out weights.pt trains the volumetric triangulation's per-joint 3D network
 (fine cubes around the learned algebraic points, views weighted by the shipped algebraic weights;
@@ -59,8 +61,8 @@ def register(sub) -> None:
     s.add_argument("--keypoint_format", default="body_25b", help="OpenPose format of the take (default body_25b)")
     s.add_argument("--init", default="", help="weights to start from (default: the shipped ones)")
     s.add_argument("--adapt", action="append", metavar="KEY=VALUE", help="a setting of mocap.train.adapt.AdaptConfig "
-                   "(steps, lr, anchor, bone_weight, train_fraction, frames, seed, trainable=all|last, "
-                   "validation_fraction (early stopping), ...); repeatable")
+                   "(steps, lr, anchor, bone_weight, train_fraction, frames, seed, trainable=camera_bias|all|last, "
+                   "groups=1|4, validation_fraction (early stopping), ...); repeatable")
     a.set_defaults(func=_run)
     v = kinds.add_parser("volumetric", help="per-joint heatmap cubes, 3D network, soft-argmax (volumetric triangulation)",
                          description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -117,3 +117,55 @@ def load_tracks(path: str | os.PathLike) -> Tracks:
             )
     except ValueError as exc:
         raise MocapError(f"{path}: {exc}") from None
+
+
+#: Elements (float64) per block the streaming writer builds at most: 32 MB.
+BLOCK_ELEMENTS = 1 << 22
+
+
+def write_npy_blocks(zf, name: str, shape: tuple, dtype, blocks) -> None:
+    """Member ``name.npy`` of the open ``zipfile.ZipFile`` ``zf`` written from ``blocks``: arrays
+    whose rows (axis 0) follow each other and add up to ``shape`` (C order), never the whole array."""
+    dtype = np.dtype(dtype)
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": tuple(int(s) for s in shape)}
+    rows = 0
+    with zf.open(f"{name}.npy", "w", force_zip64=True) as f:
+        np.lib.format.write_array_header_1_0(f, header)
+        for block in blocks:
+            block = np.ascontiguousarray(block, dtype=dtype)
+            if block.shape[1:] != tuple(shape[1:]):
+                raise ValueError(f"{name}: a block of shape {block.shape} in an array of shape {tuple(shape)}")
+            f.write(block.data)
+            rows += block.shape[0]
+    if rows != shape[0]:
+        raise ValueError(f"{name}: blocks gave {rows} rows, expected {shape[0]}")
+
+
+def save_tracks_blocks(path: str | os.PathLike, people: int, joint_names, track_ids, fps: float, frame_indices,
+                       positions, confidence=None) -> Path:
+    """Write ``tracks.npz`` (the same arrays as :func:`save_tracks`, read by :func:`load_tracks`
+    unchanged) from blocks of frames, atomically: ``positions()`` returns an iterator of
+    ``(n, P, J, 3)`` blocks in frame order, ``confidence()`` (or None) of ``(n, P, J)``. Memory is
+    one block, not the take."""
+    import zipfile
+
+    names = np.array([str(n) for n in joint_names], dtype=str)
+    ids = np.asarray(track_ids, dtype=np.int64).reshape(-1)
+    frames = np.asarray(frame_indices, dtype=np.int64).reshape(-1)
+    T, P, J = len(frames), int(people), len(names)
+    if len(ids) != P:
+        raise ValueError(f"track_ids: expected {P} ids, got {len(ids)}")
+    if not (np.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps: expected a positive number, got {fps}")
+
+    def write(tmp):
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+            write_npy_blocks(zf, "positions", (T, P, J, 3), np.float64, positions())
+            for key, value in (("joint_names", names), ("track_ids", ids), ("fps", np.float64(fps)),
+                               ("frame_indices", frames)):
+                with zf.open(f"{key}.npy", "w") as f:
+                    np.lib.format.write_array(f, np.asanyarray(value), allow_pickle=False)
+            if confidence is not None:
+                write_npy_blocks(zf, "confidence", (T, P, J), np.float64, confidence())
+
+    return atomic_write(path, write)

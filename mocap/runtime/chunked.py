@@ -14,13 +14,21 @@
 3. **People, per chunk with overlap**: each person's joints triangulated with the temporal
    left/right check, which looks :data:`OVERLAP` frames either side (the chunk is read with that
    many frames of its neighbours, which are then dropped): every frame gets the inputs it gets
-   in one pass.
+   in one pass. A chunk holds only the people **alive** in it (:class:`PeopleIndex`: those whose
+   span from first to last frame meets the chunk; their index in the take is the global id), so
+   a take where hundreds of short tracks come and go keeps a chunk's arrays as small as the
+   people present then.
 4. **Smoothing, chunk after chunk**: the Kalman forward pass carries its state across chunks and
    the RTS backward pass reads the chunks back in reverse (:mod:`.smooth_chunks`): exact. The
    ``ukf``/``online`` trackers the same way once every chunk is triangulated (their bone lengths
    are the take's median, ``online`` the last frames'): the compiled UKF carries its states
    across chunks, the backward pass (RTS, or the fixed lag with the next chunk's first frames)
    reads them back in reverse (:class:`.smooth_chunks.ChunkedFilter`): the same to rounding.
+   The Kalman smoother holds the points of the people alive in each chunk (a person's state is
+   carried from their first chunk to their last); the UKF holds every person of the take.
+5. **Output**: each chunk's final joints go to disk for its people (:class:`ChunkResults`), then
+   are assembled in frame order: in memory (:func:`reconstruct_chunked`) or into ``tracks.npz``
+   a block of frames at a time, absent people as NaN rows (:func:`reconstruct_chunked_to_file`).
 
 The image-space identities have no chunked form here; with them the take is reconstructed in
 one pass (said in the log).
@@ -39,7 +47,7 @@ import numpy as np
 from mocap.config import ProcessConfig
 from mocap.geometry import Rig
 from mocap.io.keypoints import Keypoints2D
-from mocap.io.tracks import Tracks
+from mocap.io.tracks import BLOCK_ELEMENTS, Tracks, save_tracks_blocks
 from mocap.match.epipolar import associate, gather_groups, person_sizes
 from mocap.runtime.executor import Executor, LocalExecutor
 from mocap.runtime.smooth_chunks import ChunkedFilter, ChunkedSmoother
@@ -57,6 +65,13 @@ log = logging.getLogger(__name__)
 DEFAULT_CHUNK_FRAMES = 1800
 #: Frames of the neighbouring chunks read with each chunk for the temporal left/right check.
 OVERLAP = max(abs(d) for d in TEMPORAL_OFFSETS)
+#: Frames of a chunk triangulated at once in step 3, 0: the whole chunk (the default). The robust
+#: triangulation's memory is proportional to it and to the people alive (a 1800-frame chunk of
+#: 11 people: ~0.9 GB; windows of 256 frames: ~0.2 GB), but its inlier decisions are not exactly
+#: independent of how many frames it is given: a view whose residual is within rounding of the
+#: threshold can flip (8-camera synthetic take: one joint 1.6 mm, 5 vs 6 views, with 102 frames
+#: instead of 300), so every extra window border is a chance to differ from one pass.
+PEOPLE_FRAMES = 0
 
 
 def keypoints_part(kp: Keypoints2D, lo: int, hi: int) -> Keypoints2D:
@@ -205,7 +220,19 @@ def _gather_candidates(source, rig: Rig, config: ProcessConfig, ranges, store: G
 def people_task(person: np.ndarray, keep: slice, rig: Rig, joint_names, config: ProcessConfig) -> dict:
     """Step 3 on one chunk read with overlap: ``person (n', P, C, J, 3)``; the frames ``keep`` of it
     -> ``points``, ``inliers``, ``used_conf``, ``covariance`` (None unless Kalman-smoothed),
-    ``views_used``, ``reproj_error_px``."""
+    ``views_used``, ``reproj_error_px`` (and ``person`` for the UKF). With :data:`PEOPLE_FRAMES`,
+    triangulated that many frames at a time, each window read with :data:`OVERLAP` frames either
+    side (the same inputs per frame; memory bounded by the window)."""
+    parts, step = [], PEOPLE_FRAMES or keep.stop - keep.start
+    for lo in range(keep.start, keep.stop, step):
+        hi = min(keep.stop, lo + step)
+        a, b = max(0, lo - OVERLAP), min(len(person), hi + OVERLAP)
+        parts.append(people_window(person[a:b], slice(lo - a, hi - a), rig, joint_names, config))
+    return {k: None if parts[0][k] is None else np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def people_window(person: np.ndarray, keep: slice, rig: Rig, joint_names, config: ProcessConfig) -> dict:
+    """:func:`people_task` on one window of frames."""
     tri = triangulate_people(rig, person, joint_names, config.triangulate, temporal=True)
     person = person[keep]
     points, inliers = tri.points[keep], tri.inliers[keep]
@@ -247,37 +274,76 @@ def _frame_source(keypoints_or_source):
     return InMemoryFrames(keypoints_or_source) if isinstance(keypoints_or_source, Keypoints2D) else keypoints_or_source
 
 
+@dataclass(frozen=True, eq=False)
+class PeopleIndex:
+    """Who is who over the take after step 2: ``track (T, K)`` each group's person (their index in
+    the output, -1: none), and each person's ``first``/``last`` frame with a group (``(P,)``)."""
+
+    track: np.ndarray
+    first: np.ndarray
+    last: np.ndarray
+
+    @classmethod
+    def of(cls, track: np.ndarray, order: np.ndarray) -> PeopleIndex:
+        """From step 2's ``track (T, K)`` (linked ids) and ``order (P,)`` (the ids kept, in order)."""
+        rank = np.full(int(track.max()) + 2 if track.size else 1, -1)
+        rank[order] = np.arange(len(order))
+        out = rank[np.where(track >= 0, track, -1)]  # rank[-1] is the spare -1
+        first, last = np.full(len(order), track.shape[0]), np.full(len(order), -1)
+        t, k = np.nonzero(out >= 0)
+        np.minimum.at(first, out[t, k], t)
+        np.maximum.at(last, out[t, k], t)
+        return cls(out, first, last)
+
+    def alive(self, lo: int, hi: int) -> np.ndarray:
+        """The people (sorted) whose span from first to last frame meets frames ``lo:hi``."""
+        return np.flatnonzero((self.first < hi) & (self.last >= lo))
+
+
 def _people_reader(source, rig: Rig, config: ProcessConfig, fps: float, ranges, folder: Path, executor: Executor,
                    timings: dict):
-    """Steps 1-2 (multi-person) -> ``(read(lo, hi) -> person (n, P, C, J, 3), P)``; ``timings["link"]``
-    the seconds of step 2."""
+    """Steps 1-2 (multi-person) -> ``(read(lo, hi, ids) -> person (n, len(ids), C, J, 3), alive(lo, hi)
+    -> ids, P)``: only the people ``alive`` in a chunk are read and followed there (all of them
+    for the UKF, whose bones are the take's); ``timings["link"]`` the seconds of step 2."""
+    T = source.num_frames
     if not config.match.multi_person:
-        return (lambda lo, hi: most_confident_person(source.part(lo, hi).data)[:, None]), 1
+        return (lambda lo, hi, ids: most_confident_person(source.part(lo, hi).data)[:, None]), \
+            (lambda lo, hi: np.zeros(1, np.int64)), 1
     store = GroupStore(folder, ranges, [0] * len(ranges))
     parts = _gather_candidates(source, rig, config, ranges, store, executor)
     t0 = time.perf_counter()
     track, order = link_candidates(parts, fps, config, rig)
+    del parts
     timings["link"] = time.perf_counter() - t0
     if len(order) == 0:
         raise ValueError("keypoints: no person is seen by two cameras in any frame; check that the videos "
                          "overlap in time and that the calibration belongs to these cameras")
-    K = track.shape[1]
+    index, K, P = PeopleIndex.of(track, order), track.shape[1], len(order)
+    del track
 
-    def read(lo, hi):
+    def read(lo, hi, ids):
         g = store.frames(lo, hi, K)
-        n = hi - lo
-        person = np.full((n, int(track.max()) + 1) + g.shape[2:], np.nan)
-        t, k = np.nonzero(track[lo:hi] >= 0)
-        person[t, track[lo:hi][t, k]] = g[t, k]
-        return person[:, order]
+        slot = np.full(P, -1)
+        slot[ids] = np.arange(len(ids))
+        who = index.track[lo:hi]
+        t, k = np.nonzero(who >= 0)
+        s = slot[who[t, k]]
+        t, k, s = t[s >= 0], k[s >= 0], s[s >= 0]
+        person = np.full((hi - lo, len(ids)) + g.shape[2:], np.nan)
+        person[t, s] = g[t, k]
+        return person
 
-    return read, len(order)
+    every = np.arange(P)
+    alive = (lambda lo, hi: every) if filtered_by_ukf(config) else index.alive
+    log.info("%d people over %d frames; at most %d alive in a chunk", P, T,
+             max((len(alive(lo, hi)) for lo, hi in ranges), default=0))
+    return read, alive, P
 
 
-def _people_tasks(read, ranges, T: int, rig: Rig, names, config: ProcessConfig):
-    for lo, hi in ranges:
+def _people_tasks(read, alive, ranges, T: int, rig: Rig, names, config: ProcessConfig):
+    for k, (lo, hi) in enumerate(ranges):
         a, b = max(0, lo - OVERLAP), min(T, hi + OVERLAP)
-        yield (lo, hi), (read(a, b), slice(lo - a, lo - a + hi - lo), rig, names, config)
+        yield k, (read(a, b, alive(lo, hi)), slice(lo - a, lo - a + hi - lo), rig, names, config)
 
 
 @dataclass(eq=False)
@@ -322,7 +388,27 @@ def reconstruct_chunked(keypoints, rig: Rig, config: ProcessConfig | None = None
         timings: if a dict, filled with the seconds of ``identities`` (steps 1-2; ``link`` of it
             step 2), ``people`` (step 3 and the forward pass; ``forward`` of it the forward pass),
             ``smooth`` (the backward pass) and the number of ``chunks``.
+
+    The result is assembled in memory (``(T, P, J, 3)``); :func:`reconstruct_chunked_to_file`
+    writes it to ``tracks.npz`` a block of frames at a time instead.
     """
+    return _reconstruct(keypoints, rig, config, fps, chunk_frames, executor, work_dir, timings,
+                        lambda results, fps, frames: results.tracks(fps, frames))
+
+
+def reconstruct_chunked_to_file(keypoints, rig: Rig, path, config: ProcessConfig | None = None,
+                                fps: float | None = None, chunk_frames: int = DEFAULT_CHUNK_FRAMES,
+                                executor: Executor | None = None, work_dir: str | None = None,
+                                timings: dict | None = None) -> Path:
+    """:func:`reconstruct_chunked` written to ``path`` (``tracks.npz``, :func:`mocap.io.tracks.load_tracks`
+    reads it) without the take's ``(T, P, J, 3)`` in memory: each chunk holds only the people
+    alive in it and the file is written a block of frames at a time. Returns the path."""
+    return _reconstruct(keypoints, rig, config, fps, chunk_frames, executor, work_dir, timings,
+                        lambda results, fps, frames: results.save(path, fps, frames))
+
+
+def _reconstruct(keypoints, rig: Rig, config, fps, chunk_frames: int, executor, work_dir, timings, finish):
+    """Steps 1-4 over the chunks; ``finish(results, fps, frame_indices)`` while the chunk files exist."""
     config = config or ProcessConfig()
     why = chunkable(config)
     if why:
@@ -341,33 +427,30 @@ def reconstruct_chunked(keypoints, rig: Rig, config: ProcessConfig | None = None
 
     timings["chunks"] = len(ranges)
     with tempfile.TemporaryDirectory(prefix="mocap-chunks-", dir=work_dir) as tmp:
-        read, P = _people_reader(source, rig, config, fps, ranges, Path(tmp), executor, timings)
+        read, alive, P = _people_reader(source, rig, config, fps, ranges, Path(tmp), executor, timings)
         lap("identities")
-        J = len(names)
-        out = _Output.empty(T, P, names)
+        results = ChunkResults.empty(Path(tmp), ranges, P, names)
         follower = _Follower.of(config, rig, names, P, fps, Path(tmp))
         summary = _Summary()
-        for (lo, hi), res in executor.map(people_task, _people_tasks(read, ranges, T, rig, names, config)):
-            out.used_conf[lo:hi] = res["used_conf"]
-            out.measured[lo:hi] = np.isfinite(res["points"]).all(-1)
+        for k, res in executor.map(people_task, _people_tasks(read, alive, ranges, T, rig, names, config)):
             summary.add(res)
-            follower.take(lo, hi, res, out, timings)
+            follower.take(k, alive(*ranges[k]), res, results, timings)
         follower.forward(timings)
         lap("people")
-        follower.backward(out, config.track.mode)
+        follower.backward(results, config.track.mode)
         lap("smooth")
-    summary.log(T, P, J, config.triangulate.method, len(ranges))
-    return Tracks(positions=out.positions, joint_names=out.names, track_ids=np.arange(P), fps=float(fps),
-                  frame_indices=source.frame_indices, confidence=out.confidence)
+        summary.log(T, P, len(names), config.triangulate.method, len(ranges))
+        return finish(results, float(fps), source.frame_indices)
 
 
 @dataclass(eq=False)
 class _Follower:
     """Step 4 over the chunks: the Kalman smoother's forward pass as each chunk comes
-    (:class:`~mocap.runtime.smooth_chunks.ChunkedSmoother`), or the UKF's inputs stored and its
-    forward pass once every chunk is in (:class:`~mocap.runtime.smooth_chunks.ChunkedFilter`: the
-    bones are the take's); then the backward pass from the last chunk to the first. Neither
-    (``off``, ``--no-smooth``): each chunk's triangulation is final."""
+    (:class:`~mocap.runtime.smooth_chunks.ChunkedSmoother`, holding the points of the people
+    alive in the chunk), or the UKF's inputs stored and its forward pass once every chunk is in
+    (:class:`~mocap.runtime.smooth_chunks.ChunkedFilter`: the bones are the take's); then the
+    backward pass from the last chunk to the first. Neither (``off``, ``--no-smooth``): each
+    chunk's triangulation is final."""
 
     smoother: ChunkedSmoother | ChunkedFilter | None
     people: int
@@ -382,15 +465,18 @@ class _Follower:
                        P, len(names))
         return cls(None, P, len(names))
 
-    def take(self, lo: int, hi: int, res: dict, out: _Output, timings: dict) -> None:
-        """Chunk ``lo:hi``'s :func:`people_task` result."""
-        n, N, t0 = hi - lo, self.people * self.joints, time.perf_counter()
+    def take(self, k: int, ids: np.ndarray, res: dict, results: ChunkResults, timings: dict) -> None:
+        """Chunk ``k``'s :func:`people_task` result, of the people ``ids``."""
+        lo, hi = results.ranges[k]
+        n, N, t0 = hi - lo, len(ids) * self.joints, time.perf_counter()
+        results.evidence(k, ids, res["used_conf"], np.isfinite(res["points"]).all(-1))
         if isinstance(self.smoother, ChunkedSmoother):
-            self.smoother.forward(lo, res["points"].reshape(n, N, 3), res["covariance"].reshape(n, N, 3, 3))
+            points = (ids[:, None] * self.joints + np.arange(self.joints)).ravel()
+            self.smoother.forward(lo, res["points"].reshape(n, N, 3), res["covariance"].reshape(n, N, 3, 3), points)
         elif isinstance(self.smoother, ChunkedFilter):
             self.smoother.add(lo, res["person"], res["points"], res["inliers"])
         else:
-            out.put(lo, hi, res["points"])
+            results.put(k, ids, res["points"])
             return
         timings["forward"] = timings.get("forward", 0.0) + time.perf_counter() - t0
 
@@ -401,37 +487,88 @@ class _Follower:
             self.smoother.forward()
             timings["forward"] = timings.get("forward", 0.0) + time.perf_counter() - t0
 
-    def backward(self, out: _Output, mode: str) -> None:
+    def backward(self, results: ChunkResults, mode: str) -> None:
         if self.smoother is None:
             return
-        for lo, hi, pos in self.smoother.backward():
-            out.put(lo, hi, pos.reshape(hi - lo, self.people, self.joints, 3))
-        log.info("%s tracking: %d joint positions filled where the triangulation had none", mode, out.filled)
+        chunk = {lo: k for k, (lo, _) in enumerate(results.ranges)}
+        if isinstance(self.smoother, ChunkedSmoother):
+            for lo, hi, points, pos in self.smoother.backward_points():
+                ids = points[:: self.joints] // self.joints
+                results.put(chunk[lo], ids, pos.reshape(hi - lo, len(ids), self.joints, 3))
+        else:
+            for lo, hi, pos in self.smoother.backward():
+                results.put(chunk[lo], np.arange(self.people), pos)
+        log.info("%s tracking: %d joint positions filled where the triangulation had none", mode, results.filled)
 
 
 @dataclass(eq=False)
-class _Output:
-    """The take's result, filled chunk by chunk: ``positions (T, P, J', 3)`` and ``confidence
-    (T, P, J')`` with the derived joints, and per input joint ``used_conf`` and ``measured`` (T, P, J)."""
+class ChunkResults:
+    """The take's result on disk, one file per chunk holding the people alive in it: ``ids (A,)``,
+    ``positions (n, A, J', 3)`` and ``confidence (n, A, J')`` with the derived joints; read back in
+    frame order into the dense ``(T, P, ...)`` arrays of :class:`~mocap.io.tracks.Tracks`
+    (:meth:`tracks`) or written to ``tracks.npz`` a block of frames at a time (:meth:`save`)."""
 
+    folder: Path
+    ranges: list
+    people: int
+    input_names: tuple
     names: tuple
-    positions: np.ndarray
-    confidence: np.ndarray
-    used_conf: np.ndarray
-    measured: np.ndarray
     filled: int = 0
 
     @classmethod
-    def empty(cls, T: int, P: int, names) -> _Output:
+    def empty(cls, folder: Path, ranges, P: int, names) -> ChunkResults:
         derived = add_derived_joints(np.zeros((1, len(names), 4)), names)[1]
-        return cls(derived, np.full((T, P, len(derived), 3), np.nan), np.zeros((T, P, len(derived))),
-                   np.zeros((T, P, len(names))), np.zeros((T, P, len(names)), dtype=bool))
+        return cls(folder, list(ranges), P, tuple(names), derived)
 
-    def put(self, lo: int, hi: int, points: np.ndarray) -> None:
-        """Frames ``lo:hi`` of the final joints ``(n, P, J, 3)``: derived joints added."""
-        stacked, _ = add_derived_joints(np.concatenate([points, self.used_conf[lo:hi, ..., None]], axis=-1), self.names[: points.shape[2]])
-        self.positions[lo:hi] = stacked[..., :3]
+    def _path(self, kind: str, k: int) -> Path:
+        return self.folder / f"{kind}_{k:06d}.npz"
+
+    def evidence(self, k: int, ids: np.ndarray, used_conf: np.ndarray, measured: np.ndarray) -> None:
+        """Chunk ``k``'s per input joint mean confidence of the views used and whether it was triangulated."""
+        np.savez(self._path("evidence", k), ids=ids, used_conf=used_conf, measured=measured)
+
+    def put(self, k: int, ids: np.ndarray, points: np.ndarray) -> None:
+        """Chunk ``k``'s final joints ``(n, A, J, 3)`` of the people ``ids``: derived joints added."""
+        with np.load(self._path("evidence", k)) as f:
+            if not np.array_equal(f["ids"], ids):
+                raise ValueError(f"chunk {k}: the people followed are not the people triangulated")
+            used_conf, measured = f["used_conf"], f["measured"]
+        stacked, _ = add_derived_joints(np.concatenate([points, used_conf[..., None]], axis=-1), self.input_names)
         conf = np.nan_to_num(stacked[..., 3])
         conf[~np.isfinite(stacked[..., :3]).all(-1)] = 0.0
-        self.confidence[lo:hi] = conf
-        self.filled += int((np.isfinite(points).all(-1) & ~self.measured[lo:hi]).sum())
+        np.savez(self._path("final", k), ids=ids, positions=stacked[..., :3], confidence=conf)
+        self._path("evidence", k).unlink()
+        self.filled += int((np.isfinite(points).all(-1) & ~measured).sum())
+
+    def chunks(self, name: str):
+        """Yield ``(lo, hi, ids, array)`` of every chunk in frame order (``positions`` or ``confidence``)."""
+        for k, (lo, hi) in enumerate(self.ranges):
+            with np.load(self._path("final", k)) as f:
+                yield lo, hi, f["ids"], f[name]
+
+    def blocks(self, name: str, fill: float):
+        """Yield the dense ``(n, P, ...)`` rows of ``name`` in frame order, at most
+        :data:`~mocap.io.tracks.BLOCK_ELEMENTS` numbers a block (``fill`` for the people not alive)."""
+        width = self.people * len(self.names) * (3 if name == "positions" else 1)
+        step = max(1, BLOCK_ELEMENTS // max(width, 1))
+        for lo, hi, ids, values in self.chunks(name):
+            for a in range(0, hi - lo, step):
+                part = values[a: a + step]
+                block = np.full((len(part), self.people) + part.shape[2:], fill)
+                block[:, ids] = part
+                yield block
+
+    def tracks(self, fps: float, frame_indices) -> Tracks:
+        """The result as :class:`~mocap.io.tracks.Tracks` in memory."""
+        T, J = (self.ranges[-1][1] if self.ranges else 0), len(self.names)
+        positions, confidence = np.full((T, self.people, J, 3), np.nan), np.zeros((T, self.people, J))
+        for name, out in (("positions", positions), ("confidence", confidence)):
+            for lo, hi, ids, values in self.chunks(name):
+                out[lo:hi, ids] = values
+        return Tracks(positions=positions, joint_names=self.names, track_ids=np.arange(self.people), fps=fps,
+                      frame_indices=frame_indices, confidence=confidence)
+
+    def save(self, path, fps: float, frame_indices) -> Path:
+        """The result written to ``tracks.npz`` at ``path`` a block of frames at a time."""
+        return save_tracks_blocks(path, self.people, self.names, np.arange(self.people), fps, frame_indices,
+                                  lambda: self.blocks("positions", np.nan), lambda: self.blocks("confidence", 0.0))

@@ -5,8 +5,9 @@ The forward (Kalman) pass runs chunk after chunk and carries its state (``x``, `
 points have started) from one chunk to the next, so every frame sees exactly what it sees in
 one pass. Each chunk's filtered and predicted states go to disk (``ChunkSpill``), and the
 backward (RTS) pass reads them back from the last chunk to the first, carrying the smoothed
-state of the frame after the chunk. Only the ``(T, N)`` booleans of which measurements were used
-are kept for the whole take (for the gap rule); memory is bounded by the chunk length.
+state of the frame after the chunk. A chunk holds only the points alive in it (their ids), and
+the gap rule reads each chunk's measurements with each point's last measured frame before it
+and first after it: memory is bounded by the chunk length and the points alive in it.
 
 :class:`ChunkedFilter` does the same for the ``ukf`` and ``online`` trackers of
 :mod:`mocap.track.filter_people`: the compiled UKF's forward pass chunk after chunk with its
@@ -34,6 +35,8 @@ from mocap.track.ukf_compiled import backward_chunk_kernel, camera_table, filter
 
 #: Prior variance of a point's velocity at its first measurement, (m/s)^2 (as the one-pass smoother).
 START_VELOCITY_VAR = 100.0
+#: Frames whose filtered states (``(frames, N, 6, 6)`` twice) the chunked smoother holds at once.
+SUB_FRAMES = 256
 #: Measurement standard deviation where a point has no covariance, metres (as ``smooth_trajectories``).
 SIGMA_M = 0.02
 
@@ -60,12 +63,37 @@ def measurement_noise(z: np.ndarray, covariance: np.ndarray | None, config: Smoo
     return R + np.eye(3) * config.min_variance_m2
 
 
+def gaps_kept(measured: np.ndarray, lo: int, prev: np.ndarray, nxt: np.ndarray, T: int, max_gap: int) -> np.ndarray:
+    """:func:`mocap.track.smoothing.within_short_gaps` of frames ``lo .. lo + n`` of a take of ``T``
+    frames from the chunk's ``measured (n, N)`` alone: ``prev (N,)`` each point's last measured
+    frame before the chunk (-1: none), ``nxt (N,)`` its first after it (``T``: none)."""
+    idx = lo + np.arange(measured.shape[0])[:, None]
+    before = np.maximum(np.maximum.accumulate(np.where(measured, idx, -1), axis=0), prev)
+    after = np.minimum(np.minimum.accumulate(np.where(measured, idx, T)[::-1], axis=0)[::-1], nxt)
+    return measured | ((before >= 0) & (after < T) & (after - before - 1 <= max_gap))
+
+
+def carried(ids: np.ndarray, old_ids: np.ndarray, old: np.ndarray, fill) -> np.ndarray:
+    """``old (len(old_ids), ...)`` rows at ``ids`` (both sorted); ``fill`` for the ids not in ``old_ids``."""
+    pos = np.minimum(np.searchsorted(old_ids, ids), max(len(old_ids) - 1, 0))
+    have = (old_ids[pos] == ids) if len(old_ids) else np.zeros(len(ids), bool)
+    out = np.full((len(ids),) + old.shape[1:], fill, dtype=old.dtype)
+    out[have] = old[pos[have]]
+    return out
+
+
 @dataclass(eq=False)
 class ChunkedSmoother:
     """Forward pass chunk by chunk (:meth:`forward`), then :meth:`backward` for every chunk.
 
+    Each chunk may hold only the points alive in it (``ids``): a point's state is carried from
+    the first chunk that holds it to the last, so memory is bounded by the points alive in a
+    chunk, not by every point of the take. A point must be held by every chunk from its first
+    measurement to its last (after its last, it has nothing left to change: its smoothed
+    positions there are NaN and the RTS pass gets nothing back from them).
+
     Attributes:
-        num_points: ``N`` points per frame.
+        num_points: ``N`` points of the take (the ids are ``0 .. N - 1``).
         fps: frames per second.
         config: the smoother's settings.
         folder: where the chunks' states go (a temporary folder if None).
@@ -78,32 +106,53 @@ class ChunkedSmoother:
 
     def __post_init__(self):
         self.F, self.Q, self.H = motion_model(self.fps, self.config)
-        N = self.num_points
-        self.x, self.P = np.zeros((N, 6)), np.zeros((N, 6, 6))
-        self.started = np.zeros(N, dtype=bool)
+        self.ids = np.zeros(0, np.int64)  # the points held now (sorted), and their state:
+        self.x, self.P = np.zeros((0, 6)), np.zeros((0, 6, 6))
+        self.started, self.last = np.zeros(0, dtype=bool), np.zeros(0, np.int64)  # last: measured frame or -1
+        self.retired = np.zeros(0, np.int64)
         self._tmp = None
         if self.folder is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="mocap-smooth-")
             self.folder = Path(self._tmp.name)
         self.ranges: list[tuple[int, int]] = []
-        self.measured: list[np.ndarray] = []
         self.rejected = 0
 
-    def forward(self, lo: int, z: np.ndarray, covariance: np.ndarray | None) -> None:
-        """Filter frames ``lo .. lo + len(z)`` (consecutive after the previous call): ``z (n, N, 3)``
-        metres (NaN: missing), ``covariance (n, N, 3, 3)`` or None."""
+    def hold(self, ids: np.ndarray) -> None:
+        """Carry the state of the points ``ids`` (sorted) into the next chunk; new ones start empty."""
+        if len(self.retired) and np.isin(ids, self.retired).any():
+            raise ValueError("chunked smoother: a point came back after a chunk that did not hold it; "
+                             "hold every point from its first chunk to its last")
+        self.retired = np.union1d(self.retired, np.setdiff1d(self.ids, ids))
+        self.x, self.P = carried(ids, self.ids, self.x, 0.0), carried(ids, self.ids, self.P, 0.0)
+        self.started, self.last = carried(ids, self.ids, self.started, False), carried(ids, self.ids, self.last, -1)
+        self.ids = ids
+
+    def forward(self, lo: int, z: np.ndarray, covariance: np.ndarray | None, ids: np.ndarray | None = None) -> None:
+        """Filter frames ``lo .. lo + len(z)`` (consecutive after the previous call): ``z (n, N', 3)``
+        metres (NaN: missing), ``covariance (n, N', 3, 3)`` or None, of the points ``ids (N',)``
+        (sorted; default all ``num_points``)."""
         n, N = z.shape[:2]
         if self.ranges and self.ranges[-1][1] != lo:
             raise ValueError(f"chunk at frame {lo}: expected frame {self.ranges[-1][1]} (chunks in order)")
+        self.hold(np.arange(self.num_points) if ids is None else np.asarray(ids, np.int64))
+        k, prev = len(self.ranges), self.last.copy()
         R = measurement_noise(z, covariance, self.config)
-        out = {k: np.full((n, N) + s, np.nan) for k, s in (("xs", (6,)), ("Ps", (6, 6)), ("xp", (6,)), ("Pp", (6, 6)))}
-        rejected = np.zeros((n, N), dtype=bool)
-        for i in range(n):
-            self._step(lo + i, z[i], R[i], i, out, rejected)
-        np.savez(self.folder / f"chunk_{len(self.ranges):06d}.npz", **out)
+        measured = np.isfinite(z).all(-1)
+        parts = range(0, n, SUB_FRAMES)
+        for part, a in enumerate(parts):  # the states of SUB_FRAMES frames at a time in memory
+            m = min(n, a + SUB_FRAMES) - a
+            out = {key: np.full((m, N) + s, np.nan) for key, s in (("xs", (6,)), ("Ps", (6, 6)), ("xp", (6,)),
+                                                                   ("Pp", (6, 6)))}
+            rejected = np.zeros((m, N), dtype=bool)
+            for i in range(m):
+                self._step(lo + a + i, z[a + i], R[a + i], i, out, rejected)
+            np.savez(self.folder / f"chunk_{k:06d}_{part:04d}.npz", **out)
+            measured[a: a + m] &= ~rejected
+            self.rejected += int(rejected.sum())
+        hit = measured.any(0)
+        self.last[hit] = lo + n - 1 - np.argmax(measured[::-1, hit], axis=0)
+        np.savez(self.folder / f"chunk_{k:06d}.npz", ids=self.ids, measured=measured, prev=prev, parts=len(parts))
         self.ranges.append((lo, lo + n))
-        self.measured.append(np.isfinite(z).all(-1) & ~rejected)
-        self.rejected += int(rejected.sum())
 
     def _step(self, t: int, z: np.ndarray, R: np.ndarray, i: int, out: dict, rejected: np.ndarray) -> None:
         """One frame of the forward pass (the same operations as the one-pass smoother)."""
@@ -134,28 +183,50 @@ class ChunkedSmoother:
             P[idx] = (np.eye(6) - K @ self.H) @ P[idx]
         out["xs"][i, started], out["Ps"][i, started] = x[started], P[started]
 
-    def backward(self):
-        """Yield ``(lo, hi, positions (hi - lo, N, 3))`` from the last chunk to the first: RTS-smoothed,
-        NaN outside each point's measured span and in gaps longer than ``max_gap_s``."""
-        keep = within_short_gaps(np.concatenate(self.measured), int(np.floor(self.config.max_gap_s * self.fps)))
-        nxt = None  # (smoothed, predicted, predicted covariance) of the frame after the chunk
+    def backward_points(self):
+        """Yield ``(lo, hi, ids, positions (hi - lo, N', 3))`` from the last chunk to the first, the
+        points each chunk held: RTS-smoothed, NaN outside each point's measured span and in gaps
+        longer than ``max_gap_s``."""
+        T, max_gap = (self.ranges[-1][1] if self.ranges else 0), int(np.floor(self.config.max_gap_s * self.fps))
+        nxt = (np.zeros(0, np.int64), np.zeros((0, 6)), np.zeros((0, 6)), np.zeros((0, 6, 6)), np.zeros(0, np.int64))
         for k in range(len(self.ranges) - 1, -1, -1):
             lo, hi = self.ranges[k]
             with np.load(self.folder / f"chunk_{k:06d}.npz") as f:
-                xs, Ps, xp, Pp = f["xs"], f["Ps"], f["xp"], f["Pp"]
-            sm = xs.copy()
-            for i in range(hi - lo - 1, -1, -1):
-                after = (sm[i + 1], xp[i + 1], Pp[i + 1]) if i + 1 < hi - lo else nxt
-                if after is None:
-                    continue
-                ok = np.isfinite(xs[i]).all(-1) & np.isfinite(after[1]).all(-1)
-                if ok.any():
-                    C = Ps[i, ok] @ self.F.T @ np.linalg.inv(after[2][ok])
-                    sm[i, ok] = xs[i, ok] + np.einsum("nij,nj->ni", C, after[0][ok] - after[1][ok])
-            nxt = (sm[0].copy(), xp[0], Pp[0])  # before the gap rule blanks frames of it
-            pos = sm[..., :3]
-            pos[~keep[lo:hi]] = np.nan
-            yield lo, hi, pos
+                ids, measured, prev, parts = f["ids"], f["measured"], f["prev"], int(f["parts"])
+            # the frame after (smoothed, predicted, predicted covariance) of the points held here
+            after = tuple(carried(ids, nxt[0], a, np.nan) for a in nxt[1:4])
+            pos = np.empty((hi - lo, len(ids), 3))
+            for part in range(parts - 1, -1, -1):
+                after = self._smooth_part(self.folder / f"chunk_{k:06d}_{part:04d}.npz", after,
+                                          pos[part * SUB_FRAMES: (part + 1) * SUB_FRAMES])
+            first = np.where(measured.any(0), lo + np.argmax(measured, axis=0), carried(ids, nxt[0], nxt[4], T))
+            pos[~gaps_kept(measured, lo, prev, carried(ids, nxt[0], nxt[4], T), T, max_gap)] = np.nan
+            nxt = (ids, *after, first)
+            yield lo, hi, ids, pos
+
+    def _smooth_part(self, path: Path, after: tuple, pos: np.ndarray) -> tuple:
+        """The RTS pass over one part of a chunk (its states in ``path``), given ``after`` (smoothed,
+        predicted, predicted covariance of the frame after it); positions into ``pos``. Returns its
+        first frame's ``after`` for the part before."""
+        with np.load(path) as f:
+            xs, Ps, xp, Pp = f["xs"], f["Ps"], f["xp"], f["Pp"]
+        sm = xs.copy()
+        for i in range(len(xs) - 1, -1, -1):
+            nxt = (sm[i + 1], xp[i + 1], Pp[i + 1]) if i + 1 < len(xs) else after
+            ok = np.isfinite(xs[i]).all(-1) & np.isfinite(nxt[1]).all(-1)
+            if ok.any():
+                C = Ps[i, ok] @ self.F.T @ np.linalg.inv(nxt[2][ok])
+                sm[i, ok] = xs[i, ok] + np.einsum("nij,nj->ni", C, nxt[0][ok] - nxt[1][ok])
+        pos[:] = sm[..., :3]
+        return sm[0], xp[0], Pp[0]
+
+    def backward(self):
+        """Yield ``(lo, hi, positions (hi - lo, N, 3))`` of every point from the last chunk to the
+        first (:meth:`backward_points`, NaN for the points a chunk did not hold)."""
+        for lo, hi, ids, pos in self.backward_points():
+            full = np.full((hi - lo, self.num_points, 3), np.nan)
+            full[:, ids] = pos
+            yield lo, hi, full
 
     def close(self) -> None:
         if self._tmp is not None:

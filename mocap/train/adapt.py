@@ -9,35 +9,66 @@ reprojected into the left-out camera, whose detections are the target (Huber los
 weighted by their confidence; detections below ``min_target_confidence`` are no targets).
 Bone-length constancy (squared coefficient of variation of :data:`mocap.evaluate.BONES` of the
 all-camera learned triangulation, per person) regularises it, and an L2 pull toward the starting
-weights (``anchor``), few steps and a small learning rate keep it near them. Seeded, full batch.
-``trainable=last`` adapts the output layer only; ``validation_fraction`` keeps the last part of
-the training frames apart and ends at the step with the lowest consistency loss there (early
-stopping).
+values (``anchor``) keeps it near them. Seeded, full batch.
 
-Only the first ``train_fraction`` of the frames is trained on; :func:`session_scores` reports
+What is adapted (``trainable``): by default (``camera_bias``) the net stays as shipped and only one
+logit bias per camera (``groups=4``: per camera and joint group, :data:`JOINT_GROUPS`) is learned,
+added to the net's view logits before the softmax; it is stored by camera name in the weights file
+(:attr:`mocap.triangulation.learned.ViewWeightNet.camera_bias`), so it follows the camera, not its
+index, and a camera it does not name gets 0. It is what a studio's take can teach without 3D ground
+truth: which of *its* cameras is trustworthy (lens, calibration, viewpoint), not how to read the
+evidence, which the synthetic training knows better. ``all`` fine-tunes every weight of the net
+(and ``last`` the output layer): on the single Pose2Sim take this fitted its frames but did not
+transfer to a new performer. The defaults were chosen on the adaptation take only, by
+:func:`cross_validate` (3 blocks of its training frames, each held out in turn; ``mocap bench
+triangulate --only-adaptation --adaptation-selection`` prints it): the held-out-view px fell from
+23.72 (shipped) to 21.40 with ``camera_bias`` (anchor 1) against 23.60 with ``all`` and 23.70 with
+``last``; ``groups=4`` was not better (21.16 / 21.63 against 21.34 / 21.40 at anchor 0.1 / 1) and
+anchor 10 held it back (21.97).
+``validation_fraction`` keeps the last part of the training frames apart and ends at the step with
+the lowest consistency loss there (early stopping).
+
+Only the first ``train_fraction`` of the frames is trained on; :func:`mocap.train.session_scores.scores_of` reports
 held-out-view reprojection and bone-length CV on the rest (or on another take) through the same
 inference path as ``--triangulation learned`` (fallbacks to robust included).
 """
 
 from __future__ import annotations
 
+import copy
 import logging
-import tempfile
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from mocap.evaluate import BONES, bone_length_cv
-from mocap.geometry import Rig, project_rig
+from mocap.evaluate import BONES
+from mocap.geometry import Rig
 from mocap.geometry.camera import pixel_to_normalized
 from mocap.triangulation.features import learned_inputs, person_evidence
-from mocap.triangulation.learned import ViewWeightNet, evidence_tensors, save_weights, solve_points
+from mocap.train.session_scores import scores_of
+from mocap.triangulation.learned import ViewWeightNet, camera_bias_matrix, evidence_tensors, solve_points
 from mocap.triangulation.people import TriangulateConfig, triangulate_people
 
 log = logging.getLogger(__name__)
+
+
+#: Joint groups of ``adapt.groups=4`` (canonical names; joints named in none form one more group).
+JOINT_GROUPS = {
+    "head": ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "neck", "head_top"),
+    "arms": ("left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist"),
+    "legs": ("left_hip", "right_hip", "left_knee", "right_knee"),
+    "feet": ("left_ankle", "right_ankle", "left_big_toe", "left_small_toe", "left_heel", "right_big_toe",
+             "right_small_toe", "right_heel"),
+}
+
+
+#: Adam learning rate of each ``adapt.trainable`` mode when ``adapt.lr`` is 0. The bias is a logit
+#: (converges within the 100 steps at 0.05: 0.01 ends at the same biases within 0.03); the net's
+#: weights move at 1e-3.
+DEFAULT_LR = {"camera_bias": 0.05, "all": 1e-3, "last": 1e-3}
 
 
 @dataclass(frozen=True)
@@ -48,8 +79,8 @@ class AdaptConfig:
     """Seed of torch (the adaptation is full batch: nothing else is random)."""
     steps: int = 100
     """Adam steps."""
-    lr: float = 1e-3
-    """Adam learning rate."""
+    lr: float = 0.0
+    """Adam learning rate; 0: the mode's own (:data:`DEFAULT_LR`: 0.05 for ``camera_bias``, 1e-3 for ``all`` and ``last``)."""
     anchor: float = 1.0
     """Weight of the squared distance of the parameters from the starting weights."""
     huber_px: float = 10.0
@@ -66,8 +97,10 @@ class AdaptConfig:
     """A tracked person with fewer held-out-view targets in the training frames is skipped."""
     threads: int = 1
     """torch threads."""
-    trainable: str = "all"
-    """Weights adapted: ``all`` or ``last`` (the output layer only: a re-weighting of the learned evidence)."""
+    trainable: str = "camera_bias"
+    """Weights adapted: ``camera_bias`` (the net frozen; one logit bias per camera and joint group, stored by camera name), ``all`` or ``last`` (the output layer only)."""
+    groups: int = 1
+    """Joint groups of ``trainable=camera_bias``: 1 (one bias per camera) or 4 (:data:`JOINT_GROUPS`)."""
     validation_fraction: float = 0.0
     """Share of the training frames (from their end) used only for early stopping (0: none, all steps kept)."""
 
@@ -77,12 +110,19 @@ class AdaptConfig:
                              f"{self.frames}, {self.threads}")
         if not 0 < self.train_fraction < 1:
             raise ValueError(f"adapt.train_fraction: expected a value in (0, 1), got {self.train_fraction}")
-        if self.trainable not in ("all", "last"):
-            raise ValueError(f"adapt.trainable: expected all or last, got {self.trainable!r}")
+        if self.trainable not in ("all", "last", "camera_bias"):
+            raise ValueError(f"adapt.trainable: expected all, last or camera_bias, got {self.trainable!r}")
+        if self.groups not in (1, len(JOINT_GROUPS)):
+            raise ValueError(f"adapt.groups: expected 1 or {len(JOINT_GROUPS)}, got {self.groups}")
         if not 0 <= self.validation_fraction < 1:
             raise ValueError(f"adapt.validation_fraction: expected a value in [0, 1), got {self.validation_fraction}")
-        if not (self.lr > 0 and self.anchor >= 0 and self.huber_px > 0 and self.bone_weight >= 0):
-            raise ValueError("adapt: lr and huber_px must be > 0, anchor and bone_weight >= 0")
+        if not (self.lr >= 0 and self.anchor >= 0 and self.huber_px > 0 and self.bone_weight >= 0):
+            raise ValueError("adapt: huber_px must be > 0, lr (0: the mode's own), anchor and bone_weight >= 0")
+
+    @property
+    def learning_rate(self) -> float:
+        """``lr``, or the mode's own (:data:`DEFAULT_LR`) when it is 0."""
+        return self.lr or DEFAULT_LR[self.trainable]
 
 
 def parse_adapt(items) -> AdaptConfig:
@@ -100,6 +140,49 @@ def parse_adapt(items) -> AdaptConfig:
     return AdaptConfig(**values)
 
 
+def joint_groups(joint_names, groups: int) -> np.ndarray:
+    """Group index ``(J,)`` of each joint: all 0 for ``groups=1``; by :data:`JOINT_GROUPS` otherwise
+    (joints named in none: one more group)."""
+    if groups == 1:
+        return np.zeros(len(joint_names), dtype=np.int64)
+    of = {j: g for g, names in enumerate(JOINT_GROUPS.values()) for j in names}
+    return np.array([of.get(j, len(JOINT_GROUPS)) for j in joint_names], dtype=np.int64)
+
+
+class CameraBias(torch.nn.Module):
+    """Logit bias ``(G, C)`` of the rig's cameras per joint group, added to the net's view logits
+    (``trainable=camera_bias``); starts from the model's own :attr:`ViewWeightNet.camera_bias`
+    (0 where it has none; per group its mean over the group's joints)."""
+
+    def __init__(self, model: ViewWeightNet, camera_names, joint_names, group: np.ndarray):
+        super().__init__()
+        self.cameras, self.joints = [str(c) for c in camera_names], list(joint_names)
+        self.group = torch.from_numpy(np.asarray(group, dtype=np.int64))
+        start = camera_bias_matrix(model, self.cameras, self.joints)
+        value = np.zeros((int(group.max()) + 1, len(self.cameras)))
+        if start is not None:
+            for g in range(len(value)):
+                value[g] = start[group == g].mean(0)
+        self.value = torch.nn.Parameter(torch.from_numpy(value))
+
+    def forward(self, joint: torch.Tensor) -> torch.Tensor:
+        """Joint indices ``(n,)`` -> their bias ``(n, C)``."""
+        return self.value[self.group[joint]]
+
+    def as_map(self) -> dict:
+        """The ``camera_bias`` entry of the weights file: camera name -> float (one group) or {joint name: float}."""
+        v = self.value.detach().numpy()
+        if len(v) == 1:
+            return {c: float(v[0, i]) for i, c in enumerate(self.cameras)}
+        g = self.group.numpy()
+        return {c: {j: float(v[g[k], i]) for k, j in enumerate(self.joints)} for i, c in enumerate(self.cameras)}
+
+
+def bias_of(bias: CameraBias | None, joint: torch.Tensor) -> torch.Tensor | None:
+    """``bias(joint)``, or None without a bias."""
+    return None if bias is None else bias(joint)
+
+
 @dataclass(frozen=True, eq=False)
 class HeldOutView:
     """Tensors of one left-out camera of one person: the evidence of the other views' points and the target."""
@@ -114,6 +197,7 @@ class HeldOutView:
     target: torch.Tensor  # (n, 2) undistorted normalised coordinates in the left-out camera
     weight: torch.Tensor  # (n,) target confidence
     focal: float
+    joint: torch.Tensor  # (n,) joint index of each point
 
 
 def evidence_of(rig: Rig, person: np.ndarray, joint_names, config: TriangulateConfig):
@@ -141,12 +225,14 @@ def held_out_view(rig: Rig, person: np.ndarray, joint_names, c: int, cfg: AdaptC
     feats, valid, rows = evidence_tensors(ev, idx)
     return HeldOutView(feats, valid, rows, ev.center, ev.scale, torch.from_numpy(cam.R.copy()), torch.from_numpy(cam.t.copy()),
                        torch.from_numpy(pixel_to_normalized(cam, target[idx, :2])),
-                       torch.from_numpy(target[idx, 2].copy()), float(cam.K[0, 0]))
+                       torch.from_numpy(target[idx, 2].copy()), float(cam.K[0, 0]),
+                       torch.from_numpy(idx % person.shape[-2]))
 
 
-def reprojection_loss(model: ViewWeightNet, view: HeldOutView, huber_px: float) -> torch.Tensor:
+def reprojection_loss(model: ViewWeightNet, view: HeldOutView, huber_px: float,
+                      bias: CameraBias | None = None) -> torch.Tensor:
     """Confidence-weighted sum of the Huber reprojection errors (px) in the left-out camera."""
-    Xc, _ = solve_points(model, view.features, view.valid, view.rows)
+    Xc, _ = solve_points(model, view.features, view.valid, view.rows, bias_of(bias, view.joint))
     X = torch.from_numpy(view.center) + Xc / view.scale
     cam = X @ view.R.T + view.t
     proj = cam[:, :2] / cam[:, 2:].clamp_min(1e-6)
@@ -155,12 +241,14 @@ def reprojection_loss(model: ViewWeightNet, view: HeldOutView, huber_px: float) 
     return (loss * view.weight).sum()
 
 
-def bone_cv2(model: ViewWeightNet, full, robust_points: np.ndarray, shape: tuple[int, int], bones) -> torch.Tensor:
+def bone_cv2(model: ViewWeightNet, full, robust_points: np.ndarray, shape: tuple[int, int], bones,
+             bias: CameraBias | None = None) -> torch.Tensor:
     """Mean squared CV of the bone lengths of one person's learned all-camera triangulation
     (robust points where the learned one does not apply)."""
     ok = torch.from_numpy(full.ok)
     feats, valid, rows = evidence_tensors(full)
-    Xc, _ = solve_points(model, feats[ok], valid[ok], rows[ok])
+    joint = torch.arange(len(ok)) % shape[1]
+    Xc, _ = solve_points(model, feats[ok], valid[ok], rows[ok], bias_of(bias, joint[ok]))
     X = torch.from_numpy(np.nan_to_num(robust_points)).clone()
     X[ok] = torch.from_numpy(full.center) + Xc / full.scale
     X = X.reshape(*shape, 3)
@@ -192,46 +280,54 @@ def session_samples(rig: Rig, people: np.ndarray, joint_names, cfg: AdaptConfig,
     return out
 
 
-def consistency_losses(model: ViewWeightNet, samples: list, bones, cfg: AdaptConfig) -> tuple[torch.Tensor, torch.Tensor]:
+def consistency_losses(model: ViewWeightNet, samples: list, bones, cfg: AdaptConfig,
+                       bias: CameraBias | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``(mean confidence-weighted Huber reprojection px in the left-out views, mean bone CV²)`` of ``samples``."""
     weight_sum = sum(float(v.weight.sum()) for views, *_ in samples for v in views)
-    reproj = sum(reprojection_loss(model, v, cfg.huber_px) for views, *_ in samples for v in views) / weight_sum
-    cv2 = torch.stack([bone_cv2(model, full, pts, shape, bones) for _, full, pts, shape in samples]).mean()
+    reproj = sum(reprojection_loss(model, v, cfg.huber_px, bias) for views, *_ in samples for v in views) / weight_sum
+    cv2 = torch.stack([bone_cv2(model, full, pts, shape, bones, bias) for _, full, pts, shape in samples]).mean()
     return reproj, cv2
 
 
-def trainable_parameters(model: ViewWeightNet, which: str) -> list[torch.nn.Parameter]:
-    """``"all"``: every weight; ``"last"``: the output layer only (its bias cancels in the softmax)."""
+def trainable_parameters(model: ViewWeightNet, which: str, bias: CameraBias | None = None) -> list[torch.nn.Parameter]:
+    """``"all"``: every weight; ``"last"``: the output layer only (its bias cancels in the softmax);
+    ``"camera_bias"``: the per-camera logit bias only."""
+    if which == "camera_bias":
+        if bias is None:
+            raise ValueError("adapt.trainable=camera_bias: no CameraBias given")
+        return [bias.value]
     if which == "last":
         return [model.body[-1].weight]
     return list(model.parameters())
 
 
-def fit_session(model: ViewWeightNet, samples: list, bones, cfg: AdaptConfig,
-                validation: list | None = None) -> tuple[list[tuple[float, float]], int]:
-    """Adam on the consistency loss of ``samples`` (in place) -> (``(reprojection px, bone CV²)`` per
-    step, the step the model ends at). With ``validation`` samples the model ends at the step (0 = the start) whose validation
-    loss (the same objective, without the anchor) was lowest: early stopping."""
-    params = trainable_parameters(model, cfg.trainable)
+def fit_session(model: ViewWeightNet, samples: list, bones, cfg: AdaptConfig, validation: list | None = None,
+                bias: CameraBias | None = None) -> tuple[list[tuple[float, float]], int]:
+    """Adam on the consistency loss of ``samples`` (in place: ``model`` or, ``trainable=camera_bias``,
+    ``bias``) -> (``(reprojection px, bone CV²)`` per step, the step the model ends at). With ``validation``
+    samples the model ends at the step (0 = the start) whose validation loss (the same objective,
+    without the anchor) was lowest: early stopping."""
+    params = trainable_parameters(model, cfg.trainable, bias)
     start = [p.detach().clone() for p in params]
     torch.manual_seed(cfg.seed)
-    optimizer = torch.optim.Adam(params, lr=cfg.lr)
+    optimizer = torch.optim.Adam(params, lr=cfg.learning_rate)
     history, best = [], (float("inf"), -1, None)
+    modules = torch.nn.ModuleList([model] + ([bias] if bias is not None else []))
 
     def checkpoint(step: int):
         nonlocal best
         if validation:
             with torch.no_grad():
-                reproj, cv2 = consistency_losses(model, validation, bones, cfg)
+                reproj, cv2 = consistency_losses(model, validation, bones, cfg, bias)
             loss = float(reproj + cfg.bone_weight * cv2)
             if loss < best[0]:
-                best = (loss, step, {k: v.clone() for k, v in model.state_dict().items()})
+                best = (loss, step, {k: v.clone() for k, v in modules.state_dict().items()})
 
     model.train()
     for step in range(cfg.steps):
         checkpoint(step)
         optimizer.zero_grad(set_to_none=True)
-        reproj, cv2 = consistency_losses(model, samples, bones, cfg)
+        reproj, cv2 = consistency_losses(model, samples, bones, cfg, bias)
         pull = sum(((p - p0) ** 2).sum() for p, p0 in zip(params, start))
         (reproj + cfg.bone_weight * cv2 + cfg.anchor * pull).backward()
         optimizer.step()
@@ -239,10 +335,10 @@ def fit_session(model: ViewWeightNet, samples: list, bones, cfg: AdaptConfig,
     model.eval()
     checkpoint(cfg.steps)
     if best[2] is not None:
-        model.load_state_dict(best[2])
+        modules.load_state_dict(best[2])
         log.info("session adaptation: early stopping kept step %d of %d (validation loss %.3f)", best[1], cfg.steps, best[0])
     with torch.no_grad():
-        reproj, cv2 = consistency_losses(model, samples, bones, cfg)
+        reproj, cv2 = consistency_losses(model, samples, bones, cfg, bias)
     history.append((float(reproj), float(cv2)))
     return history, best[1] if best[2] is not None else cfg.steps
 
@@ -256,6 +352,53 @@ def split_frames(people: np.ndarray, cfg: AdaptConfig) -> tuple[np.ndarray, np.n
         raise ValueError(f"session: {people.shape[0]} frames; the adaptation needs at least 10 frames to train on "
                          f"and 10 held out (adapt.frames / adapt.train_fraction)")
     return people[:cut], people[cut:]
+
+
+#: Settings compared by :func:`cross_validate` for the defaults (``KEY=VALUE`` items of :func:`parse_adapt`).
+SELECTION_GRID = tuple([f"trainable=camera_bias groups={g} anchor={a}" for g in (1, 4) for a in (0.1, 1.0, 10.0)]
+                       + ["trainable=all", "trainable=last"])
+
+
+def cross_validate(model: ViewWeightNet, rig: Rig, people: np.ndarray, joint_names, grid=SELECTION_GRID,
+                   folds: int = 3, config: TriangulateConfig | None = None) -> dict:
+    """Model selection on the adaptation take alone: its training frames (``train_fraction`` of
+    ``people (T, P, C, J, 3)``) cut into ``folds`` blocks; each block held out in turn, every setting
+    of ``grid`` (space-separated ``KEY=VALUE`` items) adapted from ``model`` on the other blocks and
+    scored on it -> ``{setting: {"held_out_view_px": mean over cameras per fold, "bone_cv": per fold}}``
+    (``"shipped"``: ``model`` as it is)."""
+    config = config or TriangulateConfig()
+    names = list(joint_names)
+    bones = [(names.index(a), names.index(b)) for a, b in BONES if a in names and b in names]
+    train, _ = split_frames(people, AdaptConfig())
+    blocks = np.array_split(np.arange(train.shape[0]), folds)
+    samples = [session_samples(rig, train[b], names, AdaptConfig(), config) for b in blocks]
+    out = {}
+    for f, block in enumerate(blocks):
+        for setting in ("shipped",) + tuple(grid):
+            adapted = copy.deepcopy(model)
+            if setting != "shipped":
+                cfg = parse_adapt(setting.split())
+                bias = session_bias(adapted, rig, names, cfg)
+                fit_session(adapted, [s for k in range(folds) if k != f for s in samples[k]], bones, cfg, None, bias)
+                if cfg.trainable == "camera_bias":
+                    adapted.camera_bias = bias.as_map()
+            score = scores_of(adapted, rig, train[block], names, config)
+            row = out.setdefault(setting, {"held_out_view_px": [], "bone_cv": []})
+            row["held_out_view_px"].append(score["held_out_view_px"])
+            row["bone_cv"].append(score["bone_cv"])
+    return out
+
+
+def session_bias(model: ViewWeightNet, rig: Rig, joint_names, cfg: AdaptConfig) -> CameraBias | None:
+    """The camera bias trained (``trainable=camera_bias``) or held as it is (a model that has one)
+    during the adaptation; None: neither."""
+    if cfg.trainable == "camera_bias":
+        return CameraBias(model, rig.names, joint_names, joint_groups(joint_names, cfg.groups))
+    if not model.camera_bias:
+        return None
+    bias = CameraBias(model, rig.names, joint_names, np.arange(len(joint_names)))
+    bias.value.requires_grad_(False)
+    return bias
 
 
 def adapt_to_session(model: ViewWeightNet, rig: Rig, people: np.ndarray, joint_names,
@@ -280,7 +423,10 @@ def adapt_to_session(model: ViewWeightNet, rig: Rig, people: np.ndarray, joint_n
             raise ValueError("session: no tracked person has enough held-out-view targets in the training frames; "
                              "check the calibration and the keypoint format")
         validation = session_samples(rig, train[cut:], names, cfg, config) if cut < train.shape[0] else None
-        history, kept = fit_session(model, samples, bones, cfg, validation)
+        bias = session_bias(model, rig, names, cfg)
+        history, kept = fit_session(model, samples, bones, cfg, validation, bias)
+        if cfg.trainable == "camera_bias":
+            model.camera_bias = bias.as_map()
         after = scores_of(model, rig, held, names, config, cfg.min_target_confidence)
     finally:
         torch.set_num_threads(threads)
@@ -293,64 +439,7 @@ def adapt_to_session(model: ViewWeightNet, rig: Rig, people: np.ndarray, joint_n
             "frames_held_out": int(held.shape[0]), "frames_validation": int(train.shape[0] - cut),
             "steps_kept": kept, "train_huber_loss": [history[0][0], history[-1][0]],
             "train_bone_cv2": [history[0][1], history[-1][1]], "held_out_before": before,
-            "held_out_after": after, "seconds": seconds}
-
-
-def left_out_camera_errors(rig: Rig, people: np.ndarray, joint_names, config: TriangulateConfig, camera: int,
-                           min_confidence: float) -> tuple[np.ndarray, np.ndarray]:
-    """Every person of ``people (T, P, C, J, 3)`` triangulated without ``camera`` -> (px ``(T, P, J)``
-    from its projection into ``camera`` to that camera's detections, ``(T, P, J)`` where the
-    detection's confidence is >= ``min_confidence``)."""
-    seen = people.copy()
-    seen[:, :, camera] = np.nan
-    pts = triangulate_people(rig, seen, joint_names, config).points  # (T, P, J, 3)
-    with np.errstate(invalid="ignore"):
-        err = np.linalg.norm(project_rig(rig, pts)[..., camera, :] - people[:, :, camera, :, :2], axis=-1)
-        use = people[:, :, camera, :, 2] >= min_confidence
-    return err, use
-
-
-def held_out_view_errors(rig: Rig, people: np.ndarray, joint_names, config: TriangulateConfig,
-                         min_confidence: float) -> tuple[list[float], float]:
-    """Every camera left out in turn, every person of ``people (T, P, C, J, 3)`` triangulated from
-    the others with ``config`` -> (median px per camera to the left-out detections with confidence
-    >= ``min_confidence``, mean over people of the mean bone-length CV of the all-camera points)."""
-    per_camera = []
-    for c in range(len(rig)):
-        err, use = left_out_camera_errors(rig, people, joint_names, config, c, min_confidence)
-        err = err[use]
-        per_camera.append(float(np.nanmedian(err)) if np.isfinite(err).any() else float("nan"))
-    pts = triangulate_people(rig, people, joint_names, config).points
-    cvs = [np.nanmean(list(bone_length_cv(pts[:, p], joint_names).values())) for p in range(pts.shape[1])
-           if np.isfinite(pts[:, p]).all(-1).sum() >= 10]
-    return per_camera, float(np.mean(cvs)) if cvs else float("nan")
-
-
-def per_person_held_out_view_errors(rig: Rig, people: np.ndarray, joint_names, config: TriangulateConfig,
-                                    min_confidence: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
-    """As :func:`held_out_view_errors`, per person of ``people (T, P, C, J, 3)``: -> (median px
-    ``(P, C)`` into each left-out camera, mean bone-length CV ``(P,)`` of the all-camera points)."""
-    px = np.full((people.shape[1], len(rig)), np.nan)
-    for c in range(len(rig)):
-        err, use = left_out_camera_errors(rig, people, joint_names, config, c, min_confidence)
-        for p in range(people.shape[1]):
-            e = err[:, p][use[:, p]]
-            px[p, c] = np.nanmedian(e) if np.isfinite(e).any() else np.nan
-    pts = triangulate_people(rig, people, joint_names, config).points
-    cv = [np.nanmean(list(bone_length_cv(pts[:, p], joint_names).values())) for p in range(pts.shape[1])]
-    return px, np.asarray(cv, dtype=float)
-
-
-def scores_of(model: ViewWeightNet, rig: Rig, people: np.ndarray, joint_names, config: TriangulateConfig,
-              min_confidence: float = 0.3) -> dict:
-    """:func:`held_out_view_errors` of the learned mode with ``model`` (through a temporary weights file)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "weights.pt"
-        save_weights(model, path, {})
-        per_camera, cv = held_out_view_errors(rig, people, joint_names,
-                                              replace(config, method="learned", learned_weights=str(path)),
-                                              min_confidence)
-    return {"held_out_view_px": float(np.nanmean(per_camera)), "per_camera_px": per_camera, "bone_cv": cv}
+            "held_out_after": after, "seconds": seconds, "camera_bias": model.camera_bias}
 
 
 def session_people(session, calibration, keypoint_format: str = "body_25b", fps: float = 60.0):

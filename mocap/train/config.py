@@ -27,8 +27,15 @@ class TrainConfig:
     """Hidden layers."""
     threads: int = 1
     """torch threads (the same count gives the same weights)."""
+    calibration_rate: float = 0.0
+    """Share of the captures whose detector confidences are re-calibrated at random (saturated, constant, gamma, ...)."""
+    bias_rate: float = 0.0
+    """Share of the captures with a systematic detector error (one offset per view and joint)."""
 
     def __post_init__(self):
+        for name in ("calibration_rate", "bias_rate"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name}: expected a value in [0, 1], got {getattr(self, name)}")
         for name in ("scenes", "frames", "steps", "batch", "hidden", "layers", "threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
@@ -59,8 +66,15 @@ class VolumetricTrainConfig:
     """Channels of the 3D network's first level (the second has twice as many)."""
     threads: int = 1
     """torch threads (the same count gives the same weights)."""
+    calibration_rate: float = 0.0
+    """Share of the captures whose detector confidences are re-calibrated at random (saturated, constant, gamma, ...)."""
+    bias_rate: float = 0.0
+    """Share of the captures with a systematic detector error (one offset per view and joint)."""
 
     def __post_init__(self):
+        for name in ("calibration_rate", "bias_rate"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name}: expected a value in [0, 1], got {getattr(self, name)}")
         for name in ("scenes", "frames", "stride", "steps", "batch", "width", "threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")

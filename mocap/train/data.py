@@ -5,10 +5,19 @@ lengths), noise levels, outlier and swap rates and CMU clips; the held-out set o
 ``mocap bench triangulate`` (clip ``131_01``, ring rig of seed 0, noise 2 and 5 px, outliers
 0 / 10 / 20 %, swaps 0 / 10 %) shares none of them: :data:`TRAIN_CLIPS`, :data:`TRAIN_NOISE_PX`,
 :data:`TRAIN_OUTLIERS`, :data:`TRAIN_SWAPS` and the seeds from :data:`TRAIN_SEED_BASE` up.
+
+The synthetic detector's confidences are calibrated (they fall as its error grows); real ones are
+not (OpenPose on the Pose2Sim two-person take gives one performer 1.0 at every joint, 10-30 px
+off). Two options of ``mocap train`` (off in the shipped weights) change the training captures:
+``calibration_rate``, the share whose views' confidences go through a random monotone or
+degenerate map (:func:`recalibrate_confidence`), so that the network learns to lean on the
+agreement between views where confidence says nothing; ``bias_rate``, the share with a
+systematic detector error (:func:`add_view_bias`).
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +33,10 @@ TRAIN_SWAPS = (0.0, 0.05)
 TRAIN_SEED_BASE = 10_000
 #: Views are padded to this many (the training rigs' largest).
 MAX_CAMERAS = 12
+#: Mixed with a scenario's seed to draw its confidence re-calibration.
+CALIBRATION_SEED = 7
+#: Mixed with a scenario's seed to draw its systematic detector error.
+BIAS_SEED = 11
 
 
 @dataclass(frozen=True)
@@ -84,6 +97,68 @@ def training_scenarios(count: int, frames: int, seed: int = 0) -> list[Scenario]
     return out
 
 
+#: The maps of :func:`recalibrate_confidence`, drawn with equal chances.
+CALIBRATION_MAPS = ("saturated", "constant", "gamma", "affine", "offset")
+
+
+def confidence_map(kind: str, c: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Confidences ``c`` through a random map of kind ``kind`` (one of :data:`CALIBRATION_MAPS`):
+    all 1.0, one constant, ``c ** gamma`` (gamma 0.2-5), ``a c + b`` clipped, ``c`` plus an offset."""
+    if kind == "saturated":
+        return np.ones_like(c)
+    if kind == "constant":
+        return np.full_like(c, rng.uniform(0.3, 1.0))
+    if kind == "gamma":
+        return c ** np.exp(rng.uniform(np.log(0.2), np.log(5.0)))
+    if kind == "affine":
+        return np.clip(rng.uniform(0.3, 2.0) * c + rng.uniform(-0.8, 0.3), 0.0, 1.0)
+    if kind == "offset":
+        return np.clip(c + rng.uniform(-0.4, 0.1), 0.0, 1.0)
+    raise ValueError(f"confidence map {kind!r}: expected one of {', '.join(CALIBRATION_MAPS)}")
+
+
+def recalibrate_confidence(person: np.ndarray, rng: np.random.Generator, min_confidence: float,
+                           rate: float) -> np.ndarray:
+    """``person (T, C, J, 3)`` with, with probability ``rate``, its confidences re-calibrated: one
+    map of :data:`CALIBRATION_MAPS` for every view (one detector) or, as often, a map drawn per
+    view, each view left as it is with probability 0.3. The joints that reach ``min_confidence``
+    stay above it (the map changes what the confidence says, not which joints are seen)."""
+    out = person.copy()
+    if rng.uniform() >= rate:
+        return out
+    C = person.shape[1]
+    shared = rng.uniform() < 0.5
+    kinds = [CALIBRATION_MAPS[rng.integers(len(CALIBRATION_MAPS))]] * C if shared else \
+        [CALIBRATION_MAPS[rng.integers(len(CALIBRATION_MAPS))] if rng.uniform() < 0.7 else None for _ in range(C)]
+    floor = min(1.0, min_confidence + 0.01)
+    for c, kind in enumerate(kinds):
+        if kind is None:
+            continue
+        conf = person[:, c, :, 2]
+        seen = np.isfinite(conf) & (np.nan_to_num(conf) >= min_confidence)
+        new = np.maximum(confidence_map(kind, np.clip(np.nan_to_num(conf), 0.0, 1.0), rng), floor)
+        out[:, c, :, 2] = np.where(seen, new, conf)
+    return out
+
+
+def add_view_bias(person: np.ndarray, rng: np.random.Generator, min_confidence: float, rate: float) -> np.ndarray:
+    """``person (T, C, J, 3)`` with, with probability ``rate``, a systematic detector error: each
+    view × joint moved by one offset for the whole capture (normal, a random 0.5-3 % of the
+    person's median size in that view per axis), as a real detector places a joint differently
+    seen from different sides."""
+    from mocap.match.epipolar import person_sizes
+
+    out = person.copy()
+    if rng.uniform() >= rate:
+        return out
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a view that never sees the person
+        size = np.nan_to_num(np.nanmedian(person_sizes(person, min_confidence), axis=0))  # (C,)
+    offset = rng.normal(0.0, 1.0, person.shape[1:3] + (2,)) * rng.uniform(0.005, 0.03) * size[:, None, None]
+    out[..., :2] += offset[None]
+    return out
+
+
 def pad_views(a: np.ndarray, C: int, fill=0) -> np.ndarray:
     """Pad axis 1 (views) of ``a`` to ``C`` with ``fill``."""
     pad = [(0, 0)] * a.ndim
@@ -91,15 +166,22 @@ def pad_views(a: np.ndarray, C: int, fill=0) -> np.ndarray:
     return np.pad(a, pad, constant_values=fill)
 
 
-def evidence_set(scenarios: list[Scenario], config: TriangulateConfig | None = None) -> dict:
+def evidence_set(scenarios: list[Scenario], config: TriangulateConfig | None = None,
+                 calibration_rate: float = 0.0, bias_rate: float = 0.0) -> dict:
     """Robust triangulation + evidence of every scenario, points concatenated, views padded to
     :data:`MAX_CAMERAS`: ``features (N, C, F)``, ``valid``, ``rows``, ``gt_cond (N, 3)`` (the
     truth in each scene's conditioned frame), ``scale (N,)``, ``robust_err (N,)`` metres.
-    Only points with a truth and a robust point and usable evidence are kept."""
+    Only points with a truth and a robust point and usable evidence are kept. A share
+    ``calibration_rate`` of the scenarios has its confidences re-calibrated
+    (:func:`recalibrate_confidence`, drawn from the scenario's seed) before the robust stage, and a
+    share ``bias_rate`` gets a systematic detector error (:func:`add_view_bias`)."""
     config = config or TriangulateConfig()
     parts = []
     for sc in scenarios:
         scene, person, gt = scenario_person(sc)
+        person = recalibrate_confidence(person, np.random.default_rng([CALIBRATION_SEED, sc.seed]),
+                                        config.min_confidence, calibration_rate)
+        person = add_view_bias(person, np.random.default_rng([BIAS_SEED, sc.seed]), config.min_confidence, bias_rate)
         tri = triangulate_people(scene.rig, person, scene.joint_names, config, temporal=sc.temporal)
         person, ref = learned_inputs(scene.rig, person, tri.points, scene.joint_names, config, sc.temporal)
         [(_, ev)] = person_evidence(scene.rig, person, tri.points, tri.inliers, config.min_confidence, ref)

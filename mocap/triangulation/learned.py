@@ -13,6 +13,13 @@ farther than :data:`MAX_SHIFT_M` from the robust point and (frames in order) fro
 neighbouring frames predict keep the robust point. So the learned mode is never NaN where robust
 had a point.
 
+A studio's camera bias: weights adapted by ``mocap train algebraic --session`` (default
+``trainable=camera_bias``) carry an optional ``camera_bias`` entry, a logit per camera name (or per
+camera and joint name) added to the network's view logits before the softmax
+(:attr:`ViewWeightNet.camera_bias`, :func:`camera_bias_matrix`; cameras it does not name get 0).
+The shipped weights have none. The volumetric mode weighs its views with these softmax weights, so
+it takes the bias too.
+
 torch is imported by this module: import it lazily (``mocap.triangulation.people`` does).
 """
 
@@ -61,10 +68,16 @@ class ViewWeightNet(torch.nn.Module):
             blocks += [torch.nn.Linear(a, b), torch.nn.SiLU()]
         self.body = torch.nn.Sequential(*blocks, torch.nn.Linear(dims[-1], 1))
         self.hidden, self.layers = hidden, layers
+        #: Per-camera logit bias of a studio (``mocap train algebraic --session``, ``trainable=camera_bias``):
+        #: camera name -> a float (every joint) or {joint name: float}; see :func:`camera_bias_matrix`.
+        self.camera_bias: dict = {}
 
-    def forward(self, features: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    def forward(self, features: torch.Tensor, valid: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        """``bias``: optional ``(..., C)`` added to the views' logits (the studio's per-camera bias)."""
         logit = torch.full(valid.shape, float("-inf"), dtype=features.dtype)
         logit = logit.masked_scatter(valid, self.body(features[valid]).squeeze(-1))  # valid views only
+        if bias is not None:
+            logit = logit + bias.to(logit.dtype)
         w = torch.softmax(logit, dim=-1)
         w = torch.nan_to_num(w) + WEIGHT_FLOOR * valid
         return w / w.sum(-1, keepdim=True).clamp_min(1e-12)
@@ -81,17 +94,51 @@ def weighted_dlt(rows: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 
 
 def solve_points(model: ViewWeightNet, features: torch.Tensor, valid: torch.Tensor,
-                 rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(X (B, 3) conditioned frame, weights (B, C))`` of a batch of evidence."""
-    w = model(features, valid)
+                 rows: torch.Tensor, bias: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(X (B, 3) conditioned frame, weights (B, C))`` of a batch of evidence (``bias``: ``(B, C)``
+    logit bias of the studio's cameras, or None)."""
+    w = model(features, valid, bias)
     return weighted_dlt(rows, w), w
 
 
 def save_weights(model: ViewWeightNet, path, meta: dict) -> None:
     """Write the weights and what made them (``meta``: plain values) to ``path`` (torch.save)."""
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    torch.save({"version": WEIGHTS_VERSION, "features": list(FEATURE_NAMES), "hidden": model.hidden,
-                "layers": model.layers, "state_dict": state, "meta": meta}, path)
+    blob = {"version": WEIGHTS_VERSION, "features": list(FEATURE_NAMES), "hidden": model.hidden,
+            "layers": model.layers, "state_dict": state, "meta": meta}
+    if model.camera_bias:  # optional: only session-adapted weights have it
+        blob["camera_bias"] = model.camera_bias
+    torch.save(blob, path)
+
+
+def checked_camera_bias(value, path) -> dict:
+    """The ``camera_bias`` entry of a weights file: ``{camera name: float | {joint name: float}}``."""
+    def number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+
+    ok = isinstance(value, dict) and all(
+        isinstance(k, str) and (number(v) or (isinstance(v, dict) and all(isinstance(j, str) and number(b)
+                                                                          for j, b in v.items())))
+        for k, v in value.items())
+    if not ok:
+        raise ModelError(f"{path}: camera_bias must map camera names to finite numbers or to {{joint name: number}}; "
+                         f"adapt again with 'mocap train algebraic --session DIR --calibration FILE --out FILE'")
+    return value
+
+
+def camera_bias_matrix(model: ViewWeightNet, camera_names, joint_names) -> np.ndarray | None:
+    """The studio's logit bias ``(J, C)`` of a rig's cameras and joints (None: the model has none).
+    Cameras not in ``model.camera_bias`` get 0, and so do joints a per-joint entry does not name."""
+    if not model.camera_bias:
+        return None
+    out = np.zeros((len(joint_names), len(camera_names)))
+    for c, name in enumerate(camera_names):
+        value = model.camera_bias.get(str(name), 0.0)
+        if isinstance(value, dict):
+            out[:, c] = [float(value.get(j, 0.0)) for j in joint_names]
+        else:
+            out[:, c] = float(value)
+    return out
 
 
 def weights_file(path, shipped: Path, kind: str, setting: str) -> Path:
@@ -125,6 +172,7 @@ def _load(path: str, mtime: float) -> ViewWeightNet:
                          f"train again with 'mocap train algebraic --out FILE'")
     model = ViewWeightNet(len(FEATURE_NAMES), int(blob["hidden"]), int(blob["layers"]))
     model.load_state_dict(blob["state_dict"])
+    model.camera_bias = checked_camera_bias(blob.get("camera_bias", {}), path)
     return model.eval()
 
 
@@ -154,25 +202,32 @@ def one_torch_thread():
         torch.set_num_threads(before)
 
 
-def learned_points(model: ViewWeightNet, ev: ViewEvidence) -> tuple[np.ndarray, np.ndarray]:
-    """World points ``(N, 3)`` (NaN where not ``ev.ok``) and weights ``(N, C)`` of all points."""
+def learned_points(model: ViewWeightNet, ev: ViewEvidence,
+                   bias: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """World points ``(N, 3)`` (NaN where not ``ev.ok``) and weights ``(N, C)`` of all points
+    (``bias``: ``(N, C)`` logit bias of the studio's cameras, or None)."""
     idx = np.flatnonzero(ev.ok)
     X = np.full((len(ev.ok), 3), np.nan)
     W = np.zeros(ev.valid.shape)
     if idx.size:
         with torch.no_grad(), one_torch_thread():
-            Xc, w = solve_points(model, *evidence_tensors(ev, idx))
+            b = None if bias is None else torch.from_numpy(bias[idx])
+            Xc, w = solve_points(model, *evidence_tensors(ev, idx), b)
         X[idx] = ev.center + Xc.numpy() / ev.scale
         W[idx] = w.numpy()
     return X, W
 
 
-def chunked_points(model: ViewWeightNet, chunks) -> tuple[np.ndarray, ...]:
+def chunked_points(model: ViewWeightNet, chunks, bias: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
     """:func:`learned_points` of every chunk of :func:`~mocap.triangulation.features.person_evidence`
-    -> ``(X (N, 3), W (N, C), ok (N,), valid views (N,))``."""
+    -> ``(X (N, 3), W (N, C), ok (N,), valid views (N,))``. ``bias``: the studio's logit bias ``(J, C)``
+    (:func:`camera_bias_matrix`; the flattened points are ``(..., J)`` in C order) or None."""
     parts = []
-    for _, ev in chunks:
-        X, W = learned_points(model, ev)
+    for sl, ev in chunks:
+        if bias is None:  # (the two-argument call is what tests/test_triangulation_learned.py patches)
+            X, W = learned_points(model, ev)
+        else:
+            X, W = learned_points(model, ev, bias[np.arange(sl.start, sl.stop) % len(bias)])
         parts.append((X, W, ev.ok, ev.valid.sum(-1)))
     return tuple(np.concatenate(a) for a in zip(*parts))
 
@@ -201,7 +256,8 @@ def triangulate_learned(rig: Rig, person: np.ndarray, robust: Triangulation, joi
     C = len(rig)
     person, reference = learned_inputs(rig, person, robust.points, joint_names, config, temporal)
     X, W, ok, n_valid = chunked_points(model, person_evidence(rig, person, robust.points, robust.inliers,
-                                                              config.min_confidence, reference, CHUNK_POINTS))
+                                                              config.min_confidence, reference, CHUNK_POINTS),
+                                       camera_bias_matrix(model, rig.names, joint_names))
     X0 = robust.points.reshape(-1, 3)
     had = np.isfinite(X0).all(-1)
     finite = np.isfinite(X).all(-1)

@@ -47,8 +47,8 @@ from mocap.geometry import Rig
 from mocap.geometry.camera import project_rig
 from mocap.triangulation.dlt import Triangulation
 from mocap.triangulation.features import learned_inputs, person_evidence
-from mocap.triangulation.learned import (chunked_points, load_weights as load_algebraic, one_torch_thread,
-                                         read_weights_blob, weights_file)
+from mocap.triangulation.learned import (camera_bias_matrix, chunked_points, load_weights as load_algebraic,
+                                         one_torch_thread, read_weights_blob, weights_file)
 from mocap.triangulation.learned import triangulate_learned
 
 log = logging.getLogger(__name__)
@@ -284,7 +284,8 @@ def algebraic_stage(rig: Rig, person: np.ndarray, robust: Triangulation, joint_n
     relabelled, reference = learned_inputs(rig, person, robust.points, joint_names, config, temporal)
     model = load_algebraic(config.learned_weights)
     _, W, ok, _ = chunked_points(model, person_evidence(rig, relabelled, robust.points, robust.inliers,
-                                                        config.min_confidence, reference, 32768))
+                                                        config.min_confidence, reference, 32768),
+                                 camera_bias_matrix(model, rig.names, joint_names))  # the studio's camera bias, if any
     W = np.where(ok[:, None], W, 0.0)
     X0 = robust.points.reshape(-1, J, 3)
     ref = np.full_like(X0, np.nan) if reference is None else reference.reshape(-1, J, 3)
