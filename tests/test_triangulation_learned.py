@@ -150,8 +150,8 @@ def test_a_failed_learned_point_keeps_the_robust_one(held_out, monkeypatch, capl
     robust = triangulate_people(scene.rig, person, scene.joint_names, ROBUST).points
     real = learned.learned_points
 
-    def broken(model, ev):
-        X, W = real(model, ev)
+    def broken(model, ev, bias=None):
+        X, W = real(model, ev, bias)
         X[::3] += 10.0  # far from robust and from the neighbouring frames: a failure
         X[1::3] = np.nan
         return X, W

@@ -224,10 +224,7 @@ def chunked_points(model: ViewWeightNet, chunks, bias: np.ndarray | None = None)
     (:func:`camera_bias_matrix`; the flattened points are ``(..., J)`` in C order) or None."""
     parts = []
     for sl, ev in chunks:
-        if bias is None:  # (the two-argument call is what tests/test_triangulation_learned.py patches)
-            X, W = learned_points(model, ev)
-        else:
-            X, W = learned_points(model, ev, bias[np.arange(sl.start, sl.stop) % len(bias)])
+        X, W = learned_points(model, ev, None if bias is None else bias[np.arange(sl.start, sl.stop) % len(bias)])
         parts.append((X, W, ev.ok, ev.valid.sum(-1)))
     return tuple(np.concatenate(a) for a in zip(*parts))
 
