@@ -111,6 +111,18 @@ def test_board_not_found_hint_finds_the_polarity(tmp_path, capsys):
     assert rc == 1 and "cam_0: FAILED" in text and "`inverted: true`" in text, text
 
 
+def test_intrinsics_of_a_mirrored_video_are_solved_flipped_back(tmp_path, capsys):
+    """caliscope's cam_1 waved-board video is mirrored: the board is found only in the flipped
+    picture, so the lens is fitted from the flipped frames (and checked: the board covers 3 % of
+    the image, so it is failed for coverage, not for a board not found) and the output says so."""
+    lens = SHARED / "calibration" / "caliscope_charuco_4cam" / "prerecorded_calibration" / "calibration" / "intrinsic"
+    rc, text = _run(capsys, ["calibrate", "intrinsics", "--board", "charuco_4x5_54mm_inverted", "--stride", "2",
+                             "--camera", f"cam_1={lens}/cam_1.mp4", "--out", str(tmp_path / "i.yaml")])
+    assert "camera cam_1: its lens views show the board only mirrored (23 of 24 frames)" in text, text
+    # the lens is fitted from the flipped frames; it still fails on what these frames show (3 % of the image)
+    assert rc == 1 and "cam_1: FAILED: too little board coverage" in text, text
+
+
 def _caliscope_args(out):
     return sum([["--camera", f"cam_{i}={CALISCOPE}/calibration/extrinsic/cam_{i}.mp4"] for i in range(4)],
                ["--board", "charuco_4x5_54mm_inverted", "--out", str(out)])

@@ -100,9 +100,12 @@ def calibrate_each_camera(sources: dict[str, str | Path], board: Board, stride: 
         max_frames: at most this many views per camera, chosen for diversity.
 
     Returns:
-        ``{name: CameraLens}``, falsy entries for cameras that failed (with their reasons).
+        ``{name: CameraLens}``, falsy entries for cameras that failed (with their reasons); a source
+        whose board is found only in the mirrored picture is used flipped back (logged).
     """
-    dets = detect_sources(sources, board, stride=stride, workers=workers)
+    dets, notes = detect_lens_views(sources, board, stride=stride, workers=workers)  # mirrored sources flipped back
+    for m in notes:
+        log.warning(m)
     out = {}
     for name, det in dets.items():
         out[name] = check_lens(det, calibrate_intrinsics(det, board, max_frames=max_frames), board, sources[name])
