@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,6 +118,7 @@ class ProcessResult:
     export_paths: tuple[Path, ...]
     timings_s: dict = field(default_factory=dict)
     tracks: Tracks | None = None
+    """The result in memory (None for a take read from disk a chunk at a time: read ``tracks_path``)."""
     report: dict | None = None
     """:func:`mocap.report.run_report`'s numbers (also in ``DIR/report.yaml`` and ``report.md``)."""
 
@@ -139,11 +141,11 @@ def check_process_inputs(session: str | os.PathLike, calibration: str | os.PathL
 
 
 def _detect_stage(session, out: Path, rig: Rig, calibration, config: ProcessConfig, progress: bool, executor=None,
-                  chunk_frames: int | None = None, chunk_mode: str = "exact"):
+                  chunk_frames: int | None = None, chunk_mode: str = "exact", stack: bool = True):
     """Detection (resumable per camera and chunk in :func:`mocap.detect.detect_session`), recorded
     as a stage: when its record matches, the keypoints are read back without opening a video
     decoder. The chunk size is part of the record only in ``warmup`` mode (``exact`` chunks give
-    one pass's result)."""
+    one pass's result). ``stack`` False: the detections stay in their files (returns None)."""
     from mocap.detect import detect_session, session_videos
     from mocap.detect.session import session_chunk_settings
     from mocap.detect.video import video_fingerprint
@@ -156,22 +158,26 @@ def _detect_stage(session, out: Path, rig: Rig, calibration, config: ProcessConf
         "cross_view": {"calibration": file_digest(calibration), "look_again": config.detect.look_again,
                        "cross_view": config.detect.cross_view, "match": config.match}})
     if record.reusable():
-        return load_keypoints(out / "keypoints2d")
+        return load_keypoints(out / "keypoints2d") if stack else None
     t0 = time.perf_counter()
     if executor is not None and executor.name != "local" and len(videos) > 1:
         from mocap.runtime.tasks import detect_cameras
 
         detect_cameras(executor, session, out / "keypoints2d", config.detect, list(videos), chunk_frames, chunk_mode)
     keypoints = detect_session(session, out / "keypoints2d", config.detect, progress=progress, calibration=rig,
-                               match=config.match, chunk_frames=chunk_frames, chunk_mode=chunk_mode)
+                               match=config.match, chunk_frames=chunk_frames, chunk_mode=chunk_mode, stack=stack)
     record.done([out / "keypoints2d" / f"{cam}.npz" for cam in videos], time.perf_counter() - t0)
     return keypoints
 
 
-def _reconstruct_stage(keypoints: Keypoints2D, session, out: Path, rig: Rig, calibration, config: ProcessConfig,
-                       executor=None, chunk_frames: int | None = None) -> Tracks:
+def _reconstruct_stage(keypoints, session, out: Path, rig: Rig, calibration, config: ProcessConfig,
+                       executor=None, chunk_frames: int | None = None) -> Tracks | None:
     """Reconstruction, recorded as a stage over the detections, calibration, sync files and the
-    settings it reads (not the chunk size or executor: they change the time, not the result)."""
+    settings it reads (not the chunk size or executor: they change the time, not the result).
+    ``keypoints``: a :class:`Keypoints2D` (the result is returned), or a frame source read a chunk
+    at a time into ``tracks.npz`` (:func:`~mocap.runtime.chunked.reconstruct_chunked_to_file`;
+    returns None)."""
+    from mocap.runtime.chunked import DEFAULT_CHUNK_FRAMES, reconstruct_chunked_to_file
     from mocap.io.tracks import load_tracks
     from mocap.runtime.stages import StageRecord, file_digest
 
@@ -180,17 +186,24 @@ def _reconstruct_stage(keypoints: Keypoints2D, session, out: Path, rig: Rig, cal
         "keypoints": {p.name: file_digest(p) for p in sorted((out / "keypoints2d").glob("*.npz"))},
         "calibration": file_digest(calibration), "sync": sync, "fps": config.fps, "match": config.match,
         "link": config.link, "triangulate": config.triangulate, "smooth": config.smooth, "track": config.track})
+    streamed = not isinstance(keypoints, Keypoints2D)
     if record.reusable():
-        return load_tracks(out / "tracks.npz")
+        return None if streamed else load_tracks(out / "tracks.npz")
     t0 = time.perf_counter()
+    if streamed:
+        path = reconstruct_chunked_to_file(keypoints, rig, out / "tracks.npz", config, chunk_frames=chunk_frames or
+                                           DEFAULT_CHUNK_FRAMES, executor=executor, work_dir=keypoints.folder)
+        record.done([path], time.perf_counter() - t0)
+        return None
     tracks = reconstruct(keypoints, rig, config, chunk_frames=chunk_frames, executor=executor)
     record.done([save_tracks(tracks, out / "tracks.npz")], time.perf_counter() - t0)
     return tracks
 
 
-def _export_stage(out: Path, tracks: Tracks, config: ProcessConfig) -> list[Path]:
-    """Export, recorded as a stage over ``tracks.npz`` and the export and skeleton settings."""
-    from mocap.export import export_tracks
+def _export_stage(out: Path, config: ProcessConfig) -> list[Path]:
+    """Export of ``tracks.npz`` (read a chunk of frames at a time), recorded as a stage over it
+    and the export and skeleton settings."""
+    from mocap.export import export_file
     from mocap.runtime.stages import StageRecord, file_digest
 
     record = StageRecord(out, "export", {"tracks": file_digest(out / "tracks.npz"), "export": config.export,
@@ -198,9 +211,9 @@ def _export_stage(out: Path, tracks: Tracks, config: ProcessConfig) -> list[Path
     if record.reusable():
         return record.outputs()
     t0 = time.perf_counter()
-    paths = export_tracks(tracks, out / "export", config.export.formats, rig=config.export.rig,
-                          units=config.export.units, rotation_order=config.export.rotation_order,
-                          solve_config=config.skeleton)
+    paths = export_file(out / "tracks.npz", out / "export", config.export.formats, rig=config.export.rig,
+                        units=config.export.units, rotation_order=config.export.rotation_order,
+                        solve_config=config.skeleton)
     record.done(paths, time.perf_counter() - t0)
     return list(paths)
 
@@ -241,32 +254,43 @@ def process_session(session: str | os.PathLike, calibration: str | os.PathLike, 
     """
     from mocap.io.openpose import align_to_rig
     from mocap.record.resample import session_timeline
-    from mocap.report import load_export_summary, run_report, write_html_report, write_run_report
+    from mocap.report import figures_report, load_export_summary, take_figures, write_html_report, write_run_report
 
     config = config or ProcessConfig()
-    rig, _ = check_process_inputs(session, calibration, out_dir, config)
+    rig, videos = check_process_inputs(session, calibration, out_dir, config)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    why = in_memory_reason(session, videos, config, chunk_frames)
+    log.info("the take is %s", f"held in memory: {why}" if why else "read from disk a chunk of frames at a time")
     timings: dict[str, float] = {}
+    work = out / WORK_FOLDER
+    shutil.rmtree(work, ignore_errors=True)  # a killed run's
 
     t0 = time.perf_counter()
     keypoints = _detect_stage(session, out, rig, calibration, config, progress, executor, detect_chunk_frames,
-                              detect_chunk_mode)
+                              detect_chunk_mode, stack=why is not None)
     timings["detect"] = time.perf_counter() - t0
-    log.info("detect: %d frames x %d cameras in %.1f s", keypoints.data.shape[0], keypoints.data.shape[1], timings["detect"])
+    log.info("detect: %d cameras in %.1f s", len(videos), timings["detect"])
 
     t0 = time.perf_counter()
-    keypoints = session_timeline(align_to_rig(keypoints, rig), session)
+    if why is None:
+        from mocap.runtime.detection_frames import DetectionFrames
+
+        keypoints = DetectionFrames.open(out / "keypoints2d", rig, work)
+    else:
+        keypoints = session_timeline(align_to_rig(keypoints, rig), session)
     tracks = _reconstruct_stage(keypoints, session, out, rig, calibration, config, executor, chunk_frames)
     tracks_path = out / "tracks.npz"
     timings["reconstruct"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    paths = _export_stage(out, tracks, config)
+    paths = _export_stage(out, config)
     timings["export"] = time.perf_counter() - t0
 
-    report = run_report(keypoints, rig, tracks, timings, load_export_summary(out / "export"))
-    report_paths = (*write_run_report(report, out), write_html_report(report, out, keypoints, rig, tracks))
+    figures = take_figures(keypoints, rig, tracks if tracks is not None else tracks_path)
+    shutil.rmtree(work, ignore_errors=True)
+    report = figures_report(figures, rig, timings, load_export_summary(out / "export"))
+    report_paths = (*write_run_report(report, out), write_html_report(report, out, None, rig, None, figures=figures))
     for line in report["checks"]:
         log.info("check: %s", line)
     write_resolved(out, config, "process", {"session": Path(session).resolve(), "calibration": Path(calibration).resolve()},
@@ -274,6 +298,27 @@ def process_session(session: str | os.PathLike, calibration: str | os.PathLike, 
                     "outputs": {"tracks": str(tracks_path), "export": [str(p) for p in paths],
                                 "report": [str(p) for p in report_paths]}})
     return ProcessResult(tracks_path, tuple(paths), timings, tracks, report)
+
+
+#: Folder of ``mocap process``'s output holding a long take's unpacked detections and the
+#: reconstruction's chunk files while it runs (removed at the end, and at the start of a run).
+WORK_FOLDER = ".work"
+
+
+def in_memory_reason(session, videos: dict, config: ProcessConfig, chunk_frames: int | None = None) -> str | None:
+    """None when ``mocap process`` reads the take from disk a chunk of frames at a time (a take
+    longer than one reconstruction chunk, with settings that have a chunked form, no sync file);
+    else why the take is held in memory."""
+    from mocap.detect.video import video_info
+    from mocap.runtime.chunked import DEFAULT_CHUNK_FRAMES, chunkable
+
+    frames = max(video_info(p).frame_count for p in videos.values())
+    if frames <= (chunk_frames or DEFAULT_CHUNK_FRAMES):
+        return f"{frames} frames fit in one chunk"
+    sync = [n for n in ("sync_report.yaml", "sync.yaml") if (Path(session) / n).is_file()]
+    if sync:
+        return f"{sync[0]} puts the cameras on one timeline, which is done in memory"
+    return chunkable(config)
 
 
 def load_keypoints(folder: str | os.PathLike, keypoint_format: str = "body_25") -> Keypoints2D:

@@ -159,3 +159,57 @@ def test_bench_video_take_plays_forth_and_back(shared, tmp_path):
         other = np.where((want + shift >= 0) & (want + shift <= 99), want + shift, want - shift)
         assert (err < np.abs(got - src[other]).mean(axis=(1, 2))).mean() > 0.9
     assert err.max() < 1.5, err.max()
+
+
+def test_detection_frames_part_is_the_stacked_detections(tmp_path):
+    """Detection files unpacked and read a part at a time = `to_keypoints2d` + `align_to_rig` of
+    the same frames: cameras in the calibration's order (files named in another order, one
+    calibration camera without a file: NaN), slot counts differing per camera, a camera whose
+    video ends early, appearance and scores carried."""
+    from mocap.detect.pipeline import CameraDetections, load_camera_detections, save_camera_detections, to_keypoints2d
+    from mocap.io.openpose import align_to_rig
+    from mocap.runtime.chunked import keypoints_part
+    from mocap.runtime.detection_frames import DetectionFrames
+
+    scene = make_scene(SyntheticConfig(seed=1, num_frames=90, num_people=3, num_cameras=4, keypoint_format="blazepose_33"))
+    rng = np.random.default_rng(0)
+    data = scene.keypoints.data  # (T, C, P, J, 3)
+    for c, name in list(enumerate(scene.rig.names))[1:]:  # the first camera has no file
+        slots = 3 if c != 2 else 2
+        T = 90 if c != 3 else 61  # camera 3's video ends early
+        kp = data[:T, c, :slots]
+        scores = np.where(np.isfinite(kp[..., 0]).any(-1), rng.uniform(0.5, 1, kp.shape[:2]), np.nan)
+        save_camera_detections(CameraDetections(
+            camera=name, keypoints=kp, scores=scores, appearance=rng.normal(size=kp.shape[:2] + (64,)),
+            rois=np.full(kp.shape[:2] + (4,), np.nan), frame_indices=np.arange(T), joint_names=scene.keypoints.joint_names,
+            fps=30.0, image_size=scene.rig[c].size, detector="synthetic"), tmp_path / "kp" / f"z{4 - c}_{name}.npz")
+    files = sorted((tmp_path / "kp").glob("*.npz"))
+    whole = align_to_rig(to_keypoints2d([load_camera_detections(p) for p in files]), scene.rig)
+    source = DetectionFrames.open(tmp_path / "kp", scene.rig, tmp_path / "work")
+    assert source.num_frames == 90 and source.camera_names == tuple(scene.rig.names)
+    assert source.recorded[scene.rig.names[3]] == 61 and scene.rig.names[0] not in source.recorded
+    for lo, hi in ((0, 90), (0, 17), (55, 70), (80, 90)):
+        part, ref = source.part(lo, hi), keypoints_part(whole, lo, hi)
+        assert np.array_equal(part.data, ref.data, equal_nan=True), (lo, hi)
+        assert np.array_equal(part.frame_indices, ref.frame_indices)
+        for key in ("appearance", "scores"):
+            assert np.array_equal(part.extras[key], ref.extras[key], equal_nan=True), key
+    assert np.isnan(source.part(0, 90).data[:, 0]).all() and np.isnan(source.part(61, 90).data[:, 3]).all()
+
+
+def test_report_read_from_files_in_chunks_equals_the_report_in_memory(comings_and_goings, tmp_path):
+    """The run report's numbers from tracks.npz read 7 frames at a time = from the tracks in
+    memory read 600 at a time (histogram medians, bone sums, presence, paths)."""
+    from mocap.io.tracks import save_tracks
+    from mocap.report import figures_report, take_figures
+
+    scene, kp = comings_and_goings
+    tracks = reconstruct(kp, scene.rig)
+    path = save_tracks(tracks, tmp_path / "tracks.npz")
+    a = take_figures(kp, scene.rig, tracks)
+    b = take_figures(kp, scene.rig, path, chunk_frames=7)
+    assert figures_report(a, scene.rig) == figures_report(b, scene.rig)
+    assert np.array_equal(a.hist, b.hist) and np.array_equal(a.presence(), b.presence())
+    assert [t for t, _ in a.person_paths()] == [t for t, _ in b.person_paths()]
+    assert all(np.array_equal(p, q) for (_, p), (_, q) in zip(a.person_paths(), b.person_paths()))
+    assert np.allclose(a.bones, b.bones, rtol=1e-12)

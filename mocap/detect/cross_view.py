@@ -58,6 +58,10 @@ EXTENT_JOINTS = np.concatenate([[0], BODY_JOINTS])
 ROI_FROM_EXTENT = 3.0
 
 
+#: Frames planned at a time (:func:`plan_recovery` looks at each frame on its own).
+PLAN_FRAMES = 1800
+
+
 @dataclass(frozen=True)
 class CrossViewConfig:
     """Settings of :func:`recover_missed_people` (how detections are matched across views is
@@ -281,10 +285,12 @@ def recover_missed_people(detections: list, videos: dict, rig: Rig, detector,
     from mocap.detect.pipeline import to_keypoints2d
 
     config = config or CrossViewConfig()
-    kp = to_keypoints2d(detections)
+    T = max((int(d.frame_indices.max()) + 1 if len(d.frame_indices) else 0) for d in detections)
     by_cam: dict[int, dict[int, list[Look]]] = {}  # camera -> video frame index -> looks
-    for look in plan_recovery(rig, kp.data, config, match=match):
-        by_cam.setdefault(look.c, {}).setdefault(int(kp.frame_indices[look.t]), []).append(look)
+    for lo in range(0, T, PLAN_FRAMES):  # planning is per frame: a part at a time keeps memory flat
+        kp = to_keypoints2d(detections, (lo, min(T, lo + PLAN_FRAMES)))
+        for look in plan_recovery(rig, kp.data, config, match=match):
+            by_cam.setdefault(look.c, {}).setdefault(int(kp.frame_indices[look.t]), []).append(look)
     out, stats = [], {}
     for c, det in enumerate(detections):
         jobs = by_cam.get(c, {})

@@ -271,22 +271,44 @@ def load_camera_detections(path: str | os.PathLike) -> CameraDetections:
     )
 
 
-def to_keypoints2d(dets: list[CameraDetections]) -> Keypoints2D:
-    """Stack cameras into a :class:`Keypoints2D` (frames aligned by frame index, NaN-padded)."""
+def load_detection_header(path: str | os.PathLike) -> dict:
+    """``{"camera", "joint_names", "fps"}`` of a :func:`save_camera_detections` file, without
+    reading its per-frame arrays."""
+    from mocap.errors import KeypointFormatError
+
+    path = Path(path)
+    try:
+        with np.load(path) as z:
+            missing = {"keypoints", "scores", "frame_indices", "joint_names", "camera"} - set(z.files)
+            if missing:
+                raise KeypointFormatError(f"detections {path}: missing {', '.join(sorted(missing))}; delete it and detect again")
+            fps = float(z["fps"]) if "fps" in z.files else float("nan")
+            return {"camera": str(z["camera"]), "joint_names": tuple(str(n) for n in z["joint_names"]),
+                    "fps": None if np.isnan(fps) else fps}
+    except (OSError, ValueError, EOFError) as exc:
+        raise KeypointFormatError(f"detections {path}: not a readable .npz ({exc}); delete it and detect again") from None
+
+
+def to_keypoints2d(dets: list[CameraDetections], frames: tuple[int, int] | None = None) -> Keypoints2D:
+    """Stack cameras into a :class:`Keypoints2D` (frames aligned by frame index, NaN-padded);
+    ``frames (lo, hi)``: only those frame indices (rows ``lo..hi-1``, a part of the take)."""
     if not dets:
         raise ValueError("detections: no camera")
     J = len(dets[0].joint_names)
     T = max((int(d.frame_indices.max()) + 1 if len(d.frame_indices) else 0) for d in dets)
+    lo, hi = frames if frames is not None else (0, T)
     P = max(d.keypoints.shape[1] for d in dets)
     C = len(dets)
-    data = np.full((T, C, P, J, 3), np.nan)
-    app = np.full((T, C, P, DESCRIPTOR_SIZE), np.nan, np.float32)
-    scores = np.full((T, C, P), np.nan)
+    data = np.full((hi - lo, C, P, J, 3), np.nan)
+    app = np.full((hi - lo, C, P, DESCRIPTOR_SIZE), np.nan, np.float32)
+    scores = np.full((hi - lo, C, P), np.nan)
     for c, d in enumerate(dets):
         p = d.keypoints.shape[1]
-        data[d.frame_indices, c, :p] = d.keypoints
-        app[d.frame_indices, c, :p] = d.appearance
-        scores[d.frame_indices, c, :p] = d.scores
+        a, b = np.searchsorted(d.frame_indices, lo), np.searchsorted(d.frame_indices, hi)
+        rows = d.frame_indices[a:b] - lo
+        data[rows, c, :p] = d.keypoints[a:b]
+        app[rows, c, :p] = d.appearance[a:b]
+        scores[rows, c, :p] = d.scores[a:b]
     fps = next((d.fps for d in dets if d.fps), None)
     return Keypoints2D(data, dets[0].joint_names, tuple(d.camera for d in dets), fps=fps,
-                       frame_indices=np.arange(T), extras=dict(appearance=app, scores=scores, detections=dets))
+                       frame_indices=np.arange(lo, hi), extras=dict(appearance=app, scores=scores, detections=dets))

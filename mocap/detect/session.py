@@ -153,7 +153,7 @@ def _worker_count(workers: int) -> int:
 def detect_session(session: str | os.PathLike, out_dir: str | os.PathLike | None = None,
                    config: DetectConfig | None = None, cameras=None, progress: bool = False,
                    calibration=None, match: AssociationConfig | None = None,
-                   chunk_frames: int | None = None, chunk_mode: str = "exact") -> Keypoints2D:
+                   chunk_frames: int | None = None, chunk_mode: str = "exact", stack: bool = True) -> Keypoints2D | None:
     """Detect people in every camera of a session.
 
     Args:
@@ -177,6 +177,9 @@ def detect_session(session: str | os.PathLike, out_dir: str | os.PathLike | None
             to one pass bit for bit) or ``warmup`` (independent chunks, each tracker warmed up on
             the frames before it: for an executor with more workers than cameras; not equal to
             one pass at the borders).
+        stack: False (with ``out_dir``): the detections stay in their files and None is returned
+            (a long take's ``(T, C, P, J, 3)`` is never built; :class:`~mocap.runtime.detection_frames.DetectionFrames`
+            reads them a chunk at a time).
 
     Returns:
         :class:`Keypoints2D` with ``data (T, C, P, J, 3)`` (``T`` the longest video, ``P`` the
@@ -220,6 +223,8 @@ def detect_session(session: str | os.PathLike, out_dir: str | os.PathLike | None
     dets = [done[c] for c in videos]
     if rig is not None and config.cross_view and config.detector == "blazepose":
         dets = _cross_view_pass(dets, videos, rig, config, match or AssociationConfig(), out, progress)
+    if not stack and out is not None:
+        return None
     return to_keypoints2d(dets)
 
 

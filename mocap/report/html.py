@@ -20,6 +20,7 @@ from mocap.geometry import Rig
 from mocap.io.files import atomic_write
 from mocap.io.keypoints import Keypoints2D
 from mocap.io.tracks import Tracks
+from mocap.report.collect import TakeFigures
 from mocap.report.run import MAX_BONE_CV
 
 STYLE = """
@@ -85,12 +86,19 @@ def html_report(report: dict, keypoints: Keypoints2D, rig: Rig, tracks: Tracks, 
         tracks: the 3D result ``positions (T, P, J, 3)``.
         title: the page's heading.
     """
+    from mocap.report.collect import take_figures
+
+    return figures_html(report, take_figures(keypoints, rig, tracks), rig, title)
+
+
+def figures_html(report: dict, figures: TakeFigures, rig: Rig, title: str = "Run report") -> str:
+    """:func:`html_report` from what :func:`mocap.report.collect.take_figures` gathered."""
     from mocap.report import plots
     from mocap.view.scene import capture_volume
 
-    errors, joints = plots.reprojection_per_joint(tracks, rig, keypoints)
+    errors, joints = figures.reprojection_per_joint(), list(figures.compared)
     parts = [f"<h1>{html.escape(title)}</h1>", _summary(report), "<h2>Rig and capture volume</h2>",
-             figure(plots.plot_rig(rig, capture_volume(rig), tracks), "rig",
+             figure(plots.plot_rig(rig, capture_volume(rig), figures.person_paths()), "rig",
                     "Cameras as frusta; shaded floor: seen by at least two cameras at ankle, hip and head height; "
                     "lines: each performer's path.")]
     if joints:
@@ -99,16 +107,17 @@ def html_report(report: dict, keypoints: Keypoints2D, rig: Rig, tracks: Tracks, 
                          "Median distance between the 3D result projected into a camera and that camera's own "
                          "detection. A bright row: the camera's calibration or sync; a bright column: a joint the "
                          "detector places differently from view to view.")]
+    cv, bones = figures.bone_cv()
     parts += ["<h2>Detection rate per camera</h2>",
-              figure(plots.plot_detection(keypoints, rig.names), "detection",
+              figure(plots.plot_detection(figures.found(), figures.detections_fps, rig.names), "detection",
                      "Share of frames in which each camera detects somebody, and how many people it detects over "
                      "the take."),
               "<h2>People and identities over time</h2>",
-              figure(plots.plot_people(tracks), "people",
+              figure(plots.plot_people(figures.presence(), figures.track_ids), "people",
                      "Each ID's frames; an ID that stops and another that starts there may be one performer "
                      "whose identity was lost."),
               "<h2>Bone-length steadiness</h2>",
-              figure(plots.plot_bones(tracks, MAX_BONE_CV), "bones",
+              figure(plots.plot_bones(cv, bones, figures.track_ids, MAX_BONE_CV), "bones",
                      "A real bone keeps its length: large variation points at frames where the performer is "
                      "hidden or close to someone.")]
     if report.get("timings_s"):
@@ -120,9 +129,13 @@ def html_report(report: dict, keypoints: Keypoints2D, rig: Rig, tracks: Tracks, 
             f"<style>{STYLE}</style></head><body>\n{body}\n</body></html>\n")
 
 
-def write_html_report(report: dict, out_dir: str | os.PathLike, keypoints: Keypoints2D, rig: Rig, tracks: Tracks,
-                      title: str = "Run report") -> Path:
-    """Write ``report.html`` (:func:`html_report`) into ``out_dir``; returns its path."""
-    page = html_report(report, keypoints, rig, tracks, title)
+def write_html_report(report: dict, out_dir: str | os.PathLike, keypoints: Keypoints2D | None, rig: Rig,
+                      tracks: Tracks | None, title: str = "Run report", figures: TakeFigures | None = None) -> Path:
+    """Write ``report.html`` (:func:`html_report`) into ``out_dir``; returns its path. With
+    ``figures`` (:func:`mocap.report.collect.take_figures`), ``keypoints`` and ``tracks`` are not read."""
+    from mocap.report.collect import take_figures
+
+    figures = figures if figures is not None else take_figures(keypoints, rig, tracks)
+    page = figures_html(report, figures, rig, title)
     return atomic_write(Path(out_dir) / "report.html", lambda tmp: Path(tmp).write_text(page, encoding="utf-8"),
                         suffix=".html")

@@ -1,27 +1,21 @@
 """The HTML report's figures (matplotlib, Agg backend), each returned as PNG bytes.
 
-Every figure is drawn from arrays the report already holds (tracks, detections, calibration,
-timings); performers keep the colour they have in the overlay videos and the 3D viewer.
+Every figure is drawn from what :class:`mocap.report.collect.TakeFigures` gathered of the take
+(and the calibration, the timings); performers keep the colour they have in the overlay videos and the 3D viewer.
 """
 
 from __future__ import annotations
 
 import io
-import warnings
 
 import numpy as np
 
-from mocap.evaluate import bone_length_cv
-from mocap.geometry import Rig, project_rig
-from mocap.io.keypoints import Keypoints2D
-from mocap.io.tracks import Tracks
+from mocap.geometry import Rig
 from mocap.view.scene import MIN_VIEWS, CaptureVolume, camera_frustum, person_rgb
 
 #: Pixel density of the PNGs. The page shows figures 9 inches wide in 900 CSS px; 1.2 device px per
 #: CSS px keeps text sharp enough and a figure's drawing time under ~0.5 s (200 took 1-3 s each).
 DPI = 120
-#: Reference keypoints below this confidence are not compared (as in :mod:`mocap.evaluate`).
-MIN_CONFIDENCE = 0.3
 
 
 def _figure(width_in: float, height_in: float, cols: int = 1, **kw):
@@ -39,35 +33,6 @@ def to_png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, facecolor="white")
     return buf.getvalue()
-
-
-def reprojection_per_joint(tracks: Tracks, rig: Rig, keypoints: Keypoints2D) -> tuple[np.ndarray, list[str]]:
-    """Median pixel distance ``(C, J)`` between each tracked joint projected into each camera and
-    that camera's own detection of it, and the ``J`` joint names compared.
-
-    Cameras are ``rig``'s; ``keypoints`` must be in ``rig`` order (``align_to_rig``). Per frame,
-    each tracked person is compared with the detected person closest in median distance (as
-    :func:`mocap.evaluate.reprojection_vs_keypoints`). NaN where nothing could be compared.
-    """
-    names = [n for n in tracks.joint_names if n in keypoints.joint_names]
-    ti = [tracks.joint_names.index(n) for n in names]
-    ki = [keypoints.joint_names.index(n) for n in names]
-    T = min(tracks.num_frames, keypoints.data.shape[0])
-    proj = project_rig(rig, tracks.positions[:T][:, :, ti])  # (T, P, J, C, 2)
-    out = np.full((len(rig), len(names)), np.nan)
-    for c in range(len(rig)):
-        ref = keypoints.data[:T, c][:, :, ki]  # (T, P', J, 3)
-        ref_xy = np.where(ref[..., 2:] >= MIN_CONFIDENCE, ref[..., :2], np.nan)
-        d = np.linalg.norm(proj[:, :, None, :, c] - ref_xy[:, None], axis=-1)  # (T, P, P', J)
-        if d.size == 0:
-            continue
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices are expected
-            per_person = np.nanmedian(d, axis=-1)  # (T, P, P')
-            best = np.nanargmin(np.where(np.isnan(per_person), np.inf, per_person), axis=-1)  # (T, P)
-            chosen = np.take_along_axis(d, best[..., None, None], axis=2)[:, :, 0]  # (T, P, J)
-            out[c] = np.nanmedian(chosen.reshape(-1, len(names)), axis=0)
-    return out, names
 
 
 def plot_reprojection(errors_px: np.ndarray, camera_names, joint_names) -> bytes:
@@ -91,15 +56,14 @@ def presence_runs(present: np.ndarray) -> list[tuple[int, int]]:
     return [(int(s), int(e - s)) for s, e in zip(starts, ends)]
 
 
-def plot_people(tracks: Tracks) -> bytes:
-    """Identities over time (a bar per ID where the person is present, in their colour) and the
-    number of people present in each frame."""
-    present = np.isfinite(tracks.positions).all(-1).any(-1)  # (T, P)
+def plot_people(present: np.ndarray, track_ids) -> bytes:
+    """Identities over time (a bar per ID where the person is present in ``present (T, P)``, in
+    their colour) and the number of people present in each frame."""
     P = present.shape[1]
     fig, (top, bottom) = _people_axes(P)
-    for p, tid in enumerate(tracks.track_ids):
+    for p, tid in enumerate(track_ids):
         top.broken_barh(presence_runs(present[:, p]), (p - 0.4, 0.8), facecolors=person_rgb(tid))
-    top.set_yticks(range(P), [f"person_{t}" for t in tracks.track_ids], fontsize=8)
+    top.set_yticks(range(P), [f"person_{t}" for t in track_ids], fontsize=8)
     top.set_ylim(-0.6, P - 0.4)
     top.invert_yaxis()
     top.set_title("who is present when")
@@ -118,42 +82,32 @@ def _people_axes(people: int):
     return fig, (top, bottom)
 
 
-def plot_detection(keypoints: Keypoints2D, camera_names) -> bytes:
+def plot_detection(found: np.ndarray, fps: float | None, camera_names) -> bytes:
     """Per camera: the share of frames with somebody detected (bars) and the people it detects
-    per frame over the take (lines, a 1-second running mean)."""
-    found = np.isfinite(keypoints.data[..., 0]).any(-1)  # (T, C, P)
-    rate = found.any(-1).mean(0) if len(found) else np.zeros(len(camera_names))
+    per frame over the take (lines, a 1-second running mean); ``found (T, C)`` people detected."""
+    rate = (found > 0).mean(0) if len(found) else np.zeros(len(camera_names))
     fig, (left, right) = _figure(9.0, 3.0, cols=2, width_ratios=[1, 2])
     left.bar(range(len(rate)), 100 * rate, color="#4a7bd0")
     left.set_xticks(range(len(rate)), list(camera_names), rotation=45, ha="right", fontsize=8)
     left.set_ylim(0, 105)
     left.set_ylabel("frames with somebody (%)")
-    window = np.ones(max(int(round(keypoints.fps or 30)), 1))
+    window = np.ones(max(int(round(fps or 30)), 1))
     frames = np.convolve(np.ones(len(found)), window, mode="same")  # frames under the window (fewer at the ends)
     for c, name in enumerate(camera_names):
-        right.plot(np.convolve(found[:, c].sum(-1).astype(float), window, mode="same") / frames, label=name, lw=1)
+        right.plot(np.convolve(found[:, c].astype(float), window, mode="same") / frames, label=name, lw=1)
     right.set_xlabel("frame")
     right.set_ylabel("people detected (1 s mean)")
     right.legend(fontsize=7, ncols=min(len(camera_names), 4), loc="lower right")
     return to_png(fig)
 
 
-def bone_cvs(tracks: Tracks) -> tuple[np.ndarray, list[str]]:
-    """Coefficient of variation ``(P, B)`` of each bone of :data:`mocap.evaluate.BONES` present in
-    the tracks, per person (NaN where a bone is never seen), and the ``B`` bone names."""
-    per_person = [bone_length_cv(tracks.positions[:, p], tracks.joint_names) for p in range(tracks.num_people)]
-    names = list(per_person[0]) if per_person else []
-    return np.array([[d[n] for n in names] for d in per_person]).reshape(len(per_person), len(names)), names
-
-
-def plot_bones(tracks: Tracks, max_cv: float) -> bytes:
-    """Bone-length steadiness: each bone's coefficient of variation per performer (grouped bars
-    in their colours) with the report's flag level."""
-    cv, bones = bone_cvs(tracks)
+def plot_bones(cv: np.ndarray, bones, track_ids, max_cv: float) -> bytes:
+    """Bone-length steadiness: each bone's coefficient of variation ``cv (P, B)`` per performer
+    (grouped bars in their colours) with the report's flag level."""
     P, B = cv.shape
     fig, (ax,) = _figure(9.0, 3.2)
     width = 0.8 / max(P, 1)
-    for p, tid in enumerate(tracks.track_ids):
+    for p, tid in enumerate(track_ids):
         ax.bar(np.arange(B) + (p - (P - 1) / 2) * width, 100 * np.nan_to_num(cv[p]), width, color=person_rgb(tid),
                label=f"person_{tid}")
     ax.axhline(100 * max_cv, color="#c03030", lw=1, ls="--", label=f"flagged above {max_cv:.0%}")
@@ -180,16 +134,16 @@ def plot_timings(timings_s: dict) -> bytes:
     return to_png(fig)
 
 
-def plot_rig(rig: Rig, volume: CaptureVolume, tracks: Tracks) -> bytes:
+def plot_rig(rig: Rig, volume: CaptureVolume, paths: list) -> bytes:
     """The calibrated rig from above and in 3D: cameras as frusta with their names, the floor
     inside the capture volume (cells seen by at least two cameras at ankle, hip and head height,
-    shaded by how many), and each performer's path (pelvis, or mean of joints) in their colour."""
+    shaded by how many), and each performer's path (``[(track id, (m, 3))]``: pelvis, or mean of
+    joints) in their colour."""
     fig, (top, side) = _rig_axes()
     shade = np.ma.masked_less(volume.views, MIN_VIEWS)
     extent = (volume.x[0], volume.x[-1], volume.y[0], volume.y[-1]) if len(volume.x) and len(volume.y) else None
     im = top.imshow(shade, origin="lower", extent=extent, cmap="Blues", vmin=0, vmax=len(rig), alpha=0.8)
     fig.colorbar(im, ax=top, label="cameras seeing the floor cell", shrink=0.8)
-    paths = _paths(tracks)
     for cam in rig.cameras:
         seg = camera_frustum(cam, depth=0.5)
         for a, b in seg:
@@ -221,20 +175,6 @@ def _rig_axes():
     top = fig.add_subplot(1, 2, 1)
     side = fig.add_subplot(1, 2, 2, projection="3d")
     return fig, (top, side)
-
-
-def _paths(tracks: Tracks) -> list[tuple[int, np.ndarray]]:
-    names = list(tracks.joint_names)
-    out = []
-    for p, tid in enumerate(tracks.track_ids):
-        pos = tracks.positions[:, p]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            path = pos[:, names.index("pelvis")] if "pelvis" in names else np.nanmean(pos, axis=1)
-        path = path[np.isfinite(path).all(-1)]
-        if len(path):
-            out.append((int(tid), path))
-    return out
 
 
 def _equal_3d(ax, points: np.ndarray) -> None:

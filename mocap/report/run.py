@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from mocap.evaluate import LIMB_JOINTS, bone_length_cv, reprojection_vs_keypoints
+from mocap.evaluate import bone_length_cv
 from mocap.geometry import Rig
 from mocap.io.keypoints import Keypoints2D
 from mocap.io.tracks import Tracks
@@ -39,22 +39,16 @@ def bone_cv(points: np.ndarray, joint_names) -> float:
         return float(np.nanmean(list(bone_length_cv(points, joint_names).values()) or [np.nan]))
 
 
-def _camera_index(rig: Rig, name: str) -> int | None:
-    try:
-        return rig.index(name)
-    except ValueError:
-        return None
-
-
 def run_report(keypoints: Keypoints2D, rig: Rig, tracks: Tracks, timings: dict | None = None,
                export_summary: dict | None = None) -> dict:
     """The report's numbers.
 
     Args:
         keypoints: the detections, cameras in ``rig`` order (``align_to_rig``), with the
-            detector's ``extras["detections"]`` when available (cross-view counts).
+            detector's ``extras["detections"]`` when available (cross-view counts); or a frame
+            source (:class:`~mocap.runtime.detection_frames.DetectionFrames`).
         rig: the calibration.
-        tracks: the 3D result.
+        tracks: the 3D result (or a ``tracks.npz`` path, read a chunk of frames at a time).
         timings: seconds per stage.
         export_summary: the exporter's ``export.json`` content (skeleton residuals).
 
@@ -62,51 +56,69 @@ def run_report(keypoints: Keypoints2D, rig: Rig, tracks: Tracks, timings: dict |
         ``{"summary", "cameras", "people", "timings_s", "checks"}``; ``checks`` lists the
         problems found, one line each with what to do (empty when all is well).
     """
-    data = keypoints.data  # (T, C, P, J, 3)
-    T, C = data.shape[:2]
-    found = np.isfinite(data[..., 0]).any(-1)  # (T, C, P)
-    recovered, recorded = {}, {}
-    for det in (keypoints.extras or {}).get("detections", []) or []:
-        rec = getattr(det, "recovered", None)
-        c = _camera_index(rig, det.camera)
-        if c is not None:
-            recovered[c] = int(rec.sum()) if rec is not None else 0
-            recorded[c] = int(det.frame_indices.max()) + 1 if len(det.frame_indices) else 0
-    names = [n for n in LIMB_JOINTS if n in tracks.joint_names and n in keypoints.joint_names]
-    reproj = reprojection_vs_keypoints(tracks, rig, keypoints) if names else {}
+    from mocap.report.collect import take_figures
+
+    return figures_report(take_figures(keypoints, rig, tracks), rig, timings, export_summary)
+
+
+def figures_report(figures, rig: Rig, timings: dict | None = None, export_summary: dict | None = None) -> dict:
+    """:func:`run_report` from what :func:`mocap.report.collect.take_figures` gathered (the take
+    read once, a chunk of frames at a time)."""
+    found = figures.found()  # (T, C) people detected
+    T, C = found.shape
+    reproj = figures.reprojection_per_camera()
     checks = []
     cameras = {}
     for c, cam in enumerate(rig.cameras):
-        coverage = float(found[:, c].any(-1).mean()) if T else 0.0
+        coverage = float((found[:, c] > 0).mean()) if T else 0.0
         px = reproj.get(cam.name, float("nan"))
+        recorded = figures.recorded.get(cam.name, T)
         cameras[cam.name] = {
             "frames_with_people": round(coverage, 4),
-            "people_per_frame": round(float(found[:, c].sum(-1).mean()) if T else 0.0, 3),
-            "found_by_cross_view": recovered.get(c, 0),
-            "frames_recorded": recorded.get(c, int(T)),
+            "people_per_frame": round(float(found[:, c].mean()) if T else 0.0, 3),
+            "found_by_cross_view": figures.recovered.get(cam.name, 0),
+            "frames_recorded": int(recorded),
             "reprojection_px": round(px, 2),
         }
-        if recorded.get(c, T) < T:
-            checks.append(f"camera {cam.name}: its video ends at frame {recorded[c]} of {T} (the camera stopped or the "
-                          f"file is cut short); the rest of the take is solved from the other cameras")
-        if coverage < MIN_COVERAGE:
-            checks.append(f"camera {cam.name}: somebody detected in only {coverage:.0%} of frames; check that it "
-                          f"sees the capture volume and that its video is the right one")
-        if np.isfinite(px) and px > MAX_REPROJECTION_FRACTION * cam.size[1]:
-            checks.append(f"camera {cam.name}: the 3D lands {px:.0f} px from its own detections (median); "
-                          f"recalibrate it, or check that its video is in sync with the others")
-    people = {}
+        checks += camera_checks(cam, recorded, T, coverage, px)
+    people = _people(figures, export_summary, checks)
+    summary = {"frames": int(T), "fps": float(figures.fps), "cameras": int(C), "people": len(people),
+               "performers_in_most_frames": int(sum(e["frames"] >= 0.5 * T for e in people.values()))}
+    return {"summary": summary, "cameras": cameras, "people": people,
+            "timings_s": {k: round(float(v), 3) for k, v in (timings or {}).items()}, "checks": checks}
+
+
+def camera_checks(cam, recorded: int, T: int, coverage: float, px: float) -> list[str]:
+    """The report's lines about one camera (empty when all is well)."""
+    checks = []
+    if recorded < T:
+        checks.append(f"camera {cam.name}: its video ends at frame {recorded} of {T} (the camera stopped or the "
+                      f"file is cut short); the rest of the take is solved from the other cameras")
+    if coverage < MIN_COVERAGE:
+        checks.append(f"camera {cam.name}: somebody detected in only {coverage:.0%} of frames; check that it "
+                      f"sees the capture volume and that its video is the right one")
+    if np.isfinite(px) and px > MAX_REPROJECTION_FRACTION * cam.size[1]:
+        checks.append(f"camera {cam.name}: the 3D lands {px:.0f} px from its own detections (median); "
+                      f"recalibrate it, or check that its video is in sync with the others")
+    return checks
+
+
+def _people(figures, export_summary: dict | None, checks: list) -> dict:
+    present = figures.presence()  # (T, P)
+    cv, _ = figures.bone_cv()
+    J = len(figures.joint_names)
     solved = (export_summary or {}).get("people", {})
-    for p, tid in enumerate(tracks.track_ids):
-        pos = tracks.positions[:, p]
-        ok = np.isfinite(pos).all(-1)  # (T, J)
-        present = ok.any(-1)
-        cv = bone_cv(pos, tracks.joint_names)
+    people = {}
+    for p, tid in enumerate(figures.track_ids):
+        frames = int(present[:, p].sum())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # no bone seen
+            mean_cv = float(np.nanmean(cv[p])) if cv.shape[1] else float("nan")
         entry = {
-            "frames": int(present.sum()),
-            "first_frame": int(np.argmax(present)) if present.any() else -1,
-            "joints_triangulated": round(float(ok[present].mean()), 4) if present.any() else 0.0,
-            "bone_length_cv": round(cv, 4),
+            "frames": frames,
+            "first_frame": int(np.argmax(present[:, p])) if frames else -1,
+            "joints_triangulated": round(float(figures.ok_joints[p]) / (frames * J), 4) if frames else 0.0,
+            "bone_length_cv": round(mean_cv, 4),
         }
         res = solved.get(f"person_{tid}", {}).get("residual_m")
         if res:
@@ -116,13 +128,10 @@ def run_report(keypoints: Keypoints2D, rig: Rig, tracks: Tracks, timings: dict |
         elif export_summary is not None:
             entry["skeleton"] = "not solved (too few frames with hips); no BVH/FBX for this person"
         people[f"person_{tid}"] = entry
-        if np.isfinite(cv) and cv > MAX_BONE_CV and present.sum() >= 10:
-            checks.append(f"person_{tid}: bone lengths vary by {cv:.0%} over the take; look at the frames where "
+        if np.isfinite(mean_cv) and mean_cv > MAX_BONE_CV and frames >= 10:
+            checks.append(f"person_{tid}: bone lengths vary by {mean_cv:.0%} over the take; look at the frames where "
                           f"they are hidden or close to someone (report.md lists the cameras' figures)")
-    summary = {"frames": int(T), "fps": float(tracks.fps), "cameras": int(C), "people": len(people),
-               "performers_in_most_frames": int(sum(e["frames"] >= 0.5 * T for e in people.values()))}
-    return {"summary": summary, "cameras": cameras, "people": people,
-            "timings_s": {k: round(float(v), 3) for k, v in (timings or {}).items()}, "checks": checks}
+    return people
 
 
 def write_run_report(report: dict, out_dir: str | Path) -> tuple[Path, Path]:

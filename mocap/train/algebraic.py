@@ -59,7 +59,7 @@ def train_algebraic(cfg: TrainConfig) -> tuple[ViewWeightNet, dict]:
     try:
         t0 = time.perf_counter()
         data = evidence_set(training_scenarios(cfg.scenes, cfg.frames, cfg.seed), calibration_rate=cfg.calibration_rate,
-                            bias_rate=cfg.bias_rate)
+                            bias_rate=cfg.bias_rate, detector_bias_rate=cfg.detector_bias_rate)
         t_data = time.perf_counter() - t0
         log.info("training set: %d points from %d scenes (%.1f s); robust MPJPE on them %.2f mm",
                  len(data["scale"]), cfg.scenes, t_data, 1000 * data["robust_err"].mean())

@@ -31,9 +31,11 @@ class TrainConfig:
     """Share of the captures whose detector confidences are re-calibrated at random (saturated, constant, gamma, ...)."""
     bias_rate: float = 0.0
     """Share of the captures with a systematic detector error (one offset per view and joint)."""
+    detector_bias_rate: float = 0.0
+    """Share of the captures with a viewpoint-dependent detector bias (joint groups shifted together per view, confidence kept)."""
 
     def __post_init__(self):
-        for name in ("calibration_rate", "bias_rate"):
+        for name in ("calibration_rate", "bias_rate", "detector_bias_rate"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name}: expected a value in [0, 1], got {getattr(self, name)}")
         for name in ("scenes", "frames", "steps", "batch", "hidden", "layers", "threads"):
@@ -70,9 +72,11 @@ class VolumetricTrainConfig:
     """Share of the captures whose detector confidences are re-calibrated at random (saturated, constant, gamma, ...)."""
     bias_rate: float = 0.0
     """Share of the captures with a systematic detector error (one offset per view and joint)."""
+    detector_bias_rate: float = 0.0
+    """Share of the captures with a viewpoint-dependent detector bias (joint groups shifted together per view, confidence kept)."""
 
     def __post_init__(self):
-        for name in ("calibration_rate", "bias_rate"):
+        for name in ("calibration_rate", "bias_rate", "detector_bias_rate"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name}: expected a value in [0, 1], got {getattr(self, name)}")
         for name in ("scenes", "frames", "stride", "steps", "batch", "width", "threads"):

@@ -12,7 +12,10 @@ off). Two options of ``mocap train`` (off in the shipped weights) change the tra
 ``calibration_rate``, the share whose views' confidences go through a random monotone or
 degenerate map (:func:`recalibrate_confidence`), so that the network learns to lean on the
 agreement between views where confidence says nothing; ``bias_rate``, the share with a
-systematic detector error (:func:`add_view_bias`).
+systematic detector error (:func:`add_view_bias`); ``detector_bias_rate``, the share whose
+detections get a detector's viewpoint-dependent bias (a joint group shifted together in a view,
+slowly varying, more when seen from the side, confidence untouched:
+:func:`mocap.synthetic.detector_bias.add_detector_bias`).
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ MAX_CAMERAS = 12
 CALIBRATION_SEED = 7
 #: Mixed with a scenario's seed to draw its systematic detector error.
 BIAS_SEED = 11
+#: Mixed with a scenario's seed to draw its viewpoint-dependent detector bias.
+DETECTOR_BIAS_SEED = 13
 
 
 @dataclass(frozen=True)
@@ -166,22 +171,39 @@ def pad_views(a: np.ndarray, C: int, fill=0) -> np.ndarray:
     return np.pad(a, pad, constant_values=fill)
 
 
+def training_detections(scene, person: np.ndarray, gt: np.ndarray, seed: int, min_confidence: float,
+                        calibration_rate: float = 0.0, bias_rate: float = 0.0,
+                        detector_bias_rate: float = 0.0) -> np.ndarray:
+    """``person (T, C, J, 3)`` of a training scenario of seed ``seed`` through the training error
+    options, each drawn from its own generator (the same scenario gets the same draws whatever the
+    other options are): :func:`recalibrate_confidence` (``calibration_rate``), :func:`add_view_bias`
+    (``bias_rate``), :func:`~mocap.synthetic.detector_bias.add_detector_bias` (``detector_bias_rate``,
+    from the truth ``gt (T, J, 3)``)."""
+    from mocap.synthetic.detector_bias import DetectorBias, add_detector_bias
+
+    person = recalibrate_confidence(person, np.random.default_rng([CALIBRATION_SEED, seed]), min_confidence,
+                                    calibration_rate)
+    person = add_view_bias(person, np.random.default_rng([BIAS_SEED, seed]), min_confidence, bias_rate)
+    return add_detector_bias(person, scene.rig, gt, scene.joint_names, np.random.default_rng([DETECTOR_BIAS_SEED, seed]),
+                             detector_bias_rate, DetectorBias(fps=float(scene.fps)))
+
+
 def evidence_set(scenarios: list[Scenario], config: TriangulateConfig | None = None,
-                 calibration_rate: float = 0.0, bias_rate: float = 0.0) -> dict:
+                 calibration_rate: float = 0.0, bias_rate: float = 0.0, detector_bias_rate: float = 0.0) -> dict:
     """Robust triangulation + evidence of every scenario, points concatenated, views padded to
     :data:`MAX_CAMERAS`: ``features (N, C, F)``, ``valid``, ``rows``, ``gt_cond (N, 3)`` (the
     truth in each scene's conditioned frame), ``scale (N,)``, ``robust_err (N,)`` metres.
     Only points with a truth and a robust point and usable evidence are kept. A share
     ``calibration_rate`` of the scenarios has its confidences re-calibrated
     (:func:`recalibrate_confidence`, drawn from the scenario's seed) before the robust stage, and a
-    share ``bias_rate`` gets a systematic detector error (:func:`add_view_bias`)."""
+    share ``bias_rate`` gets a systematic detector error (:func:`add_view_bias`), and a share
+    ``detector_bias_rate`` a viewpoint-dependent detector bias (:func:`training_detections`)."""
     config = config or TriangulateConfig()
     parts = []
     for sc in scenarios:
         scene, person, gt = scenario_person(sc)
-        person = recalibrate_confidence(person, np.random.default_rng([CALIBRATION_SEED, sc.seed]),
-                                        config.min_confidence, calibration_rate)
-        person = add_view_bias(person, np.random.default_rng([BIAS_SEED, sc.seed]), config.min_confidence, bias_rate)
+        person = training_detections(scene, person, gt, sc.seed, config.min_confidence, calibration_rate, bias_rate,
+                                     detector_bias_rate)
         tri = triangulate_people(scene.rig, person, scene.joint_names, config, temporal=sc.temporal)
         person, ref = learned_inputs(scene.rig, person, tri.points, scene.joint_names, config, sc.temporal)
         [(_, ev)] = person_evidence(scene.rig, person, tri.points, tri.inliers, config.min_confidence, ref)

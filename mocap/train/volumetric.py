@@ -62,20 +62,19 @@ def crowded_person(sc, performers: int):
 
 
 def scenario_samples(sc, stride: int, config, performers: int = 2, calibration_rate: float = 0.0,
-                     bias_rate: float = 0.0) -> dict:
+                     bias_rate: float = 0.0, detector_bias_rate: float = 0.0) -> dict:
     """One scenario's samples (``performers`` in the scene, person 0 measured, its confidences
-    re-calibrated in a share ``calibration_rate`` of the scenarios and a systematic detector error
-    in a share ``bias_rate``, :func:`~mocap.train.data.recalibrate_confidence`,
-    :func:`~mocap.train.data.add_view_bias`): :class:`JointViews` arrays (views padded to
-    ``MAX_CAMERAS``), ``target (M, 3)`` truth minus cube centre, ``robust_err``/``algebraic_err (M,)`` metres."""
-    from mocap.train.data import (BIAS_SEED, CALIBRATION_SEED, MAX_CAMERAS, add_view_bias, pad_views,
-                                  recalibrate_confidence)
+    re-calibrated in a share ``calibration_rate`` of the scenarios, a systematic detector error
+    in a share ``bias_rate`` and a viewpoint-dependent detector bias in a share
+    ``detector_bias_rate``, :func:`~mocap.train.data.training_detections`): :class:`JointViews` arrays
+    (views padded to ``MAX_CAMERAS``), ``target (M, 3)`` truth minus cube centre,
+    ``robust_err``/``algebraic_err (M,)`` metres."""
+    from mocap.train.data import MAX_CAMERAS, pad_views, training_detections
     from mocap.triangulation.people import triangulate_people
 
     scene, person, gt = crowded_person(sc, performers)
-    person = recalibrate_confidence(person, np.random.default_rng([CALIBRATION_SEED, sc.seed]), config.min_confidence,
-                                    calibration_rate)
-    person = add_view_bias(person, np.random.default_rng([BIAS_SEED, sc.seed]), config.min_confidence, bias_rate)
+    person = training_detections(scene, person, gt, sc.seed, config.min_confidence, calibration_rate, bias_rate,
+                                 detector_bias_rate)
     tri = triangulate_people(scene.rig, person, scene.joint_names, config, temporal=sc.temporal)
     centres, W, relabelled, anchors = algebraic_stage(scene.rig, person, tri, scene.joint_names, config, sc.temporal)
     C = len(scene.rig)
@@ -94,7 +93,8 @@ def scenario_samples(sc, stride: int, config, performers: int = 2, calibration_r
     return out
 
 
-def volume_set(scenarios, stride: int = 1, config=None, calibration_rate: float = 0.0, bias_rate: float = 0.0) -> dict:
+def volume_set(scenarios, stride: int = 1, config=None, calibration_rate: float = 0.0, bias_rate: float = 0.0,
+               detector_bias_rate: float = 0.0) -> dict:
     """The samples of all ``scenarios`` (each a scenario with two performers, or a ``(scenario,
     performers)`` pair; :func:`scenario_samples`) concatenated: the arrays of :data:`BATCH_KEYS`
     as tensors, ``robust_err`` and ``algebraic_err`` as numpy."""
@@ -102,7 +102,7 @@ def volume_set(scenarios, stride: int = 1, config=None, calibration_rate: float 
 
     config = config or TriangulateConfig()
     pairs = [sc if isinstance(sc, tuple) else (sc, 2) for sc in scenarios]
-    parts = [scenario_samples(sc, stride, config, n, calibration_rate, bias_rate) for sc, n in pairs]
+    parts = [scenario_samples(sc, stride, config, n, calibration_rate, bias_rate, detector_bias_rate) for sc, n in pairs]
     out = {k: torch.from_numpy(np.concatenate([p[k] for p in parts])) for k in BATCH_KEYS}
     for k in ("robust_err", "algebraic_err"):
         out[k] = np.concatenate([p[k] for p in parts])
@@ -147,7 +147,7 @@ def train_volumetric(cfg: VolumetricTrainConfig) -> tuple[VolumetricNet, dict]:
     try:
         t0 = time.perf_counter()
         data = volume_set(volumetric_scenarios(cfg), cfg.stride, calibration_rate=cfg.calibration_rate,
-                          bias_rate=cfg.bias_rate)
+                          bias_rate=cfg.bias_rate, detector_bias_rate=cfg.detector_bias_rate)
         t_data = time.perf_counter() - t0
         log.info("training set: %d points from %d scenes (%.1f s); MPJPE on them: robust %.2f mm, algebraic %.2f mm",
                  len(data["target"]), cfg.scenes, t_data, 1000 * data["robust_err"].mean(),
