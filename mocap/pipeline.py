@@ -234,6 +234,11 @@ def process_session(session: str | os.PathLike, calibration: str | os.PathLike, 
     Inputs are checked before any detection (:func:`check_process_inputs`). Before matching, the
     cameras are put on one timeline when the session holds a recorded take's
     ``sync_report.yaml`` or a ``sync.yaml`` (:func:`mocap.record.resample.session_timeline`).
+    A take longer than one reconstruction chunk is never held in memory when the settings allow
+    (:func:`in_memory_reason`): the detections are read from their files a chunk at a time
+    (:class:`~mocap.runtime.detection_frames.DetectionFrames`, unpacked into ``DIR/.work``),
+    ``tracks.npz`` is written in blocks, and export and report read it back a chunk at a time
+    (``ProcessResult.tracks`` is then None).
 
     Args:
         session: folder with ``videos/<cam>.mp4`` (Pose2Sim's ``videos/camNN.mp4`` as is).

@@ -77,19 +77,31 @@ def _detections(folder: Path | None, rig, session: str | None):
     return keypoints
 
 
-def _report(args, folder: Path | None, rig, tracks, session) -> Path:
+def _report(args, folder: Path | None, rig, tracks_path: Path, session) -> Path:
+    """report.html from a `mocap process` folder, the take read a chunk of frames at a time (its
+    detections unpacked into a temporary folder, tracks.npz read in order); on a sync file's
+    timeline the detections are stacked in memory."""
+    import tempfile
+
     import yaml
 
-    from mocap.report import load_export_summary, run_report, write_html_report
+    from mocap.report import figures_report, load_export_summary, take_figures, write_html_report
+    from mocap.runtime.detection_frames import DetectionFrames
 
-    keypoints = _detections(folder, rig, session)
-    if keypoints is None:
+    if not any((folder / "keypoints2d").glob("*.npz")):
         raise FileNotFoundError(f"{folder}: no keypoints2d/*.npz; the report compares the 3D with each camera's "
                                 f"detections, so it needs a `mocap process` output folder")
     config = yaml.safe_load((folder / "config.yaml").read_text()) if (folder / "config.yaml").is_file() else {}
-    report = run_report(keypoints, rig, tracks, (config or {}).get("timings_s"), load_export_summary(folder / "export"))
+    synced = session and Path(session).is_dir() and any((Path(session) / n).is_file()
+                                                        for n in ("sync.yaml", "sync_report.yaml"))
+    if synced:
+        figures = take_figures(_detections(folder, rig, session), rig, tracks_path)
+    else:
+        with tempfile.TemporaryDirectory(prefix="mocap-view-") as work:
+            figures = take_figures(DetectionFrames.open(folder / "keypoints2d", rig, work), rig, tracks_path)
+    report = figures_report(figures, rig, (config or {}).get("timings_s"), load_export_summary(folder / "export"))
     out = Path(args.out) if args.out else folder
-    return write_html_report(report, out, keypoints, rig, tracks, title=f"Run report: {folder.name}")
+    return write_html_report(report, out, None, rig, None, title=f"Run report: {folder.name}", figures=figures)
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -126,12 +138,12 @@ def _run(args) -> int:
 
     folder, tracks_path, session, calibration = _inputs(args)
     rig = load_calibration(calibration)
-    tracks = load_tracks(tracks_path)
+    tracks = None if args.report and not args.three_d else load_tracks(tracks_path)
     paths = []
     if args.report:
         if folder is None:
             raise ValueError("view --report: give the `mocap process` output folder")
-        paths.append(_report(args, folder, rig, tracks, session))
+        paths.append(_report(args, folder, rig, tracks_path, session))
     if args.three_d:
         paths += _view3d(args, folder, rig, tracks)
     if not (args.report or args.three_d):
