@@ -259,8 +259,6 @@ def process_session(session: str | os.PathLike, calibration: str | os.PathLike, 
     """
     from mocap.io.openpose import align_to_rig
     from mocap.record.resample import session_timeline
-    from mocap.report import figures_report, load_export_summary, take_figures, write_html_report, write_run_report
-
     config = config or ProcessConfig()
     rig, videos = check_process_inputs(session, calibration, out_dir, config)
     out = Path(out_dir)
@@ -292,17 +290,25 @@ def process_session(session: str | os.PathLike, calibration: str | os.PathLike, 
     paths = _export_stage(out, config)
     timings["export"] = time.perf_counter() - t0
 
-    figures = take_figures(keypoints, rig, tracks if tracks is not None else tracks_path)
+    report, report_paths = _report(out, keypoints, rig, tracks if tracks is not None else tracks_path, timings)
     shutil.rmtree(work, ignore_errors=True)
-    report = figures_report(figures, rig, timings, load_export_summary(out / "export"))
-    report_paths = (*write_run_report(report, out), write_html_report(report, out, None, rig, None, figures=figures))
-    for line in report["checks"]:
-        log.info("check: %s", line)
     write_resolved(out, config, "process", {"session": Path(session).resolve(), "calibration": Path(calibration).resolve()},
                    {"timings_s": {k: round(v, 3) for k, v in timings.items()},
                     "outputs": {"tracks": str(tracks_path), "export": [str(p) for p in paths],
                                 "report": [str(p) for p in report_paths]}})
     return ProcessResult(tracks_path, tuple(paths), timings, tracks, report)
+
+
+def _report(out: Path, keypoints, rig: Rig, tracks, timings: dict) -> tuple[dict, tuple[Path, ...]]:
+    """``report.yaml``, ``.md`` and ``.html`` from the take read once, a chunk at a time; the checks logged."""
+    from mocap.report import figures_report, load_export_summary, take_figures, write_html_report, write_run_report
+
+    figures = take_figures(keypoints, rig, tracks)
+    report = figures_report(figures, rig, timings, load_export_summary(out / "export"))
+    paths = (*write_run_report(report, out), write_html_report(report, out, None, rig, None, figures=figures))
+    for line in report["checks"]:
+        log.info("check: %s", line)
+    return report, paths
 
 
 #: Folder of ``mocap process``'s output holding a long take's unpacked detections and the
