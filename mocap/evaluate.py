@@ -37,6 +37,21 @@ def bone_length_cv(points: np.ndarray, joint_names) -> dict[str, float]:
     return out
 
 
+def closest_detection_distances(projected: np.ndarray, detected: np.ndarray, min_confidence: float = 0.3) -> np.ndarray:
+    """``(T, P, J)`` px from each projected person ``projected (T, P, J, 2)`` to the detected person
+    of ``detected (T, P', J, 3)`` (one camera) closest in median distance in that frame; detected
+    keypoints below ``min_confidence`` are ignored; NaN where nothing could be compared."""
+    ref_xy = np.where(detected[..., 2:] >= min_confidence, detected[..., :2], np.nan)
+    d = np.linalg.norm(projected[:, :, None] - ref_xy[:, None], axis=-1)  # (T, P, P', J)
+    if d.shape[2] == 0:
+        return np.full(d.shape[:2] + d.shape[3:], np.nan)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices are expected
+        per_person = np.nanmedian(d, axis=-1)  # (T, P, P')
+        best = np.nanargmin(np.where(np.isnan(per_person), np.inf, per_person), axis=-1)  # (T, P)
+    return np.take_along_axis(d, best[..., None, None], axis=2)[:, :, 0]
+
+
 def reprojection_vs_keypoints(tracks: Tracks, rig: Rig, reference: Keypoints2D, joints=LIMB_JOINTS,
                               min_confidence: float = 0.3) -> dict[str, float]:
     """Median pixel distance per camera between ``tracks`` projected into ``rig`` and ``reference``.
@@ -63,13 +78,6 @@ def reprojection_vs_keypoints(tracks: Tracks, rig: Rig, reference: Keypoints2D, 
     out = {}
     for c_ref, cam in enumerate(reference.camera_names):
         c = rig.index(cam)
-        ref = reference.data[:T, c_ref][:, :, ri]  # (T, P', J, 3)
-        ref_xy = np.where((ref[..., 2:] >= min_confidence), ref[..., :2], np.nan)
-        d = np.linalg.norm(proj[:, :, None, :, c] - ref_xy[:, None], axis=-1)  # (T, P, P', J)
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices are expected
-            per_person = np.nanmedian(d, axis=-1)  # (T, P, P')
-            best = np.nanargmin(np.where(np.isnan(per_person), np.inf, per_person), axis=-1)  # (T, P)
-        chosen = np.take_along_axis(d, best[..., None, None], axis=2)[:, :, 0]  # (T, P, J)
+        chosen = closest_detection_distances(proj[..., c, :], reference.data[:T, c_ref][:, :, ri], min_confidence)
         out[rig[c].name] = float(np.nanmedian(chosen)) if np.isfinite(chosen).any() else float("nan")
     return out

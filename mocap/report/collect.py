@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mocap.evaluate import BONES, LIMB_JOINTS
+from mocap.evaluate import BONES, LIMB_JOINTS, closest_detection_distances
 from mocap.geometry import Rig, project_rig
 
 #: Reference keypoints below this confidence are not compared (as in :mod:`mocap.evaluate`).
@@ -108,16 +108,7 @@ class TakeFigures:
         proj = project_rig(rig, positions[:, :, ti])  # (n, P, J, C, 2)
         bins = len(EDGES) - 1
         for c in range(len(rig)):
-            ref = data[:, c][:, :, ki]  # (n, P', J, 3)
-            ref_xy = np.where(ref[..., 2:] >= MIN_CONFIDENCE, ref[..., :2], np.nan)
-            d = np.linalg.norm(proj[:, :, None, :, c] - ref_xy[:, None], axis=-1)  # (n, P, P', J)
-            if d.size == 0:
-                continue
-            with np.errstate(all="ignore"), warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices are expected
-                per_person = np.nanmedian(d, axis=-1)  # (n, P, P')
-                best = np.nanargmin(np.where(np.isnan(per_person), np.inf, per_person), axis=-1)  # (n, P)
-            chosen = np.take_along_axis(d, best[..., None, None], axis=2)[:, :, 0]  # (n, P, J)
+            chosen = closest_detection_distances(proj[..., c, :], data[:, c][:, :, ki], MIN_CONFIDENCE)  # (n, P, J)
             j = np.broadcast_to(np.arange(len(ti)), chosen.shape)[np.isfinite(chosen)]
             k = np.clip(np.searchsorted(EDGES, chosen[np.isfinite(chosen)], side="right") - 1, 0, bins - 1)
             self.hist[c] += np.bincount(j * bins + k, minlength=len(ti) * bins).reshape(len(ti), bins)

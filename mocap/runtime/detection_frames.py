@@ -19,6 +19,7 @@ import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -113,24 +114,26 @@ class DetectionFrames:
 
     def part(self, lo: int, hi: int) -> Keypoints2D:
         """Frames ``lo:hi`` as :class:`Keypoints2D` with ``extras`` ``appearance (n, C, P, D)`` and
-        ``scores (n, C, P)`` (copies; the files are unmapped again)."""
-        n, C, P, J = hi - lo, len(self.cameras), self.slots, len(self.joint_names)
-        data = np.full((n, C, P, J, 3), np.nan)
-        scores = np.full((n, C, P), np.nan)
-        app = np.full((n, C, P, DESCRIPTOR_SIZE), np.nan, np.float32)
-        for c, stem in enumerate(self.cameras):
-            if stem is None:
-                continue
-            mapped = {name: np.load(self.folder / f"{stem}.{name}.npy", mmap_mode="r") for name in FIELDS
-                      if (self.folder / f"{stem}.{name}.npy").is_file()}
-            frames = mapped["frame_indices"]
-            a, b = np.searchsorted(frames, lo), np.searchsorted(frames, hi)
-            rows = np.asarray(frames[a:b]) - lo
-            p = mapped["keypoints"].shape[1]
-            data[rows, c, :p] = mapped["keypoints"][a:b]
-            scores[rows, c, :p] = mapped["scores"][a:b]
-            if "appearance" in mapped:
-                app[rows, c, :p] = mapped["appearance"][a:b]
-            del mapped, frames
-        return Keypoints2D(data, self.joint_names, self.camera_names, self.fps, np.arange(lo, hi),
-                           {"appearance": app, "scores": scores})
+        ``scores (n, C, P)``: :func:`~mocap.detect.pipeline.to_keypoints2d` of the mapped files
+        (copies of those frames; the files are unmapped again)."""
+        from mocap.detect.pipeline import to_keypoints2d
+
+        cams = [self._mapped(stem) for stem in self.cameras]
+        kp = to_keypoints2d(cams, (lo, hi))
+        del cams
+        return Keypoints2D(kp.data, self.joint_names, self.camera_names, self.fps, kp.frame_indices,
+                           {"appearance": kp.extras["appearance"], "scores": kp.extras["scores"]})
+
+    def _mapped(self, stem: str | None) -> SimpleNamespace:
+        """One camera's arrays as :func:`~mocap.detect.pipeline.to_keypoints2d` reads them: memory
+        maps of its files (no file: no frames; no appearance: NaN, not allocated)."""
+        J = len(self.joint_names)
+        if stem is None:
+            return SimpleNamespace(frame_indices=np.zeros(0, np.int64), keypoints=np.zeros((0, self.slots, J, 3)),
+                                   appearance=np.zeros((0, self.slots, DESCRIPTOR_SIZE)), scores=np.zeros((0, self.slots)),
+                                   joint_names=self.joint_names, camera="", fps=self.fps)
+        m = {name: np.load(self.folder / f"{stem}.{name}.npy", mmap_mode="r") for name in FIELDS
+             if (self.folder / f"{stem}.{name}.npy").is_file()}
+        if "appearance" not in m:
+            m["appearance"] = np.broadcast_to(np.float32(np.nan), m["scores"].shape + (DESCRIPTOR_SIZE,))
+        return SimpleNamespace(**m, joint_names=self.joint_names, camera=stem, fps=self.fps)
