@@ -212,6 +212,34 @@ def test_compiled_forward_pass_equals_the_numpy_one(crossing):
     np.testing.assert_allclose(ours.Ps, ref.Ps, rtol=0, atol=1e-9)
 
 
+def test_the_reference_filter_with_the_same_model_reports_what_the_tracker_reports(crossing):
+    """filter_people through the numpy reference (``motion=``, what ``mocap bench track --motion``
+    measures other motion models with) with the tracker's own constant-velocity model = the
+    compiled tracker: the same joints reported, positions within 1e-9 m; a constant-acceleration
+    model reports the same people, within 5 cm of it on the joints both report (median)."""
+    from mocap.track.filter_people import filter_people
+    from mocap.track.people import people_views
+    from mocap.track.ukf import constant_acceleration
+    from mocap.triangulation.people import triangulate_people
+
+    config = ProcessConfig()
+    kp, rig, fps = crossing.keypoints, crossing.rig, crossing.fps
+    person = people_views(kp, rig, fps, config.match, config.triangulate, config.link)[:40]
+    tri = triangulate_people(rig, person, kp.joint_names, config.triangulate, temporal=True)
+    track = dataclasses.replace(config.track, mode="ukf")
+    run = lambda motion=None: filter_people(rig, person, tri.points, fps, track, 0.2, tri.inliers,  # noqa: E731
+                                            kp.joint_names, motion=motion)
+    ours, views = run()
+    ref, ref_views = run(constant_velocity(1 / fps, track.acceleration_sigma))
+    np.testing.assert_array_equal(np.isfinite(ref), np.isfinite(ours))
+    np.testing.assert_array_equal(ref_views, views)
+    np.testing.assert_allclose(ref, ours, rtol=0, atol=1e-9)
+    ca, _ = run(constant_acceleration(1 / fps, 30.0))
+    both = np.isfinite(ca).all(-1) & np.isfinite(ours).all(-1)
+    assert both.mean() > 0.5 * np.isfinite(ours).all(-1).mean()
+    assert 0 < np.median(np.linalg.norm(ca - ours, axis=-1)[both]) < 0.05
+
+
 def test_a_one_frame_triangulation_outlier_is_not_followed(one_person):
     """The per-frame triangulation puts the left wrist 40 cm off for one frame (a wrong joint,
     as on the real two-person take): the filter holds it (within 3 cm of the truth there); the

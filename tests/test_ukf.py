@@ -6,7 +6,7 @@ import pytest
 from mocap.geometry import project
 from mocap.synthetic import ring_rig
 from mocap.track.filter_people import rig_measure
-from mocap.track.ukf import SigmaWeights, constant_velocity, predict, rts_smooth, ukf_update
+from mocap.track.ukf import SigmaWeights, constant_acceleration, constant_velocity, predict, rts_smooth, ukf_update
 
 filterpy = pytest.importorskip("filterpy.kalman", reason="the `test` extra: pip install -e '.[test]'")
 
@@ -46,8 +46,9 @@ def _ours(rig, z, seen, var, x0, P0, F, Q, w):
 def _theirs(rig, z, seen, var, x0, P0, F, Q):
     from filterpy.kalman import MerweScaledSigmaPoints, UnscentedKalmanFilter
 
-    points = MerweScaledSigmaPoints(6, alpha=1.0, beta=2.0, kappa=0.0)
-    ukf = UnscentedKalmanFilter(6, 8, 1 / FPS, hx=None, fx=lambda s, dt: F @ s, points=points)
+    n = len(F)
+    points = MerweScaledSigmaPoints(n, alpha=1.0, beta=2.0, kappa=0.0)
+    ukf = UnscentedKalmanFilter(n, 8, 1 / FPS, hx=None, fx=lambda s, dt: F @ s, points=points)
     ukf.x, ukf.P, ukf.Q = x0.copy(), P0.copy(), Q
     xs, Ps = [], []
     for t in range(len(z)):
@@ -62,15 +63,18 @@ def _theirs(rig, z, seen, var, x0, P0, F, Q):
     return ukf, np.array(xs), np.array(Ps)
 
 
-def test_one_track_equals_filterpy(rng):
+@pytest.mark.parametrize("model", ["velocity", "acceleration"])
+def test_one_track_equals_filterpy(rng, model):
     """States and covariances of every frame within 1e-6 of filterpy's UnscentedKalmanFilter
     (cameras change per frame, one frame has none, three frames have one), and the RTS pass
-    within 1e-6 of filterpy's unscented RTS smoother."""
+    within 1e-6 of filterpy's unscented RTS smoother; the tracker's constant-velocity state and
+    the constant-acceleration one it is measured against (``mocap bench track --motion``)."""
     rig, truth, z, seen, var = _track(rng)
-    F, Q = constant_velocity(1 / FPS, 20.0)
-    x0 = np.concatenate([truth[0] + 0.01, np.zeros(3)])
-    P0 = np.diag([1e-3] * 3 + [1.0] * 3)
-    w = SigmaWeights.merwe()
+    F, Q = constant_velocity(1 / FPS, 20.0) if model == "velocity" else constant_acceleration(1 / FPS, 30.0)
+    n = len(F)
+    x0 = np.concatenate([truth[0] + 0.01, np.zeros(n - 3)])
+    P0 = np.diag([1e-3] * 3 + [1.0] * (n - 3))
+    w = SigmaWeights.merwe(n)
     xs, Ps = _ours(rig, z, seen, var, x0, P0, F, Q, w)
     ukf, fxs, fPs = _theirs(rig, z, seen, var, x0, P0, F, Q)
     np.testing.assert_allclose(xs, fxs, rtol=0, atol=1e-6)

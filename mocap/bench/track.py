@@ -27,12 +27,15 @@ from mocap.skeleton.joints import CANONICAL_JOINTS, format_joint_names
 from mocap.synthetic import (SyntheticConfig, SyntheticScene, make_scene, place_people, ring_rig,
                              simulate_detections)
 from mocap.synthetic.motion import random_placements
-from mocap.track.filter_people import follow_people
+from mocap.track.filter_people import filter_people, follow_people
 from mocap.track.linking import body_centres
 from mocap.track.people import people_views
+from mocap.track.ukf import constant_acceleration, constant_velocity
 from mocap.triangulation.people import triangulate_people
 
 MODES = ("off", "kalman", "ukf", "online")
+#: ``--motion``: the one-camera runs' motion model (:func:`one_camera_runs`).
+MOTIONS = ("compiled", "velocity", "acceleration")
 SCENARIOS = ((3, 4), (5, 4), (4, 5))  # the last: the online latency target (4 people x 5 cameras)
 
 
@@ -45,6 +48,12 @@ def add_arguments(parser) -> None:
                              "default 1-8; e.g. 9-16 for seeds no setting was chosen on)")
     parser.add_argument("--one-camera-only", action="store_true",
                         help="only the one-camera runs (no crossings, no streaming tracker)")
+    parser.add_argument("--motion", choices=MOTIONS, default="compiled",
+                        help="one-camera runs: the tracker's compiled constant-velocity UKF (default), the same "
+                             "model through the numpy reference filter (velocity), or a constant-acceleration "
+                             "state through it (acceleration, white-noise jerk --jerk-sigma)")
+    parser.add_argument("--jerk-sigma", type=float, default=30.0,
+                        help="--motion acceleration: white-noise jerk, m/s^3 (default 30)")
 
 
 def seed_list(text: str) -> list[int]:
@@ -176,12 +185,15 @@ def first_frames(tri, n: int):
                                        if getattr(tri, f.name) is not None})
 
 
-def one_camera_runs(seeds=range(1, 9), frames: int = 150, first: int = 60, length: int = 15) -> list[dict]:
+def one_camera_runs(seeds=range(1, 9), frames: int = 150, first: int = 60, length: int = 15,
+                    motion: str = "compiled", jerk_sigma: float = 30.0) -> list[dict]:
     """A joint hidden from every camera but one for ``length`` frames (0.5 s), each of four
     limb joints with each camera in turn, one performer in front of 4 cameras (every detector
     error on), each seed a scene: the worst error over those frames and how many of them are
     reported, ``ukf`` with ``max_untriangulated_s = 0.5`` (the per-frame triangulation and
-    ``kalman`` report none)."""
+    ``kalman`` report none). ``motion`` (:data:`MOTIONS`): the tracker as ``mocap reconstruct``
+    runs it, or its numpy reference (:func:`mocap.track.filter_people.reference_points`) with the
+    constant-velocity or a constant-acceleration model (white-noise jerk ``jerk_sigma`` m/s³)."""
     config = override(ProcessConfig(), {"track.mode": "ukf", "track.max_untriangulated_s": 0.5})
     rows = []
     for seed in seeds:
@@ -191,12 +203,30 @@ def one_camera_runs(seeds=range(1, 9), frames: int = 150, first: int = 60, lengt
             for camera in range(4):
                 data = scene.keypoints.data.copy()
                 data[first:first + length, [c for c in range(4) if c != camera], :, j] = np.nan
-                tracks = reconstruct(dataclasses.replace(scene.keypoints, data=data), scene.rig, config)
-                err = np.linalg.norm(tracks.positions[first:first + length, 0, j]
+                kp = dataclasses.replace(scene.keypoints, data=data)
+                if motion == "compiled":
+                    positions = reconstruct(kp, scene.rig, config).positions
+                else:
+                    positions = reference_filter(kp, scene, config, motion, jerk_sigma)
+                err = np.linalg.norm(positions[first:first + length, 0, j]
                                      - scene.gt_positions[first:first + length, 0, j], axis=-1)
                 rows.append({"seed": seed, "joint": joint, "camera": camera, "reported": int(np.isfinite(err).sum()),
                              "max_mm": 1000 * float(np.nanmax(err)) if np.isfinite(err).any() else float("nan")})
     return rows
+
+
+def reference_filter(kp: Keypoints2D, scene: SyntheticScene, config: ProcessConfig, motion: str,
+                     jerk_sigma: float) -> np.ndarray:
+    """``kp``'s people matched and triangulated as ``mocap reconstruct`` does, then followed by the
+    numpy reference filter with the ``motion`` model: ``(T, P, J, 3)`` metres."""
+    fps = scene.fps
+    person = people_views(kp, scene.rig, fps, config.match, config.triangulate, config.link)
+    tri = triangulate_people(scene.rig, person, kp.joint_names, config.triangulate, temporal=True)
+    model = (constant_velocity(1.0 / fps, config.track.acceleration_sigma) if motion == "velocity"
+             else constant_acceleration(1.0 / fps, jerk_sigma))
+    points, _ = filter_people(scene.rig, person, tri.points, fps, config.track, config.triangulate.min_confidence,
+                              tri.inliers, kp.joint_names, motion=model)
+    return points
 
 
 def streaming(people: int = 4, cameras: int = 5, frames: int = 1000, seed: int = 100) -> dict:
@@ -223,7 +253,8 @@ def streaming(people: int = 4, cameras: int = 5, frames: int = 1000, seed: int =
 
 def run(args) -> dict:
     if args.one_camera_only:
-        return {"one_camera": report_one_camera(one_camera_runs(args.one_camera_seeds))}
+        return {"one_camera": report_one_camera(one_camera_runs(args.one_camera_seeds, motion=args.motion,
+                                                                jerk_sigma=args.jerk_sigma), args.motion)}
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     rows = []
     print(f"{'people':>6} {'cams':>4} {'seed':>4} {'mode':>7} | {'MPJPE':>6} {'all':>6} {'p99':>6} {'jitter':>6} "
@@ -263,11 +294,12 @@ def run(args) -> dict:
     return {"frames": args.frames, "rows": rows, "one_camera": one, "streaming": live}
 
 
-def report_one_camera(one: list[dict]) -> list[dict]:
+def report_one_camera(one: list[dict], motion: str = "compiled") -> list[dict]:
     """Prints :func:`one_camera_runs`' rows, the runs within 5 cm per joint and why the others
     fail (10 or more frames reported but one over 5 cm, or fewer than 10 of the 15 reported);
     returns ``one``."""
-    print("\none camera for 0.5 s (ukf, max_untriangulated_s 0.5): worst error mm (frames reported of 15)")
+    print(f"\none camera for 0.5 s (ukf, max_untriangulated_s 0.5, motion {motion}): worst error mm "
+          "(frames reported of 15)")
     for seed, joint in dict.fromkeys((r["seed"], r["joint"]) for r in one):
         print(f"seed {seed} {joint:>12}: " + "  ".join(f"cam{r['camera'] + 1} {r['max_mm']:5.0f} ({r['reported']:2d})"
                                                      for r in one if (r["seed"], r["joint"]) == (seed, joint)))

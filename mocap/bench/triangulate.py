@@ -30,6 +30,8 @@ against a tolerance fixed beforehand, :func:`no_worse_than_robust`); then the se
 (``mocap train algebraic --session``, its defaults or ``--adapt KEY=VALUE``) on the balancing trial,
 scored per person and camera on its held-out frames and on the two-person take, with block-bootstrap
 intervals of each change (:func:`pose2sim_adaptation_transfer`; ``--only-adaptation`` for these alone).
+Learned and volumetric run as shipped, with their inference-time guard (``triangulate.learned_guard``,
+:func:`mocap.triangulation.learned.robust_guard`); the session-adapted rows are not guarded.
 """
 
 from __future__ import annotations

@@ -76,6 +76,10 @@ BONES = {
 #: triangulation errs by 1-3 cm on 20-45 cm bones (at most 0.15x).
 ODD_BONE = 0.4
 
+#: Acceleration uncertainty m/s² of a joint's first frame in the constant-acceleration model
+#: (:func:`mocap.track.ukf.constant_acceleration`, measured against the tracker's constant velocity).
+START_ACCELERATION_SIGMA = 10.0
+
 #: ``online``: the bone lengths are the median over this many frames up to each frame (10 s at
 #: 30 fps; a live run knows only the past), the take's median otherwise.
 BONE_WINDOW = 300
@@ -307,7 +311,7 @@ def rig_measure(rig: Rig):
 
 def filter_people(rig: Rig, person: np.ndarray, points: np.ndarray, fps: float, config: TrackConfig | None = None,
                   min_confidence: float = 0.2, inliers: np.ndarray | None = None,
-                  joint_names=None) -> tuple[np.ndarray, np.ndarray]:
+                  joint_names=None, motion: tuple | None = None) -> tuple[np.ndarray, np.ndarray]:
     """People's joints filtered on their 2D keypoints and smoothed.
 
     Args:
@@ -320,6 +324,10 @@ def filter_people(rig: Rig, person: np.ndarray, points: np.ndarray, fps: float, 
         inliers: optional ``(T, P, J, C)`` views the triangulation kept (:func:`people_evidence`).
         joint_names: ``(J,)`` names: views whose left/right labels the triangulation exchanged
             are exchanged for the filter too (:func:`unswapped`); None: no check.
+        motion: ``(F, Q)`` of one frame step of another motion model (e.g.
+            :func:`mocap.track.ukf.constant_acceleration`), run by the numpy reference filter
+            (:func:`reference_points`; slower, for measurements); None: the tracker's compiled
+            constant-velocity filter.
 
     Returns:
         ``(positions (T, P, J, 3), views (T, P, J))``: metres, NaN before a joint's first
@@ -339,11 +347,13 @@ def filter_people(rig: Rig, person: np.ndarray, points: np.ndarray, fps: float, 
     ev = people_evidence(person, points, config, min_confidence, inliers, joint_names)
     N = P * J
     out, views = np.full((T, N, 3), np.nan), np.zeros((T, N), dtype=np.int64)
-    chunk = J * max(1, int(MEMORY_BUDGET // (max(T, 1) * 2 * 8 * (DIM * DIM + DIM) * J)))  # whole people
+    n = DIM if motion is None else len(motion[0])
+    chunk = J * max(1, int(MEMORY_BUDGET // (max(T, 1) * 2 * 8 * (n * n + n) * J)))  # whole people
     for lo in range(0, N, chunk):
         part = slice(lo, min(lo + chunk, N))
         sub = ev.part(lo, min(lo + chunk, N))
-        out[:, part], views[:, part] = filter_points(rig, sub, J, fps, config)
+        out[:, part], views[:, part] = (filter_points(rig, sub, J, fps, config) if motion is None
+                                        else reference_points(rig, sub, fps, config, *motion))
     return out.reshape(T, P, J, 3), views.reshape(T, P, J)
 
 
@@ -387,13 +397,35 @@ def filter_points(rig: Rig, ev: FilterEvidence, joints: int, fps: float,
     lag = config.lag_frames if config.mode == "online" else -1
     fwd = compiled_forward(rig, ev, joints, F, Qn, config)
     positions, sd = smoothed(fwd, F, Qn, lag)
-    views = fwd.views
+    return reported(positions, sd, fwd.views, ev, fps, config), fwd.views
+
+
+def reference_points(rig: Rig, ev: FilterEvidence, fps: float, config: TrackConfig, F: np.ndarray,
+                     Q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`filter_points` through the numpy reference (:func:`forward_filter`, then
+    :func:`~mocap.track.ukf.rts_smooth` or :func:`fixed_lag_smooth`) with any motion model ``F``,
+    ``Q`` whose state starts with position and velocity (``(n, n)``, ``n`` = 6 or 9)."""
+    fwd = forward_filter(rig_measure(rig), ev, F, Q, config, rig_centres(rig))
+    if config.mode == "online":
+        xs, Ps = fixed_lag_smooth(fwd.xs, fwd.Ps, F, Q, fwd.linked, config.lag_frames)
+    else:
+        xs, Ps = rts_smooth(fwd.xs, fwd.Ps, F, Q, fwd.linked)
+    alive = np.isfinite(xs[..., :3]).all(-1)
+    sd = np.full(alive.shape, np.nan)
+    sd[alive] = np.sqrt(np.maximum(np.linalg.eigvalsh(Ps[alive][:, :3, :3])[:, -1], 0.0))
+    return reported(xs[..., :3], sd, fwd.views, ev, fps, config), fwd.views
+
+
+def reported(positions: np.ndarray, sd: np.ndarray, views: np.ndarray, ev: FilterEvidence, fps: float,
+             config: TrackConfig) -> np.ndarray:
+    """``positions (T, N, 3)`` NaN where no camera updated a joint for over ``max_gap_s``, where
+    the triangulation lacked it for over ``max_untriangulated_s``, or where the evidence no longer
+    pins it down (one camera and a drifting depth: the largest standard deviation ``sd`` over
+    ``max_sigma_m``): such a joint is reported missing rather than guessed."""
     keep = within_short_gaps(views > 0, int(np.floor(config.max_gap_s * fps)))
     keep &= within_short_gaps(np.isfinite(ev.start).all(-1), int(np.floor(config.max_untriangulated_s * fps)))
-    # a joint whose position the evidence no longer pins down (one camera and a drifting depth)
-    # is reported missing rather than guessed: the largest axis of its position uncertainty
     keep &= sd <= config.max_sigma_m
-    return np.where(keep[..., None], positions, np.nan), views
+    return np.where(keep[..., None], positions, np.nan)
 
 
 @dataclass(frozen=True, eq=False)
@@ -416,14 +448,15 @@ def forward_filter(measure, ev: FilterEvidence, F: np.ndarray, Q: np.ndarray, co
     reference of :func:`compiled_forward`, which the tracker runs); ``centres (C, 3)``: the
     cameras' centres (:func:`rig_centres`)."""
     T, N = ev.start.shape[:2]
+    n = len(F)  # 6: position and velocity; 9: and acceleration (it starts at zero, :data:`START_ACCELERATION_SIGMA`)
     kids, cam1 = children_table(ev.parent), np.full(N, -1)
-    weights = SigmaWeights.merwe()
-    x, P = np.zeros((N, DIM)), np.zeros((N, DIM, DIM))
+    weights = SigmaWeights.merwe(n)
+    x, P = np.zeros((N, n)), np.zeros((N, n, n))
     alive, last, strikes = np.zeros(N, bool), np.zeros(N, np.int64), np.zeros(N, np.int64)
-    xs, Ps = np.full((T, N, DIM), np.nan), np.full((T, N, DIM, DIM), np.nan)
+    xs, Ps = np.full((T, N, n), np.nan), np.full((T, N, n, n), np.nan)
     linked, views = np.zeros((T, N), bool), np.zeros((T, N), np.int64)
     max_gap = int(np.floor(config.max_gap_s / abs(F[0, 3])))
-    P0 = np.diag([0.0] * 3 + [config.start_velocity_sigma ** 2] * 3)
+    P0 = np.diag([0.0] * 3 + [config.start_velocity_sigma ** 2] * 3 + [START_ACCELERATION_SIGMA ** 2] * (n - 6))
     ev = replace(ev, z=ev.z.copy(), var=ev.var.copy(), observed=ev.observed.copy())  # relabelled below
     for t in range(T):
         alive &= t - last <= max_gap + 1
@@ -453,7 +486,7 @@ def forward_filter(measure, ev: FilterEvidence, F: np.ndarray, Q: np.ndarray, co
             odd = ~((ev.parent >= 0) & (np.abs(tri_bone / ev.bone[t] - 1) <= ODD_BONE))  # or no bone to check
         new = has_start & (~alive | (strikes >= np.where(odd, config.restart_frames, 1)))
         linked[t] = alive & ~new & ~flipped  # a reflected state is no Gaussian step: no RTS across it
-        x[new] = np.concatenate([ev.start[t, new], np.zeros((new.sum(), 3))], axis=1)
+        x[new] = np.concatenate([ev.start[t, new], np.zeros((new.sum(), n - 3))], axis=1)
         P[new] = P0
         P[new, :3, :3] = np.eye(3) * _start_variance(ev, t, new)[:, None, None]
         views[t, new] = np.maximum(views[t, new], ev.observed[t, new].sum(-1))
@@ -594,9 +627,11 @@ def choose_branch(x: np.ndarray, P: np.ndarray, parent: np.ndarray, centre: np.n
     mirror = x[:, :3] - 2 * np.einsum("ni,ni->n", x[:, :3] - parent, r)[:, None] * r
     flip = branch_cost(mirror, prior, kids, sigma_m) < branch_cost(x[:, :3], prior, kids, sigma_m)
     H = np.eye(3) - 2 * r[:, :, None] * r[:, None, :]
-    M = np.zeros((len(x), DIM, DIM))
-    M[:, :3, :3], M[:, 3:, 3:] = H, H
-    x_m = np.concatenate([mirror, np.einsum("nij,nj->ni", H, x[:, 3:])], axis=1)
+    M = np.zeros((len(x),) + P.shape[1:])
+    for k in range(0, P.shape[-1], 3):  # position, velocity (and acceleration) reflected alike
+        M[:, k:k + 3, k:k + 3] = H
+    x_m = np.concatenate([mirror] + [np.einsum("nij,nj->ni", H, x[:, k:k + 3]) for k in range(3, x.shape[-1], 3)],
+                         axis=1)
     return np.where(flip[:, None], x_m, x), np.where(flip[:, None, None], M @ P @ M, P), flip
 
 

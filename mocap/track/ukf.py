@@ -64,8 +64,22 @@ def constant_velocity(dt: float, acceleration_sigma: float) -> tuple[np.ndarray,
     return F, np.kron(q1, np.eye(3))
 
 
+def constant_acceleration(dt: float, jerk_sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """Transition ``F (9, 9)`` and process noise ``Q (9, 9)`` of a constant-acceleration point
+    (position, velocity, acceleration) over ``dt`` seconds with white-noise jerk ``jerk_sigma``
+    m/s³ (the continuous white-noise jerk model, Bar-Shalom et al. 2001, 6.2.3). The tracker runs
+    the constant-velocity model; this one is measured against it (``mocap bench track
+    --one-camera-only --motion acceleration``) through the numpy reference filter."""
+    F = np.eye(9)
+    F[:3, 3:6] = F[3:6, 6:] = np.eye(3) * dt
+    F[:3, 6:] = np.eye(3) * dt ** 2 / 2
+    q = np.array([[dt ** 5 / 20, dt ** 4 / 8, dt ** 3 / 6], [dt ** 4 / 8, dt ** 3 / 3, dt ** 2 / 2],
+                  [dt ** 3 / 6, dt ** 2 / 2, dt]]) * jerk_sigma ** 2
+    return F, np.kron(q, np.eye(3))
+
+
 def predict(x: np.ndarray, P: np.ndarray, F: np.ndarray, Q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``x (N, 6)``, ``P (N, 6, 6)`` one step ahead."""
+    """``x (N, n)``, ``P (N, n, n)`` one step ahead (``n = 6``: :func:`constant_velocity`)."""
     return x @ F.T, F @ P @ F.T + Q
 
 

@@ -56,6 +56,9 @@ class TriangulateConfig:
     """Learned mode: the weights file (``mocap train algebraic --out FILE``); "" for the shipped ones."""
     volumetric_weights: str = ""
     """Volumetric mode: the weights file (``mocap train volumetric --out FILE``); "" for the shipped ones."""
+    learned_guard: bool = True
+    """Learned and volumetric modes: keep robust's point where the learned one is consistently farther
+    from one of robust's inlier views (weights adapted with ``--session`` are not guarded)."""
 
     def __post_init__(self):
         check_choice(self.method, METHODS, "method")
