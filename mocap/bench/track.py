@@ -27,7 +27,7 @@ from mocap.skeleton.joints import CANONICAL_JOINTS, format_joint_names
 from mocap.synthetic import (SyntheticConfig, SyntheticScene, make_scene, place_people, ring_rig,
                              simulate_detections)
 from mocap.synthetic.motion import random_placements
-from mocap.track.filter_people import filter_people, follow_people
+from mocap.track.filter_people import follow_people
 from mocap.track.linking import body_centres
 from mocap.track.people import people_views
 from mocap.track.ukf import constant_acceleration, constant_velocity
@@ -49,9 +49,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--one-camera-only", action="store_true",
                         help="only the one-camera runs (no crossings, no streaming tracker)")
     parser.add_argument("--motion", choices=MOTIONS, default="compiled",
-                        help="one-camera runs: the tracker's compiled constant-velocity UKF (default), the same "
-                             "model through the numpy reference filter (velocity), or a constant-acceleration "
-                             "state through it (acceleration, white-noise jerk --jerk-sigma)")
+                        help="ukf/online tracking (crossings and one-camera runs): the tracker's compiled "
+                             "constant-velocity UKF (default), the same model through the numpy reference filter "
+                             "(velocity), or a constant-acceleration state through it (acceleration, white-noise "
+                             "jerk --jerk-sigma)")
     parser.add_argument("--jerk-sigma", type=float, default=30.0,
                         help="--motion acceleration: white-noise jerk, m/s^3 (default 30)")
 
@@ -158,25 +159,37 @@ def score(positions: np.ndarray, reference: np.ndarray, scene: SyntheticScene) -
             "reported": float(np.isfinite(err).mean()), "switches": identity_switches(own)}
 
 
-def follow(scene: SyntheticScene, modes, config: ProcessConfig | None = None) -> dict:
+def follow(scene: SyntheticScene, modes, config: ProcessConfig | None = None, motion: str = "compiled",
+           jerk_sigma: float = 30.0) -> dict:
     """Match, triangulate and link ``scene`` once, then follow its people with each mode:
     ``{mode: (positions (T, P, J, 3), wall seconds, CPU seconds of the tracking stage alone)}``
     (each mode run once on the first 10 frames before: the compiled kernels load from numba's
-    cache, or compile on the very first run, outside the timing)."""
+    cache, or compile on the very first run, outside the timing); ``ukf`` and ``online`` with
+    the ``motion`` model (:func:`motion_model`)."""
     config = config or ProcessConfig()
     kp, fps = scene.keypoints, scene.fps
     person = people_views(kp, scene.rig, fps, config.match, config.triangulate, config.link)
     tri = triangulate_people(scene.rig, person, kp.joint_names, config.triangulate, temporal=True)
+    model = motion_model(motion, fps, config.track.acceleration_sigma, jerk_sigma)
     out = {}
     for mode in modes:
         track = dataclasses.replace(config.track, mode=mode)
         follow_people(scene.rig, first_frames(tri, 10), person[:10], fps, track, config.smooth,
-                      config.triangulate.min_confidence, kp.joint_names)
+                      config.triangulate.min_confidence, kp.joint_names, model)
         t0, c0 = time.perf_counter(), time.process_time()
         points = follow_people(scene.rig, tri, person, fps, track, config.smooth, config.triangulate.min_confidence,
-                               kp.joint_names)
+                               kp.joint_names, model)
         out[mode] = (points, time.perf_counter() - t0, time.process_time() - c0)
     return out
+
+
+def motion_model(motion: str, fps: float, acceleration_sigma: float, jerk_sigma: float) -> tuple | None:
+    """``--motion`` (:data:`MOTIONS`) as the ``(F, Q)`` the numpy reference filter runs, or None: the
+    tracker's compiled constant-velocity filter."""
+    if motion == "compiled":
+        return None
+    return (constant_velocity(1.0 / fps, acceleration_sigma) if motion == "velocity"
+            else constant_acceleration(1.0 / fps, jerk_sigma))
 
 
 def first_frames(tri, n: int):
@@ -206,27 +219,14 @@ def one_camera_runs(seeds=range(1, 9), frames: int = 150, first: int = 60, lengt
                 kp = dataclasses.replace(scene.keypoints, data=data)
                 if motion == "compiled":
                     positions = reconstruct(kp, scene.rig, config).positions
-                else:
-                    positions = reference_filter(kp, scene, config, motion, jerk_sigma)
+                else:  # matched and triangulated as reconstruct does, then the numpy reference filter
+                    positions = follow(dataclasses.replace(scene, keypoints=kp), ["ukf"], config, motion,
+                                       jerk_sigma)["ukf"][0]
                 err = np.linalg.norm(positions[first:first + length, 0, j]
                                      - scene.gt_positions[first:first + length, 0, j], axis=-1)
                 rows.append({"seed": seed, "joint": joint, "camera": camera, "reported": int(np.isfinite(err).sum()),
                              "max_mm": 1000 * float(np.nanmax(err)) if np.isfinite(err).any() else float("nan")})
     return rows
-
-
-def reference_filter(kp: Keypoints2D, scene: SyntheticScene, config: ProcessConfig, motion: str,
-                     jerk_sigma: float) -> np.ndarray:
-    """``kp``'s people matched and triangulated as ``mocap reconstruct`` does, then followed by the
-    numpy reference filter with the ``motion`` model: ``(T, P, J, 3)`` metres."""
-    fps = scene.fps
-    person = people_views(kp, scene.rig, fps, config.match, config.triangulate, config.link)
-    tri = triangulate_people(scene.rig, person, kp.joint_names, config.triangulate, temporal=True)
-    model = (constant_velocity(1.0 / fps, config.track.acceleration_sigma) if motion == "velocity"
-             else constant_acceleration(1.0 / fps, jerk_sigma))
-    points, _ = filter_people(scene.rig, person, tri.points, fps, config.track, config.triangulate.min_confidence,
-                              tri.inliers, kp.joint_names, motion=model)
-    return points
 
 
 def streaming(people: int = 4, cameras: int = 5, frames: int = 1000, seed: int = 100) -> dict:
@@ -262,7 +262,7 @@ def run(args) -> dict:
     for people, cams in SCENARIOS:
         for seed in range(args.seeds):
             scene = crossing_scene(people, cams, args.frames, seed=100 + seed)
-            results = follow(scene, ["off"] + modes)
+            results = follow(scene, ["off"] + modes, motion=args.motion, jerk_sigma=args.jerk_sigma)
             for mode in modes:
                 positions, seconds, cpu = results[mode]
                 s = score(positions, results["off"][0], scene)
@@ -290,7 +290,8 @@ def run(args) -> dict:
               f"{r['max_ms']:6.1f} ms, {100 * r['within_budget']:5.1f} % within (CPU p50 {r['cpu_p50_ms']:5.1f}, p95 "
               f"{r['cpu_p95_ms']:5.1f} ms); MPJPE {r['mpjpe_mm']:.2f} mm, "
               f"jitter {r['jitter']:.2f}, seen {r['reported']:.3f}, IDsw {r['switches']}")
-    one = report_one_camera(one_camera_runs(args.one_camera_seeds))
+    one = report_one_camera(one_camera_runs(args.one_camera_seeds, motion=args.motion, jerk_sigma=args.jerk_sigma),
+                            args.motion)
     return {"frames": args.frames, "rows": rows, "one_camera": one, "streaming": live}
 
 

@@ -688,7 +688,7 @@ def fixed_lag_smooth(xs: np.ndarray, Ps: np.ndarray, F: np.ndarray, Q: np.ndarra
 
 
 def follow_people(rig: Rig, tri, person: np.ndarray, fps: float, config: TrackConfig, smooth: SmoothConfig,
-                  min_confidence: float = 0.2, joint_names=None) -> np.ndarray:
+                  min_confidence: float = 0.2, joint_names=None, motion: tuple | None = None) -> np.ndarray:
     """People's joints over the take as ``config.mode`` says: ``(T, P, J, 3)`` metres.
 
     Args:
@@ -701,6 +701,8 @@ def follow_people(rig: Rig, tri, person: np.ndarray, fps: float, config: TrackCo
             keeps the per-frame triangulation whatever the mode.
         min_confidence: weaker keypoints are not measurements.
         joint_names: ``(J,)`` names, for the left/right relabelling of :func:`unswapped`.
+        motion: ``ukf`` and ``online``: another motion model for the numpy reference filter
+            (:func:`filter_people`); None: the tracker's.
     """
     if config.mode == "off" or not smooth.enabled:
         return tri.points
@@ -708,7 +710,7 @@ def follow_people(rig: Rig, tri, person: np.ndarray, fps: float, config: TrackCo
         points = smooth_people(rig, tri, person, fps, smooth, min_confidence)
     else:
         points, views = filter_people(rig, person, tri.points, fps, config, min_confidence, tri.inliers,
-                                      joint_names)
+                                      joint_names, motion)
         log.info("%s tracking: %.1f%% of joint positions updated by one camera alone", config.mode,
                  100 * float(np.mean(views[np.isfinite(points).all(-1)] == 1)) if np.isfinite(points).any() else 0.0)
     filled = np.isfinite(points).all(-1) & ~np.isfinite(tri.points).all(-1)

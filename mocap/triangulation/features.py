@@ -173,6 +173,18 @@ def view_evidence(rig: Rig, xy_px: np.ndarray, confidence: np.ndarray, size_px: 
     return ViewEvidence(feats.astype(np.float32), valid, rows, ok, center, scale)
 
 
+def flat_views(person: np.ndarray, min_confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    """People given per view ``(..., C, J, 3)`` as ``N = prod(...) * J`` points in C order: their
+    pixels ``(N, C, 2)`` and the person's size in each view ``(N, C)`` px
+    (:func:`mocap.match.epipolar.person_sizes` of keypoints at ``min_confidence`` or above)."""
+    from mocap.match.epipolar import person_sizes
+
+    C = person.shape[-3]
+    xy = np.moveaxis(person[..., :2], -3, -2).reshape(-1, C, 2)
+    size = person_sizes(person, min_confidence)  # (..., C)
+    return xy, np.broadcast_to(size[..., None, :], person.shape[:-3] + (person.shape[-2], C)).reshape(-1, C)
+
+
 def person_evidence(rig: Rig, person: np.ndarray, points0: np.ndarray, inliers0: np.ndarray,
                     min_confidence: float, reference: np.ndarray | None = None, chunk: int | None = None):
     """:func:`view_evidence` of people given per view, in chunks of points (bounded memory).
@@ -188,14 +200,10 @@ def person_evidence(rig: Rig, person: np.ndarray, points0: np.ndarray, inliers0:
     Yields:
         ``(slice, ViewEvidence)`` over the ``N = prod(...) * J`` flattened points in C order.
     """
-    from mocap.match.epipolar import person_sizes
-
     C = person.shape[-3]
-    xy = np.moveaxis(person[..., :2], -3, -2).reshape(-1, C, 2)  # (N, C, 2)
+    xy, size = flat_views(person, min_confidence)  # (N, C, 2), (N, C)
     conf = np.nan_to_num(np.moveaxis(person[..., 2], -2, -1)).reshape(-1, C)
     conf = np.where(conf >= min_confidence, conf, 0.0)
-    size = person_sizes(person, min_confidence)  # (..., C)
-    size = np.broadcast_to(size[..., None, :], person.shape[:-3] + (person.shape[-2], C)).reshape(-1, C)
     X0, inl, ref = points0.reshape(-1, 3), inliers0.reshape(-1, C), None if reference is None else reference.reshape(-1, 3)
     N = len(X0)
     step = max(1, chunk or N)

@@ -49,7 +49,7 @@ from mocap.errors import ModelError
 from mocap.geometry import Rig
 from mocap.geometry.camera import project_rig
 from mocap.triangulation.dlt import Triangulation
-from mocap.triangulation.features import FEATURE_NAMES, ViewEvidence, learned_inputs, person_evidence
+from mocap.triangulation.features import FEATURE_NAMES, ViewEvidence, flat_views, learned_inputs, person_evidence
 
 log = logging.getLogger(__name__)
 
@@ -277,12 +277,8 @@ def robust_guard(rig: Rig, person: np.ndarray, points: np.ndarray, robust: Trian
     person's size in that view; per person x joint over :data:`GUARD_WINDOW` frames when ``temporal``,
     else per point); there robust's point is kept. ``person``: ``(..., C, J, 3)`` the detections
     (relabelled as the learned mode sees them)."""
-    from mocap.match.epipolar import person_sizes
-
     C = len(rig)
-    xy = np.moveaxis(person[..., :2], -3, -2).reshape(-1, C, 2)
-    size = np.broadcast_to(person_sizes(person, min_confidence)[..., None, :],
-                           person.shape[:-3] + (person.shape[-2], C)).reshape(-1, C)
+    xy, size = flat_views(person, min_confidence)
     with np.errstate(invalid="ignore"):
         r_net, r_rob = (np.linalg.norm(project_rig(rig, P.reshape(-1, 3)) - xy, axis=-1)
                         for P in (points, robust.points))
