@@ -43,14 +43,14 @@ def test_ukf_beats_per_frame_triangulation_on_the_synthetic_studio(one_person):
     assert acc[both].mean() <= 0.5 * acc_off[both].mean(), (acc[both].mean(), acc_off[both].mean())
 
 
-def _one_camera_error(scene, joint, camera, first=60, length=15):
+def _one_camera_error(scene, joint, camera, first=60, length=15, fit=True):
     """The worst error (m) of ``joint`` hidden from every camera but ``camera`` for ``length``
     frames, and how many of those frames are reported."""
     j = scene.joint_names.index(joint)
     data = scene.keypoints.data.copy()
     data[first:first + length, [c for c in range(4) if c != camera], :, j] = np.nan
     tracks = _run(dataclasses.replace(scene.keypoints, data=data), scene.rig,
-                  **{"track.mode": "ukf", "track.max_untriangulated_s": 0.5})
+                  **{"track.mode": "ukf", "track.max_untriangulated_s": 0.5, "track.one_view_fit": fit})
     err = np.linalg.norm(tracks.positions[first:first + length, 0, j]
                          - scene.gt_positions[first:first + length, 0, j], axis=-1)
     return (np.nanmax(err) if np.isfinite(err).any() else np.inf), int(np.isfinite(err).sum())
@@ -76,6 +76,20 @@ def test_one_camera_knee_within_5_cm_on_most_seeds():
             worst, reported = _one_camera_error(scene, "right_knee", camera)
             within += reported >= 10 and worst < 0.05
     assert within >= 9, within
+
+
+def test_one_view_gap_fit_keeps_one_camera_wrists_within_5_cm():
+    """The left wrist hidden from all cameras but one for 15 frames, seeds 1-4 x 4 cameras: with
+    the gap fit (:mod:`mocap.track.one_view`, on by default) 15 of 16 runs stay within 5 cm
+    (measured), the filter and smoother alone 12 (one at 175 mm)."""
+    within = {True: 0, False: 0}
+    for seed in (1, 2, 3, 4):
+        scene = make_scene(SyntheticConfig(num_frames=100, num_people=1, num_cameras=4, seed=seed))
+        for camera in range(4):
+            for fit in (True, False):
+                worst, reported = _one_camera_error(scene, "left_wrist", camera, fit=fit)
+                within[fit] += reported >= 10 and worst < 0.05
+    assert within[True] >= 14 and within[True] > within[False], within
 
 
 def test_bench_one_camera_seeds_parse_ranges_and_name_bad_input():

@@ -55,6 +55,9 @@ def add_arguments(parser) -> None:
                              "jerk --jerk-sigma)")
     parser.add_argument("--jerk-sigma", type=float, default=30.0,
                         help="--motion acceleration: white-noise jerk, m/s^3 (default 30)")
+    parser.add_argument("--no-one-view-fit", dest="one_view_fit", action="store_false",
+                        help="ukf: without the one-view gap fit (track.one_view_fit, mocap.track.one_view), to "
+                             "measure what it changes")
 
 
 def seed_list(text: str) -> list[int]:
@@ -199,15 +202,17 @@ def first_frames(tri, n: int):
 
 
 def one_camera_runs(seeds=range(1, 9), frames: int = 150, first: int = 60, length: int = 15,
-                    motion: str = "compiled", jerk_sigma: float = 30.0) -> list[dict]:
+                    motion: str = "compiled", jerk_sigma: float = 30.0, one_view_fit: bool = True) -> list[dict]:
     """A joint hidden from every camera but one for ``length`` frames (0.5 s), each of four
     limb joints with each camera in turn, one performer in front of 4 cameras (every detector
     error on), each seed a scene: the worst error over those frames and how many of them are
     reported, ``ukf`` with ``max_untriangulated_s = 0.5`` (the per-frame triangulation and
     ``kalman`` report none). ``motion`` (:data:`MOTIONS`): the tracker as ``mocap reconstruct``
     runs it, or its numpy reference (:func:`mocap.track.filter_people.reference_points`) with the
-    constant-velocity or a constant-acceleration model (white-noise jerk ``jerk_sigma`` m/s³)."""
-    config = override(ProcessConfig(), {"track.mode": "ukf", "track.max_untriangulated_s": 0.5})
+    constant-velocity or a constant-acceleration model (white-noise jerk ``jerk_sigma`` m/s³);
+    ``one_view_fit``: ``track.one_view_fit``."""
+    config = override(ProcessConfig(), {"track.mode": "ukf", "track.max_untriangulated_s": 0.5,
+                                        "track.one_view_fit": one_view_fit})
     rows = []
     for seed in seeds:
         scene = make_scene(SyntheticConfig(num_frames=frames, num_people=1, num_cameras=4, seed=seed))
@@ -254,15 +259,18 @@ def streaming(people: int = 4, cameras: int = 5, frames: int = 1000, seed: int =
 def run(args) -> dict:
     if args.one_camera_only:
         return {"one_camera": report_one_camera(one_camera_runs(args.one_camera_seeds, motion=args.motion,
-                                                                jerk_sigma=args.jerk_sigma), args.motion)}
+                                                                jerk_sigma=args.jerk_sigma,
+                                                                one_view_fit=args.one_view_fit), args.motion,
+                                                args.one_view_fit)}
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    fitted = override(ProcessConfig(), {"track.one_view_fit": args.one_view_fit})
     rows = []
     print(f"{'people':>6} {'cams':>4} {'seed':>4} {'mode':>7} | {'MPJPE':>6} {'all':>6} {'p99':>6} {'jitter':>6} "
           f"{'seen':>5} {'IDsw':>4} | {'pf/s':>7} {'pf/cpu':>7} {'ms/frame':>8} {'cpu ms':>8}")
     for people, cams in SCENARIOS:
         for seed in range(args.seeds):
             scene = crossing_scene(people, cams, args.frames, seed=100 + seed)
-            results = follow(scene, ["off"] + modes, motion=args.motion, jerk_sigma=args.jerk_sigma)
+            results = follow(scene, ["off"] + modes, fitted, motion=args.motion, jerk_sigma=args.jerk_sigma)
             for mode in modes:
                 positions, seconds, cpu = results[mode]
                 s = score(positions, results["off"][0], scene)
@@ -290,16 +298,17 @@ def run(args) -> dict:
               f"{r['max_ms']:6.1f} ms, {100 * r['within_budget']:5.1f} % within (CPU p50 {r['cpu_p50_ms']:5.1f}, p95 "
               f"{r['cpu_p95_ms']:5.1f} ms); MPJPE {r['mpjpe_mm']:.2f} mm, "
               f"jitter {r['jitter']:.2f}, seen {r['reported']:.3f}, IDsw {r['switches']}")
-    one = report_one_camera(one_camera_runs(args.one_camera_seeds, motion=args.motion, jerk_sigma=args.jerk_sigma),
-                            args.motion)
+    one = report_one_camera(one_camera_runs(args.one_camera_seeds, motion=args.motion, jerk_sigma=args.jerk_sigma,
+                                            one_view_fit=args.one_view_fit), args.motion, args.one_view_fit)
     return {"frames": args.frames, "rows": rows, "one_camera": one, "streaming": live}
 
 
-def report_one_camera(one: list[dict], motion: str = "compiled") -> list[dict]:
+def report_one_camera(one: list[dict], motion: str = "compiled", fit: bool = True) -> list[dict]:
     """Prints :func:`one_camera_runs`' rows, the runs within 5 cm per joint and why the others
     fail (10 or more frames reported but one over 5 cm, or fewer than 10 of the 15 reported);
     returns ``one``."""
-    print(f"\none camera for 0.5 s (ukf, max_untriangulated_s 0.5, motion {motion}): worst error mm "
+    print(f"\none camera for 0.5 s (ukf, max_untriangulated_s 0.5, motion {motion}, one-view fit "
+          f"{'on' if fit else 'off'}): worst error mm "
           "(frames reported of 15)")
     for seed, joint in dict.fromkeys((r["seed"], r["joint"]) for r in one):
         print(f"seed {seed} {joint:>12}: " + "  ".join(f"cam{r['camera'] + 1} {r['max_mm']:5.0f} ({r['reported']:2d})"

@@ -29,6 +29,7 @@ from mocap.geometry import Rig
 from mocap.skeleton.joints import left_right_permutation
 from mocap.threads import run_blocks
 from mocap.track.filter_people import BONE_WINDOW, ODD_BONE, TrackConfig, bone_lengths, people_evidence, unswapped
+from mocap.track.one_view import GapEvidence, fit_in_reverse, gap_motion
 from mocap.track.smoothing import SmoothConfig, within_short_gaps
 from mocap.track.ukf import DIM, SigmaWeights, constant_velocity
 from mocap.track.ukf_compiled import backward_chunk_kernel, camera_table, filter_frames, smooth_kernel
@@ -273,6 +274,10 @@ class ChunkedFilter:
             self._tmp = tempfile.TemporaryDirectory(prefix="mocap-ukf-")
             self.folder = Path(self._tmp.name)
         self.parent = bone_lengths(np.zeros((1, 1, len(self.joint_names), 3)), self.joint_names)[0]  # (J,)
+        J = len(self.joint_names)
+        self.points_parent = np.where(self.parent >= 0, self.parent + J * np.arange(self.people)[:, None],
+                                      -1).ravel().astype(np.int64)  # (P * J,) flat, person-major
+        self.points_motion = np.tile(gap_motion(self.joint_names), (self.people, 1))
         self.ranges: list[tuple[int, int]] = []
         self.lengths: list[np.ndarray] = []  # (n, P, J) per chunk
         self.updated: list[np.ndarray] = []  # (n, N) per chunk: views > 0
@@ -327,7 +332,7 @@ class ChunkedFilter:
         state = (np.zeros((N, DIM)), np.zeros((N, DIM, DIM)), np.zeros(N, bool), np.zeros(N, np.int64),
                  np.zeros(N, np.int64))
         cams = camera_table(self.rig)
-        parents = np.where(self.parent >= 0, self.parent + J * np.arange(P)[:, None], -1).ravel().astype(np.int64)
+        parents = self.points_parent
         no_bones = replace(cfg, mode="ukf")  # the evidence's bones are set here (causal ones too)
         mirror = left_right_permutation(self.joint_names).astype(np.int64)
         for k, (lo, hi) in enumerate(self.ranges):
@@ -344,17 +349,38 @@ class ChunkedFilter:
                        state)
             state[3][:] -= n  # last update counted from the next chunk's first frame
             np.savez(self.folder / f"filtered_{k:06d}.npz", xs=out[0], Ps=out[1], linked=out[2])
+            if self.fits_gaps:  # what the one-view gap fit reads in the backward pass
+                np.savez(self.folder / f"gaps_{k:06d}.npz", z=ev.z, var=ev.var, observed=ev.observed,
+                         triangulated=np.isfinite(ev.start).all(-1), bone=evt[-1], filtered=out[0][..., :3],
+                         views=out[3])
             (self.folder / f"people_{k:06d}.npz").unlink()
             self.updated.append(out[3] > 0)
 
+    @property
+    def fits_gaps(self) -> bool:
+        """Offline ``ukf`` with ``one_view_fit`` (:mod:`mocap.track.one_view`)."""
+        return self.config.mode == "ukf" and self.config.one_view_fit
+
     def backward(self):
         """Yield ``(lo, hi, positions (hi - lo, P, J, 3))`` from the last chunk to the first:
-        smoothed (``online``: each frame with the ``lag_frames`` after it), NaN where one pass
+        smoothed (``online``: each frame with the ``lag_frames`` after it), one-view gaps fitted
+        (offline ``ukf``: :func:`mocap.track.one_view.fit_in_reverse`), NaN where one pass
         reports none (:func:`mocap.track.filter_people.filter_points`' rules)."""
         cfg, J, P = self.config, len(self.joint_names), self.people
-        N = P * J
         keep = within_short_gaps(np.concatenate(self.updated), int(np.floor(cfg.max_gap_s * self.fps)))
-        keep &= within_short_gaps(np.concatenate(self.triangulated), int(np.floor(cfg.max_untriangulated_s * self.fps)))
+        max_untriangulated = int(np.floor(cfg.max_untriangulated_s * self.fps))
+        keep &= within_short_gaps(np.concatenate(self.triangulated), max_untriangulated)
+        chunks = self.smoothed()
+        if self.fits_gaps:
+            chunks = fit_in_reverse(self.rig, chunks, self.ranges[-1][1], self.fps, max_untriangulated)
+        for lo, hi, positions, sd, *_ in chunks:
+            ok = keep[lo:hi] & (sd <= cfg.max_sigma_m)
+            yield lo, hi, np.where(ok[..., None], positions, np.nan).reshape(hi - lo, P, J, 3)
+
+    def smoothed(self):
+        """Yield ``(lo, hi, positions (n, N, 3), sd (n, N), GapEvidence or None)`` from the last
+        chunk to the first: the backward pass (and what the gap fit reads, where :attr:`fits_gaps`)."""
+        cfg, N = self.config, self.people * len(self.joint_names)
         carry = (np.zeros((N, DIM)), np.zeros((N, DIM, DIM)), np.zeros(N, bool))  # the frame after the chunk
         lag = cfg.lag_frames
         after = (np.zeros((0, N, DIM)), np.zeros((0, N, DIM, DIM)), np.zeros((0, N), bool))  # online: lag frames
@@ -371,8 +397,12 @@ class ChunkedFilter:
                 run_blocks(smooth_kernel, N, xs, Ps, self.F, self.Q, linked, lag, positions, sd, min_block=16)
             else:
                 run_blocks(backward_chunk_kernel, N, xs, Ps, self.F, self.Q, linked, carry, positions, sd, min_block=16)
-            ok = keep[lo:hi] & (sd[:n] <= cfg.max_sigma_m)
-            yield lo, hi, np.where(ok[..., None], positions[:n], np.nan).reshape(n, P, J, 3)
+            ev = None
+            if self.fits_gaps:
+                with np.load(self.folder / f"gaps_{k:06d}.npz") as f:
+                    ev = GapEvidence(parent=self.points_parent, motion=self.points_motion,
+                                     **{key: f[key] for key in f.files})
+            yield lo, hi, positions[:n], sd[:n], ev
 
     def close(self) -> None:
         if self._tmp is not None:
