@@ -11,7 +11,7 @@ import pytest
 from mocap.config import ProcessConfig, override
 from mocap.synthetic import SyntheticConfig, make_scene
 from mocap.track import one_view
-from mocap.track.one_view import (BONE_SIGMA_M, HUBER_K, children, find_gaps, fit_one_view_gaps, gap_motion,
+from mocap.track.one_view import (BONE_SIGMA_M, HUBER_K, RAY_HUBER_K, children, find_gaps, fit_one_view_gaps, gap_motion,
                                   solve_gaps, view_rays, viterbi)
 
 HIDDEN = (("right_knee", 0, 30, 10), ("left_wrist", 2, 30, 10), ("right_elbow", 1, 60, 10),
@@ -88,7 +88,7 @@ def test_viterbi_finds_the_cheapest_branch_sequence(rng):
 
 
 def plain_cost(X, rig, gev, positions, n, a, b, dt):
-    """The fit's cost for one gap, written frame by frame (the Huber motion term, the ray, the
+    """The fit's cost for one gap, written frame by frame (the Huber motion and ray terms, the
     bones to the parent and the triangulated children)."""
     T = len(positions)
     p = gev.parent[n]
@@ -107,7 +107,8 @@ def plain_cost(X, rig, gev, positions, n, a, b, dt):
     for i, t in enumerate(range(a, b)):
         if np.isfinite(sig[0, i]):
             v = X[i] - O[0, i]
-            cost += np.sum((v - (v @ ray[0, i]) * ray[0, i]) ** 2) / sig[0, i] ** 2
+            r = np.linalg.norm(v - (v @ ray[0, i]) * ray[0, i]) / sig[0, i]
+            cost += r * r if r <= RAY_HUBER_K else 2 * RAY_HUBER_K * r - RAY_HUBER_K ** 2
         cost += ((np.linalg.norm(X[i] - positions[t, p]) - gev.bone[t, n]) / BONE_SIGMA_M) ** 2
         for k in kids:
             if gev.triangulated[t, k] and np.isfinite(gev.bone[t, k]):

@@ -39,7 +39,7 @@ def test_adaptation_through_the_cli_lowers_the_held_out_view_error_of_the_takes_
     assert main(argv) == 0  # the defaults: camera_bias, trained on frames 0-59, scored on 60-99
     printed = json.loads(capsys.readouterr().out.splitlines()[0])
     before, after = printed["held_out_before"], printed["held_out_after"]
-    # 24.43 -> 22.99 px measured (mean over the 4 left-out cameras, 40 held-out frames)
+    # 24.53 -> 23.19 px measured (objective=worst; mean over the 4 left-out cameras, 40 held-out frames)
     assert after["held_out_view_px"] <= before["held_out_view_px"] - 0.7
     assert after["bone_cv"] <= before["bone_cv"] + 0.005
     blob = torch.load(out, weights_only=True)
@@ -228,3 +228,33 @@ def test_early_stopping_never_ends_worse_than_the_start_on_its_validation_frames
         runs[name] = (objective(model), kept)
     assert runs["without"][0] > before + 1.0 and runs["without"][1] == cfg.steps  # worse, every step kept
     assert runs["with"][0] <= before + 1e-9 and runs["with"][1] < cfg.steps  # back to the best step
+
+
+def test_the_worst_objective_leans_on_the_worst_left_out_camera(small):
+    """``objective=worst``: the reprojection term lies between the cameras' mean and their worst,
+    above the plain mean over targets, and its gradient reaches the camera bias."""
+    from mocap.train.adapt import CameraBias, consistency_losses, reprojection_loss
+
+    samples, bones = small
+    model = learned.load_weights()
+    views = [v for vs, *_ in samples for v in vs]
+    with torch.no_grad():
+        per = [float(sum(reprojection_loss(model, v, 10.0) for v in views if v.camera == c)
+                     / sum(float(v.weight.sum()) for v in views if v.camera == c)) for c in range(4)]
+        mean, _ = consistency_losses(model, samples, bones, AdaptConfig(objective="mean"))
+    bias = CameraBias(model, CAMERAS, list(take_names(samples)), np.zeros(len(take_names(samples)), np.int64))
+    worst, _ = consistency_losses(model, samples, bones, AdaptConfig(objective="worst"), bias)
+    value = float(worst.detach())
+    assert max(np.mean(per), float(mean)) < value <= max(per) + 1e-9, (per, float(mean), value)
+    worst.backward()
+    assert bias.value.grad is not None and torch.count_nonzero(bias.value.grad) == 4
+
+
+def take_names(samples):
+    """The joints of ``samples`` (one index per joint of the person)."""
+    return [str(j) for j in range(samples[0][3][1])]
+
+
+def test_an_unknown_objective_is_one_clear_line():
+    with pytest.raises(ValueError, match="adapt.objective: expected mean or worst"):
+        parse_adapt(["objective=max"])

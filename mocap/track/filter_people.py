@@ -164,7 +164,7 @@ class TrackConfig:
     joint that one camera sees is fitted as a whole (:mod:`mocap.track.one_view`: the camera's
     ray, the bones, a motion prior relative to the parent joint learned from real motion capture,
     a Viterbi choice of the bone's side). A joint seen by one camera for 0.5 s stays within 5 cm
-    in 119 of 128 runs (``mocap bench track --one-camera-only``, seeds 1-8), 123 (9-16) and 121
+    in 120 of 128 runs (``mocap bench track --one-camera-only``, seeds 1-8), 123 (9-16) and 121
     (17-24), against 109, 114 and 113 without (``--no-one-view-fit``)."""
     lag_frames: int = 5
     """``online``: each frame's estimate is smoothed with this many frames after it (final this
