@@ -165,3 +165,12 @@ def test_gap_motion_groups_by_joint_name():
     np.testing.assert_array_equal(table[1], table[0])
     np.testing.assert_array_equal(table[2], one_view.DEFAULT_MOTION)
     np.testing.assert_array_equal(table[4], one_view.GAP_MOTION["eye"])
+
+
+def test_gaps_solved_in_blocks_equal_one_batch(case, monkeypatch):
+    rig, gev, positions, sd, fps, gaps = case
+    whole = fit_one_view_gaps(rig, gev, positions, sd, fps, 15)
+    monkeypatch.setattr(one_view, "GAP_BLOCK", 1)
+    blocks = fit_one_view_gaps(rig, gev, positions, sd, fps, 15)
+    np.testing.assert_allclose(blocks[0], whole[0], rtol=0, atol=1e-9, equal_nan=True)
+    assert not np.allclose(whole[0], positions, equal_nan=True)  # the fit moved something

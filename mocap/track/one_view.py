@@ -60,6 +60,8 @@ RAY_HUBER_K = 3.0
 #: solved with others, or in a chunk, ends where it ends alone).
 ITERATIONS = 30
 STEP_M = 1e-9
+#: Gaps solved at once (their normal matrices take up to 16 KB each at 15 frames).
+GAP_BLOCK = 2048
 
 
 def gap_motion(joint_names) -> np.ndarray:
@@ -118,10 +120,12 @@ def fit_one_view_gaps(rig: Rig, ev: GapEvidence, positions: np.ndarray, sd: np.n
     gaps = find_gaps(ev, positions, max_frames, own, edges)
     out, sdo = positions.copy(), sd.copy()
     for m in np.unique(gaps[:, 2] - gaps[:, 1]) if len(gaps) else ():
-        n, a = gaps[gaps[:, 2] - gaps[:, 1] == m][:, :2].T
-        X, s = solve_gaps(rig, ev, positions, n, a, int(m), 1.0 / fps)
-        t = a[:, None] + np.arange(m)
-        out[t, n[:, None]], sdo[t, n[:, None]] = X, s
+        same = gaps[gaps[:, 2] - gaps[:, 1] == m]
+        for lo in range(0, len(same), GAP_BLOCK):  # bounded memory: (block, 3m, 3m) normal matrices
+            n, a = same[lo:lo + GAP_BLOCK, :2].T
+            X, s = solve_gaps(rig, ev, positions, n, a, int(m), 1.0 / fps)
+            t = a[:, None] + np.arange(m)
+            out[t, n[:, None]], sdo[t, n[:, None]] = X, s
     return out, sdo
 
 
