@@ -46,10 +46,12 @@ GAP_MOTION = {
 }
 #: Joints with a parent but no group of their own (hands, foot index): ``(β, σ m/s²)``.
 DEFAULT_MOTION = (1.0, 7.2)
-#: Bone length standard deviation in the fit, m. Chosen on ``mocap bench track --one-camera-only
-#: --one-camera-seeds 17-24`` (0.01: 119 of 128 runs within 5 cm, 0.02: 117).
+#: Bone length standard deviation in the fit, m. Chosen on the one-camera runs of seeds 17-24
+#: (``mocap bench track --one-camera-only --one-camera-seeds 17-24``) with a one-off prototype of
+#: this fit and a first motion table: 0.01: 119 of 128 runs within 5 cm, 0.02: 117.
 BONE_SIGMA_M = 0.01
-#: Huber threshold of the motion term, in σ (17-24: 2 σ 119, 1.5 σ 118, none 116).
+#: Huber threshold of the motion term, in σ (the same prototype, seeds 17-24: 2 σ 119, 1.5 σ 118,
+#: none 116).
 HUBER_K = 2.0
 #: Huber threshold of the ray term, in σ of the keypoint: a wrong keypoint in the one camera (an
 #: outlier the filter let through: 12-13 σ off in two of the failing runs) pulls no harder than a
