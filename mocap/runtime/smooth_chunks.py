@@ -12,8 +12,9 @@ and first after it: memory is bounded by the chunk length and the points alive i
 :class:`ChunkedFilter` does the same for the ``ukf`` and ``online`` trackers of
 :mod:`mocap.track.filter_people`: the compiled UKF's forward pass chunk after chunk with its
 states carried (:func:`mocap.track.ukf_compiled.filter_frames`), then the RTS (or fixed-lag) pass over the chunks in
-reverse (:func:`mocap.track.ukf_compiled.backward_chunk_kernel`); equal to one pass to the last bit on the synthetic
-crossings (tested within 1e-6 m).
+reverse (:func:`mocap.track.ukf_compiled.backward_chunk_kernel`), offline with each chunk's one-view gaps fitted once
+the chunks they can reach are smoothed (:func:`mocap.track.one_view.fit_in_reverse`); equal to one pass to the last
+bit on the synthetic crossings (tested within 1e-6 m).
 """
 
 from __future__ import annotations

@@ -17,6 +17,8 @@ one camera leaves open; of the two places where that camera's ray meets the bone
 the parent, the filter keeps the one the motion model and the children's bones find likelier
 (:func:`choose_branch`: the filter no longer follows the sphere's far side after a grazing ray);
 the RTS pass does not link across a frame where it moved there (a reflection, no Gaussian step).
+Offline, each such run of one-camera frames is then fitted as a whole (:mod:`mocap.track.one_view`,
+``one_view_fit``).
 Before each update, a view whose left/right labels fit the prediction better all exchanged (a
 detector's swap the triangulation did not catch) is relabelled (:func:`swap_views`). A joint that no camera
 updates for longer than ``max_gap_s`` ends; one the triangulation finds farther than
