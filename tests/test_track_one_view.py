@@ -21,8 +21,8 @@ HIDDEN = (("right_knee", 0, 30, 10), ("left_wrist", 2, 30, 10), ("right_elbow", 
 @pytest.fixture(scope="module")
 def case():
     """One performer, 4 cameras, five joints each hidden from all cameras but one for 7-12 frames:
-    ``(rig, GapEvidence, smoothed positions, sd, fps, gap table)``."""
-    from mocap.pipeline import reconstruct  # noqa: F401  (the same stages, by hand below)
+    ``(rig, GapEvidence, smoothed positions, sd, fps, gap table, joint names)`` (the stages of
+    ``reconstruct`` up to the smoother, by hand)."""
     from mocap.track.filter_people import (compiled_forward, gap_evidence, people_evidence, smoothed,
                                            unswapped)
     from mocap.track.people import people_views
@@ -45,12 +45,11 @@ def case():
     positions, sd = smoothed(fwd, F, Qn, -1)
     gev = gap_evidence(ev, fwd)
     gaps = find_gaps(gev, positions, 15, None, (True, True))
-    return rig, gev, positions, sd, fps, gaps
+    return rig, gev, positions, sd, fps, gaps, kp.joint_names
 
 
 def test_every_hidden_joint_has_its_gap(case):
-    rig, gev, positions, sd, fps, gaps = case
-    names = make_scene(SyntheticConfig(num_frames=2, num_people=1, num_cameras=4, seed=3)).joint_names
+    rig, gev, positions, sd, fps, gaps, names = case
     found = {(names[n], a) for n, a, b in gaps}
     for joint, cam, lo, length in HIDDEN:
         assert any(j == joint and lo - 1 <= a <= lo + 1 for j, a in found), (joint, lo, sorted(found))
@@ -58,7 +57,7 @@ def test_every_hidden_joint_has_its_gap(case):
 
 
 def test_gaps_solved_together_equal_each_alone(case):
-    rig, gev, positions, sd, fps, gaps = case
+    rig, gev, positions, sd, fps, gaps, _ = case
     for m in np.unique(gaps[:, 2] - gaps[:, 1]):
         n, a = gaps[gaps[:, 2] - gaps[:, 1] == m][:, :2].T
         together, sd_together = solve_gaps(rig, gev, positions, n, a, int(m), 1 / fps)
@@ -119,7 +118,7 @@ def plain_cost(X, rig, gev, positions, n, a, b, dt):
 def test_gauss_newton_ends_at_a_minimum_of_the_plain_cost(case, rng):
     """At the fit, the cost's finite-difference gradient is under 1 % of what 1 mm off gives, and
     no 1 mm perturbation lowers it."""
-    rig, gev, positions, sd, fps, gaps = case
+    rig, gev, positions, sd, fps, gaps, _ = case
     for n, a, b in gaps[:4]:
         X, _ = solve_gaps(rig, gev, positions, np.array([n]), np.array([a]), int(b - a), 1 / fps)
         X = X[0]
@@ -143,11 +142,10 @@ def test_gauss_newton_ends_at_a_minimum_of_the_plain_cost(case, rng):
 def test_a_gap_reaching_past_a_window_it_does_not_own_is_left(case):
     """In a window that is not the whole take, a run touching the window's edge is not fitted
     (its length is unknown), and ``own`` limits the fit to gaps meeting those frames."""
-    rig, gev, positions, sd, fps, gaps = case
+    rig, gev, positions, sd, fps, gaps, _ = case
     n, a, b = gaps[0]
     cut = slice(a + 1, len(positions))  # the window starts inside the gap
-    window = one_view.GapEvidence(*(getattr(gev, k)[cut] if k not in ("parent", "motion") else getattr(gev, k)
-                                    for k in one_view.GapEvidence.__dataclass_fields__))
+    window = gev.frames(cut)
     inside = find_gaps(window, positions[cut], 15, None, (False, True))
     assert not ((inside[:, 0] == n) & (inside[:, 1] == 0)).any()
     owned = find_gaps(gev, positions, 15, (int(a), int(b)), (True, True))
@@ -168,7 +166,7 @@ def test_gap_motion_groups_by_joint_name():
 
 
 def test_gaps_solved_in_blocks_equal_one_batch(case, monkeypatch):
-    rig, gev, positions, sd, fps, gaps = case
+    rig, gev, positions, sd, fps, gaps, _ = case
     whole = fit_one_view_gaps(rig, gev, positions, sd, fps, 15)
     monkeypatch.setattr(one_view, "GAP_BLOCK", 1)
     blocks = fit_one_view_gaps(rig, gev, positions, sd, fps, 15)

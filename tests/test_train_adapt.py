@@ -230,7 +230,7 @@ def test_early_stopping_never_ends_worse_than_the_start_on_its_validation_frames
     assert runs["with"][0] <= before + 1e-9 and runs["with"][1] < cfg.steps  # back to the best step
 
 
-def test_the_worst_objective_leans_on_the_worst_left_out_camera(small):
+def test_the_worst_objective_leans_on_the_worst_left_out_camera(small, take):
     """``objective=worst``: the reprojection term lies between the cameras' mean and their worst,
     above the plain mean over targets, and its gradient reaches the camera bias."""
     from mocap.train.adapt import CameraBias, consistency_losses, reprojection_loss
@@ -242,17 +242,13 @@ def test_the_worst_objective_leans_on_the_worst_left_out_camera(small):
         per = [float(sum(reprojection_loss(model, v, 10.0) for v in views if v.camera == c)
                      / sum(float(v.weight.sum()) for v in views if v.camera == c)) for c in range(4)]
         mean, _ = consistency_losses(model, samples, bones, AdaptConfig(objective="mean"))
-    bias = CameraBias(model, CAMERAS, list(take_names(samples)), np.zeros(len(take_names(samples)), np.int64))
+    rig, _, names = take
+    bias = CameraBias(model, rig.names, names, np.zeros(len(names), np.int64))
     worst, _ = consistency_losses(model, samples, bones, AdaptConfig(objective="worst"), bias)
     value = float(worst.detach())
     assert max(np.mean(per), float(mean)) < value <= max(per) + 1e-9, (per, float(mean), value)
     worst.backward()
     assert bias.value.grad is not None and torch.count_nonzero(bias.value.grad) == 4
-
-
-def take_names(samples):
-    """The joints of ``samples`` (one index per joint of the person)."""
-    return [str(j) for j in range(samples[0][3][1])]
 
 
 def test_an_unknown_objective_is_one_clear_line():

@@ -29,7 +29,8 @@ import numpy as np
 from mocap.geometry import Rig
 from mocap.skeleton.joints import left_right_permutation
 from mocap.threads import run_blocks
-from mocap.track.filter_people import BONE_WINDOW, ODD_BONE, TrackConfig, bone_lengths, people_evidence, unswapped
+from mocap.track.filter_people import (BONE_WINDOW, ODD_BONE, ForwardPass, TrackConfig, bone_lengths, gap_evidence,
+                                       people_evidence, unswapped)
 from mocap.track.one_view import GapEvidence, fit_in_reverse, gap_motion
 from mocap.track.smoothing import SmoothConfig, within_short_gaps
 from mocap.track.ukf import DIM, SigmaWeights, constant_velocity
@@ -350,17 +351,11 @@ class ChunkedFilter:
                        state)
             state[3][:] -= n  # last update counted from the next chunk's first frame
             np.savez(self.folder / f"filtered_{k:06d}.npz", xs=out[0], Ps=out[1], linked=out[2])
-            if self.fits_gaps:  # what the one-view gap fit reads in the backward pass
-                np.savez(self.folder / f"gaps_{k:06d}.npz", z=ev.z, var=ev.var, observed=ev.observed,
-                         triangulated=np.isfinite(ev.start).all(-1), bone=evt[-1], filtered=out[0][..., :3],
-                         views=out[3])
+            if self.config.fits_one_view_gaps:  # what the one-view gap fit reads in the backward pass
+                gaps = gap_evidence(replace(ev, bone=evt[-1]), ForwardPass(*out))
+                np.savez(self.folder / f"gaps_{k:06d}.npz", **{f: getattr(gaps, f) for f in GapEvidence.FRAME_FIELDS})
             (self.folder / f"people_{k:06d}.npz").unlink()
             self.updated.append(out[3] > 0)
-
-    @property
-    def fits_gaps(self) -> bool:
-        """Offline ``ukf`` with ``one_view_fit`` (:mod:`mocap.track.one_view`)."""
-        return self.config.mode == "ukf" and self.config.one_view_fit
 
     def backward(self):
         """Yield ``(lo, hi, positions (hi - lo, P, J, 3))`` from the last chunk to the first:
@@ -372,7 +367,7 @@ class ChunkedFilter:
         max_untriangulated = int(np.floor(cfg.max_untriangulated_s * self.fps))
         keep &= within_short_gaps(np.concatenate(self.triangulated), max_untriangulated)
         chunks = self.smoothed()
-        if self.fits_gaps:
+        if cfg.fits_one_view_gaps:
             chunks = fit_in_reverse(self.rig, chunks, self.ranges[-1][1], self.fps, max_untriangulated)
         for lo, hi, positions, sd, *_ in chunks:
             ok = keep[lo:hi] & (sd <= cfg.max_sigma_m)
@@ -380,7 +375,8 @@ class ChunkedFilter:
 
     def smoothed(self):
         """Yield ``(lo, hi, positions (n, N, 3), sd (n, N), GapEvidence or None)`` from the last
-        chunk to the first: the backward pass (and what the gap fit reads, where :attr:`fits_gaps`)."""
+        chunk to the first: the backward pass (and what the gap fit reads, where
+        :attr:`~mocap.track.filter_people.TrackConfig.fits_one_view_gaps`)."""
         cfg, N = self.config, self.people * len(self.joint_names)
         carry = (np.zeros((N, DIM)), np.zeros((N, DIM, DIM)), np.zeros(N, bool))  # the frame after the chunk
         lag = cfg.lag_frames
@@ -399,7 +395,7 @@ class ChunkedFilter:
             else:
                 run_blocks(backward_chunk_kernel, N, xs, Ps, self.F, self.Q, linked, carry, positions, sd, min_block=16)
             ev = None
-            if self.fits_gaps:
+            if cfg.fits_one_view_gaps:
                 with np.load(self.folder / f"gaps_{k:06d}.npz") as f:
                     ev = GapEvidence(parent=self.points_parent, motion=self.points_motion,
                                      **{key: f[key] for key in f.files})

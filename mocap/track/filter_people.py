@@ -46,7 +46,7 @@ from mocap.geometry import Rig
 from mocap.geometry.lens import distort_normalized
 from mocap.match.epipolar import person_sizes
 from mocap.skeleton.joints import left_right_permutation
-from mocap.track.one_view import GapEvidence, fit_one_view_gaps, gap_motion
+from mocap.track.one_view import GapEvidence, children, fit_one_view_gaps, gap_motion
 from mocap.track.smoothing import SmoothConfig, smooth_people, within_short_gaps
 from mocap.threads import run_blocks
 from mocap.track.ukf_compiled import MAX_CHILDREN, SWAP_PENALTY, camera_table, forward_kernel, smooth_kernel
@@ -173,6 +173,11 @@ class TrackConfig:
     many frames late). Measured on 3 crossing performers: 0 (the filter alone) 9.2 mm, 1: 6.8,
     3: 6.6, 5 and more: 6.6 mm = the whole-take smoother."""
 
+    @property
+    def fits_one_view_gaps(self) -> bool:
+        """Offline ``ukf`` with ``one_view_fit``: the one-view gaps are fitted."""
+        return self.mode == "ukf" and self.one_view_fit
+
     def __post_init__(self):
         check_choice(self.mode, MODES, "mode")
         check_choice(self.identities, IDENTITIES, "identities")
@@ -245,7 +250,7 @@ def people_evidence(person: np.ndarray, points: np.ndarray, config: TrackConfig,
     parent, bone = bone_lengths(points, joint_names, causal=config.mode == "online")  # (J,), (T, P, J)
     parents = np.where(parent >= 0, parent + J * np.arange(P)[:, None], -1)  # (P, J) flat indices
     mirror = left_right_permutation(joint_names) if joint_names is not None else None
-    fit = joint_names is not None and config.one_view_fit and config.mode == "ukf"
+    fit = joint_names is not None and config.fits_one_view_gaps
     motion = np.tile(gap_motion(joint_names), (P, 1)) if fit else None
     return FilterEvidence(xy.reshape(T, P * J, C, 2), var.reshape(T, P * J, C), observed.reshape(T, P * J, C),
                           points.reshape(T, P * J, 3), parents.ravel(), bone.reshape(T, P * J), mirror, motion)
@@ -435,9 +440,9 @@ def reference_points(rig: Rig, ev: FilterEvidence, fps: float, config: TrackConf
 
 def one_view_gaps(rig: Rig, ev: FilterEvidence, fwd: ForwardPass, positions: np.ndarray, sd: np.ndarray,
                   fps: float, config: TrackConfig) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`mocap.track.one_view.fit_one_view_gaps` where ``ev`` asks for it (offline ``ukf``),
-    else ``(positions, sd)`` as they are."""
-    if ev.motion is None or config.mode == "online":
+    """:func:`mocap.track.one_view.fit_one_view_gaps` where ``ev`` asks for it (its ``motion``: offline
+    ``ukf``, :attr:`TrackConfig.fits_one_view_gaps`), else ``(positions, sd)`` as they are."""
+    if ev.motion is None:
         return positions, sd
     return fit_one_view_gaps(rig, gap_evidence(ev, fwd), positions, sd, fps,
                              int(np.floor(config.max_untriangulated_s * fps)))
@@ -582,13 +587,8 @@ def rig_centres(rig: Rig) -> np.ndarray:
 def children_table(parent: np.ndarray) -> np.ndarray:
     """``(N, MAX_CHILDREN)`` each point's children in :data:`BONES` (flat indices, ascending; -1:
     none), as :func:`mocap.track.ukf_compiled.children` lists them."""
-    kids = np.full((len(parent), MAX_CHILDREN), -1, np.int64)
-    count = np.zeros(len(parent), np.int64)
-    for k in np.flatnonzero(parent >= 0):  # once per take, not per frame
-        if count[parent[k]] < MAX_CHILDREN:
-            kids[parent[k], count[parent[k]]] = k
-            count[parent[k]] += 1
-    return kids
+    kids = children(parent)[:, :MAX_CHILDREN]
+    return np.pad(kids, ((0, 0), (0, MAX_CHILDREN - kids.shape[1])), constant_values=-1)
 
 
 def hold_on_bones(ev: FilterEvidence, t: int, x: np.ndarray, P: np.ndarray, cameras: tuple, prior: tuple,

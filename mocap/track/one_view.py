@@ -26,7 +26,7 @@ together (batched normal equations), so the cost does not grow with a Python loo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -97,6 +97,18 @@ class GapEvidence:
     motion: np.ndarray
     filtered: np.ndarray
     views: np.ndarray
+
+    #: The fields with frames first (``parent`` and ``motion`` are per point).
+    FRAME_FIELDS = ("z", "var", "observed", "triangulated", "bone", "filtered", "views")
+
+    def frames(self, cut: slice) -> GapEvidence:
+        """Frames ``cut`` of the window."""
+        return replace(self, **{k: getattr(self, k)[cut] for k in self.FRAME_FIELDS})
+
+    @classmethod
+    def joined(cls, parts: list[GapEvidence]) -> GapEvidence:
+        """Consecutive windows' evidence as one (frames concatenated)."""
+        return replace(parts[0], **{k: np.concatenate([getattr(p, k) for p in parts]) for k in cls.FRAME_FIELDS})
 
 
 def fit_one_view_gaps(rig: Rig, ev: GapEvidence, positions: np.ndarray, sd: np.ndarray, fps: float,
@@ -314,14 +326,6 @@ def gauss_newton(X: np.ndarray, ends: np.ndarray, dpar: np.ndarray, sa: np.ndarr
     return X, H
 
 
-def joined(parts: list[GapEvidence]) -> GapEvidence:
-    """Consecutive windows' evidence as one (frames concatenated)."""
-    first = parts[0]
-    cat = {k: np.concatenate([getattr(p, k) for p in parts])
-           for k in ("z", "var", "observed", "triangulated", "bone", "filtered", "views")}
-    return GapEvidence(parent=first.parent, motion=first.motion, **cat)
-
-
 def fit_in_reverse(rig: Rig, chunks, frames: int, fps: float, max_frames: int):
     """:func:`fit_one_view_gaps` over chunks that come from the last frames to the first (the
     chunked backward pass): ``chunks`` yields ``(lo, hi, positions (n, N, 3), sd (n, N),
@@ -343,9 +347,7 @@ def fit_in_reverse(rig: Rig, chunks, frames: int, fps: float, max_frames: int):
             cut = slice(w0 - base, w1 - base)
             positions = np.concatenate([c[2] for c in parts])[cut]
             sd = np.concatenate([c[3] for c in parts])[cut]
-            ev = joined([c[4] for c in parts])
-            ev = GapEvidence(*(getattr(ev, k)[cut] if k not in ("parent", "motion") else getattr(ev, k)
-                               for k in GapEvidence.__dataclass_fields__))
+            ev = GapEvidence.joined([c[4] for c in parts]).frames(cut)
             positions, sd = fit_one_view_gaps(rig, ev, positions, sd, fps, max_frames, own=(lo - w0, hi - w0),
                                               edges=(w0 == 0, w1 == frames))
             yield lo, hi, positions[lo - w0:hi - w0], sd[lo - w0:hi - w0]
