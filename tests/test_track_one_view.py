@@ -86,13 +86,29 @@ def test_viterbi_finds_the_cheapest_branch_sequence(rng):
         assert cost(k, choice[k]) <= cost(k, np.array(best)) + 1e-12
 
 
+def plain_sigma(gev, positions, n, a, b, fps):
+    """The motion prior's σ for one gap, written out: ``c`` times the RMS speed of the vectors
+    parent -> each child and grandparent -> parent over the gap and two frames either side, never
+    under the group's σ."""
+    _, c, sigma = gev.motion[n]
+    p = gev.parent[n]
+    pairs = [(k, p) for k in children(gev.parent)[n] if k >= 0] + ([(p, gev.parent[p])] if gev.parent[p] >= 0 else [])
+    v2 = []
+    for q, r in pairs:
+        for t in range(max(a - 2, 0), min(b + 2, len(positions)) - 1):
+            d = (positions[t + 1, q] - positions[t + 1, r] - positions[t, q] + positions[t, r]) * fps
+            if np.isfinite(d).all():
+                v2.append(d @ d)
+    return max(c * np.sqrt(np.mean(v2)), sigma) if v2 and np.isfinite(c) else sigma
+
+
 def plain_cost(X, rig, gev, positions, n, a, b, dt):
     """The fit's cost for one gap, written frame by frame (the Huber motion and ray terms, the
     bones to the parent and the triangulated children)."""
     T = len(positions)
     p = gev.parent[n]
-    beta, sigma = gev.motion[n]
-    sa = sigma * dt * dt
+    beta = gev.motion[n, 0]
+    sa = plain_sigma(gev, positions, n, a, b, 1 / dt) * dt * dt
     Y = {t: positions[t, n] for t in (a - 2, a - 1, b, b + 1) if 0 <= t < T and np.isfinite(positions[t, n]).all()}
     Y.update({t: X[t - a] for t in range(a, b)})
     cost = 0.0
@@ -155,6 +171,34 @@ def test_a_gap_reaching_past_a_window_it_does_not_own_is_left(case):
     for k, s, e in owned:
         untouched[s:e, k] = False
     np.testing.assert_array_equal(out[untouched], positions[untouched])
+
+
+def test_activity_is_the_speed_of_the_limb_about_the_parent():
+    """Point 2 (a knee) with parent 1 (the hip, still), grandparent 0 (still) and child 3 (the
+    ankle) circling the hip at 0.4 m, 2 turns per second: the RMS frame-difference speed of the
+    vectors hip -> ankle (the chord per frame) and grandparent -> hip (zero); a point with
+    neither children nor a parent: NaN."""
+    fps, radius, omega, T = 30.0, 0.4, 4 * np.pi, 20
+    angle = omega * np.arange(T) / fps
+    positions = np.zeros((T, 5, 3))
+    positions[:, 3, :2] = radius * np.stack([np.cos(angle), np.sin(angle)], -1)
+    parent = np.array([-1, 0, 1, 2, -1])
+    chord = 2 * radius * np.sin(omega / fps / 2) * fps
+    t = np.arange(T)[None]
+    got = one_view.activity(positions, parent, np.array([2]), t, np.ones(t.shape, bool), fps)
+    np.testing.assert_allclose(got, [chord / np.sqrt(2)], rtol=1e-9)
+    lone = one_view.activity(positions, parent, np.array([4]), t, np.ones(t.shape, bool), fps)
+    assert np.isnan(lone).all()
+
+
+def test_a_fast_limb_loosens_the_motion_prior_and_a_slow_one_keeps_the_group_sigma():
+    knee = np.array([one_view.GAP_MOTION["knee"]] * 3)
+    beta, c, sigma = one_view.GAP_MOTION["knee"]
+    got = one_view.motion_sigma(knee, np.array([5.0, 0.1, np.nan]))
+    np.testing.assert_allclose(got, [5.0 * c, sigma, sigma])
+    assert got[0] > 4 * sigma  # a kick's knee: 40 m/s², not 10
+    face = one_view.motion_sigma(np.array([one_view.GAP_MOTION["eye"]]), np.array([3.0]))
+    np.testing.assert_allclose(face, [one_view.GAP_MOTION["eye"][2]])
 
 
 def test_gap_motion_groups_by_joint_name():

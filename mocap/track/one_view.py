@@ -12,7 +12,8 @@ as one small least-squares problem over its frames' 3D points ``X (m, 3)``:
 - the bones: length to the parent joint, and to each child the triangulation has, within
   :data:`BONE_SIGMA_M` of the take's median;
 - the motion relative to the parent: the second difference of ``X − β · parent`` is white with
-  standard deviation ``σ dt²`` per joint group (:data:`GAP_MOTION`, fitted on real motion
+  standard deviation ``σ dt²``, σ per joint group and growing with how fast the limb around the
+  joint moves in that window (:data:`GAP_MOTION`, :func:`motion_sigma`, fitted on real motion
   capture), Huber-weighted beyond :data:`HUBER_K` σ (a real knee does accelerate hard now and
   then), the gap's two frames before and after held at the smoothed triangulated joint.
 
@@ -33,19 +34,25 @@ import numpy as np
 from mocap.geometry import Rig
 from mocap.geometry.camera import pixel_to_ray
 
-#: Per joint group (the name without ``left_``/``right_``): the share ``β`` of the parent's
-#: acceleration the joint follows and the RMS of the rest, m/s², least squares over the 39
-#: ``motion/cmu_more`` clips played at 30 fps, their reference poses dropped (``python
+#: Per joint group (the name without ``left_``/``right_``): ``(β, c, σ)``, the share ``β`` of the
+#: parent's acceleration the joint follows; how the rest grows with the limb's speed (its standard
+#: deviation per axis is about ``c`` times :func:`activity`, 1/s, the maximum-likelihood fit of
+#: ``s0² + (c · speed)²`` over windows as long as a 0.5 s gap); and its RMS over all frames, m/s²,
+#: the prior's σ where the limb is slow or its speed unknown (:func:`motion_sigma`). Fitted on the
+#: 39 ``motion/cmu_more`` clips played at 30 fps, their reference poses dropped (``python
 #: tools/fit_gap_motion.py``; the bench's clips, ``motion/cmu``, are not among them). The face
 #: follows the nose and the hands the elbow closely; a knee takes half the hip's acceleration and
-#: an ankle hardly the knee's.
+#: an ankle hardly the knee's. A fast limb (a kick: the ankle 5 m/s about the hip) lets its knee
+#: accelerate at 40 m/s² and more, four times the knee's RMS, which a fixed σ would call a
+#: 4 σ event and straighten.
 GAP_MOTION = {
-    "elbow": (0.99, 5.67), "wrist": (1.09, 4.85), "knee": (0.47, 10.44), "ankle": (0.12, 8.23),
-    "heel": (1.12, 7.01), "big_toe": (0.89, 16.60), "small_toe": (0.94, 13.80), "eye": (0.96, 0.73),
-    "ear": (0.81, 2.15),
+    "elbow": (0.99, 4.19, 5.67), "wrist": (1.09, 4.68, 4.85), "knee": (0.47, 8.85, 10.44),
+    "ankle": (0.12, 6.85, 8.23), "heel": (1.12, 5.39, 7.01), "big_toe": (0.89, 13.61, 16.60),
+    "small_toe": (0.94, 11.51, 13.80), "eye": (0.96, np.nan, 0.73), "ear": (0.81, np.nan, 2.15),
 }
-#: Joints with a parent but no group of their own (hands, foot index): ``(β, σ m/s²)``.
-DEFAULT_MOTION = (1.0, 7.2)
+#: Joints with a parent but no group of their own (hands, foot index): ``(β, c, σ)`` (NaN ``c``:
+#: σ whatever the speed, as for the face).
+DEFAULT_MOTION = (1.0, np.nan, 7.2)
 #: Bone length standard deviation in the fit, m. Chosen on the one-camera runs of seeds 17-24
 #: (``mocap bench track --one-camera-only --one-camera-seeds 17-24``) with a one-off prototype of
 #: this fit and a first motion table: 0.01: 119 of 128 runs within 5 cm, 0.02: 117.
@@ -177,7 +184,8 @@ def solve_gaps(rig: Rig, ev: GapEvidence, positions: np.ndarray, n: np.ndarray, 
     p = ev.parent[n]
     own = np.where(inside, positions[tc, n[:, None]], np.nan)  # (K, m + 4, 3)
     par = np.where(inside, positions[tc, p[:, None]], np.nan)
-    beta, sigma = ev.motion[n].T
+    beta = ev.motion[n, 0]
+    sigma = motion_sigma(ev.motion[n], activity(positions, ev.parent, n, tc, inside[..., 0], 1.0 / dt))
     dpar = beta[:, None, None] * (par[:, 2:] - 2 * par[:, 1:-1] + par[:, :-2])  # (K, m + 2, 3)
     rays = view_rays(rig, ev, positions, n, t)
     length = ev.bone[t, n[:, None]]
@@ -192,6 +200,35 @@ def solve_gaps(rig: Rig, ev: GapEvidence, positions: np.ndarray, n: np.ndarray, 
     blocks = np.linalg.inv(H).reshape(-1, m, 3, m, 3)[:, idx, :, idx, :]  # (m, K, 3, 3)
     sd = np.sqrt(np.maximum(np.linalg.eigvalsh(blocks)[..., -1], 0.0)).T
     return X, sd
+
+
+def activity(positions: np.ndarray, parent: np.ndarray, n: np.ndarray, t: np.ndarray, inside: np.ndarray,
+             fps: float) -> np.ndarray:
+    """``(K,)`` how fast the limb around each point ``n (K,)`` moves over frames ``t (K, w)``
+    (``inside``: the frames that exist), m/s: the RMS speed of the vectors from its parent to each
+    of its children and from the parent's parent to the parent (frame differences, where both ends
+    are known); NaN where none is."""
+    p = parent[n]
+    kids = children(parent)[n]
+    gp = np.where(p >= 0, parent[np.maximum(p, 0)], -1)
+    pairs = [(kids[:, s], p) for s in range(kids.shape[1])] + [(p, gp)]
+    total, count = np.zeros(len(n)), np.zeros(len(n))
+    for a, b in pairs:
+        ok = (a >= 0) & (b >= 0)
+        rel = positions[t, np.maximum(a, 0)[:, None]] - positions[t, np.maximum(b, 0)[:, None]]
+        v2 = np.sum(np.diff(rel, axis=1) ** 2, -1) * fps * fps  # (K, w - 1)
+        use = ok[:, None] & inside[:, 1:] & inside[:, :-1] & np.isfinite(v2)
+        total += np.where(use, v2, 0.0).sum(1)
+        count += use.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.sqrt(total / count)
+
+
+def motion_sigma(motion: np.ndarray, speed: np.ndarray) -> np.ndarray:
+    """``(K,)`` the motion prior's σ, m/s², from :func:`gap_motion` rows ``(K, 3)`` and the limb's
+    :func:`activity` ``speed (K,)``: ``c · speed``, never under the group's σ (which is also the
+    answer where the speed is unknown)."""
+    return np.fmax(motion[:, 1] * speed, motion[:, 2])  # NaN c or speed: the group's σ
 
 
 def view_rays(rig: Rig, ev: GapEvidence, positions: np.ndarray, n: np.ndarray,
