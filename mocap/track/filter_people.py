@@ -164,10 +164,13 @@ class TrackConfig:
     one_view_fit: bool = True
     """``ukf`` (offline): after the smoother, each run of frames where the triangulation lacks a
     joint that one camera sees is fitted as a whole (:mod:`mocap.track.one_view`: the camera's
-    ray, the bones, a motion prior relative to the parent joint learned from real motion capture,
-    a Viterbi choice of the bone's side). A joint seen by one camera for 0.5 s stays within 5 cm
-    in 120 of 128 runs (``mocap bench track --one-camera-only``, seeds 1-8), 123 (9-16) and 121
-    (17-24), against 109, 114 and 113 without (``--no-one-view-fit``)."""
+    ray, the bones, a motion prior relative to the parent joint learned from real motion capture
+    and loosened where the limb moves fast, a Viterbi choice of the bone's side). A joint seen by
+    one camera for 0.5 s stays within 5 cm in 123 of 128 runs (``mocap bench track
+    --one-camera-only``, seeds 1-8), 124 (9-16) and 122 (17-24), against 109, 114 and 113 without
+    (``--no-one-view-fit``). The live tracker (:class:`mocap.track.online.OnlineTracker`) fits
+    the run so far, its end free: 118 and 121 of 128 (``--live``) against 108 and 114. The offline
+    ``online`` mode does not fit."""
     lag_frames: int = 5
     """``online``: each frame's estimate is smoothed with this many frames after it (final this
     many frames late). Measured on 3 crossing performers: 0 (the filter alone) 9.2 mm, 1: 6.8,

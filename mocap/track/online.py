@@ -20,7 +20,11 @@ Per pushed frame (all of it causal, decided from this frame and the ones before)
    2D keypoints each camera gave the track, bones held at the median of their lengths over the
    last :data:`~mocap.track.filter_people.BONE_WINDOW` frames (what a live run knows).
 4. **Fixed-lag smoothing**: frame ``t - lag`` is the RTS smoother over the ``lag + 1`` filtered
-   frames ``t - lag … t`` (the ``online`` mode's fixed-lag smoother), reported where the filter
+   frames ``t - lag … t`` (the ``online`` mode's fixed-lag smoother); a joint that one camera
+   alone sees there, inside a run of untriangulated frames, is then refitted over that run so far
+   (``track.one_view_fit``: :func:`mocap.track.one_view.fit_one_view_gaps` on the frames emitted
+   before it as they were emitted and frames ``t - lag … t`` as smoothed now, the run's end free,
+   Gauss-Newton from the smoothed estimate), reported where the filter
    updated the joint within ``max_gap_s``, the triangulation had it within
    ``max_untriangulated_s`` (both counted up to that frame: the offline mode also looks at how
    a gap ends) and its smoothed position is within ``max_sigma_m``.
@@ -39,6 +43,7 @@ from mocap.skeleton.joints import left_right_permutation
 from mocap.track.affinity import FrameMatcher, nan_median
 from mocap.track.filter_people import BONE_WINDOW, ODD_BONE, bone_lengths, people_evidence, unswapped
 from mocap.track.linking import body_centres, cameras_seeing
+from mocap.track.one_view import GapEvidence, fit_one_view_gaps, gap_motion
 from mocap.track.ukf import DIM, SigmaWeights, constant_velocity
 from mocap.track.ukf_compiled import camera_table, filter_frames, smooth_kernel
 
@@ -75,6 +80,10 @@ class _TrackFilter:
     :data:`BONE_WINDOW`): a track mostly outside the capture volume is a bystander, not emitted."""
     history: list = field(default_factory=list)
     """The last ``lag + 1`` frames: ``(xs (J, 6), Ps (J, 6, 6), linked (J,), since_view, since_tri)``."""
+    evidence: list = field(default_factory=list)
+    """What the one-view gap fit reads of the last frames (one :class:`GapEvidence` per frame)."""
+    past: list = field(default_factory=list)
+    """The last emitted frames before the gate: ``(frame, positions (J, 3), sd (J,))``."""
 
     @classmethod
     def new(cls, J: int, far: int) -> _TrackFilter:
@@ -119,6 +128,8 @@ class OnlineTracker:
                          float(self.track.start_velocity_sigma), ODD_BONE)
         self.mirror = left_right_permutation(self.names).astype(np.int64)  # swap hypotheses, as offline
         self.parent = bone_lengths(np.zeros((1, 1, len(self.names), 3)), self.names)[0]  # (J,) -1: no bone
+        self.motion = gap_motion(self.names) if self.track.one_view_fit else None
+        self.held = self.max_untri + 2  # emitted frames a gap fit looks back at: the gap and its held start
         self.filters: dict[int, _TrackFilter] = {}
         self.next_frame = 0
 
@@ -206,6 +217,10 @@ class OnlineTracker:
                 f.inside = (f.inside + [int(cameras[k])])[-BONE_WINDOW:]
             f.history = (f.history + [(out[0][0, part], out[1][0, part], out[2][0, part], f.since_view,
                                        f.since_tri)])[-(self.lag + 1):]
+            if self.motion is not None:
+                frame = GapEvidence(ev.z[:, part], ev.var[:, part], ev.observed[:, part], has_tri[k][None], self.parent,
+                                    ev.bone[:, part], self.motion, out[0][:, part, :3], out[3][:, part])
+                f.evidence = (f.evidence + [frame])[-(self.held + self.lag + 1):]
 
     def _running_bones(self, filters: list, per_frame: np.ndarray) -> np.ndarray:
         """``(K, J)`` each bone's median length over the last :data:`BONE_WINDOW` frames."""
@@ -231,11 +246,37 @@ class OnlineTracker:
                       linked, -1, pos, sd)
         since_view = np.stack([w[0][3] for w in window])  # (K, J) at frame s
         since_tri = np.stack([w[0][4] for w in window])
+        if self.motion is not None:
+            for k, (_, f) in enumerate(chosen):
+                part = slice(k * J, (k + 1) * J)
+                pos[0, part], sd[0, part] = self._gaps_fitted(f, s, pos[:, part], sd[:, part], since_tri[k] > 0)
         keep = (since_view <= self.max_gap) & (since_tri <= self.max_untri)
         with np.errstate(invalid="ignore"):
             keep &= sd[0].reshape(-1, J) <= self.track.max_sigma_m
         positions = np.where(keep[..., None], pos[0].reshape(-1, J, 3), np.nan)
         return OnlineFrame(s, np.array([i for i, _ in chosen], np.int64), positions)
+
+    def _gaps_fitted(self, f: _TrackFilter, s: int, pos: np.ndarray, sd: np.ndarray,
+                     untriangulated: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Frame ``s`` of one track (``pos (ahead + 1, J, 3)``, ``sd``: frames ``s …`` now) with
+        the one-view gaps it lies in fitted (:func:`mocap.track.one_view.fit_one_view_gaps`) on
+        what came so far: the frames emitted before it as they were emitted, the gap's end free
+        where it has not come; recorded for the frames after."""
+        out, out_sd = pos[0], sd[0]
+        h = 0  # emitted frames s - h ... s - 1 kept, consecutive
+        while h < min(len(f.past), self.held) and f.past[-1 - h][0] == s - 1 - h:
+            h += 1
+        h = min(h, len(f.evidence) - len(pos))
+        if untriangulated.any() and h >= 0:
+            before = f.past[len(f.past) - h:]
+            positions = np.concatenate([np.reshape([b[1] for b in before], (h,) + pos.shape[1:]), pos])
+            sds = np.concatenate([np.reshape([b[2] for b in before], (h,) + sd.shape[1:]), sd])
+            ev = GapEvidence.joined(f.evidence[len(f.evidence) - h - len(pos):])
+            fitted, fitted_sd = fit_one_view_gaps(self.rig, ev, positions, sds, self.fps, self.max_untri,
+                                                  own=(h, h + 1), edges=(h < self.held, True), from_smoothed=True)
+            out, out_sd = fitted[h], fitted_sd[h]
+        f.past = (f.past + [(s, out, out_sd)])[-self.held:]
+        return out, out_sd
 
 
 def track_online(tracker: OnlineTracker, data: np.ndarray, seconds: list | None = None) -> tuple[np.ndarray, np.ndarray]:
