@@ -2,12 +2,12 @@
 Viterbi start is the cheapest branch sequence, Gauss-Newton ends at a minimum of the cost written
 out frame by frame, and the fit keeps one-camera wrists within 5 cm where the filter alone did not."""
 
-import dataclasses
 import itertools
 
 import numpy as np
 import pytest
 
+from mocap.bench.track import seen_by_one
 from mocap.config import ProcessConfig, override
 from mocap.synthetic import SyntheticConfig, make_scene
 from mocap.track import one_view
@@ -30,10 +30,10 @@ def case():
     from mocap.triangulation.people import triangulate_people
 
     scene = make_scene(SyntheticConfig(num_frames=100, num_people=1, num_cameras=4, seed=3))
-    data = scene.keypoints.data.copy()
+    kp = scene.keypoints
     for joint, cam, lo, length in HIDDEN:
-        data[lo:lo + length, [c for c in range(4) if c != cam], :, scene.joint_names.index(joint)] = np.nan
-    kp, rig, fps = dataclasses.replace(scene.keypoints, data=data), scene.rig, scene.fps
+        kp = seen_by_one(kp, joint, cam, lo, length)
+    rig, fps = scene.rig, scene.fps
     config = override(ProcessConfig(), {"track.mode": "ukf", "track.max_untriangulated_s": 0.5})
     person = people_views(kp, rig, fps, config.match, config.triangulate, config.link)
     tri = triangulate_people(rig, person, kp.joint_names, config.triangulate, temporal=True)

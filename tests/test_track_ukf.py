@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from mocap.bench.track import crossing_scene, identity_switches, owners, seed_list
+from mocap.bench.track import crossing_scene, identity_switches, owners, seed_list, seen_by_one
 from mocap.config import ProcessConfig, override
 from mocap.pipeline import reconstruct
 from mocap.synthetic import SyntheticConfig, make_scene
@@ -47,9 +47,7 @@ def _one_camera_error(scene, joint, camera, first=60, length=15, fit=True):
     """The worst error (m) of ``joint`` hidden from every camera but ``camera`` for ``length``
     frames, and how many of those frames are reported."""
     j = scene.joint_names.index(joint)
-    data = scene.keypoints.data.copy()
-    data[first:first + length, [c for c in range(4) if c != camera], :, j] = np.nan
-    tracks = _run(dataclasses.replace(scene.keypoints, data=data), scene.rig,
+    tracks = _run(seen_by_one(scene.keypoints, joint, camera, first, length), scene.rig,
                   **{"track.mode": "ukf", "track.max_untriangulated_s": 0.5, "track.one_view_fit": fit})
     err = np.linalg.norm(tracks.positions[first:first + length, 0, j]
                          - scene.gt_positions[first:first + length, 0, j], axis=-1)

@@ -1,8 +1,8 @@
 """Refit :data:`mocap.track.one_view.GAP_MOTION`: per joint group, the share ``β`` of its parent
-joint's acceleration a joint follows, the motion prior's σ per m/s of the limb's speed
-(:func:`mocap.track.one_view.activity`) and the σ where that speed is unknown, least squares over
-real motion capture played at 30 fps (every 4th frame of the 120 fps CMU clips, each of the 4
-phases), in windows as long as a 0.5 s gap and its held ends.
+joint's acceleration a joint follows and the RMS of the rest (least squares), and the growth of
+that rest with the limb's speed (:func:`mocap.track.one_view.activity`; maximum likelihood over
+windows as long as a 0.5 s gap and its held ends), on real motion capture played at 30 fps (every
+4th frame of the 120 fps CMU clips, each of the 4 phases).
 
     .venv/bin/python tools/fit_gap_motion.py [FOLDER]   # default ../shared/data/motion/cmu_more
 
@@ -84,7 +84,7 @@ def window_spread(got: list, beta: float) -> tuple[np.ndarray, np.ndarray]:
         x = activity(p, PARENT, np.full(len(starts), i), t, np.ones(t.shape, bool), FPS)
         y2s.append(y2[np.isfinite(x)])
         x2s.append(x[np.isfinite(x)] ** 2)
-    return np.concatenate(y2s), np.concatenate(x2s)
+    return np.concatenate([np.zeros(0)] + y2s), np.concatenate([np.zeros(0)] + x2s)
 
 
 def speed_scale(y2: np.ndarray, x2: np.ndarray) -> float:
@@ -95,6 +95,7 @@ def speed_scale(y2: np.ndarray, x2: np.ndarray) -> float:
         var = np.exp(2 * q[0]) + np.exp(2 * q[1]) * x2
         return float(np.mean(np.log(var) + y2 / var))
     return float(np.exp(minimize(nll, np.zeros(2), method="Nelder-Mead").x[1]))
+
 
 if __name__ == "__main__":
     main()

@@ -225,9 +225,7 @@ def one_camera_runs(seeds=range(1, 9), frames: int = 150, first: int = 60, lengt
         for joint in ("left_wrist", "right_elbow", "right_knee", "left_ankle"):
             j = scene.joint_names.index(joint)
             for camera in range(4):
-                data = scene.keypoints.data.copy()
-                data[first:first + length, [c for c in range(4) if c != camera], :, j] = np.nan
-                kp = dataclasses.replace(scene.keypoints, data=data)
+                kp = seen_by_one(scene.keypoints, joint, camera, first, length)
                 if live:
                     positions = live_performer(kp, scene, config)
                 elif motion == "compiled":
@@ -240,6 +238,15 @@ def one_camera_runs(seeds=range(1, 9), frames: int = 150, first: int = 60, lengt
                 rows.append({"seed": seed, "joint": joint, "camera": camera, "reported": int(np.isfinite(err).sum()),
                              "max_mm": 1000 * float(np.nanmax(err)) if np.isfinite(err).any() else float("nan")})
     return rows
+
+
+def seen_by_one(keypoints: Keypoints2D, joint: str, camera: int, first: int, length: int) -> Keypoints2D:
+    """``keypoints`` with ``joint`` hidden from every camera but ``camera`` in ``length`` frames
+    from ``first`` (the one-camera runs)."""
+    data = keypoints.data.copy()
+    others = [c for c in range(data.shape[1]) if c != camera]
+    data[first:first + length, others, :, keypoints.joint_names.index(joint)] = np.nan
+    return dataclasses.replace(keypoints, data=data)
 
 
 def live_performer(kp: Keypoints2D, scene: SyntheticScene, config) -> np.ndarray:

@@ -137,9 +137,9 @@ def fit_one_view_gaps(rig: Rig, ev: GapEvidence, positions: np.ndarray, sd: np.n
             frames touching a window edge that is not the take's cannot be judged and is left).
         from_smoothed: start Gauss-Newton from the smoothed positions, not the Viterbi choice of
             sides (the live tracker: a gap whose end has not come yet gives the Viterbi pass no
-            end to aim at, and it took the wrong side in 8 of the 128 live one-camera runs on
-            seeds 1-8, up to 41 cm off; from the live smoother's estimate the fit refines the
-            side that estimate chose).
+            end to aim at; in a prototype run of ``mocap bench track --one-camera-only --live``
+            it broke 8 of the 128 runs on seeds 1-8, up to 41 cm off, against 4 by 1-3 cm from
+            the live smoother's estimate, where the fit refines the side that estimate chose).
 
     Returns:
         ``(positions, sd)``: copies with the gaps' frames replaced.
@@ -196,13 +196,13 @@ def solve_gaps(rig: Rig, ev: GapEvidence, positions: np.ndarray, n: np.ndarray, 
     dpar = beta[:, None, None] * (par[:, 2:] - 2 * par[:, 1:-1] + par[:, :-2])  # (K, m + 2, 3)
     rays = view_rays(rig, ev, positions, n, t)
     length = ev.bone[t, n[:, None]]
-    cand = sphere_points(*rays[:2], par[:, 2:-2], length, own[:, 2:-2])
     ends = own.copy()
     ends[:, 2:-2] = np.nan
-    choice = viterbi(cand, ends, dpar)
-    X = np.take_along_axis(cand, choice[..., None, None], axis=2)[:, :, 0]
-    if from_smoothed:
-        X = np.where(np.isfinite(own[:, 2:-2]), own[:, 2:-2], X)
+    X = own[:, 2:-2] if from_smoothed else np.full((len(n), m, 3), np.nan)
+    if not np.isfinite(X).all():  # the Viterbi choice of sides where there is no smoothed start
+        cand = sphere_points(*rays[:2], par[:, 2:-2], length, own[:, 2:-2])
+        choice = viterbi(cand, ends, dpar)
+        X = np.where(np.isfinite(X), X, np.take_along_axis(cand, choice[..., None, None], axis=2)[:, :, 0])
     bones = [(par[:, 2:-2], length, np.isfinite(length))] + child_bones(ev, positions, n, t)
     X, H = gauss_newton(X, ends, dpar, sigma * dt * dt, rays, bones)
     idx = np.arange(m)
