@@ -138,8 +138,8 @@ def fit_one_view_gaps(rig: Rig, ev: GapEvidence, positions: np.ndarray, sd: np.n
         from_smoothed: start Gauss-Newton from the smoothed positions, not the Viterbi choice of
             sides (the live tracker: a gap whose end has not come yet gives the Viterbi pass no
             end to aim at; in a prototype run of ``mocap bench track --one-camera-only --live``
-            it broke 8 of the 128 runs on seeds 1-8, up to 41 cm off, against 4 by 1-3 cm from
-            the live smoother's estimate, where the fit refines the side that estimate chose).
+            it broke 8 of the 128 runs on seeds 1-8, up to 41 cm off; from the live smoother's
+            estimate 4, each 50-59 mm off, and the fit refines the side that estimate chose).
 
     Returns:
         ``(positions, sd)``: copies with the gaps' frames replaced.
