@@ -143,8 +143,13 @@ def _two_people_found(kp, trial, cam):
 #: README: both performers found in 98/99/99/100 % of frames per camera (cross-view pass on;
 #: cam03 was 97 % before the recheck threshold went from 0.12 to 0.10 with the track check of
 #: ``cross_view.continues_track``, 96 % before the whole-mask crop). cam03's frame 52 cannot
-#: count: OpenPose's reference there is a ghost.
-TWO_PEOPLE_FOUND = {"cam01": 0.98, "cam02": 0.99, "cam03": 0.99, "cam04": 1.00}
+#: count: OpenPose's reference there is a ghost. The same code on another CPU (an AMD EPYC with
+#: AVX-512, 2026-12-07, opencv-python-headless 4.14.0.94, ai-edge-litert 2.3.0 or 2.2.0) gives
+#: 98/98/94/100 %: the landmark model's kernels round differently per CPU, and where the two
+#: performers overlap in cam03 (frames 65-70) a few frames flip (the video decoder matters as
+#: much: opencv 4.12.0.88 there gives 98/97/95/100 %). The floors are the lower of the two
+#: machines' figures with the wheels ``make test`` installs.
+TWO_PEOPLE_FOUND = {"cam01": 0.98, "cam02": 0.98, "cam03": 0.94, "cam04": 1.00}
 
 
 @pytest.mark.parametrize("cam", CAMERAS)

@@ -36,12 +36,13 @@ class DropsTheWorstView(torch.nn.Module):
 
 @pytest.fixture(scope="module")
 def capture():
-    """40 frames of one performer, 4 cameras, exact projections plus 0.3 px of noise."""
+    """40 frames of one performer, 4 cameras, exact projections plus 0.3 px of noise, confidences
+    0.6-1.0."""
     scene, _, gt = scenario_person(Scenario(cameras=4, noise_px=0.0, outlier_rate=0.0, swap_rate=0.0, frames=40,
                                             seed=5))
     rng = np.random.default_rng(0)
     xy = np.moveaxis(project_rig(scene.rig, gt), 1, 2) + rng.normal(0.0, 0.3, (40, 4, gt.shape[1], 2))
-    person = np.concatenate([xy, np.ones(xy.shape[:-1] + (1,))], axis=-1)  # (T, C, J, 3)
+    person = np.concatenate([xy, rng.uniform(0.6, 1.0, xy.shape[:-1] + (1,))], axis=-1)  # (T, C, J, 3)
     return scene, person
 
 
@@ -140,3 +141,38 @@ def test_the_guard_runs_for_the_shipped_weights_not_for_session_adapted_ones_and
     assert learned.guard_applies(LEARNED)
     assert not learned.guard_applies(replace(LEARNED, learned_guard=False))
     assert not learned.guard_applies(replace(LEARNED, learned_weights=str(path)))
+
+
+def test_flat_confidence_marks_the_person_with_a_view_of_one_confidence_only():
+    rng = np.random.default_rng(1)
+    person = np.concatenate([rng.normal(500.0, 50.0, (30, 2, 3, 21, 2)), rng.uniform(0.3, 0.9, (30, 2, 3, 21, 1))],
+                            axis=-1)  # (T, P, C, J, 3)
+    person[:, 1, 2, :, 2] = 1.0  # person 1, camera 2: every keypoint 1.0 (a source without scores)
+    person[::2, 1, 2, :5] = np.nan  # missing keypoints do not count
+    flat = learned.flat_confidence(person, 0.2, temporal=True).reshape(30, 2, 21)
+    assert flat[:, 1].all() and not flat[:, 0].any()
+    few = person[:, :, :, :, :].copy()
+    few[:, 1, 2, :, :2] = np.nan
+    few[0, 1, 2, :learned.FLAT_MIN_KEYPOINTS - 1, :2] = 500.0  # too few keypoints to say
+    assert not learned.flat_confidence(few, 0.2, temporal=True).any()
+    one_frame = learned.flat_confidence(person[:, 1], 0.2, temporal=False).reshape(30, 21)  # frames as groups
+    assert one_frame[1::2].all() and not one_frame[::2].any()  # 16 keypoints left there: too few
+
+
+@pytest.mark.parametrize("config", [LEARNED, VOLUMETRIC], ids=["learned", "volumetric"])
+def test_a_person_whose_keypoints_all_carry_one_confidence_keeps_robust_points(capture, config, caplog):
+    """The shipped weights read the detector's confidence; where a view gives every keypoint the
+    same one (1.0 here, as a source without scores writes) the guard keeps robust's points for that
+    person, and says why; with real confidences the network's points stand."""
+    scene, person = capture
+    noisy = person.copy()
+    noisy[..., :2] += np.random.default_rng(2).normal(0.0, 3.0, noisy[..., :2].shape)
+    robust = triangulate_people(scene.rig, noisy, scene.joint_names, ROBUST)
+    varied = triangulate_people(scene.rig, noisy, scene.joint_names, config)
+    assert not np.allclose(varied.points, robust.points)
+    noisy[:, 3, :, 2] = 1.0  # one camera without scores
+    with caplog.at_level(logging.INFO, logger="mocap.triangulation"):
+        flat = triangulate_people(scene.rig, noisy, scene.joint_names, config)
+    robust = triangulate_people(scene.rig, noisy, scene.joint_names, ROBUST)
+    np.testing.assert_array_equal(flat.points, robust.points)
+    assert any("give every keypoint the same confidence" in r.getMessage() for r in caplog.records)

@@ -89,3 +89,16 @@ def ring_rig(num_cameras: int = 8, radius: float = 4.5, height: float = 2.2,
                     break
         cams.append(Camera(f"cam{i + 1:02d}", (W, H), K, dist, R, -R @ center))
     return Rig(tuple(cams), {"kind": "ring", "radius": radius, "height": height, "seed": seed})
+
+
+def turned_camera(rig: Rig, index: int, degrees: float, axis=(0.0, 1.0, 0.0)) -> Rig:
+    """``rig`` with camera ``index`` turned by ``degrees`` about ``axis`` of its own frame, about its
+    own centre (the centre stays): a studio calibration that is off for one camera, while the
+    detections come from the true rig (1° moves that camera's image by ``f · tan 1°``, 30 px at
+    ``f`` = 1700)."""
+    from dataclasses import replace
+
+    turn = rotvec_to_rotmat(np.radians(degrees) * np.asarray(axis, dtype=np.float64) / np.linalg.norm(axis))
+    cams = list(rig.cameras)
+    cams[index] = replace(cams[index], R=turn @ cams[index].R, t=turn @ cams[index].t)
+    return replace(rig, cameras=tuple(cams))

@@ -17,7 +17,8 @@ The guard (``triangulate.learned_guard``, on by default for weights without a st
 :func:`guard_applies`; :func:`robust_guard`): where the learned
 point is consistently farther than robust's from one of robust's inlier views (by more than
 :data:`GUARD_MARGIN` of the person's size there, in at least :data:`GUARD_SHARE` of the frames of a
-:data:`GUARD_WINDOW`-frame window), robust's point is kept and the count logged once. The network,
+:data:`GUARD_WINDOW`-frame window), robust's point is kept and the count logged once; so it is for
+every point of a person with a view whose confidences are all the same (:func:`flat_confidence`). The network,
 trained on synthetic detector noise, sometimes treats a real view that robust keeps as faulty
 (a systematic detector or calibration offset looks like an outlier to it); robust's inliers are
 then the safer evidence. Chosen on held-out synthetic captures and the balancing take: keeping
@@ -74,6 +75,11 @@ GUARD_MARGIN = 0.002
 GUARD_SHARE = 0.6
 GUARD_WINDOW = 15
 GUARD_MIN_FRAMES = 5
+#: The guard also keeps robust's points for a person with a view whose keypoints all carry one and
+#: the same confidence (at least this many of them over the frames given; e.g. a keypoint source
+#: without scores writing 1.0 throughout): the network weighs views by confidences it learned to
+#: vary with the detector's error, and a constant one says nothing of that view's error.
+FLAT_MIN_KEYPOINTS = 20
 
 
 class ViewWeightNet(torch.nn.Module):
@@ -284,8 +290,30 @@ def robust_guard(rig: Rig, person: np.ndarray, points: np.ndarray, robust: Trian
                         for P in (points, robust.points))
     T = robust.points.shape[0] if temporal and robust.points.ndim > 2 else 1
     flat = (T, -1, C)
-    return consistently_worse(r_net.reshape(flat), r_rob.reshape(flat), robust.inliers.reshape(flat),
-                              margin * size.reshape(flat), GUARD_WINDOW if T > 1 else 1).reshape(-1)
+    worse = consistently_worse(r_net.reshape(flat), r_rob.reshape(flat), robust.inliers.reshape(flat),
+                               margin * size.reshape(flat), GUARD_WINDOW if T > 1 else 1).reshape(-1)
+    return worse | flat_confidence(person, min_confidence, T > 1)
+
+
+def flat_confidence(person: np.ndarray, min_confidence: float, temporal: bool) -> np.ndarray:
+    """``(N,)`` bool over the flattened ``(..., J)`` of ``person (..., C, J, 3)``: the points of a
+    person with a view whose keypoints (seen, confidence at least ``min_confidence``; over all frames,
+    axis 0, when ``temporal``) number at least :data:`FLAT_MIN_KEYPOINTS` and all carry the same
+    confidence; logged once per call where there are any."""
+    conf = person[..., 2]  # (..., C, J)
+    with np.errstate(invalid="ignore"):
+        seen = np.isfinite(conf) & (conf >= min_confidence) & np.isfinite(person[..., :2]).all(-1)
+    hi, lo = np.where(seen, conf, -np.inf).max(-1), np.where(seen, conf, np.inf).min(-1)  # (..., C)
+    n = seen.sum(-1)
+    if temporal:
+        hi, lo, n = hi.max(0, keepdims=True), lo.min(0, keepdims=True), n.sum(0, keepdims=True)
+    views = (n >= FLAT_MIN_KEYPOINTS) & (hi - lo <= 1e-6)
+    if views.any():
+        log.info("triangulation guard: %d view(s) of %d people give every keypoint the same confidence (e.g. %.3f): "
+                 "robust kept for those people (the learned weights need detector confidences)",
+                 views.sum(), views.any(-1).sum(), hi[views][0])
+    person_flat = views.any(-1)  # (...,) without C
+    return np.broadcast_to(person_flat[..., None], person.shape[:-3] + (person.shape[-2],)).reshape(-1)
 
 
 def guard_applies(config) -> bool:
