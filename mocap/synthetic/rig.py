@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from mocap.geometry.camera import Camera, Rig
@@ -96,8 +98,6 @@ def turned_camera(rig: Rig, index: int, degrees: float, axis=(0.0, 1.0, 0.0)) ->
     own centre (the centre stays): a studio calibration that is off for one camera, while the
     detections come from the true rig (1° moves that camera's image by ``f · tan 1°``, 30 px at
     ``f`` = 1700)."""
-    from dataclasses import replace
-
     turn = rotvec_to_rotmat(np.radians(degrees) * np.asarray(axis, dtype=np.float64) / np.linalg.norm(axis))
     cams = list(rig.cameras)
     cams[index] = replace(cams[index], R=turn @ cams[index].R, t=turn @ cams[index].t)
