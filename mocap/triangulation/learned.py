@@ -276,13 +276,14 @@ def consistently_worse(r_net: np.ndarray, r_robust: np.ndarray, inliers: np.ndar
 
 
 def robust_guard(rig: Rig, person: np.ndarray, points: np.ndarray, robust: Triangulation, min_confidence: float,
-                 temporal: bool, margin: float = GUARD_MARGIN) -> np.ndarray:
+                 temporal: bool, margin: float = GUARD_MARGIN, say: bool = True) -> np.ndarray:
     """The inference-time guard of the learned modes: ``(N,)`` bool over the flattened ``(..., J)``, the
     points ``points (..., J, 3)`` that are consistently farther than robust's from one of robust's
     inlier views (:func:`consistently_worse`: by more than ``margin`` (:data:`GUARD_MARGIN`) of the
     person's size in that view; per person x joint over :data:`GUARD_WINDOW` frames when ``temporal``,
-    else per point); there robust's point is kept. ``person``: ``(..., C, J, 3)`` the detections
-    (relabelled as the learned mode sees them)."""
+    else per point), and every point of a person with a view whose confidences are all the same
+    (:func:`flat_confidence`, logged when ``say``); there robust's point is kept. ``person``:
+    ``(..., C, J, 3)`` the detections (relabelled as the learned mode sees them)."""
     C = len(rig)
     xy, size = flat_views(person, min_confidence)
     with np.errstate(invalid="ignore"):
@@ -292,14 +293,14 @@ def robust_guard(rig: Rig, person: np.ndarray, points: np.ndarray, robust: Trian
     flat = (T, -1, C)
     worse = consistently_worse(r_net.reshape(flat), r_rob.reshape(flat), robust.inliers.reshape(flat),
                                margin * size.reshape(flat), GUARD_WINDOW if T > 1 else 1).reshape(-1)
-    return worse | flat_confidence(person, min_confidence, T > 1)
+    return worse | flat_confidence(person, min_confidence, T > 1, say)
 
 
-def flat_confidence(person: np.ndarray, min_confidence: float, temporal: bool) -> np.ndarray:
+def flat_confidence(person: np.ndarray, min_confidence: float, temporal: bool, say: bool = True) -> np.ndarray:
     """``(N,)`` bool over the flattened ``(..., J)`` of ``person (..., C, J, 3)``: the points of a
     person with a view whose keypoints (seen, confidence at least ``min_confidence``; over all frames,
     axis 0, when ``temporal``) number at least :data:`FLAT_MIN_KEYPOINTS` and all carry the same
-    confidence; logged once per call where there are any."""
+    confidence; logged (``say``) where there are any."""
     conf = person[..., 2]  # (..., C, J)
     with np.errstate(invalid="ignore"):
         seen = np.isfinite(conf) & (conf >= min_confidence) & np.isfinite(person[..., :2]).all(-1)
@@ -308,7 +309,7 @@ def flat_confidence(person: np.ndarray, min_confidence: float, temporal: bool) -
     if temporal:
         hi, lo, n = hi.max(0, keepdims=True), lo.min(0, keepdims=True), n.sum(0, keepdims=True)
     views = (n >= FLAT_MIN_KEYPOINTS) & (hi - lo <= 1e-6)
-    if views.any():
+    if say and views.any():
         log.info("triangulation guard: %d view(s) of %d people give every keypoint the same confidence (e.g. %.3f): "
                  "robust kept for those people (the learned weights need detector confidences)",
                  views.sum(), views.any(-1).sum(), hi[views][0])
@@ -327,7 +328,8 @@ def log_guard(mode: str, guarded: np.ndarray, refined: np.ndarray) -> None:
     """One log line (info when it acted) of how many points the guard gave back to robust."""
     (log.info if guarded.any() else log.debug)(
         "%s triangulation guard: kept robust for %d of %d points (consistently farther than robust's point from "
-        "one of robust's inlier views over %d frames; triangulate.learned_guard: false turns it off)",
+        "one of robust's inlier views over %d frames, or a person whose view gives every keypoint one confidence; "
+        "triangulate.learned_guard: false turns it off)",
         mode, guarded.sum(), refined.sum(), GUARD_WINDOW)
 
 

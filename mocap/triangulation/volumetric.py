@@ -352,7 +352,7 @@ def triangulate_volumetric(rig: Rig, person: np.ndarray, robust: Triangulation, 
     if guard_applies(config):  # the refined point, too, keeps robust's inlier views
         refined = (had & use[:, None]).reshape(-1)
         guarded = refined & robust_guard(rig, relabelled.reshape(person.shape), X.reshape(lead + (J, 3)), robust,
-                                         config.min_confidence, temporal, GUARD_MARGIN)
+                                         config.min_confidence, temporal, GUARD_MARGIN, say=False)  # said once, above
         log_guard("volumetric", guarded, refined)
         X = np.where(guarded.reshape(X.shape[:-1])[..., None], X0, X)
     counts = {k: int(v.sum()) for k, v in reasons.items()}
