@@ -151,7 +151,7 @@ def test_flat_confidence_marks_the_person_with_a_view_of_one_confidence_only():
     person[::2, 1, 2, :5] = np.nan  # missing keypoints do not count
     flat = learned.flat_confidence(person, 0.2, temporal=True).reshape(30, 2, 21)
     assert flat[:, 1].all() and not flat[:, 0].any()
-    few = person[:, :, :, :, :].copy()
+    few = person.copy()
     few[:, 1, 2, :, :2] = np.nan
     few[0, 1, 2, :learned.FLAT_MIN_KEYPOINTS - 1, :2] = 500.0  # too few keypoints to say
     assert not learned.flat_confidence(few, 0.2, temporal=True).any()
