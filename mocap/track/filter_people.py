@@ -46,6 +46,7 @@ from mocap.geometry import Rig
 from mocap.geometry.lens import distort_normalized
 from mocap.match.epipolar import person_sizes
 from mocap.skeleton.joints import left_right_permutation
+from mocap.triangulation import left_right_limbs, limb_pairs
 from mocap.track.one_view import GapEvidence, children, fit_one_view_gaps, gap_motion
 from mocap.track.smoothing import SmoothConfig, smooth_people, within_short_gaps
 from mocap.threads import run_blocks
@@ -166,11 +167,12 @@ class TrackConfig:
     joint that one camera sees is fitted as a whole (:mod:`mocap.track.one_view`: the camera's
     ray, the bones, a motion prior relative to the parent joint learned from real motion capture
     and loosened where the limb moves fast, a Viterbi choice of the bone's side). A joint seen by
-    one camera for 0.5 s stays within 5 cm in 123 of 128 runs (``mocap bench track
-    --one-camera-only``, seeds 1-8), 124 (9-16) and 122 (17-24), against 109, 114 and 113 without
+    one camera for 0.5 s stays within 5 cm in 124 of 128 runs (``mocap bench track
+    --one-camera-only``, seeds 1-8), 125 (9-16) and 125 (17-24), against 115, 117 and 118 without
     (``--no-one-view-fit``). The live tracker (:class:`mocap.track.online.OnlineTracker`) fits
-    the run so far, its end free: 118 and 121 of 128 (``--live``) against 108 and 114. The offline
-    ``online`` mode does not fit."""
+    the run so far, its end free: 118 and 124 of 128 (``--live``) against 108 and 114 (measured
+    before the limb-wise relabelling of :func:`unswapped`). The offline ``online`` mode does not
+    fit."""
     lag_frames: int = 5
     """``online``: each frame's estimate is smoothed with this many frames after it (final this
     many frames late). Measured on 3 crossing performers: 0 (the filter alone) 9.2 mm, 1: 6.8,
@@ -291,23 +293,46 @@ def bone_lengths(points: np.ndarray, joint_names=None, causal: bool = False) -> 
 
 
 def unswapped(rig: Rig, person: np.ndarray, points: np.ndarray, joint_names) -> np.ndarray:
-    """``person (T, P, C, J, 3)`` with a view's left and right joint exchanged where the
-    exchanged pair lies less than half as far from the triangulated pair's projections
-    ``points (T, P, J, 3)`` as the labelled one: the robust triangulation relabels such views
-    for itself (:func:`mocap.triangulation.robust.triangulate_robust`) and its kept views refer
-    to the relabelled keypoints, so the filter must see them the same way."""
-    mirror = left_right_permutation(joint_names)
+    """``person (T, P, C, J, 3)`` with a view's left and right limb exchanged where the exchanged
+    labels lie less than half as far from the triangulated points' projections ``points (T, P, J,
+    3)`` as the given ones, summed over the limb's pairs seen on both sides: the robust
+    triangulation relabels such views for itself, a whole limb at once
+    (:data:`~mocap.triangulation.LIMB_GROUPS`), and its kept views
+    refer to the relabelled keypoints, so the filter must see them the same way. A pair seen on
+    one side only follows its limb (a view that shows only the left knee, at the right knee's
+    place, beside swapped hips and ankles, saw the right knee); a mirrored pair in no limb group
+    decides for itself."""
+    L, R, limb = limb_pairs(mirror_groups(joint_names))
+    if not len(L):
+        return person
     proj = rig_measure(rig)(points)  # (T, P, J, C, 2)
     xy = np.moveaxis(person[..., :2], 2, 3)  # (T, P, J, C, 2)
     with np.errstate(invalid="ignore"):
-        same = np.linalg.norm(xy - proj, axis=-1)
-        cross = np.linalg.norm(xy - proj[:, :, mirror], axis=-1)
-        swap = (cross + cross[:, :, mirror]) < 0.5 * (same + same[:, :, mirror])  # (T, P, J, C), NaN: False
-    swap &= (mirror != np.arange(len(mirror)))[:, None]
+        same = np.linalg.norm(xy[:, :, L] - proj[:, :, L], axis=-1) + np.linalg.norm(xy[:, :, R] - proj[:, :, R], axis=-1)
+        cross = np.linalg.norm(xy[:, :, L] - proj[:, :, R], axis=-1) + np.linalg.norm(xy[:, :, R] - proj[:, :, L], axis=-1)
+    both = np.isfinite(same) & np.isfinite(cross)  # (T, P, pairs, C)
+    starts = np.flatnonzero(np.r_[True, limb[1:] != limb[:-1]])
+    same_l = np.add.reduceat(np.where(both, same, 0.0), starts, axis=2)  # (T, P, limbs, C)
+    cross_l = np.add.reduceat(np.where(both, cross, 0.0), starts, axis=2)
+    seen = np.add.reduceat(both, starts, axis=2) > 0
+    flip = (seen & (cross_l < 0.5 * same_l))[:, :, limb]  # (T, P, pairs, C)
+    t, p, k, c = np.nonzero(flip)
     out = person.copy()
-    t, p, j, c = np.nonzero(swap)
-    out[t, p, c, j] = person[t, p, c, mirror[j]]
+    out[t, p, c, L[k]] = person[t, p, c, R[k]]
+    out[t, p, c, R[k]] = person[t, p, c, L[k]]
     return out
+
+
+def mirror_groups(joint_names) -> list[list[tuple[int, int]]]:
+    """The left/right pairs of ``joint_names`` grouped as the triangulation's limbs
+    (:func:`~mocap.triangulation.left_right_limbs`), then each mirrored pair in no
+    limb as a group of its own."""
+    limbs = left_right_limbs(joint_names)
+    grouped = {j for pairs in limbs for pair in pairs for j in pair}
+    mirror = left_right_permutation(joint_names)
+    alone = [[(j, int(mirror[j]))] for j in range(len(mirror))
+             if mirror[j] != j and j not in grouped and str(joint_names[j]).startswith("left_")]
+    return limbs + alone
 
 
 def rig_measure(rig: Rig):

@@ -42,14 +42,14 @@ import numpy as np
 
 from mocap.triangulation import _robust_numpy as rn
 from mocap.triangulation._cameras import CameraArrays, single_thread_blas, undistorted_pixels
-from mocap.triangulation._left_right import LIMB_GROUPS, left_right_limbs, swap_views, temporal_reference
+from mocap.triangulation._left_right import LIMB_GROUPS, left_right_limbs, limb_pairs, swap_views, temporal_reference
 from mocap.triangulation._robust_numpy import Detections, Views
 from mocap.triangulation.backend import BACKENDS, resolve_backend
 from mocap.triangulation.dlt import (
     ChunkParts, Observations, Triangulation, assemble, check_common, finish_chunk, prepare,
 )
 
-__all__ = ["BACKENDS", "LIMB_GROUPS", "left_right_limbs", "temporal_reference", "triangulate_robust", "view_pairs"]
+__all__ = ["BACKENDS", "LIMB_GROUPS", "left_right_limbs", "limb_pairs", "temporal_reference", "triangulate_robust", "view_pairs"]
 
 log = logging.getLogger(__name__)
 
