@@ -350,6 +350,33 @@ def test_temporal_check_resolves_a_two_of_four_views_swap(rng, backend):
     assert temporal.inliers.all()
 
 
+def test_a_reference_breaks_a_two_of_four_views_swap_frame_by_frame(rng, backend):
+    """The same ties, one frame at a time (a live tracker has no frames after): checked against
+    given points (the tracker's prediction, here the truth moved by 1 cm) every swap is
+    relabelled; a reference that is NaN, or the wrong shape, is no check or a clear error."""
+    names = ("left_knee", "right_knee", "left_ankle", "right_ankle")
+    rig = ring(4)
+    walk = np.linspace(0, 0.8, 4)[:, None] * [1.0, 0.2, 0.0] + [0.0, 0.0, 0.5]
+    X = np.stack([walk + [0, 0, 0.5], walk + [0, 0.3, 0.5], walk, walk + [0, 0.3, 0]], axis=1)  # (4, J, 3)
+    xy = project_rig(rig, X)
+    for t, views in enumerate([(0, 1), (2, 3), (0, 2), (1, 3)]):
+        for c in views:
+            xy[t, [0, 1, 2, 3], c] = xy[t, [1, 0, 3, 2], c]
+    limbs = left_right_limbs(names)
+    alone = [triangulate_robust(rig, xy[t:t + 1], limbs=limbs, backend=backend).points[0] for t in range(4)]
+    assert (np.nan_to_num(np.linalg.norm(np.stack(alone) - X, axis=-1), nan=1.0) > 0.1).any()
+    prediction = X + rng.normal(scale=0.01, size=X.shape)
+    checked = [triangulate_robust(rig, xy[t:t + 1], limbs=limbs, reference=prediction[t:t + 1], backend=backend)
+               for t in range(4)]
+    np.testing.assert_allclose(np.stack([c.points[0] for c in checked]), X, atol=1e-9)
+    assert all(c.inliers.all() for c in checked)
+    unknown = [triangulate_robust(rig, xy[t:t + 1], limbs=limbs, reference=np.full((1, 4, 3), np.nan),
+                                  backend=backend).points[0] for t in range(4)]
+    np.testing.assert_array_equal(np.stack(unknown), np.stack(alone))
+    with pytest.raises(ValueError, match="reference: expected shape"):
+        triangulate_robust(rig, xy[:1], limbs=limbs, reference=np.zeros((4, 3)), backend=backend)
+
+
 def test_temporal_check_needs_limbs():
     with pytest.raises(ValueError, match="temporal"):
         triangulate_robust(ring(4), np.zeros((3, 2, 4, 2)), temporal=True)

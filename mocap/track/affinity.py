@@ -283,7 +283,8 @@ class FrameMatcher:
         groups = np.where(free, group_frame(frame_cost, free, match.max_cost), -1)
         K = len(tracks.ids)
         cands = _candidates(frame, rows, groups, K)  # (K + M, C, J, 3)
-        tri = triangulate_people(self.rig, cands[None], self.names, self.triangulate, temporal=False)
+        ahead = np.concatenate([pred, np.full((len(cands) - K,) + pred.shape[1:], np.nan)])[None]  # (1, K + M, J, 3)
+        tri = triangulate_people(self.rig, cands[None], self.names, self.triangulate, temporal=False, reference=ahead)
         owner = -np.ones(frame.shape[:2], dtype=np.int64)
         ids = np.concatenate([tracks.ids, -np.ones(len(cands) - K, np.int64)])
         self.tracks, self.n_tracks = _update(tracks, tri.points[0], rows, groups, t, self.fps, link, self.n_tracks,

@@ -141,8 +141,10 @@ class TrackConfig:
     more are filled at 24-28 mm, 5 % of them over 8 cm (3 performers, 4 cameras)."""
     restart_frames: int = 3
     """A joint restarts from the triangulation where the triangulation found it but the filter
-    disagrees (the gate refused every view, or the prediction lies farther than ``restart_m``
-    from the triangulated joint): at once where the triangulated joint lies within
+    disagrees (the gate refused every view, or the joint as this frame's update and bones left it
+    lies farther than ``restart_m`` from the triangulated joint; measuring from the prediction
+    instead gave 123 / 126 / 126 of 128 one-camera runs against 124 / 125 / 125, seeds 1-8 /
+    9-16 / 17-24, a one-off build): at once where the triangulated joint lies within
     :data:`ODD_BONE` of its bone's length from its parent (the parent's filtered position), else
     after this many such frames in a row (a wrong joint, or one without a bone to check). On
     the real two-person take the triangulation takes a wrong joint for a frame or two now and
@@ -170,7 +172,7 @@ class TrackConfig:
     one camera for 0.5 s stays within 5 cm in 124 of 128 runs (``mocap bench track
     --one-camera-only``, seeds 1-8), 125 (9-16) and 125 (17-24), against 115, 117 and 118 without
     (``--no-one-view-fit``). The live tracker (:class:`mocap.track.online.OnlineTracker`) fits
-    the run so far, its end free: 118 and 124 of 128 (``--live``) against 108 and 114 (measured
+    the run so far, its end free: 119 and 123 of 128 (``--live``) against 108 and 114 (measured
     before the limb-wise relabelling of :func:`unswapped`). The offline ``online`` mode does not
     fit."""
     lag_frames: int = 5

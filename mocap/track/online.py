@@ -6,7 +6,10 @@ Per pushed frame (all of it causal, decided from this frame and the ones before)
    to the existing tracks' predicted projections (temporal affinity), the rest grouped across
    views by the epipolar matching (:mod:`mocap.match.epipolar`); a group of two views or more
    continues a track lost lately near it, else starts a new one. Each track's views are
-   triangulated on their own (robust, no temporal check: that needs the frames after).
+   triangulated on their own (robust), each view's left/right labels checked against the
+   track's predicted joints where the offline run checks them against the neighbouring frames
+   (``reference`` of :func:`mocap.triangulation.triangulate_robust`: a swap in two of four views
+   is a tie no single frame breaks).
 2. **Track states**: a track is *tentative* until triangulated in ``LinkConfig.min_track_s``
    worth of frames, then *confirmed* (only confirmed tracks are emitted, and not those whose
    body centre lay outside the capture volume in most of their frames so far: bystanders,

@@ -119,7 +119,7 @@ def triangulate_frames(rig: Rig, xy_px: np.ndarray, weight: np.ndarray, threshol
 
 
 def triangulate_people(rig: Rig, person: np.ndarray, joint_names, config: TriangulateConfig,
-                       temporal: bool = True) -> Triangulation:
+                       temporal: bool = True, reference: np.ndarray | None = None) -> Triangulation:
     """Triangulate people given per view.
 
     Args:
@@ -128,6 +128,8 @@ def triangulate_people(rig: Rig, person: np.ndarray, joint_names, config: Triang
         joint_names: ``(J,)`` names (for the left/right checks).
         config: method and thresholds.
         temporal: allow the temporal left/right check (needs frames on axis 0 to be consecutive).
+        reference: ``(T, ..., J, 3)`` points to check each view's left/right labels against where
+            ``temporal`` is off (a live tracker's prediction; NaN where none), or None.
 
     Returns:
         :class:`~mocap.triangulation.Triangulation` over ``(T, ..., J)``.
@@ -143,7 +145,8 @@ def triangulate_people(rig: Rig, person: np.ndarray, joint_names, config: Triang
     tri = triangulate_robust(rig, xy, weight, threshold_px=tau, max_hypotheses=config.max_hypotheses,
                              refine=config.refine, limbs=limbs or None,
                              temporal=temporal and bool(limbs) and config.temporal_swap_check,
-                             min_views=config.min_views)
+                             min_views=config.min_views,
+                             reference=reference if config.temporal_swap_check else None)
     if config.method == "learned":
         return learned_module().triangulate_learned(rig, person, tri, joint_names, config, temporal)
     if config.method == "volumetric":

@@ -145,16 +145,20 @@ def first_pass(solver: RobustSolver, obs: Observations, tau: np.ndarray) -> list
     return chunks
 
 
-def temporal_pass(solver: RobustSolver, chunks: list[ChunkState], T: int) -> None:
+def temporal_pass(solver: RobustSolver, chunks: list[ChunkState], T: int, ref: np.ndarray | None = None) -> None:
     """Step 5: each chunk's left/right check again, against the points predicted from the
-    neighbouring frames (``T`` frames on axis 0); marks the relabelled joints in ``redo``."""
+    neighbouring frames (``T`` frames on axis 0), or against ``ref (3, n)`` points given (a
+    tracker's prediction: :func:`triangulate_robust`'s ``reference``); marks the relabelled joints
+    in ``redo``."""
     # The neighbours' prediction is taken before the joints relabelled in step 4 are solved again
     # (their estimate left out the swapped view wherever it was a minority, and the median of
     # four neighbours absorbs one wrong one), so that every relabelled joint is solved once.
-    X_all = np.concatenate([chunk.X for chunk in chunks], axis=1)
-    if solver.steps is not None:
-        ref = solver.steps.temporal_reference(X_all, T)
+    if ref is not None:
+        pass
+    elif solver.steps is not None:
+        ref = solver.steps.temporal_reference(np.concatenate([chunk.X for chunk in chunks], axis=1), T)
     else:
+        X_all = np.concatenate([chunk.X for chunk in chunks], axis=1)
         ref = temporal_reference(X_all.T.reshape(T, -1, 3)).reshape(-1, 3).T
     for chunk in chunks:
         again = relabel(solver, np.ascontiguousarray(ref[:, chunk.sl]), chunk)
@@ -196,7 +200,7 @@ def check_thresholds(threshold_px, obs: Observations) -> np.ndarray:
 def triangulate_robust(cameras, xy_px, weight=None, *, threshold_px=15.0, max_hypotheses: int = 64,
                        refine: bool = False, refine_iterations: int = 2, limbs=None, temporal: bool = False,
                        undistort: bool = True, min_views: int = 2, sigma_px: float | None = None,
-                       seed: int = 0, backend: str = "auto") -> Triangulation:
+                       seed: int = 0, backend: str = "auto", reference: np.ndarray | None = None) -> Triangulation:
     """Triangulation with outlier views rejected, in time bounded by ``max_hypotheses``.
 
     Args:
@@ -214,6 +218,10 @@ def triangulate_robust(cameras, xy_px, weight=None, *, threshold_px=15.0, max_hy
             solved, each view's left/right labels are checked again against the joints predicted
             from the neighbouring frames (:func:`temporal_reference`) and the relabelled joints
             solved again. Resolves what one frame cannot, e.g. a swap in two of four views.
+        reference: with ``limbs`` and without ``temporal``, ``(..., J, 3)`` points, world
+            metres, in the leading shape of ``xy_px``, NaN where none: the same second check
+            against them instead of the neighbouring frames (a live tracker's prediction: it has
+            no frames after).
         undistort: undistort first (off only for already undistorted pixels).
         min_views: points with fewer inlier views are NaN.
         sigma_px: 2D noise (px) of a weight-1 observation; when given, ``covariance`` is computed.
@@ -242,6 +250,11 @@ def triangulate_robust(cameras, xy_px, weight=None, *, threshold_px=15.0, max_hy
     chunks = first_pass(solver, obs, tau)
     if temporal and obs.lead_shape[0] >= 2:
         temporal_pass(solver, chunks, obs.lead_shape[0])
+    elif reference is not None and solver.limbs:
+        if np.shape(reference) != tuple(obs.lead_shape) + (3,):
+            raise ValueError(f"reference: expected shape {tuple(obs.lead_shape) + (3,)} (the points of xy_px), "
+                             f"got {np.shape(reference)}")
+        temporal_pass(solver, chunks, obs.lead_shape[0], np.ascontiguousarray(np.reshape(reference, (-1, 3)).T, float))
     parts = ChunkParts()
     reproj = None if steps is None else partial(steps.reproj_error, obs)
     for chunk in chunks:
