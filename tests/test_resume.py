@@ -97,3 +97,40 @@ def test_killed_run_resumes_and_changed_settings_rerun_only_their_stages(take, t
     assert "stage reconstruct: runs (changed since the last run: smooth)" in log, log
     assert "stage export: runs (changed since the last run: tracks)" in log, log
     assert (out / "keypoints2d" / "cam01.npz").stat().st_mtime_ns == detected
+
+
+def test_outputs_made_by_other_mocap_code_are_not_reused(tmp_path, monkeypatch, caplog):
+    """A stage record also holds the digest of the package's source and weights: after an upgrade
+    (any .py or .pt file of the package changed) the stage runs again and the log says why."""
+    import logging
+
+    from mocap.runtime import stages
+
+    out = tmp_path / "out"
+    (out / "export").mkdir(parents=True)
+    result = out / "export" / "a.bvh"
+    result.write_text("HIERARCHY\n")
+    real = stages.code_digest
+    first = real()
+    real.cache_clear()
+    assert real() == first and len(first) == 16 and int(first, 16) >= 0  # the same files, the same digest
+    record = stages.StageRecord(out, "export", {"export": {"format": "bvh"}})
+    record.done([result])
+    with caplog.at_level(logging.INFO, logger="mocap.runtime.stages"):
+        assert record.reusable()
+        monkeypatch.setattr(stages, "code_digest", lambda: "0123456789abcdef")
+        assert not record.reusable()
+    assert "stage export: runs (changed since the last run: mocap code)" in caplog.text
+
+
+def test_camera_detections_made_by_other_mocap_code_are_not_reused(monkeypatch):
+    """A camera's ``<cam>.npz`` is reused only with the same settings fingerprint, which now holds
+    the code digest too."""
+    from mocap.config import DetectConfig
+    from mocap.detect.session import settings_fingerprint
+    from mocap.runtime import stages
+
+    before = settings_fingerprint(DetectConfig())
+    assert settings_fingerprint(DetectConfig()) == before
+    monkeypatch.setattr(stages, "code_digest", lambda: "0123456789abcdef")
+    assert settings_fingerprint(DetectConfig()) != before

@@ -6,7 +6,7 @@ are checked before any detection: every video against its calibrated camera, the
 folder, the settings. A recorded take's matched frame table (SESSION/sync_report.yaml, from
 mocap record) and SESSION/sync.yaml (from mocap sync) put the cameras on one timeline before
 matching. Every stage is resumable: detect, reconstruct and export each record a fingerprint
-of their inputs and settings (DIR/stages/<stage>.yaml); run the command again after an
+of their inputs, settings and the mocap code (DIR/stages/<stage>.yaml); run the command again after an
 interruption and finished stages are reused (the log says which, or why a stage runs again),
 and a changed setting reruns only the stages that read it. A long take is reconstructed in
 chunks of frames (--chunk-frames; the same result as one pass, memory bounded by the chunk),

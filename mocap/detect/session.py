@@ -74,10 +74,13 @@ def check_session(videos: dict[str, Path], rig: Rig | None = None) -> None:
 
 def settings_fingerprint(config: DetectConfig) -> str:
     """What a reusable ``<cam>.npz`` must have been made with: the detector and its settings
-    (threads and workers excluded: they change the time, not the result)."""
+    (threads and workers excluded: they change the time, not the result), and the same mocap
+    code (:func:`mocap.runtime.stages.code_digest`)."""
+    from mocap.runtime.stages import code_digest
+
     model = {k: v for k, v in asdict(config.model_config).items() if k != "num_threads"}
     person = {k: v for k, v in asdict(config.blazepose).items() if k != "num_threads"}
-    text = repr((config.detector, model, person, config.allow_short))
+    text = repr((config.detector, model, person, config.allow_short, code_digest()))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -102,7 +105,7 @@ def _reusable(path: Path, video: Path, settings: str, hashes: dict) -> CameraDet
         log.info("camera %s: %s was made from another video; detecting again", old.camera, path)
         return None
     if old.settings != settings or old.model_sha256 != hashes:
-        log.info("camera %s: %s was made with other detector settings; detecting again", old.camera, path)
+        log.info("camera %s: %s was made with other detector settings or other mocap code; detecting again", old.camera, path)
         return None
     return old
 

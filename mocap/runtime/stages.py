@@ -1,5 +1,6 @@
 """Resumable stages: a stage's outputs are reused only when the fingerprint of its inputs and
-settings is the one they were made with.
+settings, and of the mocap code that made them (:func:`code_digest`), is the one they were made
+with.
 
 After a stage finishes, :meth:`StageRecord.done` writes ``DIR/stages/<stage>.yaml``: the
 fingerprint, what went into it (file digests, the settings), and each output file's sha256. A
@@ -12,6 +13,7 @@ after the outputs, so a run killed mid-stage leaves that stage to be done again.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -33,6 +35,18 @@ def file_digest(path: str | os.PathLike) -> str:
     with open(path, "rb") as f:
         while block := f.read(1 << 20):
             h.update(block)
+    return h.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=1)
+def code_digest() -> str:
+    """sha256 of the mocap package's source and shipped weights (every ``.py`` and ``.pt`` file
+    under the package, with its path; hex, first 16 digits): outputs made by other code (an
+    upgrade, a ``git pull``) are not reused, since a fix in any stage can change them."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.suffix in (".py", ".pt") and "__pycache__" not in p.parts):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
     return h.hexdigest()[:16]
 
 
@@ -75,7 +89,8 @@ class StageRecord:
         return Path(self.out) / "stages" / f"{self.stage}.yaml"
 
     def digests(self) -> dict:
-        return {name: fingerprint({name: value}) for name, value in self.parts.items()}
+        """Each part's fingerprint, and the code's (``mocap code``)."""
+        return {**{name: fingerprint({name: value}) for name, value in self.parts.items()}, "mocap code": code_digest()}
 
     def reusable(self) -> bool:
         """True (and logged) when the stage's outputs can be reused; else logs why it runs."""
