@@ -153,13 +153,10 @@ def temporal_pass(solver: RobustSolver, chunks: list[ChunkState], T: int, ref: n
     # The neighbours' prediction is taken before the joints relabelled in step 4 are solved again
     # (their estimate left out the swapped view wherever it was a minority, and the median of
     # four neighbours absorbs one wrong one), so that every relabelled joint is solved once.
-    if ref is not None:
-        pass
-    elif solver.steps is not None:
-        ref = solver.steps.temporal_reference(np.concatenate([chunk.X for chunk in chunks], axis=1), T)
-    else:
+    if ref is None:
         X_all = np.concatenate([chunk.X for chunk in chunks], axis=1)
-        ref = temporal_reference(X_all.T.reshape(T, -1, 3)).reshape(-1, 3).T
+        ref = (solver.steps.temporal_reference(X_all, T) if solver.steps is not None
+               else temporal_reference(X_all.T.reshape(T, -1, 3)).reshape(-1, 3).T)
     for chunk in chunks:
         again = relabel(solver, np.ascontiguousarray(ref[:, chunk.sl]), chunk)
         log.debug("temporal left/right check: %d joints to solve again", np.count_nonzero(again))
