@@ -103,6 +103,7 @@ def test_outputs_made_by_other_mocap_code_are_not_reused(tmp_path, monkeypatch, 
     """A stage record also holds the digest of the package's source and weights: after an upgrade
     (any .py or .pt file of the package changed) the stage runs again and the log says why."""
     import logging
+    from pathlib import Path
 
     from mocap.runtime import stages
 
@@ -110,10 +111,20 @@ def test_outputs_made_by_other_mocap_code_are_not_reused(tmp_path, monkeypatch, 
     (out / "export").mkdir(parents=True)
     result = out / "export" / "a.bvh"
     result.write_text("HIERARCHY\n")
-    real = stages.code_digest
-    first = real()
-    real.cache_clear()
-    assert real() == first and len(first) == 16 and int(first, 16) >= 0  # the same files, the same digest
+    package = tmp_path / "pkg"
+    (package / "track" / "__pycache__").mkdir(parents=True)
+    (package / "track" / "ukf.py").write_text("X = 1\n")
+    (package / "weights.pt").write_bytes(b"\x00\x01")
+    first = stages.source_digest(package)
+    (package / "track" / "__pycache__" / "ukf.cpython-311.pyc").write_bytes(b"cache")  # not source
+    (package / "notes.txt").write_text("not code")
+    assert stages.source_digest(package) == first
+    (package / "track" / "ukf.py").write_text("X = 2\n")  # an upgrade changes a source file
+    assert stages.source_digest(package) != first
+    (package / "track" / "ukf.py").write_text("X = 1\n")
+    (package / "weights.pt").write_bytes(b"\x00\x02")  # or the shipped weights
+    assert stages.source_digest(package) != first
+    assert stages.code_digest() == stages.source_digest(Path(stages.__file__).resolve().parents[1])
     record = stages.StageRecord(out, "export", {"export": {"format": "bvh"}})
     record.done([result])
     with caplog.at_level(logging.INFO, logger="mocap.runtime.stages"):

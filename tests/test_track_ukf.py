@@ -338,9 +338,9 @@ def test_a_swapped_leg_with_one_knee_missing_is_relabelled_whole_as_the_triangul
     left (its right_knee column empty): the triangulation relabels the whole leg and triangulates
     the right knee with that view, so the filter must see the same labels. Before, the pair was
     judged alone, and a pair with one side missing was never relabelled (the filter then had one
-    camera fewer than the triangulation on that knee; ``mocap bench track --one-camera-only``
-    failed 2 more runs of 128 on seeds 1-8 because of it). A lone exchanged pair whose limb fits
-    as labelled is left."""
+    camera fewer than the triangulation on that knee: two of the failing ``mocap bench track
+    --one-camera-only`` runs on seeds 1-8, seed 4 camera 2 and seed 6 camera 1, failed because of
+    it). A lone exchanged pair whose limb fits as labelled is left."""
     from mocap.track.filter_people import rig_measure, unswapped
 
     scene = one_person

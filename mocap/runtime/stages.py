@@ -40,12 +40,16 @@ def file_digest(path: str | os.PathLike) -> str:
 
 @functools.lru_cache(maxsize=1)
 def code_digest() -> str:
-    """sha256 of the mocap package's source and shipped weights (every ``.py`` and ``.pt`` file
-    under the package, with its path; hex, first 16 digits): outputs made by other code (an
-    upgrade, a ``git pull``) are not reused, since a fix in any stage can change them."""
-    root = Path(__file__).resolve().parents[1]
+    """:func:`source_digest` of the mocap package itself, once per process: outputs made by other
+    code (an upgrade, a ``git pull``) are not reused, since a fix in any stage can change them."""
+    return source_digest(Path(__file__).resolve().parents[1])
+
+
+def source_digest(root: Path) -> str:
+    """sha256 of every ``.py`` and ``.pt`` file under ``root`` with its relative path (compiled
+    caches left out; hex, first 16 digits)."""
     h = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.suffix in (".py", ".pt") and "__pycache__" not in p.parts):
+    for path in sorted(p for p in Path(root).rglob("*") if p.suffix in (".py", ".pt") and "__pycache__" not in p.parts):
         h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
     return h.hexdigest()[:16]
 
