@@ -377,6 +377,32 @@ def test_a_reference_breaks_a_two_of_four_views_swap_frame_by_frame(rng, backend
         triangulate_robust(rig, xy[:1], limbs=limbs, reference=np.zeros((4, 3)), backend=backend)
 
 
+def test_a_made_up_leg_is_left_out_so_its_hip_cannot_outvote_two_right_views(rng, backend):
+    """One view's leg fits the 3D leg neither as labelled nor exchanged (its right labels on the
+    true left leg, its left knee and ankle made up: a rear view with one leg hidden), and its left
+    hip agrees exactly with another view's wrong left hip: a two-against-two tie the made-up view
+    wins on its exact fit. That view's leg is left out (step 7) and the two right views decide."""
+    names = ("left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle")
+    rig = ring(4)
+    T = 5
+    hip = body_points(rng, (T,)) * [1, 1, 0] + [0, 0, 1.0]
+    side = np.array([0.2, 0.2, 0.0])  # the right leg 28 cm aside, apart in every view
+    X = np.stack([hip, hip + side, hip + [0.05, 0, -0.45], hip + side + [0.05, 0, -0.45],
+                  hip + [0, 0, -0.9], hip + side + [0, 0, -0.9]], axis=1)  # (T, 6, 3)
+    wrong = X[:, 0] + [0.0, -0.12, 0.2]  # where cameras 0 and 1 put the left hip
+    xy = project_rig(rig, X) + rng.normal(0, 2.0, (T, 6, 4, 2))  # (T, J, C, 2)
+    xy[:, 0, :2] = project_rig(rig, wrong)[:, :2]  # exactly consistent: it beats the noisy right pair
+    xy[:, [1, 3, 5], 1] = project_rig(rig, X[:, [0, 2, 4]])[:, :, 1]  # right labels on the left leg
+    xy[:, [2, 4], 1] = project_rig(rig, X[:, [2, 4]] + [0.0, -0.5, 0.3])[:, :, 1]  # made up
+    limbs = left_right_limbs(names)
+    res = triangulate_robust(rig, xy, limbs=limbs, backend=backend)
+    np.testing.assert_allclose(res.points[:, 0], X[:, 0], atol=0.03)  # two views, 2 px noise; wrong: 23 cm
+    assert not res.inliers[:, :, 1].any()  # camera 1's leg is used for no joint
+    assert res.inliers[:, :, 2:].all()
+    without = triangulate_robust(rig, xy, backend=backend)  # no left/right checks: the tie goes wrong
+    assert (np.linalg.norm(without.points[:, 0] - wrong, axis=-1) < 0.01).all()
+
+
 def test_temporal_check_needs_limbs():
     with pytest.raises(ValueError, match="temporal"):
         triangulate_robust(ring(4), np.zeros((3, 2, 4, 2)), temporal=True)
@@ -554,6 +580,44 @@ def test_numba_swap_scoring_equals_numpy(rng):
     got = swap_flags_kernel(obs.cams.KRt, Xf, pu, pv, valid, tau, J, L, R, limb, len(limbs), KERNEL_RULES)
     assert 0.05 < want.mean() < 0.5
     np.testing.assert_array_equal(got, want)
+
+
+def test_numba_misfit_limbs_equal_numpy(rng):
+    """Compiled step 7: the same limb views left out (weights and valid flags) and the same points
+    to solve again as the numpy path, on limbs made up in some views, random outliers, missing
+    joints and per-view thresholds."""
+    steps = _numba_steps()
+    from mocap.triangulation import _left_right
+    from mocap.triangulation._cameras import undistorted_pixels
+    from mocap.triangulation._robust_numpy import Views
+    from mocap.triangulation.dlt import prepare
+
+    rig = ring(6)
+    names = ("left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle", "left_shoulder",
+             "right_shoulder")
+    T, J = 400, len(names)
+    X = body_points(rng, (T, J))
+    xy = project_rig(rig, X) + rng.normal(0, 2.0, (T, J, 6, 2))
+    made_up = rng.random((T, 6)) < 0.15
+    t, c = np.nonzero(made_up)
+    xy[t[:, None], [0, 1, 2, 3, 4, 5], c[:, None]] += rng.uniform(60, 200, (t.size, 6, 2))
+    outlier = rng.random(xy.shape[:-1]) < 0.1
+    xy[outlier] += rng.uniform(60, 200, (outlier.sum(), 2))
+    xy[rng.random(xy.shape[:-1]) < 0.1] = np.nan
+    obs = prepare(rig, xy, None, True)
+    x, y, w, valid = obs.normalized(slice(None))
+    pu, pv = undistorted_pixels(obs.cams, x, y)
+    tau = rng.uniform(8.0, 20.0, pu.shape)
+    limbs = left_right_limbs(names)
+    Xf = np.ascontiguousarray(X.reshape(-1, 3).T)
+    views = [Views(x, y, pu, pv, w.copy(), valid.copy(), tau * tau) for _ in range(2)]
+    want = _left_right.drop_misfits(obs.cams, J, limbs, Xf, views[0], tau)
+    got = steps.drop_misfits(obs.cams, J, limbs, Xf, views[1], tau)
+    left_out = valid & ~views[0].valid
+    assert 0.05 < left_out.reshape(6, T, J)[:, :, :6].mean() < 0.3  # made-up legs, and some outlier-ridden ones
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(views[1].valid, views[0].valid)
+    np.testing.assert_array_equal(views[1].weight, views[0].weight)
 
 
 def test_unknown_backend_is_rejected():

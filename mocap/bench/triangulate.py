@@ -85,6 +85,9 @@ def add_arguments(parser) -> None:
                              "e.g. trainable=all); repeatable")
     parser.add_argument("--only-adaptation", action="store_true",
                         help="only the session-adaptation figures of the real part (needs torch)")
+    parser.add_argument("--adaptation-detections", choices=("openpose", "blazepose"), default="openpose",
+                        help="the session adaptation's 2D input: the takes' OpenPose JSON (default) or our BlazePose "
+                             "detections of their videos (detected once into the cache, ~30 s)")
     parser.add_argument("--adaptation-selection", action="store_true",
                         help="also the cross-validation inside the balancing trial's training frames that chose "
                              "the adaptation's defaults (mocap.train.adapt.cross_validate; a few minutes)")
@@ -499,33 +502,67 @@ def transfer_table(rig, people: np.ndarray, names, configs: dict) -> dict:
     return out
 
 
-def pose2sim_adaptation_transfer(spec=()) -> dict:
+def adaptation_takes(detections: str, calibration):
+    """``(rig, single, two, names)``: both takes' people as the adaptation reads them, from the
+    OpenPose JSON shipped with the takes (``openpose``) or from our own BlazePose detections of
+    their videos (``blazepose``: ``mocap detect`` into ``<cache>/bench/adaptation/<take>``, reused
+    while the videos, settings and code are the same; some 30 s the first time)."""
+    from mocap.train.adapt import session_people
+
+    root = shared_data_dir()
+    takes = [root / POSE2SIM_TRIAL, root / POSE2SIM_TWO_PERSON]
+    if detections == "openpose":
+        (rig, single, names), (_, two, _) = (session_people(t, calibration) for t in takes)
+        return rig, single, two, names
+    if detections != "blazepose":
+        raise ValueError(f"--adaptation-detections: expected openpose or blazepose, got {detections!r}")
+    from mocap.detect import detect_session
+    from mocap.paths import cache_dir
+
+    folders = []
+    for take in takes:
+        out = cache_dir() / "bench" / "adaptation" / take.name
+        out.mkdir(parents=True, exist_ok=True)
+        detect_session(take, out_dir=out, calibration=calibration, stack=False)
+        folders.append(out)
+    (rig, single, names), (_, two, _) = (session_people(f, calibration, "blazepose_33") for f in folders)
+    return rig, single, two, names
+
+
+def pose2sim_adaptation_transfer(spec=(), detections: str = "openpose") -> dict:
     """``mocap train algebraic --session`` on the balancing trial (the shipped weights adapted on its
     first 60 % of frames with :class:`mocap.train.adapt.AdaptConfig`'s defaults, overridden by the
     ``KEY=VALUE`` items of ``spec``), then scored with :func:`transfer_table` for robust, learned and
     volumetric with the shipped weights and with the adapted ones (the volumetric stage weighs the
     views by the algebraic net's softmax, so it takes the adaptation too): on the balancing trial's
     held-out frames, on the two-person take's last 40 % of frames (used by nothing) and on all its
-    frames. Person 0 of the two-person take has the balancing trial's very detections (the Pose2Sim
-    demo reuses them: its first 60 % of frames are the adaptation's training frames); person 1 is new."""
+    frames. ``detections``: the takes' OpenPose JSON or our BlazePose detections of their videos
+    (:func:`adaptation_takes`).
+
+    The two-person take is the balancing trial's video with a rendered person composited in. In its
+    OpenPose JSON person 0 has the balancing trial's very detections (its first 60 % of frames are
+    the adaptation's training frames) and person 1, the rendered one, keypoints that are not a
+    detector's: confidence 1.0 everywhere, no face, and, against the all-view triangulation, an
+    offset per camera that is nearly constant (6-22 px, standard deviation 0.4-2.5 px over the take;
+    the real performer's scatter is 9-22 px), i.e. the rendering's projection through a
+    calibration a little different from this one. With BlazePose, both people are detected in the
+    video (person 0 partly hidden behind the rendered one in some views)."""
     import copy
     import hashlib
     import tempfile
     from dataclasses import replace
     from pathlib import Path
 
-    from mocap.train.adapt import adapt_to_session, parse_adapt, session_people
+    from mocap.train.adapt import adapt_to_session, parse_adapt
     from mocap.triangulation import learned
 
-    root = shared_data_dir()
-    calibration = root / "sessions/pose2sim_demo/S00_Calibration/Calib.qca.txt"
-    rig, single, names = session_people(root / POSE2SIM_TRIAL, calibration)
-    _, two, _ = session_people(root / POSE2SIM_TWO_PERSON, calibration)
+    calibration = shared_data_dir() / "sessions/pose2sim_demo/S00_Calibration/Calib.qca.txt"
+    rig, single, two, names = adaptation_takes(detections, calibration)
     cfg = parse_adapt(list(spec))
     model = copy.deepcopy(learned.load_weights())
     meta = adapt_to_session(model, rig, single, names, cfg)
     out = {"cameras": list(rig.names), "adapt": meta["adapt"], "steps_kept": meta["steps_kept"],
-           "camera_bias": meta["camera_bias"], "people": int(two.shape[1]),
+           "camera_bias": meta["camera_bias"], "people": int(two.shape[1]), "detections": detections,
            "shipped_md5": hashlib.md5(learned.SHIPPED_WEIGHTS.read_bytes()).hexdigest()}
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "adapted.pt")
@@ -543,7 +580,8 @@ def pose2sim_adaptation_transfer(spec=()) -> dict:
 def _print_transfer(real: dict) -> None:
     print("\nrows '<method> 95%': 95 % interval of its change from the unadapted method (5-frame blocks and joints "
           "resampled, paired); * outside 0")
-    print(f"Session adaptation on the balancing trial ({real['adapt']['trainable']}, kept step {real['steps_kept']} of "
+    print(f"Session adaptation on the balancing trial ({real.get('detections', 'openpose')} keypoints; "
+          f"{real['adapt']['trainable']}, kept step {real['steps_kept']} of "
           f"{real['adapt']['steps']}; shipped algebraic.pt md5 {real['shipped_md5']}), camera logit bias: "
           + (", ".join(f"{c} {v:+.2f}" if not isinstance(v, dict) else f"{c} (per joint)"
                        for c, v in real["camera_bias"].items()) or "none"))
@@ -687,7 +725,8 @@ def pose2sim_adaptation_selection() -> dict:
 def run(args) -> dict:
     if args.only_adaptation:
         result = {"pose2sim_adaptation_selection": pose2sim_adaptation_selection()} if args.adaptation_selection else {}
-        result["pose2sim_adaptation_transfer"] = transfer = pose2sim_adaptation_transfer(args.adapt or ())
+        result["pose2sim_adaptation_transfer"] = transfer = pose2sim_adaptation_transfer(args.adapt or (),
+                                                                                         args.adaptation_detections)
         _print_transfer(transfer)
         return result
     anipose = not args.no_anipose
@@ -733,6 +772,7 @@ def run(args) -> dict:
             _print_people(people)
             if args.adaptation_selection:
                 result["pose2sim_adaptation_selection"] = pose2sim_adaptation_selection()
-            result["pose2sim_adaptation_transfer"] = transfer = pose2sim_adaptation_transfer(args.adapt or ())
+            result["pose2sim_adaptation_transfer"] = transfer = pose2sim_adaptation_transfer(
+                args.adapt or (), args.adaptation_detections)
             _print_transfer(transfer)
     return result

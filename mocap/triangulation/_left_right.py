@@ -1,5 +1,6 @@
-"""Left/right check of ``robust.py`` (steps 4-5): limb groups, per-view swap scoring and the
-temporal reference from neighbouring frames. Arrays are ``(C, n)`` as in ``robust.py``."""
+"""Left/right check of ``robust.py`` (steps 4-5 and 7): limb groups, per-view swap scoring, the
+temporal reference from neighbouring frames and the limb views that still miss. Arrays are
+``(C, n)`` as in ``robust.py``."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import logging
 
 import numpy as np
 
-from mocap.triangulation.rules import SWAP_FAILS, SWAP_GAIN, TEMPORAL_OFFSETS
+from mocap.triangulation.rules import (LIMB_FITTING_VIEWS, LIMB_MISFIT, LIMB_MISFIT_TAU, SWAP_FAILS, SWAP_GAIN,
+                                      TEMPORAL_OFFSETS)
 
 log = logging.getLogger(__name__)
 
@@ -70,13 +72,27 @@ def swap_views(cams, J, limbs, X, *groups) -> np.ndarray:
 def swap_flags(cams, J, L, R, limb, X, pu, pv, valid, tau):
     """Per view and limb ``(C, M, limbs)`` whether the limb's joints are to be exchanged (numpy path
     of :func:`swap_views`; ``pu, pv, valid, tau`` are ``(C, M, J)``)."""
+    keep_l, keep_r, swap_l, swap_r, tau2, _, starts = pair_costs(cams, J, L, R, limb, X, pu, pv, valid, tau)
+    swap = np.add.reduceat(swap_l + swap_r, starts, axis=-1)  # (C, M, limbs)
+    keep = np.add.reduceat(keep_l + keep_r, starts, axis=-1)
+    # Only views that fail as labelled are candidates: a swap must explain an outlier.
+    fails = np.logical_or.reduceat(np.maximum(keep_l, keep_r) >= SWAP_FAILS * tau2, starts, axis=-1)
+    return (swap < SWAP_GAIN * keep) & fails
+
+
+def pair_costs(cams, J, L, R, limb, X, pu, pv, valid, tau):
+    """Every limb's pairs side by side (``P`` of them): the truncated squared px distances of the
+    projected left and right joints of ``X (3, n)`` to the observed ones as labelled, ``keep_l,
+    keep_r (C, M, P)``, and exchanged, ``swap_l, swap_r`` (the left joint's projection to the
+    right one's detection, and the other way); each pair's squared threshold ``tau2``; ``both``,
+    where both its joints are seen and project (the costs are 0 elsewhere); ``starts``, the first
+    pair of each limb. Arrays as in :func:`swap_flags`."""
     C = cams.num_cameras
     Xh = np.concatenate([X, np.ones((1, X.shape[1]))])
     pc = (cams.KRt @ Xh).reshape(C, 3, -1)  # every joint projected once, undistorted pixels
     with np.errstate(divide="ignore", invalid="ignore"):
         inv_z = np.where(pc[:, 2] > 0, 1.0 / pc[:, 2], np.nan)  # NaN at or behind a camera
     qu, qv = (pc[:, 0] * inv_z).reshape(C, -1, J), (pc[:, 1] * inv_z).reshape(C, -1, J)
-    # Every limb at once: the pairs of all limbs side by side (P of them), summed per limb.
     starts = np.flatnonzero(np.r_[True, limb[1:] != limb[:-1]])
     both = valid[:, :, L] & valid[:, :, R] & np.isfinite(qu[:, :, L] + qu[:, :, R])
     tau2 = (0.5 * (tau[:, :, L] + tau[:, :, R])) ** 2  # (C, M, P)
@@ -86,12 +102,44 @@ def swap_flags(cams, J, L, R, limb, X, pu, pv, valid, tau):
         du, dv = qu[:, :, a] - pu[:, :, j], qv[:, :, a] - pv[:, :, j]
         return np.where(both, np.fmin(du * du + dv * dv, tau2), 0.0)  # fmin: NaN -> tau2
 
-    keep_l, keep_r = cost(L, L), cost(R, R)
-    swap = np.add.reduceat(cost(L, R) + cost(R, L), starts, axis=-1)  # (C, M, limbs)
-    keep = np.add.reduceat(keep_l + keep_r, starts, axis=-1)
-    # Only views that fail as labelled are candidates: a swap must explain an outlier.
-    fails = np.logical_or.reduceat(np.maximum(keep_l, keep_r) >= SWAP_FAILS * tau2, starts, axis=-1)
-    return (swap < SWAP_GAIN * keep) & fails
+    return cost(L, L), cost(R, R), cost(L, R), cost(R, L), tau2, both, starts
+
+
+def misfit_flags(cams, J, L, R, limb, X, pu, pv, valid, tau):
+    """Per view and limb ``(C, M, limbs)`` whether the view's limb, after the left/right checks,
+    still misses the 3D limb ``X``: at least :data:`~.rules.LIMB_MISFIT` of its joints (of the
+    pairs seen on both sides) over :data:`~.rules.LIMB_MISFIT_TAU` thresholds from their
+    projections, while at least :data:`~.rules.LIMB_FITTING_VIEWS` other views fit it: a limb the
+    detector made up in that view (one leg hidden behind the other, both labels near one of them),
+    which neither reading explains. Arrays as in :func:`swap_flags`."""
+    keep_l, keep_r, _, _, tau2, both, starts = pair_costs(cams, J, L, R, limb, X, pu, pv, valid,
+                                                          LIMB_MISFIT_TAU * tau)
+    far = (both & (keep_l >= 0.999 * tau2)).astype(int) + (both & (keep_r >= 0.999 * tau2))  # truncated there
+    seen = np.add.reduceat(2 * both, starts, axis=-1)
+    misfit = (seen > 0) & (np.add.reduceat(far, starts, axis=-1) >= LIMB_MISFIT * seen)
+    fitting = np.count_nonzero((seen > 0) & ~misfit, axis=0)  # (M, limbs)
+    return misfit & (fitting >= LIMB_FITTING_VIEWS)
+
+
+def drop_misfits(cams, J, limbs, X, views, tau) -> np.ndarray:
+    """Step 7 of the robust triangulation on one chunk: every view's limb that misses the final
+    points ``X (3, n)`` (:func:`misfit_flags`; thresholds ``tau (C, n)``) is taken out of
+    ``views`` (``weight`` 0, ``valid`` False, in place). Returns the flat indices of the points to
+    solve again. (The numba backend's twin is ``_numba_swap.drop_misfits_kernel``.)"""
+    C = cams.num_cameras
+    L, R, limb = limb_pairs(limbs)
+    shaped = lambda a: a.reshape(C, -1, J)  # noqa: E731
+    drop = misfit_flags(cams, J, L, R, limb, X, shaped(views.pu), shaped(views.pv), shaped(views.valid), shaped(tau))
+    redo = np.zeros(shaped(views.pu).shape[1:], bool)
+    if drop.any():
+        c, m, p = np.nonzero(drop[:, :, limb])  # every pair of a dropped limb view
+        weight, valid = shaped(views.weight), shaped(views.valid)
+        for j in (L[p], R[p]):
+            weight[c, m, j] = 0.0
+            valid[c, m, j] = False
+            redo[m, j] = True
+        log.debug("left/right check: %d limb views still miss and are left out", np.count_nonzero(drop))
+    return np.flatnonzero(redo.ravel())
 
 
 def _median4(v: np.ndarray) -> np.ndarray:

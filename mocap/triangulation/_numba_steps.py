@@ -1,7 +1,7 @@
 """The ``backend="numba"`` steps of ``dlt.py`` and ``robust.py`` (internal, needs numba).
 
 The same steps and decisions as ``_robust_numpy.select_views``, ``_robust_numpy.resume``,
-``_left_right.swap_views``, ``dlt.dlt_world`` and ``dlt.Observations.normalized``, on a chunk's
+``_left_right.swap_views``, ``_left_right.drop_misfits``, ``dlt.dlt_world`` and ``dlt.Observations.normalized``, on a chunk's
 ``Views`` read in place by the compiled kernels (``_numba_kernels``, ``_numba_pixels``,
 ``_numba_swap``) through index arrays (``idx``: the chunk's points to solve) instead of gathered
 copies; the few points needing ``eigh`` go through the numpy functions. Every kernel receives
@@ -116,6 +116,17 @@ def swap_views(cams, J, limbs, X, detections, obs: Views) -> np.ndarray:
     if flips:
         log.debug("left/right check: %d limb views relabelled", flips)
     return redo
+
+
+def drop_misfits(cams, J, limbs, X, views: Views, tau) -> np.ndarray:
+    """``_left_right.drop_misfits`` on one chunk (``views``' ``weight`` and ``valid`` changed in
+    place); returns the flat indices of the points to solve again."""
+    L, R, limb = limb_pairs(limbs)
+    redo, drops = ns.drop_misfits_kernel(cams.KRt, X, J, L, R, limb, len(limbs), views.pu, views.pv, views.weight,
+                                         views.valid, tau, KERNEL_RULES)
+    if drops:
+        log.debug("left/right check: %d limb views still miss and are left out", drops)
+    return np.flatnonzero(redo)
 
 
 def temporal_reference(X, T) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Compiled left/right check of ``_left_right`` (numba backend, internal): the per-view limb
-scoring of ``_left_right.swap_flags``, the relabelling of ``_left_right.swap_views`` and the
-temporal reference of ``_left_right.temporal_reference``, same rules (:mod:`.rules`), decisions
+scoring of ``_left_right.swap_flags``, the relabelling of ``_left_right.swap_views``, the limbs
+left out by ``_left_right.drop_misfits`` and the temporal reference of ``_left_right.temporal_reference``, same rules (:mod:`.rules`), decisions
 and values. Arrays are ``(C, n)`` with ``n = M J`` points (``M`` frames or people of ``J``
 joints); pair ``p`` is joints ``L[p], R[p]`` of limb ``limb[p]`` (pairs of a limb adjacent, every
 joint in at most one pair). Blocks of frames on threads (``run_blocks``)."""
@@ -122,6 +122,59 @@ def _swap_range(lo, hi, KRt, X, J, L, R, limb, n_limbs, u, v, x, y, pu, pv, w, v
                     _swap(tau, c, jl, jr)
                     _swap(tau2, c, jl, jr)
                     redo[jl] = redo[jr] = True
+
+
+def drop_misfits_kernel(KRt, X, J, L, R, limb, n_limbs, pu, pv, w, valid, tau, rules):
+    """``_left_right.drop_misfits``: every view's limb that misses the final points ``X (3, n)``
+    (``_left_right.misfit_flags``, same rule and decisions) is taken out of ``w`` and ``valid``
+    (``(C, n)``, in place). Returns ``redo (n,)``, the points to solve again, and the number of
+    limb views left out."""
+    M = X.shape[1] // J
+    redo = np.zeros(X.shape[1], np.bool_)
+    drops = np.zeros(M, np.int64)
+    run_blocks(_misfit_range, M, KRt, X, J, L, R, limb, n_limbs, pu, pv, w, valid, tau, rules, redo, drops,
+               min_block=FRAME_BLOCK)
+    return redo, int(drops.sum())
+
+
+@njit(**JIT)
+def _misfit_range(lo, hi, KRt, X, J, L, R, limb, n_limbs, pu, pv, w, valid, tau, rules, redo, drops):
+    C = pu.shape[0]
+    P = L.shape[0]
+    far = np.zeros((C, n_limbs), np.int64)
+    seen = np.zeros((C, n_limbs), np.int64)
+    k2 = rules.limb_misfit_tau * rules.limb_misfit_tau
+    for m in range(lo, hi):
+        far[:] = 0
+        seen[:] = 0
+        for c in range(C):
+            r = 3 * c
+            for p in range(P):
+                jl, jr = m * J + L[p], m * J + R[p]
+                qlu, qlv = _project(KRt, r, X[0, jl], X[1, jl], X[2, jl])
+                qru, qrv = _project(KRt, r, X[0, jr], X[1, jr], X[2, jr])
+                if valid[c, jl] and valid[c, jr] and np.isfinite(qlu + qru):
+                    t2 = 0.999 * k2 * (0.5 * (tau[c, jl] + tau[c, jr])) ** 2
+                    dl = (qlu - pu[c, jl]) ** 2 + (qlv - pv[c, jl]) ** 2
+                    dr = (qru - pu[c, jr]) ** 2 + (qrv - pv[c, jr]) ** 2
+                    seen[c, limb[p]] += 2
+                    far[c, limb[p]] += (not dl < t2) + (not dr < t2)  # NaN: far
+        for q in range(n_limbs):
+            fitting = 0
+            for c in range(C):
+                if seen[c, q] > 0 and not far[c, q] >= rules.limb_misfit * seen[c, q]:
+                    fitting += 1
+            if fitting < rules.limb_fitting_views:
+                continue
+            for c in range(C):
+                if seen[c, q] > 0 and far[c, q] >= rules.limb_misfit * seen[c, q]:
+                    drops[m] += 1
+                    for p in range(P):
+                        if limb[p] == q:
+                            jl, jr = m * J + L[p], m * J + R[p]
+                            w[c, jl] = w[c, jr] = 0.0
+                            valid[c, jl] = valid[c, jr] = False
+                            redo[jl] = redo[jr] = True
 
 
 def temporal_reference_kernel(X, T, offsets):

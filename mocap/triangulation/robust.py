@@ -21,6 +21,12 @@ Per point (all points at once, no per-point Python loop):
 6. The joints relabelled by 4 and 5 are solved again, once, starting from their estimate before
    the relabel: where a strict majority (at least four) of their views agree with it, that is
    final as in RANSAC and only the DLT is refitted; the rest go through steps 1-3 again.
+7. With the left/right check, a view whose limb still misses the final 3D limb after steps 4-5
+   (three quarters of its joints over twice the threshold; :data:`~.rules.LIMB_MISFIT`) while at
+   least two other views fit it is left out of that limb's joints, and those that used it are
+   solved again: a limb the detector made up (a rear view with one leg hidden, both labels near
+   the other), whose hip can otherwise agree by chance with another view's wrong hip and outvote
+   the two right ones.
 
 All arrays are ``(C, n)`` inside (cameras first, see ``dlt.Observations``); step 1 stops early
 for points whose views all agree, and RANSAC stops a point once a hypothesis has a strict
@@ -42,7 +48,8 @@ import numpy as np
 
 from mocap.triangulation import _robust_numpy as rn
 from mocap.triangulation._cameras import CameraArrays, single_thread_blas, undistorted_pixels
-from mocap.triangulation._left_right import LIMB_GROUPS, left_right_limbs, limb_pairs, swap_views, temporal_reference
+from mocap.triangulation._left_right import (LIMB_GROUPS, drop_misfits, left_right_limbs, limb_pairs, swap_views,
+                                              temporal_reference)
 from mocap.triangulation._robust_numpy import Detections, Views
 from mocap.triangulation.backend import BACKENDS, resolve_backend
 from mocap.triangulation.dlt import (
@@ -127,6 +134,18 @@ def relabel(solver: RobustSolver, X: np.ndarray, chunk: ChunkState) -> np.ndarra
     redo = np.zeros(X.shape[1], bool)
     redo[swap_views(solver.cams, solver.J, solver.limbs, X, chunk.detections, chunk.views)] = True
     return redo
+
+
+def leave_out_misfits(solver: RobustSolver, chunk: ChunkState) -> np.ndarray:
+    """Step 7 of one chunk: the limb views that miss its points left out of ``chunk.views`` (in
+    place) -> the flat indices of the points to solve again: those that used a view left out
+    (the others' estimates did not rest on it)."""
+    args = (solver.cams, solver.J, solver.limbs, chunk.X, chunk.views, chunk.detections.tau)
+    had = chunk.views.valid.copy()
+    touched = solver.steps.drop_misfits(*args) if solver.steps is not None else drop_misfits(*args)
+    if not touched.size:
+        return touched
+    return touched[(chunk.used[:, touched] & ~chunk.views.valid[:, touched] & had[:, touched]).any(0)]
 
 
 def first_pass(solver: RobustSolver, obs: Observations, tau: np.ndarray) -> list[ChunkState]:
@@ -258,6 +277,10 @@ def triangulate_robust(cameras, xy_px, weight=None, *, threshold_px=15.0, max_hy
         redo = np.flatnonzero(chunk.redo)
         if redo.size:  # step 6
             chunk.X[:, redo], chunk.used[:, redo] = solve_chunk(solver, chunk.views, start=chunk.X[:, redo], idx=redo)
+        if solver.limbs:  # step 7
+            drop = leave_out_misfits(solver, chunk)
+            if drop.size:
+                chunk.X[:, drop], chunk.used[:, drop] = solve_chunk(solver, chunk.views, start=chunk.X[:, drop], idx=drop)
         finish_chunk(parts, obs, chunk.detections.u, chunk.detections.v, chunk.views.weight, chunk.views.valid,
                      chunk.X, chunk.used, min_views, sigma_px, reproj)
     return assemble(obs, parts, sigma_px is not None)
