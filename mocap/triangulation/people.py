@@ -45,7 +45,10 @@ class TriangulateConfig:
     refine: bool = False
     """Robust mode: Gauss–Newton refinement of the reprojection error after the view selection."""
     swap_check: bool = True
-    """Robust mode: relabel a view's left/right limb when exchanged labels fit the 3D limb much better."""
+    """Robust mode: relabel a view's left/right limb when exchanged labels fit the 3D limb much better,
+    and leave out a view's limb that still misses it after that (three quarters of its joints over
+    twice the threshold while two other views fit it: a limb the detector made up; step 7 of
+    :func:`~mocap.triangulation.robust.triangulate_robust`)."""
     temporal_swap_check: bool = True
     """Robust mode: check every view's left/right labels again against the joints predicted from
     the neighbouring frames (median of frames t-2, t-1, t+1, t+2) and solve the relabelled joints
