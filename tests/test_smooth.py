@@ -44,6 +44,24 @@ def test_outlier_is_rejected_and_filled(rng):
     assert np.linalg.norm(out[60, 1] - truth[60, 1]) < 0.02
 
 
+def test_a_sudden_fast_move_is_followed_and_a_lone_wrong_frame_still_refused(rng):
+    """A joint at rest starts to move at 8 m/s (27 cm a frame at 30 fps, a kick): the forward
+    prediction has not seen it coming. A forward gate alone refused the move's first two frames,
+    and the smoother cut across them (12 cm off, b839052). The frames after the move's start agree
+    with them, so they are kept. A lone frame 40 cm off (a flip) disagrees with both sides and is
+    refused."""
+    T = 60
+    t = np.arange(T) / FPS
+    truth = np.zeros((T, 1, 3))
+    truth[:, 0, 0] = np.where(t < 1.0, 0.0, 8.0 * (t - 1.0))
+    noisy = truth + rng.normal(0, 0.005, truth.shape)
+    noisy[15, 0] += [0.0, 0.4, 0.0]
+    out, rejected = smooth_trajectories(noisy, None, FPS, sigma_m=0.005)
+    assert rejected[15, 0] and rejected.sum() == 1
+    err = np.linalg.norm(out - truth, axis=-1)
+    assert err.max() < 0.04, err.max()  # the corner itself is rounded by 2 cm
+
+
 def test_short_gaps_filled_long_gaps_and_edges_stay_nan():
     truth = _walk(T=100, N=1)
     pts = truth.copy()

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
+from mocap.errors import MocapError
 from mocap.geometry import project
 from mocap.skeleton.joints import CANONICAL_JOINTS, format_joint_names
 from mocap.synthetic import (
@@ -81,6 +82,18 @@ def test_resample_copies_source_frames_exactly():
     assert fps == 120.0
     out = resample_clip(pos, fps, 30.0, 50, start=0.5)
     np.testing.assert_array_equal(out, pos[60:260:4])
+
+
+def test_a_clip_named_with_its_folder_loads_from_that_folder():
+    """``cmu_more/05_06`` is ``motion/cmu_more/05_06.bvh`` (MotionBuilder joint names): a dancer of
+    human proportions; a name without a folder that is not in ``motion/cmu`` is a clear error."""
+    pos, fps = load_cmu_clip("cmu_more/05_06")
+    assert fps == 120.0 and pos.shape[1] == len(CANONICAL_JOINTS)
+    names = list(CANONICAL_JOINTS)
+    thigh = np.linalg.norm(pos[:, names.index("left_hip")] - pos[:, names.index("left_knee")], axis=-1)
+    assert 0.3 < np.median(thigh) < 0.55
+    with pytest.raises(MocapError, match="CMU clip '05_06' not found"):
+        load_cmu_clip("05_06")
 
 
 def test_resample_ping_pong_is_continuous():

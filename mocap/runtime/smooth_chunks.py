@@ -3,9 +3,11 @@ frames, with the same result as one pass over the take.
 
 The forward (Kalman) pass runs chunk after chunk and carries its state (``x``, ``P``, which
 points have started) from one chunk to the next, so every frame sees exactly what it sees in
-one pass. Each chunk's filtered and predicted states go to disk (``ChunkSpill``), and the
-backward (RTS) pass reads them back from the last chunk to the first, carrying the smoothed
-state of the frame after the chunk. A chunk holds only the points alive in it (their ids), and
+one pass; it is the forward half of the two-sided gate, and each chunk's measurements go to
+disk. The backward half runs the same filter over the chunks in reverse; then a final forward
+pass without the measurements both halves refused writes each chunk's filtered and predicted
+states to disk, and the backward (RTS) pass reads them back from the last chunk to the first,
+carrying the smoothed state of the frame after the chunk. A chunk holds only the points alive in it (their ids), and
 the gap rule reads each chunk's measurements with each point's last measured frame before it
 and first after it: memory is bounded by the chunk length and the points alive in it.
 
@@ -32,12 +34,10 @@ from mocap.threads import run_blocks
 from mocap.track.filter_people import (BONE_WINDOW, ODD_BONE, ForwardPass, TrackConfig, bone_lengths, gap_evidence,
                                        people_evidence, unswapped)
 from mocap.track.one_view import GapEvidence, fit_in_reverse, gap_motion
-from mocap.track.smoothing import SmoothConfig, within_short_gaps
+from mocap.track.smoothing import SmoothConfig, filter_step, within_short_gaps
 from mocap.track.ukf import DIM, SigmaWeights, constant_velocity
 from mocap.track.ukf_compiled import backward_chunk_kernel, camera_table, filter_frames, smooth_kernel
 
-#: Prior variance of a point's velocity at its first measurement, (m/s)^2 (as the one-pass smoother).
-START_VELOCITY_VAR = 100.0
 #: Frames whose filtered states (``(frames, N, 6, 6)`` twice) the chunked smoother holds at once.
 SUB_FRAMES = 256
 #: Measurement standard deviation where a point has no covariance, metres (as ``smooth_trajectories``).
@@ -119,6 +119,7 @@ class ChunkedSmoother:
             self.folder = Path(self._tmp.name)
         self.ranges: list[tuple[int, int]] = []
         self.rejected = 0
+        self._settled = False
 
     def hold(self, ids: np.ndarray) -> None:
         """Carry the state of the points ``ids`` (sorted) into the next chunk; new ones start empty."""
@@ -133,63 +134,74 @@ class ChunkedSmoother:
     def forward(self, lo: int, z: np.ndarray, covariance: np.ndarray | None, ids: np.ndarray | None = None) -> None:
         """Filter frames ``lo .. lo + len(z)`` (consecutive after the previous call): ``z (n, N', 3)``
         metres (NaN: missing), ``covariance (n, N', 3, 3)`` or None, of the points ``ids (N',)``
-        (sorted; default all ``num_points``)."""
-        n, N = z.shape[:2]
+        (sorted; default all ``num_points``). This is the forward half of the two-sided gate
+        (:func:`mocap.track.smoothing.two_sided_rejections`); the chunk's measurements go to disk
+        for the backward half and the final pass (:meth:`backward_points`)."""
+        n = z.shape[0]
         if self.ranges and self.ranges[-1][1] != lo:
             raise ValueError(f"chunk at frame {lo}: expected frame {self.ranges[-1][1]} (chunks in order)")
         self.hold(np.arange(self.num_points) if ids is None else np.asarray(ids, np.int64))
-        k, prev = len(self.ranges), self.last.copy()
         R = measurement_noise(z, covariance, self.config)
+        gated = np.stack([filter_step(self.x, self.P, self.started, z[i], R[i], self.F, self.Q, self.H,
+                                      self.config.gate) for i in range(n)]) if n else np.zeros((0, len(self.ids)), bool)
+        np.savez(self.folder / f"measured_{len(self.ranges):06d}.npz", z=z, R=R, ids=self.ids, gated=gated)
+        self.ranges.append((lo, lo + n))
+
+    def _settle(self) -> None:
+        """The backward half of the gate (chunks in reverse, each point's state carried from the
+        chunk after), then the final forward pass without the measurements both halves refused,
+        its states to disk for the RTS pass."""
+        if self._settled:
+            return
+        self._settled = True
+        ids, x, P, started = np.zeros(0, np.int64), np.zeros((0, 6)), np.zeros((0, 6, 6)), np.zeros(0, dtype=bool)
+        refused = []
+        for k in range(len(self.ranges) - 1, -1, -1):
+            with np.load(self.folder / f"measured_{k:06d}.npz") as f:
+                z, R, held, gated = f["z"], f["R"], f["ids"], f["gated"]
+            x, P, started = carried(held, ids, x, 0.0), carried(held, ids, P, 0.0), carried(held, ids, started, False)
+            ids = held
+            both = gated.copy()
+            for i in range(len(z) - 1, -1, -1):
+                both[i] &= filter_step(x, P, started, z[i], R[i], self.F, self.Q, self.H, self.config.gate)
+            refused.append(both)
+        ranges = self.ranges
+        self.ids, self.x, self.P = np.zeros(0, np.int64), np.zeros((0, 6)), np.zeros((0, 6, 6))
+        self.started, self.last, self.retired = np.zeros(0, dtype=bool), np.zeros(0, np.int64), np.zeros(0, np.int64)
+        for k, (lo, _) in enumerate(ranges):
+            with np.load(self.folder / f"measured_{k:06d}.npz") as f:
+                z, R, held = f["z"], f["R"], f["ids"]
+            both = refused[len(ranges) - 1 - k]
+            self.rejected += int(both.sum())
+            self._final_chunk(k, lo, np.where(both[..., None], np.nan, z), R, held)
+
+    def _final_chunk(self, k: int, lo: int, z: np.ndarray, R: np.ndarray, ids: np.ndarray) -> None:
+        """The final forward pass over chunk ``k`` (the refused measurements NaN): its filtered and
+        predicted states to disk, ``SUB_FRAMES`` frames at a time, and what the gap rule needs."""
+        n, N = z.shape[:2]
+        self.hold(ids)
+        prev = self.last.copy()
         measured = np.isfinite(z).all(-1)
         parts = range(0, n, SUB_FRAMES)
         for part, a in enumerate(parts):  # the states of SUB_FRAMES frames at a time in memory
             m = min(n, a + SUB_FRAMES) - a
             out = {key: np.full((m, N) + s, np.nan) for key, s in (("xs", (6,)), ("Ps", (6, 6)), ("xp", (6,)),
                                                                    ("Pp", (6, 6)))}
-            rejected = np.zeros((m, N), dtype=bool)
             for i in range(m):
-                self._step(lo + a + i, z[a + i], R[a + i], i, out, rejected)
+                x, P, started = self.x, self.P, self.started
+                out["xp"][i, started], out["Pp"][i, started] = x[started] @ self.F.T, self.F @ P[started] @ self.F.T + self.Q
+                filter_step(x, P, started, z[a + i], R[a + i], self.F, self.Q, self.H, np.inf)
+                out["xs"][i, started], out["Ps"][i, started] = x[started], P[started]
             np.savez(self.folder / f"chunk_{k:06d}_{part:04d}.npz", **out)
-            measured[a: a + m] &= ~rejected
-            self.rejected += int(rejected.sum())
         hit = measured.any(0)
         self.last[hit] = lo + n - 1 - np.argmax(measured[::-1, hit], axis=0)
         np.savez(self.folder / f"chunk_{k:06d}.npz", ids=self.ids, measured=measured, prev=prev, parts=len(parts))
-        self.ranges.append((lo, lo + n))
-
-    def _step(self, t: int, z: np.ndarray, R: np.ndarray, i: int, out: dict, rejected: np.ndarray) -> None:
-        """One frame of the forward pass (the same operations as the one-pass smoother)."""
-        x, P, started, F = self.x, self.P, self.started, self.F
-        have = np.isfinite(z).all(-1)
-        if t > 0:
-            x[started] = x[started] @ F.T
-            P[started] = F @ P[started] @ F.T + self.Q
-        out["xp"][i, started], out["Pp"][i, started] = x[started], P[started]
-        new = have & ~started
-        x[new] = np.concatenate([z[new], np.zeros((new.sum(), 3))], axis=1)
-        P[new] = 0.0
-        P[new, :3, :3] = R[new]
-        P[new, 3:, 3:] = np.eye(3) * START_VELOCITY_VAR
-        started |= new
-        upd = have & started & ~new
-        if upd.any():
-            S = P[upd][:, :3, :3] + R[upd]
-            innov = z[upd] - x[upd][:, :3]
-            S_inv = np.linalg.inv(S)
-            d2 = np.einsum("ni,nij,nj->n", innov, S_inv, innov)
-            ok = d2 <= self.config.gate ** 2
-            idx = np.flatnonzero(upd)
-            rejected[i, idx[~ok]] = True
-            idx, S_inv, innov = idx[ok], S_inv[ok], innov[ok]
-            K = P[idx][:, :, :3] @ S_inv
-            x[idx] = x[idx] + np.einsum("nij,nj->ni", K, innov)
-            P[idx] = (np.eye(6) - K @ self.H) @ P[idx]
-        out["xs"][i, started], out["Ps"][i, started] = x[started], P[started]
 
     def backward_points(self):
         """Yield ``(lo, hi, ids, positions (hi - lo, N', 3))`` from the last chunk to the first, the
         points each chunk held: RTS-smoothed, NaN outside each point's measured span and in gaps
         longer than ``max_gap_s``."""
+        self._settle()
         T, max_gap = (self.ranges[-1][1] if self.ranges else 0), int(np.floor(self.config.max_gap_s * self.fps))
         nxt = (np.zeros(0, np.int64), np.zeros((0, 6)), np.zeros((0, 6)), np.zeros((0, 6, 6)), np.zeros(0, np.int64))
         for k in range(len(self.ranges) - 1, -1, -1):

@@ -25,7 +25,8 @@ class SyntheticConfig:
     num_people: int = 2
     """Number of people ``P``."""
     clips: tuple[str, ...] = ("131_01", "131_03", "01_01")
-    """CMU clips (``motion/cmu/<clip>.bvh`` in the shared data); person p plays ``clips[p % len]``."""
+    """CMU clips (``motion/cmu/<clip>.bvh`` in the shared data, or ``<folder>/<name>`` for
+    ``motion/<folder>/<name>.bvh``, e.g. ``cmu_more/05_06``); person p plays ``clips[p % len]``."""
     placements: tuple[Placement, ...] | None = None
     """Explicit placement per person (overrides ``clips`` and the random placement) or None."""
     placement_radius: float = 0.8

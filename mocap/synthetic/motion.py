@@ -35,12 +35,13 @@ class Placement:
 @functools.lru_cache(maxsize=16)
 def load_cmu_clip(clip: str) -> tuple[np.ndarray, float]:
     """Canonical joint positions ``(T_src, len(CANONICAL_JOINTS), 3)`` (world metres, read-only)
-    of a CMU clip in the shared data, and its frame rate.
+    of a CMU clip in the shared data (``motion/cmu/<clip>.bvh``, or ``motion/<folder>/<name>.bvh``
+    for a ``clip`` named ``<folder>/<name>``, e.g. ``cmu_more/05_06``), and its frame rate.
 
     The frame rate is snapped to the nearest integer when within 0.1 % of it (CMU's
     ``Frame Time: .0083333`` is 1/120 s rounded), so that integer ratios resample exactly.
     """
-    path = shared_data_dir() / "motion" / "cmu" / f"{clip}.bvh"
+    path = shared_data_dir() / "motion" / ("" if "/" in clip else "cmu") / f"{clip}.bvh"  # "cmu_more/05_06"
     if not path.is_file():
         raise MocapError(f"CMU clip {clip!r} not found at {path}; use one of the .bvh files in "
                          f"{path.parent} (or set $MOCAP_SHARED_DATA)")

@@ -105,14 +105,14 @@ class TrackConfig:
     the same filter with a fixed-lag smoother (each frame final ``lag_frames`` later) and bone
     lengths from the past frames only (:data:`BONE_WINDOW`); ``off``: the per-frame
     triangulation (as is ``smooth.enabled: false``, ``--no-smooth``, in every mode). In ``mocap
-    bench track`` (synthetic) ``ukf`` has 6-8 % lower joint error and 26-28 % less jitter than
-    ``kalman``, a 99th percentile within 2 mm of it, and takes 15-40 % less CPU time; on the
-    real two-person take with our own detections the bone-length CV is 0.057 / 0.060 against
-    0.066 / 0.058 and the reprojection 12.7 against 12.8 px (mean of the cameras' medians).
-    ``kalman`` stays the default: ``ukf`` is not better everywhere on the real takes (the
-    second performer's bone CV 0.051 against 0.050, the balancing take's 0.042 against 0.036
-    with our detections). Every mode runs long takes in chunks, the same as one pass
-    (:mod:`mocap.runtime.chunked`)."""
+    bench track`` (synthetic crossings) ``ukf`` has 6-8 % lower joint error and 26-28 % less
+    jitter than ``kalman``, a 99th percentile within 2 mm of it, and about half its wall time
+    per frame (0.39-0.82 against 0.71-1.44 ms since ``kalman``'s gate runs both ways in time).
+    ``kalman`` stays the default: ``ukf`` is not better on the real takes with our own
+    (BlazePose) detections, bone-length CV 0.042 against 0.037 on the balancing take and 0.056 /
+    0.073 against 0.056 / 0.046 on the two-person take (with their OpenPose JSON 0.043 against
+    0.044, and 0.043 / 0.006 against 0.044 / 0.006). Every mode runs long takes in chunks, the
+    same as one pass (:mod:`mocap.runtime.chunked`)."""
     identities: str = "centres"
     """How people are followed from frame to frame: ``centres``: the per-frame cross-view groups
     linked by body centre and pose (:mod:`mocap.track.linking`); ``images``: every view's 2D

@@ -5,9 +5,12 @@ Every joint of every person is a constant-velocity point driven by white-noise a
 covariance comes from the triangulation itself (:func:`mocap.triangulation.triangulation_covariance`:
 few or close views give a point that is uncertain along the rays, and the filter trusts it
 less there). A measurement farther than ``gate`` standard deviations (Mahalanobis) from the
-prediction is treated as missing (a left/right flip or a wrong view that survived triangulation),
-and the backward RTS pass turns the filter into a smoother: each frame uses the frames after it
-as well. Gaps up to ``max_gap_s`` are filled from the smoother; longer ones stay NaN.
+prediction of the filter run forwards in time and from that of the same filter run backwards is
+treated as missing (a left/right flip or a wrong view that survived triangulation disagrees with
+the frames on both sides; the start of a fast move, which the forward prediction does not see
+coming, agrees with the frames after it: :func:`two_sided_rejections`). Then the filter runs
+once more without those, and the backward RTS pass turns it into a smoother: each frame uses the
+frames after it as well. Gaps up to ``max_gap_s`` are filled from the smoother; longer ones stay NaN.
 
 All joints of all people are filtered together: one loop over frames, batched over points.
 """
@@ -28,6 +31,9 @@ log = logging.getLogger(__name__)
 
 #: Bytes the filter's per-frame states may take at once (points are filtered in chunks).
 MEMORY_BUDGET = 256e6
+#: Prior variance of a point's velocity at its first measurement, (m/s)^2: the first measurement
+#: says nothing about velocity.
+START_VELOCITY_VAR = 100.0
 
 
 @dataclass(frozen=True)
@@ -42,7 +48,7 @@ class SmoothConfig:
     50-100 m/s² in fast moves; smaller values smooth more and lag behind fast motion."""
     gate: float = 5.0
     """Measurements farther than this many standard deviations (Mahalanobis, 3 dof) from the
-    prediction are ignored."""
+    prediction, forwards and backwards in time both, are ignored."""
     max_gap_s: float = 0.2
     """Gaps up to this long are filled by the smoother; longer gaps stay NaN."""
     min_variance_m2: float = 1e-6
@@ -120,56 +126,88 @@ def smooth_trajectories(points: np.ndarray, covariance: np.ndarray | None, fps: 
 
 def _filter_and_smooth(z: np.ndarray, R: np.ndarray, F: np.ndarray, Q: np.ndarray, H: np.ndarray,
                        gate: float) -> tuple[np.ndarray, np.ndarray]:
-    """Forward Kalman filter + backward RTS pass of points ``z (T, N, 3)`` with measurement
-    covariances ``R (T, N, 3, 3)`` -> ``(positions (T, N, 3), rejected (T, N))``."""
+    """Two-sided gate, forward Kalman filter and backward RTS pass of points ``z (T, N, 3)`` with
+    measurement covariances ``R (T, N, 3, 3)`` -> ``(positions (T, N, 3), rejected (T, N))``."""
+    rejected = two_sided_rejections(z, R, F, Q, H, gate)
+    xs, Ps, xs_pred, Ps_pred = kalman_forward(np.where(rejected[..., None], np.nan, z), R, F, Q, H, np.inf)
+    return rts_positions(xs, Ps, xs_pred, Ps_pred, F), rejected
+
+
+def two_sided_rejections(z: np.ndarray, R: np.ndarray, F: np.ndarray, Q: np.ndarray, H: np.ndarray,
+                         gate: float) -> np.ndarray:
+    """``(T, N)`` the measurements outside the gate of the filter run forwards in time and of the
+    same filter run backwards: a wrong joint disagrees with the frames on both sides of it, while
+    the start of a fast move, which the forward prediction has not seen coming, agrees with the
+    frames after it (the forward gate alone dropped such moves and the smoother cut across them)."""
+    forward = kalman_forward(z, R, F, Q, H, gate, keep=False)
+    backward = kalman_forward(z[::-1], R[::-1], F, Q, H, gate, keep=False)[::-1]
+    return forward & backward
+
+
+def kalman_forward(z: np.ndarray, R: np.ndarray, F: np.ndarray, Q: np.ndarray, H: np.ndarray, gate: float,
+                   keep: bool = True):
+    """Forward Kalman filter of points ``z (T, N, 3)`` (:func:`filter_step` frame after frame) ->
+    ``(xs, Ps, xs_pred, Ps_pred)``, every frame's filtered and predicted states (NaN before a
+    point starts); ``keep=False``: only the measurements the gate refused, ``(T, N)``."""
     T, N = z.shape[:2]
-    x = np.zeros((N, 6))
-    P = np.zeros((N, 6, 6))
-    started = np.zeros(N, dtype=bool)
-    xs_pred = np.full((T, N, 6), np.nan)
-    Ps_pred = np.full((T, N, 6, 6), np.nan)
-    xs = np.full((T, N, 6), np.nan)
-    Ps = np.full((T, N, 6, 6), np.nan)
+    x, P, started = np.zeros((N, 6)), np.zeros((N, 6, 6)), np.zeros(N, dtype=bool)
     rejected = np.zeros((T, N), dtype=bool)
-    big_velocity_var = 100.0  # (m/s)^2: the first measurement says nothing about velocity
+    if keep:
+        xs, xs_pred = np.full((T, N, 6), np.nan), np.full((T, N, 6), np.nan)
+        Ps, Ps_pred = np.full((T, N, 6, 6), np.nan), np.full((T, N, 6, 6), np.nan)
     for t in range(T):
-        have = np.isfinite(z[t]).all(-1)
-        # predict the points already started
-        if t > 0:
-            x[started] = x[started] @ F.T
-            P[started] = F @ P[started] @ F.T + Q
-        xs_pred[t, started], Ps_pred[t, started] = x[started], P[started]
-        # start the points seen for the first time
-        new = have & ~started
-        x[new] = np.concatenate([z[t, new], np.zeros((new.sum(), 3))], axis=1)
-        P[new] = 0.0
-        P[new, :3, :3] = R[t, new]
-        P[new, 3:, 3:] = np.eye(3) * big_velocity_var
-        started |= new
-        # update the others
-        upd = have & started & ~new
-        if upd.any():
-            S = P[upd][:, :3, :3] + R[t, upd]  # (n, 3, 3)
-            innov = z[t, upd] - x[upd][:, :3]
-            S_inv = np.linalg.inv(S)
-            d2 = np.einsum("ni,nij,nj->n", innov, S_inv, innov)
-            ok = d2 <= gate ** 2
-            idx = np.flatnonzero(upd)
-            rejected[t, idx[~ok]] = True
-            idx, S_inv, innov = idx[ok], S_inv[ok], innov[ok]
-            K = P[idx][:, :, :3] @ S_inv  # (n, 6, 3)
-            x[idx] = x[idx] + np.einsum("nij,nj->ni", K, innov)
-            P[idx] = (np.eye(6) - K @ H) @ P[idx]
-        xs[t, started], Ps[t, started] = x[started], P[started]
-    # RTS backward pass
+        if keep:
+            xs_pred[t, started], Ps_pred[t, started] = x[started] @ F.T, F @ P[started] @ F.T + Q
+        rejected[t] = filter_step(x, P, started, z[t], R[t], F, Q, H, gate)
+        if keep:
+            xs[t, started], Ps[t, started] = x[started], P[started]
+    return (xs, Ps, xs_pred, Ps_pred) if keep else rejected
+
+
+def filter_step(x: np.ndarray, P: np.ndarray, started: np.ndarray, z: np.ndarray, R: np.ndarray, F: np.ndarray,
+                Q: np.ndarray, H: np.ndarray, gate: float) -> np.ndarray:
+    """One frame of the constant-velocity filter on ``N`` points, in place on the states ``x (N,
+    6)``, ``P (N, 6, 6)`` and ``started (N,)``: the started points predicted, those measured for
+    the first time started at their measurement (velocity unknown: :data:`START_VELOCITY_VAR`),
+    the others updated with measurements ``z (N, 3)`` (covariances ``R (N, 3, 3)``) within
+    ``gate`` standard deviations (Mahalanobis) of the prediction. Returns ``(N,)`` the
+    measurements the gate refused."""
+    have = np.isfinite(z).all(-1)
+    x[started] = x[started] @ F.T
+    P[started] = F @ P[started] @ F.T + Q
+    new = have & ~started
+    x[new] = np.concatenate([z[new], np.zeros((new.sum(), 3))], axis=1)
+    P[new] = 0.0
+    P[new, :3, :3] = R[new]
+    P[new, 3:, 3:] = np.eye(3) * START_VELOCITY_VAR
+    started |= new
+    rejected = np.zeros(len(z), dtype=bool)
+    upd = have & ~new & started
+    if upd.any():
+        S = P[upd][:, :3, :3] + R[upd]  # (n, 3, 3)
+        innov = z[upd] - x[upd][:, :3]
+        S_inv = np.linalg.inv(S)
+        ok = np.einsum("ni,nij,nj->n", innov, S_inv, innov) <= gate ** 2
+        idx = np.flatnonzero(upd)
+        rejected[idx[~ok]] = True
+        idx, S_inv, innov = idx[ok], S_inv[ok], innov[ok]
+        K = P[idx][:, :, :3] @ S_inv  # (n, 6, 3)
+        x[idx] = x[idx] + np.einsum("nij,nj->ni", K, innov)
+        P[idx] = (np.eye(6) - K @ H) @ P[idx]
+    return rejected
+
+
+def rts_positions(xs: np.ndarray, Ps: np.ndarray, xs_pred: np.ndarray, Ps_pred: np.ndarray,
+                  F: np.ndarray) -> np.ndarray:
+    """The RTS backward pass over :func:`kalman_forward`'s states -> smoothed positions ``(T, N, 3)``."""
     sm = xs.copy()
-    for t in range(T - 2, -1, -1):
+    for t in range(xs.shape[0] - 2, -1, -1):
         ok = np.isfinite(xs[t]).all(-1) & np.isfinite(xs_pred[t + 1]).all(-1)
         if not ok.any():
             continue
         C = Ps[t, ok] @ F.T @ np.linalg.inv(Ps_pred[t + 1, ok])
         sm[t, ok] = xs[t, ok] + np.einsum("nij,nj->ni", C, sm[t + 1, ok] - xs_pred[t + 1, ok])
-    return sm[..., :3], rejected
+    return sm[..., :3]
 
 
 def within_short_gaps(measured: np.ndarray, max_gap: int) -> np.ndarray:
