@@ -7,8 +7,8 @@ one pass; it is the forward half of the two-sided gate, and each chunk's measure
 disk. The backward half runs the same filter over the chunks in reverse; then a final forward
 pass without the measurements both halves refused writes each chunk's filtered and predicted
 states to disk, and the backward (RTS) pass reads them back from the last chunk to the first,
-carrying the smoothed state of the frame after the chunk. A chunk holds only the points alive in it (their ids), and
-the gap rule reads each chunk's measurements with each point's last measured frame before it
+carrying the smoothed state of the frame after the chunk. A chunk holds only the points alive in
+it (their ids), and the gap rule reads each chunk's measurements with each point's last measured frame before it
 and first after it: memory is bounded by the chunk length and the points alive in it.
 
 :class:`ChunkedFilter` does the same for the ``ukf`` and ``online`` trackers of
@@ -155,25 +155,22 @@ class ChunkedSmoother:
             return
         self._settled = True
         ids, x, P, started = np.zeros(0, np.int64), np.zeros((0, 6)), np.zeros((0, 6, 6)), np.zeros(0, dtype=bool)
-        refused = []
         for k in range(len(self.ranges) - 1, -1, -1):
             with np.load(self.folder / f"measured_{k:06d}.npz") as f:
                 z, R, held, gated = f["z"], f["R"], f["ids"], f["gated"]
             x, P, started = carried(held, ids, x, 0.0), carried(held, ids, P, 0.0), carried(held, ids, started, False)
             ids = held
-            both = gated.copy()
             for i in range(len(z) - 1, -1, -1):
-                both[i] &= filter_step(x, P, started, z[i], R[i], self.F, self.Q, self.H, self.config.gate)
-            refused.append(both)
-        ranges = self.ranges
+                gated[i] &= filter_step(x, P, started, z[i], R[i], self.F, self.Q, self.H, self.config.gate)
+            np.save(self.folder / f"refused_{k:06d}.npy", gated)  # refused both ways
         self.ids, self.x, self.P = np.zeros(0, np.int64), np.zeros((0, 6)), np.zeros((0, 6, 6))
         self.started, self.last, self.retired = np.zeros(0, dtype=bool), np.zeros(0, np.int64), np.zeros(0, np.int64)
-        for k, (lo, _) in enumerate(ranges):
+        for k, (lo, _) in enumerate(self.ranges):
             with np.load(self.folder / f"measured_{k:06d}.npz") as f:
                 z, R, held = f["z"], f["R"], f["ids"]
-            both = refused[len(ranges) - 1 - k]
-            self.rejected += int(both.sum())
-            self._final_chunk(k, lo, np.where(both[..., None], np.nan, z), R, held)
+            refused = np.load(self.folder / f"refused_{k:06d}.npy")
+            self.rejected += int(refused.sum())
+            self._final_chunk(k, lo, np.where(refused[..., None], np.nan, z), R, held)
 
     def _final_chunk(self, k: int, lo: int, z: np.ndarray, R: np.ndarray, ids: np.ndarray) -> None:
         """The final forward pass over chunk ``k`` (the refused measurements NaN): its filtered and
@@ -188,9 +185,9 @@ class ChunkedSmoother:
             out = {key: np.full((m, N) + s, np.nan) for key, s in (("xs", (6,)), ("Ps", (6, 6)), ("xp", (6,)),
                                                                    ("Pp", (6, 6)))}
             for i in range(m):
-                x, P, started = self.x, self.P, self.started
-                out["xp"][i, started], out["Pp"][i, started] = x[started] @ self.F.T, self.F @ P[started] @ self.F.T + self.Q
-                filter_step(x, P, started, z[a + i], R[a + i], self.F, self.Q, self.H, np.inf)
+                x, P, started, F = self.x, self.P, self.started, self.F
+                out["xp"][i, started], out["Pp"][i, started] = x[started] @ F.T, F @ P[started] @ F.T + self.Q
+                filter_step(x, P, started, z[a + i], R[a + i], F, self.Q, self.H, np.inf)
                 out["xs"][i, started], out["Ps"][i, started] = x[started], P[started]
             np.savez(self.folder / f"chunk_{k:06d}_{part:04d}.npz", **out)
         hit = measured.any(0)
