@@ -43,7 +43,8 @@ def test_reconstruct_chunks_long_takes_by_itself(scene):
 
 
 def test_chunked_smoother_equals_one_pass(rng):
-    """Gaps longer and shorter than max_gap_s, an outlier the gate rejects, chunks of 1..n frames."""
+    """Gaps longer and shorter than max_gap_s, an outlier the gate rejects, chunks of 1..n frames,
+    with the two-sided gate and the forward one alone."""
     T, N = 130, 5
     z = np.cumsum(rng.normal(0, 0.01, (T, N, 3)), axis=0)
     z[20:23, 0] = np.nan          # short gap: filled
@@ -52,18 +53,18 @@ def test_chunked_smoother_equals_one_pass(rng):
     z[60, 3] += 2.0               # outlier: gated out
     cov = np.broadcast_to(np.eye(3) * 1e-4, (T, N, 3, 3)).copy()
     cov[::7] = np.nan             # no covariance on some frames
-    config = SmoothConfig()
-    want, _ = smooth_trajectories(z, cov, 30.0, config)
-    for chunk in (1, 7, 64, T):
-        sm = ChunkedSmoother(N, 30.0, config)
-        for lo, hi in chunk_ranges(T, chunk):
-            sm.forward(lo, z[lo:hi], cov[lo:hi])
-        got = np.full_like(z, np.nan)
-        for lo, hi, pos in sm.backward():
-            got[lo:hi] = pos
-        sm.close()
-        assert sm.rejected >= 1
-        np.testing.assert_allclose(got, want, atol=1e-12, equal_nan=True)
+    for config in (SmoothConfig(), SmoothConfig(gate_both_ways=False)):
+        want, _ = smooth_trajectories(z, cov, 30.0, config)
+        for chunk in (1, 7, 64, T):
+            sm = ChunkedSmoother(N, 30.0, config)
+            for lo, hi in chunk_ranges(T, chunk):
+                sm.forward(lo, z[lo:hi], cov[lo:hi])
+            got = np.full_like(z, np.nan)
+            for lo, hi, pos in sm.backward():
+                got[lo:hi] = pos
+            sm.close()
+            assert sm.rejected >= 1
+            np.testing.assert_allclose(got, want, atol=1e-12, equal_nan=True)
 
 
 def test_settings_without_chunked_form_are_refused(scene):

@@ -46,10 +46,10 @@ def test_outlier_is_rejected_and_filled(rng):
 
 def test_a_sudden_fast_move_is_followed_and_a_lone_wrong_frame_still_refused(rng):
     """A joint at rest starts to move at 8 m/s (27 cm a frame at 30 fps, a kick): the forward
-    prediction has not seen it coming. A forward gate alone refused the move's first two frames,
-    and the smoother cut across them (12 cm off, b839052). The frames after the move's start agree
-    with them, so they are kept. A lone frame 40 cm off (a flip) disagrees with both sides and is
-    refused."""
+    prediction has not seen it coming. A forward gate alone (``gate_both_ways=False``, the
+    smoother before 60d7cf8) refuses the move's first two frames and the smoother cuts across
+    them (12 cm off). The frames after the move's start agree with them, so they are kept. A lone
+    frame 40 cm off (a flip) disagrees with both sides and is refused."""
     T = 60
     t = np.arange(T) / FPS
     truth = np.zeros((T, 1, 3))
@@ -60,6 +60,8 @@ def test_a_sudden_fast_move_is_followed_and_a_lone_wrong_frame_still_refused(rng
     assert rejected[15, 0] and rejected.sum() == 1
     err = np.linalg.norm(out - truth, axis=-1)
     assert err.max() < 0.04, err.max()  # the corner itself is rounded by 2 cm
+    forward, refused = smooth_trajectories(noisy, None, FPS, SmoothConfig(gate_both_ways=False), sigma_m=0.005)
+    assert refused.sum() > 1 and np.linalg.norm(forward - truth, axis=-1).max() > 0.08
 
 
 def test_short_gaps_filled_long_gaps_and_edges_stay_nan():

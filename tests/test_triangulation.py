@@ -583,8 +583,8 @@ def test_numba_swap_scoring_equals_numpy(rng):
 
 
 def test_numba_misfit_limbs_equal_numpy(rng):
-    """Compiled step 7: the same limb views left out (weights and valid flags) and the same points
-    to solve again as the numpy path, on limbs made up in some views, random outliers, missing
+    """Compiled step 7: the same limb views left out (weights and valid flags, and the
+    observations it reports taken out) as the numpy path, on limbs made up in some views, random outliers, missing
     joints and per-view thresholds."""
     steps = _numba_steps()
     from mocap.triangulation import _left_right

@@ -60,7 +60,10 @@ def add_arguments(parser) -> None:
                              "pushed one at a time) instead of offline ukf")
     parser.add_argument("--fast-motion", action="store_true",
                         help="only the fast-motion runs: one performer playing each of FAST_CLIPS (motion/cmu_more) "
-                             "at 30 and 60 fps, per-frame triangulation against each --modes (a few minutes)")
+                             "at 30 and 60 fps, per-frame triangulation against each --modes (half a minute)")
+    parser.add_argument("--forward-gate-only", action="store_true",
+                        help="--fast-motion: the kalman smoother with the forward gate alone (smooth.gate_both_ways "
+                             "false), to measure what the backward half changes")
     parser.add_argument("--no-one-view-fit", dest="one_view_fit", action="store_false",
                         help="ukf: without the one-view gap fit (track.one_view_fit, mocap.track.one_view), to "
                              "measure what it changes")
@@ -293,10 +296,13 @@ def streaming(people: int = 4, cameras: int = 5, frames: int = 1000, seed: int =
 FAST_CLIPS = ("02_03", "09_01", "02_04", "05_02", "05_08", "05_11", "05_12", "06_06", "94_01", "138_01")
 
 
-def fast_motion_runs(modes, fps_list=(30.0, 60.0), seeds=(1, 2), frames: int = 300) -> list[dict]:
+def fast_motion_runs(modes, fps_list=(30.0, 60.0), seeds=(1, 2), frames: int = 300,
+                     forward_gate_only: bool = False) -> list[dict]:
     """One performer playing each of :data:`FAST_CLIPS` in front of 4 cameras (every detector
     error on), ``mocap reconstruct`` with each tracking mode: per run the mean and 99th percentile
-    error, the joint-frames over 10 cm and the jitter (mean acceleration error)."""
+    error, the joint-frames over 10 cm and the jitter (mean acceleration error).
+    ``forward_gate_only``: ``smooth.gate_both_ways`` off."""
+    config = override(ProcessConfig(), {"smooth.gate_both_ways": not forward_gate_only})
     rows = []
     for fps in fps_list:
         for clip in FAST_CLIPS:
@@ -305,7 +311,7 @@ def fast_motion_runs(modes, fps_list=(30.0, 60.0), seeds=(1, 2), frames: int = 3
                                                    clips=(f"cmu_more/{clip}",)))
                 truth = scene.gt_positions[:, 0]
                 for mode in modes:
-                    tracks = reconstruct(scene.keypoints, scene.rig, override(ProcessConfig(), {"track.mode": mode}))
+                    tracks = reconstruct(scene.keypoints, scene.rig, override(config, {"track.mode": mode}))
                     names = list(tracks.joint_names)
                     got = tracks.positions[:, 0][:, [names.index(n) for n in scene.joint_names]]
                     err = np.linalg.norm(got - truth, axis=-1)
@@ -333,7 +339,7 @@ def report_fast_motion(rows: list[dict]) -> list[dict]:
 def run(args) -> dict:
     if args.fast_motion:
         modes = ["off"] + [m.strip() for m in args.modes.split(",") if m.strip() and m.strip() != "off"]
-        return {"fast_motion": report_fast_motion(fast_motion_runs(modes))}
+        return {"fast_motion": report_fast_motion(fast_motion_runs(modes, forward_gate_only=args.forward_gate_only))}
     if args.one_camera_only:
         return {"one_camera": report_one_camera(one_camera_runs(args.one_camera_seeds, motion=args.motion,
                                                                 jerk_sigma=args.jerk_sigma,

@@ -34,7 +34,7 @@ from mocap.threads import run_blocks
 from mocap.track.filter_people import (BONE_WINDOW, ODD_BONE, ForwardPass, TrackConfig, bone_lengths, gap_evidence,
                                        people_evidence, unswapped)
 from mocap.track.one_view import GapEvidence, fit_in_reverse, gap_motion
-from mocap.track.smoothing import SmoothConfig, filter_step, within_short_gaps
+from mocap.track.smoothing import SmoothConfig, filter_step, predict_step, update_step, within_short_gaps
 from mocap.track.ukf import DIM, SigmaWeights, constant_velocity
 from mocap.track.ukf_compiled import backward_chunk_kernel, camera_table, filter_frames, smooth_kernel
 
@@ -160,7 +160,7 @@ class ChunkedSmoother:
                 z, R, held, gated = f["z"], f["R"], f["ids"], f["gated"]
             x, P, started = carried(held, ids, x, 0.0), carried(held, ids, P, 0.0), carried(held, ids, started, False)
             ids = held
-            for i in range(len(z) - 1, -1, -1):
+            for i in range(len(z) - 1, -1, -1) if self.config.gate_both_ways else ():
                 gated[i] &= filter_step(x, P, started, z[i], R[i], self.F, self.Q, self.H, self.config.gate)
             np.save(self.folder / f"refused_{k:06d}.npy", gated)  # refused both ways
         self.ids, self.x, self.P = np.zeros(0, np.int64), np.zeros((0, 6)), np.zeros((0, 6, 6))
@@ -185,9 +185,10 @@ class ChunkedSmoother:
             out = {key: np.full((m, N) + s, np.nan) for key, s in (("xs", (6,)), ("Ps", (6, 6)), ("xp", (6,)),
                                                                    ("Pp", (6, 6)))}
             for i in range(m):
-                x, P, started, F = self.x, self.P, self.started, self.F
-                out["xp"][i, started], out["Pp"][i, started] = x[started] @ F.T, F @ P[started] @ F.T + self.Q
-                filter_step(x, P, started, z[a + i], R[a + i], F, self.Q, self.H, np.inf)
+                x, P, started = self.x, self.P, self.started
+                predict_step(x, P, started, self.F, self.Q)
+                out["xp"][i, started], out["Pp"][i, started] = x[started], P[started]
+                update_step(x, P, started, z[a + i], R[a + i], self.H, np.inf)
                 out["xs"][i, started], out["Ps"][i, started] = x[started], P[started]
             np.savez(self.folder / f"chunk_{k:06d}_{part:04d}.npz", **out)
         hit = measured.any(0)

@@ -46,7 +46,7 @@ from mocap.geometry import Rig
 from mocap.geometry.lens import distort_normalized
 from mocap.match.epipolar import person_sizes
 from mocap.skeleton.joints import left_right_permutation
-from mocap.triangulation import left_right_limbs, limb_pairs
+from mocap.triangulation import left_right_limbs, limb_pairs, limb_starts
 from mocap.track.one_view import GapEvidence, children, fit_one_view_gaps, gap_motion
 from mocap.track.smoothing import SmoothConfig, smooth_people, within_short_gaps
 from mocap.threads import run_blocks
@@ -107,7 +107,7 @@ class TrackConfig:
     triangulation (as is ``smooth.enabled: false``, ``--no-smooth``, in every mode). In ``mocap
     bench track`` (synthetic crossings) ``ukf`` has 6-8 % lower joint error and 26-28 % less
     jitter than ``kalman``, a 99th percentile within 2 mm of it, and about half its wall time
-    per frame (0.39-0.82 against 0.71-1.44 ms since ``kalman``'s gate runs both ways in time).
+    per frame (0.39-0.82 against 0.70-1.17 ms since ``kalman``'s gate runs both ways in time).
     ``kalman`` stays the default: ``ukf`` is not better on the real takes with our own
     (BlazePose) detections, bone-length CV 0.042 against 0.037 on the balancing take and 0.056 /
     0.073 against 0.056 / 0.046 on the two-person take (with their OpenPose JSON 0.043 against
@@ -313,7 +313,7 @@ def unswapped(rig: Rig, person: np.ndarray, points: np.ndarray, joint_names) -> 
         same = np.linalg.norm(xy[:, :, L] - proj[:, :, L], axis=-1) + np.linalg.norm(xy[:, :, R] - proj[:, :, R], axis=-1)
         cross = np.linalg.norm(xy[:, :, L] - proj[:, :, R], axis=-1) + np.linalg.norm(xy[:, :, R] - proj[:, :, L], axis=-1)
     both = np.isfinite(same) & np.isfinite(cross)  # (T, P, pairs, C)
-    starts = np.flatnonzero(np.r_[True, limb[1:] != limb[:-1]])
+    starts = limb_starts(limb)
     same_l = np.add.reduceat(np.where(both, same, 0.0), starts, axis=2)  # (T, P, limbs, C)
     cross_l = np.add.reduceat(np.where(both, cross, 0.0), starts, axis=2)
     seen = np.add.reduceat(both, starts, axis=2) > 0

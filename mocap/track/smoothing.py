@@ -49,6 +49,10 @@ class SmoothConfig:
     gate: float = 5.0
     """Measurements farther than this many standard deviations (Mahalanobis, 3 dof) from the
     prediction, forwards and backwards in time both, are ignored."""
+    gate_both_ways: bool = True
+    """False: the forward prediction's gate alone, which refuses the start of a fast move (the
+    smoother before 60d7cf8; ``mocap bench track --fast-motion --forward-gate-only`` measures what
+    the backward half changes)."""
     max_gap_s: float = 0.2
     """Gaps up to this long are filled by the smoother; longer gaps stay NaN."""
     min_variance_m2: float = 1e-6
@@ -117,7 +121,7 @@ def smooth_trajectories(points: np.ndarray, covariance: np.ndarray | None, fps: 
     chunk = max(1, int(MEMORY_BUDGET // (max(T, 1) * 700)))
     for lo in range(0, N, chunk):
         hi = min(lo + chunk, N)
-        out[:, lo:hi], rejected[:, lo:hi] = _filter_and_smooth(z[:, lo:hi], R[:, lo:hi], F, Q, H, config.gate)
+        out[:, lo:hi], rejected[:, lo:hi] = _filter_and_smooth(z[:, lo:hi], R[:, lo:hi], F, Q, H, config)
     # NaN outside each point's measured span and in long gaps
     measured = np.isfinite(z).all(-1) & ~rejected
     out[~within_short_gaps(measured, int(np.floor(config.max_gap_s * fps)))] = np.nan
@@ -125,10 +129,13 @@ def smooth_trajectories(points: np.ndarray, covariance: np.ndarray | None, fps: 
 
 
 def _filter_and_smooth(z: np.ndarray, R: np.ndarray, F: np.ndarray, Q: np.ndarray, H: np.ndarray,
-                       gate: float) -> tuple[np.ndarray, np.ndarray]:
+                       config: SmoothConfig) -> tuple[np.ndarray, np.ndarray]:
     """Two-sided gate, forward Kalman filter and backward RTS pass of points ``z (T, N, 3)`` with
     measurement covariances ``R (T, N, 3, 3)`` -> ``(positions (T, N, 3), rejected (T, N))``."""
-    rejected = two_sided_rejections(z, R, F, Q, H, gate)
+    if config.gate_both_ways:
+        rejected = two_sided_rejections(z, R, F, Q, H, config.gate)
+    else:
+        rejected = kalman_forward(z, R, F, Q, H, config.gate, keep=False)
     xs, Ps, xs_pred, Ps_pred = kalman_forward(np.where(rejected[..., None], np.nan, z), R, F, Q, H, np.inf)
     return rts_positions(xs, Ps, xs_pred, Ps_pred, F), rejected
 
@@ -146,9 +153,10 @@ def two_sided_rejections(z: np.ndarray, R: np.ndarray, F: np.ndarray, Q: np.ndar
 
 def kalman_forward(z: np.ndarray, R: np.ndarray, F: np.ndarray, Q: np.ndarray, H: np.ndarray, gate: float,
                    keep: bool = True):
-    """Forward Kalman filter of points ``z (T, N, 3)`` (:func:`filter_step` frame after frame) ->
-    ``(xs, Ps, xs_pred, Ps_pred)``, every frame's filtered and predicted states (NaN before a
-    point starts); ``keep=False``: only the measurements the gate refused, ``(T, N)``."""
+    """Forward Kalman filter of points ``z (T, N, 3)`` (:func:`predict_step` and
+    :func:`update_step` frame after frame) -> ``(xs, Ps, xs_pred, Ps_pred)``, every frame's
+    filtered and predicted states (NaN before a point starts); ``keep=False``: only the
+    measurements the gate refused, ``(T, N)``."""
     T, N = z.shape[:2]
     x, P, started = np.zeros((N, 6)), np.zeros((N, 6, 6)), np.zeros(N, dtype=bool)
     rejected = np.zeros((T, N), dtype=bool)
@@ -156,9 +164,10 @@ def kalman_forward(z: np.ndarray, R: np.ndarray, F: np.ndarray, Q: np.ndarray, H
         xs, xs_pred = np.full((T, N, 6), np.nan), np.full((T, N, 6), np.nan)
         Ps, Ps_pred = np.full((T, N, 6, 6), np.nan), np.full((T, N, 6, 6), np.nan)
     for t in range(T):
+        predict_step(x, P, started, F, Q)
         if keep:
-            xs_pred[t, started], Ps_pred[t, started] = x[started] @ F.T, F @ P[started] @ F.T + Q
-        rejected[t] = filter_step(x, P, started, z[t], R[t], F, Q, H, gate)
+            xs_pred[t, started], Ps_pred[t, started] = x[started], P[started]
+        rejected[t] = update_step(x, P, started, z[t], R[t], H, gate)
         if keep:
             xs[t, started], Ps[t, started] = x[started], P[started]
     return (xs, Ps, xs_pred, Ps_pred) if keep else rejected
@@ -166,15 +175,26 @@ def kalman_forward(z: np.ndarray, R: np.ndarray, F: np.ndarray, Q: np.ndarray, H
 
 def filter_step(x: np.ndarray, P: np.ndarray, started: np.ndarray, z: np.ndarray, R: np.ndarray, F: np.ndarray,
                 Q: np.ndarray, H: np.ndarray, gate: float) -> np.ndarray:
-    """One frame of the constant-velocity filter on ``N`` points, in place on the states ``x (N,
-    6)``, ``P (N, 6, 6)`` and ``started (N,)``: the started points predicted, those measured for
-    the first time started at their measurement (velocity unknown: :data:`START_VELOCITY_VAR`),
-    the others updated with measurements ``z (N, 3)`` (covariances ``R (N, 3, 3)``) within
-    ``gate`` standard deviations (Mahalanobis) of the prediction. Returns ``(N,)`` the
-    measurements the gate refused."""
-    have = np.isfinite(z).all(-1)
+    """One frame of the constant-velocity filter: :func:`predict_step`, then :func:`update_step`
+    (its return value)."""
+    predict_step(x, P, started, F, Q)
+    return update_step(x, P, started, z, R, H, gate)
+
+
+def predict_step(x: np.ndarray, P: np.ndarray, started: np.ndarray, F: np.ndarray, Q: np.ndarray) -> None:
+    """The started points' states ``x (N, 6)``, ``P (N, 6, 6)`` predicted one frame, in place."""
     x[started] = x[started] @ F.T
     P[started] = F @ P[started] @ F.T + Q
+
+
+def update_step(x: np.ndarray, P: np.ndarray, started: np.ndarray, z: np.ndarray, R: np.ndarray, H: np.ndarray,
+                gate: float) -> np.ndarray:
+    """One frame's measurements ``z (N, 3)`` (covariances ``R (N, 3, 3)``), in place on the states
+    ``x (N, 6)``, ``P (N, 6, 6)`` and ``started (N,)``: the points measured for the first time
+    start at their measurement (velocity unknown: :data:`START_VELOCITY_VAR`), the others are
+    updated where the measurement lies within ``gate`` standard deviations (Mahalanobis) of the
+    prediction. Returns ``(N,)`` the measurements the gate refused."""
+    have = np.isfinite(z).all(-1)
     new = have & ~started
     x[new] = np.concatenate([z[new], np.zeros((new.sum(), 3))], axis=1)
     P[new] = 0.0

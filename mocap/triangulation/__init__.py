@@ -9,10 +9,11 @@ variable ``MOCAP_BACKEND``) that share their rules (:mod:`.rules`) and give the 
 
 from mocap.triangulation.backend import BACKENDS, resolve_backend
 from mocap.triangulation.dlt import Triangulation, triangulate_dlt
-from mocap.triangulation.robust import LIMB_GROUPS, left_right_limbs, limb_pairs, temporal_reference, triangulate_robust
+from mocap.triangulation.robust import (LIMB_GROUPS, left_right_limbs, limb_pairs, limb_starts, temporal_reference,
+                                       triangulate_robust)
 from mocap.triangulation.uncertainty import triangulation_covariance
 
 __all__ = [
-    "BACKENDS", "LIMB_GROUPS", "Triangulation", "left_right_limbs", "limb_pairs", "resolve_backend", "temporal_reference",
+    "BACKENDS", "LIMB_GROUPS", "Triangulation", "left_right_limbs", "limb_pairs", "limb_starts", "resolve_backend", "temporal_reference",
     "triangulate_dlt", "triangulate_robust", "triangulation_covariance",
 ]

@@ -93,7 +93,7 @@ def pair_costs(cams, J, L, R, limb, X, pu, pv, valid, tau):
     with np.errstate(divide="ignore", invalid="ignore"):
         inv_z = np.where(pc[:, 2] > 0, 1.0 / pc[:, 2], np.nan)  # NaN at or behind a camera
     qu, qv = (pc[:, 0] * inv_z).reshape(C, -1, J), (pc[:, 1] * inv_z).reshape(C, -1, J)
-    starts = np.flatnonzero(np.r_[True, limb[1:] != limb[:-1]])
+    starts = limb_starts(limb)
     both = valid[:, :, L] & valid[:, :, R] & np.isfinite(qu[:, :, L] + qu[:, :, R])
     tau2 = (0.5 * (tau[:, :, L] + tau[:, :, R])) ** 2  # (C, M, P)
 
@@ -124,22 +124,26 @@ def misfit_flags(cams, J, L, R, limb, X, pu, pv, valid, tau):
 def drop_misfits(cams, J, limbs, X, views, tau) -> np.ndarray:
     """Step 7 of the robust triangulation on one chunk: every view's limb that misses the final
     points ``X (3, n)`` (:func:`misfit_flags`; thresholds ``tau (C, n)``) is taken out of
-    ``views`` (``weight`` 0, ``valid`` False, in place). Returns the flat indices of the points to
-    solve again. (The numba backend's twin is ``_numba_swap.drop_misfits_kernel``.)"""
+    ``views`` (``weight`` 0, ``valid`` False, in place). Returns ``(C, n)`` the observations taken
+    out. (The numba backend's twin is ``_numba_swap.drop_misfits_kernel``.)"""
     C = cams.num_cameras
     L, R, limb = limb_pairs(limbs)
     shaped = lambda a: a.reshape(C, -1, J)  # noqa: E731
     drop = misfit_flags(cams, J, L, R, limb, X, shaped(views.pu), shaped(views.pv), shaped(views.valid), shaped(tau))
-    redo = np.zeros(shaped(views.pu).shape[1:], bool)
+    removed = np.zeros(shaped(views.pu).shape, bool)
     if drop.any():
         c, m, p = np.nonzero(drop[:, :, limb])  # every pair of a dropped limb view
-        weight, valid = shaped(views.weight), shaped(views.valid)
         for j in (L[p], R[p]):
-            weight[c, m, j] = 0.0
-            valid[c, m, j] = False
-            redo[m, j] = True
+            removed[c, m, j] = True
+        shaped(views.weight)[removed] = 0.0
+        shaped(views.valid)[removed] = False
         log.debug("left/right check: %d limb views still miss and are left out", np.count_nonzero(drop))
-    return np.flatnonzero(redo.ravel())
+    return removed.reshape(C, -1)
+
+
+def limb_starts(limb: np.ndarray) -> np.ndarray:
+    """The index of each limb's first pair in :func:`limb_pairs`' ``limb`` (for ``np.add.reduceat``)."""
+    return np.flatnonzero(np.r_[True, limb[1:] != limb[:-1]])
 
 
 def _median4(v: np.ndarray) -> np.ndarray:

@@ -120,13 +120,13 @@ def swap_views(cams, J, limbs, X, detections, obs: Views) -> np.ndarray:
 
 def drop_misfits(cams, J, limbs, X, views: Views, tau) -> np.ndarray:
     """``_left_right.drop_misfits`` on one chunk (``views``' ``weight`` and ``valid`` changed in
-    place); returns the flat indices of the points to solve again."""
+    place); returns ``(C, n)`` the observations taken out."""
     L, R, limb = limb_pairs(limbs)
-    redo, drops = ns.drop_misfits_kernel(cams.KRt, X, J, L, R, limb, len(limbs), views.pu, views.pv, views.weight,
-                                         views.valid, tau, KERNEL_RULES)
+    removed, drops = ns.drop_misfits_kernel(cams.KRt, X, J, L, R, limb, len(limbs), views.pu, views.pv, views.weight,
+                                            views.valid, tau, KERNEL_RULES)
     if drops:
         log.debug("left/right check: %d limb views still miss and are left out", drops)
-    return np.flatnonzero(redo)
+    return removed
 
 
 def temporal_reference(X, T) -> np.ndarray:

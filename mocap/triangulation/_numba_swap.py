@@ -127,18 +127,18 @@ def _swap_range(lo, hi, KRt, X, J, L, R, limb, n_limbs, u, v, x, y, pu, pv, w, v
 def drop_misfits_kernel(KRt, X, J, L, R, limb, n_limbs, pu, pv, w, valid, tau, rules):
     """``_left_right.drop_misfits``: every view's limb that misses the final points ``X (3, n)``
     (``_left_right.misfit_flags``, same rule and decisions) is taken out of ``w`` and ``valid``
-    (``(C, n)``, in place). Returns ``redo (n,)``, the points to solve again, and the number of
-    limb views left out."""
+    (``(C, n)``, in place). Returns ``removed (C, n)``, the observations taken out, and the number
+    of limb views left out."""
     M = X.shape[1] // J
-    redo = np.zeros(X.shape[1], np.bool_)
+    removed = np.zeros(pu.shape, np.bool_)
     drops = np.zeros(M, np.int64)
-    run_blocks(_misfit_range, M, KRt, X, J, L, R, limb, n_limbs, pu, pv, w, valid, tau, rules, redo, drops,
+    run_blocks(_misfit_range, M, KRt, X, J, L, R, limb, n_limbs, pu, pv, w, valid, tau, rules, removed, drops,
                min_block=FRAME_BLOCK)
-    return redo, int(drops.sum())
+    return removed, int(drops.sum())
 
 
 @njit(**JIT)
-def _misfit_range(lo, hi, KRt, X, J, L, R, limb, n_limbs, pu, pv, w, valid, tau, rules, redo, drops):
+def _misfit_range(lo, hi, KRt, X, J, L, R, limb, n_limbs, pu, pv, w, valid, tau, rules, removed, drops):
     C = pu.shape[0]
     P = L.shape[0]
     far = np.zeros((C, n_limbs), np.int64)
@@ -174,7 +174,7 @@ def _misfit_range(lo, hi, KRt, X, J, L, R, limb, n_limbs, pu, pv, w, valid, tau,
                             jl, jr = m * J + L[p], m * J + R[p]
                             w[c, jl] = w[c, jr] = 0.0
                             valid[c, jl] = valid[c, jr] = False
-                            redo[jl] = redo[jr] = True
+                            removed[c, jl] = removed[c, jr] = True
 
 
 def temporal_reference_kernel(X, T, offsets):

@@ -48,15 +48,15 @@ import numpy as np
 
 from mocap.triangulation import _robust_numpy as rn
 from mocap.triangulation._cameras import CameraArrays, single_thread_blas, undistorted_pixels
-from mocap.triangulation._left_right import (LIMB_GROUPS, drop_misfits, left_right_limbs, limb_pairs, swap_views,
-                                              temporal_reference)
+from mocap.triangulation._left_right import (LIMB_GROUPS, drop_misfits, left_right_limbs, limb_pairs, limb_starts,
+                                              swap_views, temporal_reference)
 from mocap.triangulation._robust_numpy import Detections, Views
 from mocap.triangulation.backend import BACKENDS, resolve_backend
 from mocap.triangulation.dlt import (
     ChunkParts, Observations, Triangulation, assemble, check_common, finish_chunk, prepare,
 )
 
-__all__ = ["BACKENDS", "LIMB_GROUPS", "left_right_limbs", "limb_pairs", "temporal_reference", "triangulate_robust", "view_pairs"]
+__all__ = ["BACKENDS", "LIMB_GROUPS", "left_right_limbs", "limb_pairs", "limb_starts", "temporal_reference", "triangulate_robust", "view_pairs"]
 
 log = logging.getLogger(__name__)
 
@@ -141,11 +141,8 @@ def leave_out_misfits(solver: RobustSolver, chunk: ChunkState) -> np.ndarray:
     place) -> the flat indices of the points to solve again: those that used a view left out
     (the others' estimates did not rest on it)."""
     args = (solver.cams, solver.J, solver.limbs, chunk.X, chunk.views, chunk.detections.tau)
-    had = chunk.views.valid.copy()
-    touched = solver.steps.drop_misfits(*args) if solver.steps is not None else drop_misfits(*args)
-    if not touched.size:
-        return touched
-    return touched[(chunk.used[:, touched] & ~chunk.views.valid[:, touched] & had[:, touched]).any(0)]
+    removed = solver.steps.drop_misfits(*args) if solver.steps is not None else drop_misfits(*args)
+    return np.flatnonzero((removed & chunk.used).any(0))
 
 
 def first_pass(solver: RobustSolver, obs: Observations, tau: np.ndarray) -> list[ChunkState]:
