@@ -1,6 +1,6 @@
 """The one-view gap fit (:mod:`mocap.track.one_view`): gaps solved together equal each alone, the
 Viterbi start is the cheapest branch sequence, Gauss-Newton ends at a minimum of the cost written
-out frame by frame, and the fit keeps one-camera wrists within 5 cm where the filter alone did not."""
+out frame by frame (:func:`one_view.gap_cost` too), and the fit keeps one-camera wrists within 5 cm where the filter alone did not."""
 
 import itertools
 
@@ -153,6 +153,28 @@ def test_gauss_newton_ends_at_a_minimum_of_the_plain_cost(case, rng):
         base = f(X)
         for _ in range(10):
             assert f(X + rng.normal(scale=0.001, size=X.shape)) >= base - 1e-9
+
+
+def test_gap_cost_is_the_plain_cost_and_the_fit_keeps_the_cheaper_start(case, monkeypatch):
+    """:func:`one_view.gap_cost` equals the cost written out frame by frame, and the fit ends no
+    higher than Gauss-Newton from either start alone (the Viterbi sides, the smoothed positions)."""
+    rig, gev, positions, sd, fps, gaps, _ = case
+    seen = []
+    real_cost = one_view.gap_cost
+
+    def spy(X, *args):
+        c = real_cost(X, *args)
+        seen.append((X.copy(), c))
+        return c
+    monkeypatch.setattr(one_view, "gap_cost", spy)
+    for n, a, b in gaps:
+        seen.clear()
+        X, _ = solve_gaps(rig, gev, positions, np.array([n]), np.array([a]), int(b - a), 1 / fps)
+        assert len(seen) == 2  # both starts ran
+        for Xs, c in seen:
+            np.testing.assert_allclose(c[0], plain_cost(Xs[0], rig, gev, positions, n, a, b, 1 / fps), rtol=1e-9)
+        fit = plain_cost(X[0], rig, gev, positions, n, a, b, 1 / fps)
+        assert fit <= min(c[0] for _, c in seen) + 1e-9
 
 
 def test_a_gap_reaching_past_a_window_it_does_not_own_is_left(case):
