@@ -323,3 +323,21 @@ def test_scene_generation_is_fast():
     t0 = time.perf_counter()
     make_scene(BASE)
     assert time.perf_counter() - t0 < 3.0  # 4 cameras, 2 people, 300 frames (≈ 0.2 s idle machine)
+
+
+def test_a_clip_turning_at_its_start_shows_no_reference_pose():
+    """CMU clips open on a T-pose: a scene whose clip turns at its start (ping-pong) showed it for
+    one frame, a 0.5-1.3 m jump of the limbs (measured: up to 1.2 m between frames on 09_01);
+    with it replaced by the first frame of motion no joint moves over 0.3 m between frames."""
+    from mocap.io.bvh import read_bvh
+    from mocap.paths import shared_data_dir
+    from mocap.synthetic.cmu import cmu_to_canonical
+    from mocap.synthetic.motion import first_motion_frame, load_cmu_clip
+
+    positions, _ = load_cmu_clip("cmu_more/09_01")  # 1.2 s: turns at its start several times in 10 s
+    raw, _ = cmu_to_canonical(read_bvh(shared_data_dir() / "motion" / "cmu_more" / "09_01.bvh"))
+    assert first_motion_frame(raw) == 1 and np.linalg.norm(raw[1] - raw[0], axis=-1).max() > 0.5
+    np.testing.assert_array_equal(positions[1:], raw[1:])  # clip times unchanged
+    scene = make_scene(SyntheticConfig(num_frames=300, num_people=1, num_cameras=4, seed=1, clips=("cmu_more/09_01",)))
+    steps = np.linalg.norm(np.diff(scene.gt_positions[:, 0], axis=0), axis=-1).max()
+    assert steps < 0.3, steps

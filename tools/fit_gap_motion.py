@@ -17,23 +17,15 @@ import numpy as np
 from mocap.io.bvh import read_bvh
 from mocap.skeleton.joints import CANONICAL_JOINTS
 from mocap.synthetic.cmu import cmu_to_canonical
+from mocap.synthetic.motion import first_motion_frame
 from mocap.track.filter_people import BONES
 from mocap.track.one_view import GAP_MOTION, activity
 
 FPS, SOURCE_FPS = 30, 120
-#: Most CMU clips open on a reference pose (frame 0, 07_12 frames 0-1): leading frames up to the
-#: last jump of a joint over this many metres between two of the first few frames are dropped.
-JUMP_M = 0.3
 #: Window (a 15-frame gap and two held frames either side) and the step between windows, frames.
 WINDOW, STEP = 19, 5
 PARENT = np.array([CANONICAL_JOINTS.index(BONES[j]) if BONES.get(j) in CANONICAL_JOINTS else -1
                    for j in CANONICAL_JOINTS])
-
-
-def first_frame(positions: np.ndarray, look: int = 5) -> int:
-    """The first frame after the clip's reference pose (0 where it has none)."""
-    jumps = np.linalg.norm(np.diff(positions[:look], axis=0), axis=-1).max(-1) > JUMP_M
-    return int(np.flatnonzero(jumps)[-1]) + 1 if jumps.any() else 0
 
 
 def clips(folder: Path):
@@ -41,7 +33,7 @@ def clips(folder: Path):
     step = SOURCE_FPS // FPS
     for path in sorted(folder.glob("*.bvh")):
         positions, _ = cmu_to_canonical(read_bvh(path))
-        positions = positions[first_frame(positions):]
+        positions = positions[first_motion_frame(positions):]  # its reference pose dropped
         for phase in range(step):
             yield positions[phase::step]
 

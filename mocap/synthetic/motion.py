@@ -14,6 +14,21 @@ from mocap.skeleton.joints import CANONICAL_JOINTS
 from mocap.synthetic.cmu import cmu_to_canonical
 
 
+#: Most CMU clips open on a reference pose (a T-pose at frame 0; ``cmu_more/07_12`` frames 0-1):
+#: the leading frames up to the last jump of a joint over this many metres between two of the
+#: first :data:`REFERENCE_LOOK` frames are that pose.
+REFERENCE_JUMP_M = 0.3
+REFERENCE_LOOK = 5
+
+
+def first_motion_frame(positions: np.ndarray) -> int:
+    """The first frame of a clip ``positions (T, J, 3)`` after its reference pose (0 where it has
+    none)."""
+    steps = np.diff(positions[:REFERENCE_LOOK], axis=0)
+    jumps = np.linalg.norm(steps, axis=-1).max(-1) > REFERENCE_JUMP_M
+    return int(np.flatnonzero(jumps)[-1]) + 1 if jumps.any() else 0
+
+
 @dataclass(frozen=True)
 class Placement:
     """Where and when one person's clip plays.
@@ -39,7 +54,10 @@ def load_cmu_clip(clip: str) -> tuple[np.ndarray, float]:
     for a ``clip`` named ``<folder>/<name>``, e.g. ``cmu_more/05_06``), and its frame rate.
 
     The frame rate is snapped to the nearest integer when within 0.1 % of it (CMU's
-    ``Frame Time: .0083333`` is 1/120 s rounded), so that integer ratios resample exactly.
+    ``Frame Time: .0083333`` is 1/120 s rounded), so that integer ratios resample exactly. The
+    clip's reference pose (:func:`first_motion_frame`) is replaced by its first frame of motion,
+    so clip times stay as in the file: a scene whose clip turns at its start (ping-pong) showed
+    the performer in a T-pose for one frame, a jump of up to 1.3 m no tracker should follow.
     """
     path = shared_data_dir() / "motion" / ("" if "/" in clip else "cmu") / f"{clip}.bvh"  # "cmu_more/05_06"
     if not path.is_file():
@@ -47,6 +65,8 @@ def load_cmu_clip(clip: str) -> tuple[np.ndarray, float]:
                          f"{path.parent} (or set $MOCAP_SHARED_DATA)")
     motion = read_bvh(path)
     positions, _ = cmu_to_canonical(motion)
+    first = first_motion_frame(positions)
+    positions[:first] = positions[first]  # no teleport to the reference pose where the clip turns
     positions.setflags(write=False)
     fps = motion.fps
     if abs(fps - round(fps)) < 1e-3 * fps:
