@@ -210,14 +210,10 @@ def solve_gaps(rig: Rig, ev: GapEvidence, positions: np.ndarray, n: np.ndarray, 
         side = np.take_along_axis(cand, viterbi(cand, ends, dpar)[..., None, None], axis=2)[:, :, 0]
         starts = [np.where(np.isfinite(smooth), smooth, side)] + ([] if from_smoothed else [side])
     bones = [(par[:, 2:-2], length, np.isfinite(length))] + child_bones(ev, positions, n, t)
-    X, H, cost = None, None, None
-    for start in starts:  # the lower cost of the starts, gap by gap
-        Xs, Hs = gauss_newton(start, ends, dpar, sigma * dt * dt, rays, bones)
-        c = gap_cost(Xs, ends, dpar, sigma * dt * dt, rays, bones)
-        better = np.ones(len(n), bool) if cost is None else c < cost
-        X = Xs if X is None else np.where(better[:, None, None], Xs, X)
-        H = Hs if H is None else np.where(better[:, None, None], Hs, H)
-        cost = c if cost is None else np.where(better, c, cost)
+    fits = [gauss_newton(start, ends, dpar, sigma * dt * dt, rays, bones) for start in starts]
+    cost = np.stack([gap_cost(Xs, ends, dpar, sigma * dt * dt, rays, bones) for Xs, _ in fits])  # (S, K)
+    best, k = np.argmin(cost, axis=0), np.arange(len(n))  # per gap; a tie keeps the smoothed start
+    X, H = np.stack([f[0] for f in fits])[best, k], np.stack([f[1] for f in fits])[best, k]
     idx = np.arange(m)
     blocks = np.linalg.inv(H).reshape(-1, m, 3, m, 3)[:, idx, :, idx, :]  # (m, K, 3, 3)
     sd = np.sqrt(np.maximum(np.linalg.eigvalsh(blocks)[..., -1], 0.0)).T
