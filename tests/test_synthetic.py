@@ -327,8 +327,9 @@ def test_scene_generation_is_fast():
 
 def test_a_clip_turning_at_its_start_shows_no_reference_pose():
     """CMU clips open on a T-pose: a scene whose clip turns at its start (ping-pong) showed it for
-    one frame, a 0.5-1.3 m jump of the limbs (measured: up to 1.2 m between frames on 09_01);
-    with it replaced by the first frame of motion no joint moves over 0.3 m between frames."""
+    one frame, a 0.5-1.3 m jump of the limbs (09_01: 0.87 m between the file's first two frames,
+    0.51 m between two frames of this scene before); with it replaced by the first frame of
+    motion no joint moves over 0.3 m between frames."""
     from mocap.io.bvh import read_bvh
     from mocap.paths import shared_data_dir
     from mocap.synthetic.cmu import cmu_to_canonical

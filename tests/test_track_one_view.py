@@ -1,6 +1,7 @@
 """The one-view gap fit (:mod:`mocap.track.one_view`): gaps solved together equal each alone, the
 Viterbi start is the cheapest branch sequence, Gauss-Newton ends at a minimum of the cost written
-out frame by frame (:func:`one_view.gap_cost` too), and the fit keeps one-camera wrists within 5 cm where the filter alone did not."""
+out frame by frame (:func:`one_view.gap_cost` too), and the fit keeps one-camera wrists within
+5 cm where the filter alone did not."""
 
 import itertools
 

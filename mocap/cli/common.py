@@ -113,7 +113,8 @@ def add_reconstruct_flags(p) -> None:
                 type=float)
     config_flag(p, "--refine", "triangulate.refine", "robust: Gauss-Newton refinement of the reprojection error",
                 value=True)
-    config_flag(p, "--no-swap-check", "triangulate.swap_check", "robust: no left/right check (nor leaving out a made-up limb)", value=False)
+    config_flag(p, "--no-swap-check", "triangulate.swap_check",
+                "robust: no left/right check (nor leaving out a made-up limb)", value=False)
     config_flag(p, "--no-temporal-swap-check", "triangulate.temporal_swap_check",
                 "robust: no left/right check against the neighbouring frames", value=False)
     config_flag(p, "--single-person", "match.multi_person",

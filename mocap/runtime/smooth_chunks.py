@@ -8,8 +8,8 @@ disk. The backward half runs the same filter over the chunks in reverse; then a 
 pass without the measurements both halves refused writes each chunk's filtered and predicted
 states to disk, and the backward (RTS) pass reads them back from the last chunk to the first,
 carrying the smoothed state of the frame after the chunk. A chunk holds only the points alive in
-it (their ids), and the gap rule reads each chunk's measurements with each point's last measured frame before it
-and first after it: memory is bounded by the chunk length and the points alive in it.
+it (their ids), and the gap rule reads each chunk's measurements with each point's last measured
+frame before it and first after it: memory is bounded by the chunk length and the points alive in it.
 
 :class:`ChunkedFilter` does the same for the ``ukf`` and ``online`` trackers of
 :mod:`mocap.track.filter_people`: the compiled UKF's forward pass chunk after chunk with its

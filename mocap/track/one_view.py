@@ -20,11 +20,11 @@ as one small least-squares problem over its frames' 3D points ``X (m, 3)``:
 Gauss-Newton runs from two starts and keeps, gap by gap, the end with the lower cost
 (:func:`gap_cost`): the smoothed positions, and a sequence of the two places where the ray meets
 the bone's sphere about the parent, one per frame, chosen by a Viterbi pass over the same motion
-cost (a wrong side at a grazing ray is a local minimum Gauss-Newton does not leave). Either start
-alone fails somewhere: from the Viterbi sides alone, where the rays miss the spheres, the fit left
-a smoother that had the knee within 3 cm for a minimum 14-18 cm off (one-camera runs, seeds 31 and
-45); keeping the cheaper end lost none of the runs either start had within 5 cm on seeds 1-96.
-The live tracker starts from its smoothed estimate alone (``from_smoothed``). The fit's uncertainty (the
+cost (a wrong side at a grazing ray is a local minimum Gauss-Newton does not leave). From the
+Viterbi sides alone, where the rays miss the spheres, the fit left a smoother that had the knee
+within 3 cm for a minimum 14-44 cm off (one-camera runs, seeds 31, 45, 73, 76); keeping the
+cheaper end lost none of the runs the Viterbi start alone had within 5 cm on seeds 1-96. The
+live tracker starts from its smoothed estimate alone (``from_smoothed``). The fit's uncertainty (the
 largest standard deviation of each frame's block of the inverse normal matrix) replaces the
 smoother's, so ``max_sigma_m`` still decides what is reported. Gaps of the same length are solved
 together (batched normal equations), so the cost does not grow with a Python loop per gap.

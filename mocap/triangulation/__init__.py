@@ -14,6 +14,6 @@ from mocap.triangulation.robust import (LIMB_GROUPS, left_right_limbs, limb_pair
 from mocap.triangulation.uncertainty import triangulation_covariance
 
 __all__ = [
-    "BACKENDS", "LIMB_GROUPS", "Triangulation", "left_right_limbs", "limb_pairs", "limb_starts", "resolve_backend", "temporal_reference",
-    "triangulate_dlt", "triangulate_robust", "triangulation_covariance",
+    "BACKENDS", "LIMB_GROUPS", "Triangulation", "left_right_limbs", "limb_pairs", "limb_starts", "resolve_backend",
+    "temporal_reference", "triangulate_dlt", "triangulate_robust", "triangulation_covariance",
 ]

@@ -56,7 +56,8 @@ from mocap.triangulation.dlt import (
     ChunkParts, Observations, Triangulation, assemble, check_common, finish_chunk, prepare,
 )
 
-__all__ = ["BACKENDS", "LIMB_GROUPS", "left_right_limbs", "limb_pairs", "limb_starts", "temporal_reference", "triangulate_robust", "view_pairs"]
+__all__ = ["BACKENDS", "LIMB_GROUPS", "left_right_limbs", "limb_pairs", "limb_starts", "temporal_reference",
+           "triangulate_robust", "view_pairs"]
 
 log = logging.getLogger(__name__)
 
@@ -277,7 +278,8 @@ def triangulate_robust(cameras, xy_px, weight=None, *, threshold_px=15.0, max_hy
         if solver.limbs:  # step 7
             drop = leave_out_misfits(solver, chunk)
             if drop.size:
-                chunk.X[:, drop], chunk.used[:, drop] = solve_chunk(solver, chunk.views, start=chunk.X[:, drop], idx=drop)
+                chunk.X[:, drop], chunk.used[:, drop] = solve_chunk(solver, chunk.views, start=chunk.X[:, drop],
+                                                                    idx=drop)
         finish_chunk(parts, obs, chunk.detections.u, chunk.detections.v, chunk.views.weight, chunk.views.valid,
                      chunk.X, chunk.used, min_views, sigma_px, reproj)
     return assemble(obs, parts, sigma_px is not None)
