@@ -8,7 +8,7 @@ import itertools
 import numpy as np
 import pytest
 
-from mocap.bench.track import seen_by_one
+from mocap.bench.track import gap_inputs, seen_by_one
 from mocap.config import ProcessConfig, override
 from mocap.synthetic import SyntheticConfig, make_scene
 from mocap.track import one_view
@@ -23,28 +23,14 @@ HIDDEN = (("right_knee", 0, 30, 10), ("left_wrist", 2, 30, 10), ("right_elbow", 
 def case():
     """One performer, 4 cameras, five joints each hidden from all cameras but one for 7-12 frames:
     ``(rig, GapEvidence, smoothed positions, sd, fps, gap table, joint names)`` (the stages of
-    ``reconstruct`` up to the smoother, by hand)."""
-    from mocap.track.filter_people import (compiled_forward, gap_evidence, people_evidence, smoothed,
-                                           unswapped)
-    from mocap.track.people import people_views
-    from mocap.track.ukf import constant_velocity
-    from mocap.triangulation.people import triangulate_people
-
+    ``reconstruct`` up to the smoother: :func:`mocap.bench.track.gap_inputs`)."""
     scene = make_scene(SyntheticConfig(num_frames=100, num_people=1, num_cameras=4, seed=3))
     kp = scene.keypoints
     for joint, cam, lo, length in HIDDEN:
         kp = seen_by_one(kp, joint, cam, lo, length)
     rig, fps = scene.rig, scene.fps
     config = override(ProcessConfig(), {"track.mode": "ukf", "track.max_untriangulated_s": 0.5})
-    person = people_views(kp, rig, fps, config.match, config.triangulate, config.link)
-    tri = triangulate_people(rig, person, kp.joint_names, config.triangulate, temporal=True)
-    person = unswapped(rig, person, tri.points, kp.joint_names)
-    ev = people_evidence(person, tri.points, config.track, 0.2, tri.inliers, kp.joint_names)
-    F, Q = constant_velocity(1 / fps, config.track.acceleration_sigma)
-    Qn = np.ascontiguousarray(np.broadcast_to(Q, (ev.start.shape[1], 6, 6)))
-    fwd = compiled_forward(rig, ev, len(kp.joint_names), F, Qn, config.track)
-    positions, sd = smoothed(fwd, F, Qn, -1)
-    gev = gap_evidence(ev, fwd)
+    gev, positions, sd = gap_inputs(kp, rig, fps, config)
     gaps = find_gaps(gev, positions, 15, None, (True, True))
     return rig, gev, positions, sd, fps, gaps, kp.joint_names
 
@@ -239,3 +225,29 @@ def test_gaps_solved_in_blocks_equal_one_batch(case, monkeypatch):
     blocks = fit_one_view_gaps(rig, gev, positions, sd, fps, 15)
     np.testing.assert_allclose(blocks[0], whole[0], rtol=0, atol=1e-9, equal_nan=True)
     assert not np.allclose(whole[0], positions, equal_nan=True)  # the fit moved something
+
+
+def test_explain_reproduces_the_fit_and_tells_the_evidence_limit_from_a_search_failure():
+    """``mocap bench track --one-camera-only --explain`` on a run over 5 cm (seed 1: the right
+    elbow seen by camera 4 alone in frames 60-74, 56 mm off): it rebuilds the fit ``mocap
+    reconstruct`` made (the same worst error to 0.1 mm), the terms sum to the fit's cost,
+    Gauss-Newton from the truth lowers the truth's cost, and here the truth costs more than the
+    answer, whose ray term lies within the chi-square bound: the evidence limit, not a search
+    failure. A run within 5 cm is not explained."""
+    from mocap.bench.track import ONE_CAMERA, explain_one_camera
+    from mocap.pipeline import reconstruct
+
+    scene = make_scene(SyntheticConfig(num_frames=150, num_people=1, num_cameras=4, seed=1))
+    j = scene.joint_names.index("right_elbow")
+    kp = seen_by_one(scene.keypoints, "right_elbow", 3, 60, 15)
+    positions = reconstruct(kp, scene.rig, override(ProcessConfig(), ONE_CAMERA)).positions
+    worst = 1000 * np.nanmax(np.linalg.norm(positions[60:75, 0, j] - scene.gt_positions[60:75, 0, j], axis=-1))
+    assert worst > 50
+    run = {"seed": 1, "joint": "right_elbow", "camera": 3, "max_mm": worst}
+    (row,) = explain_one_camera([run])
+    assert row["gap"][0] <= 60 and row["gap"][1] >= 75
+    assert row["fit_mm"] == pytest.approx(worst, abs=0.1)
+    assert sum(row["from_truth"]) <= sum(row["truth"]) + 1e-9
+    assert sum(row["truth"]) > sum(row["fit"]) and row["fit"][1] <= row["ray_bound"]
+    assert row["limit"] and not row["search"]
+    assert explain_one_camera([dict(run, max_mm=30.0)]) == []

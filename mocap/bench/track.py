@@ -9,7 +9,8 @@ triangulation has (MPJPE, mm) and on every joint reported, joint jitter (mean ac
 error, m/s²), the fraction of ground-truth joints reported, identity switches, and the speed of
 the tracking stage alone (person-frames per second) and, online, the time per frame. Then a
 joint seen by one camera for 0.5 s (:func:`one_camera_runs`; ``--one-camera-seeds 9-16`` on
-scenes no setting was chosen on, ``--one-camera-only`` for these runs alone).
+scenes no setting was chosen on, ``--one-camera-only`` for these runs alone, ``--explain`` for
+why each run over 5 cm failed: :func:`explain_one_camera`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
+from scipy.stats import chi2
 
 from mocap.config import ProcessConfig, override
 from mocap.io.keypoints import Keypoints2D
@@ -27,8 +29,9 @@ from mocap.skeleton.joints import CANONICAL_JOINTS, format_joint_names
 from mocap.synthetic import (SyntheticConfig, SyntheticScene, make_scene, place_people, ring_rig,
                              simulate_detections)
 from mocap.synthetic.motion import random_placements
-from mocap.track.filter_people import follow_people
+from mocap.track.filter_people import follow_people, forward_and_smoothed, gap_evidence, people_evidence, unswapped
 from mocap.track.linking import body_centres
+from mocap.track.one_view import find_gaps, gap_problem, gap_terms, gauss_newton, solve_gaps
 from mocap.track.people import people_views
 from mocap.track.ukf import constant_acceleration, constant_velocity
 from mocap.triangulation.people import triangulate_people
@@ -37,6 +40,8 @@ MODES = ("off", "kalman", "ukf", "online")
 #: ``--motion``: the one-camera runs' motion model (:func:`one_camera_runs`).
 MOTIONS = ("compiled", "velocity", "acceleration")
 SCENARIOS = ((3, 4), (5, 4), (4, 5))  # the last: the online latency target (4 people x 5 cameras)
+#: The tracker's settings in the one-camera runs (:func:`one_camera_runs`).
+ONE_CAMERA = {"track.mode": "ukf", "track.max_untriangulated_s": 0.5}
 
 
 def add_arguments(parser) -> None:
@@ -64,6 +69,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--forward-gate-only", action="store_true",
                         help="--fast-motion: the kalman smoother with the forward gate alone (smooth.gate_both_ways "
                              "false), to measure what the backward half changes")
+    parser.add_argument("--explain", action="store_true",
+                        help="one-camera runs (offline ukf): for each run over 5 cm, the one-view gap fit's cost "
+                             "terms at its answer and at the truth, and where Gauss-Newton started at the truth "
+                             "ends: whether the evidence could have told the truth from the answer (a few "
+                             "seconds per run)")
     parser.add_argument("--no-one-view-fit", dest="one_view_fit", action="store_false",
                         help="ukf: without the one-view gap fit (track.one_view_fit, mocap.track.one_view), to "
                              "measure what it changes")
@@ -223,8 +233,7 @@ def one_camera_runs(seeds=range(1, 9), frames: int = 150, first: int = 60, lengt
     ``one_view_fit``: ``track.one_view_fit``; ``live``: the live tracker
     (:class:`mocap.track.online.OnlineTracker`, frames pushed one at a time, its 5-frame lag)
     instead, the track nearest the performer scored."""
-    config = override(ProcessConfig(), {"track.mode": "ukf", "track.max_untriangulated_s": 0.5,
-                                        "track.one_view_fit": one_view_fit})
+    config = override(ProcessConfig(), {**ONE_CAMERA, "track.one_view_fit": one_view_fit})
     rows = []
     for seed in seeds:
         scene = make_scene(SyntheticConfig(num_frames=frames, num_people=1, num_cameras=4, seed=seed))
@@ -243,6 +252,79 @@ def one_camera_runs(seeds=range(1, 9), frames: int = 150, first: int = 60, lengt
                                      - scene.gt_positions[first:first + length, 0, j], axis=-1)
                 rows.append({"seed": seed, "joint": joint, "camera": camera, "reported": int(np.isfinite(err).sum()),
                              "max_mm": 1000 * float(np.nanmax(err)) if np.isfinite(err).any() else float("nan")})
+    return rows
+
+
+def gap_inputs(kp: Keypoints2D, rig, fps: float, config: ProcessConfig) -> tuple:
+    """What the one-view gap fit reads in ``mocap reconstruct --tracking ukf`` of one take whose
+    performers the matching finds in order: ``(GapEvidence, smoothed positions (T, N, 3), sd)`` over
+    their points (person-major; :func:`mocap.track.filter_people.filter_points` up to the fit),
+    and their largest standard deviation ``(T, N)``."""
+    person = people_views(kp, rig, fps, config.match, config.triangulate, config.link)
+    tri = triangulate_people(rig, person, kp.joint_names, config.triangulate, temporal=True)
+    person = unswapped(rig, person, tri.points, kp.joint_names)
+    ev = people_evidence(person, tri.points, config.track, config.triangulate.min_confidence, tri.inliers,
+                         kp.joint_names)
+    fwd, positions, sd = forward_and_smoothed(rig, ev, len(kp.joint_names), fps, config.track)
+    return gap_evidence(ev, fwd), positions, sd
+
+
+def explain_one_camera(rows: list[dict], frames: int = 150, first: int = 60, length: int = 15,
+                       over_mm: float = 50.0) -> list[dict]:
+    """Why each run of :func:`one_camera_runs` (offline ``ukf``) over 5 cm failed, from the gap
+    fit's own cost (:func:`mocap.track.one_view.gap_terms`): its terms at the fit's answer and at
+    the true path, and where Gauss-Newton started at the truth ends. Where the truth costs more
+    than the answer, no search under that cost finds it; where the answer's ray term is also
+    within the χ² 99 % bound of the camera's keypoint noise, the answer explains the one camera
+    as well as the truth does and holds the bones: the depth the camera leaves open was settled
+    by the motion prior, and the truth moved less smoothly. ``over_mm``: the runs explained (the
+    line's 5 cm). Returns one row per run."""
+    config = override(ProcessConfig(), ONE_CAMERA)
+    out = []
+    for r in (r for r in rows if not r["max_mm"] < over_mm):
+        scene = make_scene(SyntheticConfig(num_frames=frames, num_people=1, num_cameras=4, seed=r["seed"]))
+        kp = seen_by_one(scene.keypoints, r["joint"], r["camera"], first, length)
+        gev, positions, _ = gap_inputs(kp, scene.rig, scene.fps, config)
+        j = list(kp.joint_names).index(r["joint"])
+        gaps = find_gaps(gev, positions, int(np.floor(config.track.max_untriangulated_s * scene.fps)), None,
+                         (True, True))
+        gaps = gaps[(gaps[:, 0] == j) & (gaps[:, 1] < first + length) & (gaps[:, 2] > first)]
+        row = dict(r, gap=None)
+        if len(gaps):
+            n, a, b = gaps[np.argmax(np.minimum(gaps[:, 2], first + length) - np.maximum(gaps[:, 1], first))]
+            args = (scene.rig, gev, positions, n[None], a[None], int(b - a), 1.0 / scene.fps)
+            problem, _ = gap_problem(*args)
+            truth = scene.gt_positions[a:b, 0, j][None]
+            paths = {"fit": solve_gaps(*args)[0], "truth": truth, "from_truth": gauss_newton(truth.copy(), *problem)[0]}
+            row.update(gap=(int(a), int(b)), ray_bound=float(chi2.ppf(0.99, 2 * (b - a))))
+            for name, X in paths.items():
+                row[name] = [float(t[0]) for t in gap_terms(X, *problem)]
+                row[name + "_mm"] = 1000 * float(np.max(np.linalg.norm(X[0] - truth[0], axis=-1)))
+            row["limit"] = sum(row["truth"]) > sum(row["fit"]) and row["fit"][1] <= row["ray_bound"]
+            row["search"] = sum(row["from_truth"]) < sum(row["fit"]) - 1e-6
+        out.append(row)
+    return out
+
+
+def report_explained(rows: list[dict]) -> list[dict]:
+    """Prints :func:`explain_one_camera`'s rows; returns them."""
+    print("\nruns over 5 cm, the gap fit's cost (motion / ray / bone, in sigma^2) at its answer, at the true path "
+          "and where Gauss-Newton started at the truth ends; worst error mm:")
+    terms = lambda t: " / ".join(f"{x:6.1f}" for x in t) + f" = {sum(t):6.1f}"  # noqa: E731
+    for r in rows:
+        head = f"seed {r['seed']:3d} {r['joint']:>12} cam{r['camera'] + 1}"
+        if r["gap"] is None:
+            print(f"{head}: no one-view gap (the triangulation or the filter's start decided it)")
+            continue
+        print(f"{head} frames {r['gap'][0]}-{r['gap'][1] - 1}: fit {r['fit_mm']:4.0f} mm  {terms(r['fit'])} | truth "
+              f"{terms(r['truth'])} | from truth {r['from_truth_mm']:4.0f} mm  {terms(r['from_truth'])}"
+              f"{'  (ray bound %.0f)' % r['ray_bound']}"
+              f"{'  -> evidence limit' if r['limit'] else ''}{'  -> search' if r['search'] else ''}")
+    fitted = [r for r in rows if r["gap"] is not None]
+    print(f"{sum(r['limit'] for r in fitted)} of {len(rows)} runs over 5 cm: the truth costs more than the fit's "
+          "answer, which explains the camera's keypoints within the chi^2 99 % bound (the motion prior chose the "
+          f"depth); {sum(r['search'] for r in fitted)}: Gauss-Newton from the truth finds a cheaper path (a search "
+          "failure)")
     return rows
 
 
@@ -353,10 +435,10 @@ def run(args) -> dict:
         modes = ["off"] + [m.strip() for m in args.modes.split(",") if m.strip() and m.strip() != "off"]
         return {"fast_motion": report_fast_motion(fast_motion_runs(modes, forward_gate_only=args.forward_gate_only))}
     if args.one_camera_only:
-        return {"one_camera": report_one_camera(one_camera_runs(args.one_camera_seeds, motion=args.motion,
-                                                                jerk_sigma=args.jerk_sigma,
-                                                                one_view_fit=args.one_view_fit, live=args.live),
-                                                args.motion, args.one_view_fit, args.live)}
+        one = report_one_camera(one_camera_runs(args.one_camera_seeds, motion=args.motion, jerk_sigma=args.jerk_sigma,
+                                                one_view_fit=args.one_view_fit, live=args.live),
+                                args.motion, args.one_view_fit, args.live)
+        return {"one_camera": one, **explained(args, one)}
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     fitted = override(ProcessConfig(), {"track.one_view_fit": args.one_view_fit})
     rows = []
@@ -396,7 +478,17 @@ def run(args) -> dict:
     one = report_one_camera(one_camera_runs(args.one_camera_seeds, motion=args.motion, jerk_sigma=args.jerk_sigma,
                                             one_view_fit=args.one_view_fit, live=args.live), args.motion,
                             args.one_view_fit, args.live)
-    return {"frames": args.frames, "rows": rows, "one_camera": one, "streaming": live}
+    return {"frames": args.frames, "rows": rows, "one_camera": one, "streaming": live, **explained(args, one)}
+
+
+def explained(args, one: list[dict]) -> dict:
+    """``--explain``: ``{"explained": rows}`` of :func:`explain_one_camera` (offline ``ukf`` with
+    the gap fit only), else nothing."""
+    if not args.explain:
+        return {}
+    if args.live or args.motion != "compiled" or not args.one_view_fit:
+        raise ValueError("--explain: the offline ukf's one-view gap fit only (no --live, --motion or --no-one-view-fit)")
+    return {"explained": report_explained(explain_one_camera(one))}
 
 
 def report_one_camera(one: list[dict], motion: str = "compiled", fit: bool = True, live: bool = False) -> list[dict]:

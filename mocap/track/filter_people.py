@@ -440,15 +440,23 @@ def filter_points(rig: Rig, ev: FilterEvidence, joints: int, fps: float,
                   config: TrackConfig) -> tuple[np.ndarray, np.ndarray]:
     """Forward UKF over ``ev``'s points (people of ``joints`` points each), then the RTS pass
     (whole take, or fixed lag when ``config.mode == "online"``), compiled
-    (:mod:`mocap.track.ukf_compiled`). Returns ``(positions (T, N, 3), views (T, N))``."""
-    T, N = ev.start.shape[:2]
-    F, Q = constant_velocity(1.0 / fps, config.acceleration_sigma)
-    Qn = np.ascontiguousarray(np.broadcast_to(Q, (N, DIM, DIM)))
-    lag = config.lag_frames if config.mode == "online" else -1
-    fwd = compiled_forward(rig, ev, joints, F, Qn, config)
-    positions, sd = smoothed(fwd, F, Qn, lag)
+    (:mod:`mocap.track.ukf_compiled`), then the one-view gap fit. Returns ``(positions (T, N,
+    3), views (T, N))``."""
+    fwd, positions, sd = forward_and_smoothed(rig, ev, joints, fps, config)
     positions, sd = one_view_gaps(rig, ev, fwd, positions, sd, fps, config)
     return reported(positions, sd, fwd.views, ev, fps, config), fwd.views
+
+
+def forward_and_smoothed(rig: Rig, ev: FilterEvidence, joints: int, fps: float,
+                         config: TrackConfig) -> tuple[ForwardPass, np.ndarray, np.ndarray]:
+    """:func:`filter_points` up to the gap fit: ``(forward pass, smoothed positions (T, N, 3),
+    their largest standard deviation (T, N))``."""
+    N = ev.start.shape[1]
+    F, Q = constant_velocity(1.0 / fps, config.acceleration_sigma)
+    Qn = np.ascontiguousarray(np.broadcast_to(Q, (N, DIM, DIM)))
+    fwd = compiled_forward(rig, ev, joints, F, Qn, config)
+    positions, sd = smoothed(fwd, F, Qn, config.lag_frames if config.mode == "online" else -1)
+    return fwd, positions, sd
 
 
 def reference_points(rig: Rig, ev: FilterEvidence, fps: float, config: TrackConfig, F: np.ndarray,

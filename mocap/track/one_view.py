@@ -188,6 +188,22 @@ def solve_gaps(rig: Rig, ev: GapEvidence, positions: np.ndarray, n: np.ndarray, 
     """``(X (K, m, 3), sd (K, m))`` for ``K`` gaps of ``m`` frames: points ``n (K,)`` from frames
     ``a (K,)``; Gauss-Newton starts from the Viterbi choice of sides, or (``from_smoothed``) from
     the smoothed positions where there are any."""
+    problem, starts = gap_problem(rig, ev, positions, n, a, m, dt, from_smoothed)
+    fits = [gauss_newton(start, *problem) for start in starts]
+    cost = np.stack([gap_cost(Xs, *problem) for Xs, _ in fits])  # (S, K)
+    best, k = np.argmin(cost, axis=0), np.arange(len(n))  # per gap; a tie keeps the smoothed start
+    X, H = np.stack([f[0] for f in fits])[best, k], np.stack([f[1] for f in fits])[best, k]
+    idx = np.arange(m)
+    blocks = np.linalg.inv(H).reshape(-1, m, 3, m, 3)[:, idx, :, idx, :]  # (m, K, 3, 3)
+    sd = np.sqrt(np.maximum(np.linalg.eigvalsh(blocks)[..., -1], 0.0)).T
+    return X, sd
+
+
+def gap_problem(rig: Rig, ev: GapEvidence, positions: np.ndarray, n: np.ndarray, a: np.ndarray, m: int,
+                dt: float, from_smoothed: bool = False) -> tuple[tuple, list]:
+    """The least-squares problem of :func:`solve_gaps`' gaps: ``(problem, starts)``, ``problem``
+    the arguments after ``X`` of :func:`gauss_newton` and :func:`gap_cost` (``ends, dpar, sa,
+    rays, bones``), ``starts`` the ``(K, m, 3)`` paths Gauss-Newton starts from."""
     T = len(positions)
     t = a[:, None] + np.arange(m)  # (K, m)
     te = a[:, None] - 2 + np.arange(m + 4)  # the gap and two frames either side
@@ -210,20 +226,22 @@ def solve_gaps(rig: Rig, ev: GapEvidence, positions: np.ndarray, n: np.ndarray, 
         side = np.take_along_axis(cand, viterbi(cand, ends, dpar)[..., None, None], axis=2)[:, :, 0]
         starts = [np.where(np.isfinite(smooth), smooth, side)] + ([] if from_smoothed else [side])
     bones = [(par[:, 2:-2], length, np.isfinite(length))] + child_bones(ev, positions, n, t)
-    fits = [gauss_newton(start, ends, dpar, sigma * dt * dt, rays, bones) for start in starts]
-    cost = np.stack([gap_cost(Xs, ends, dpar, sigma * dt * dt, rays, bones) for Xs, _ in fits])  # (S, K)
-    best, k = np.argmin(cost, axis=0), np.arange(len(n))  # per gap; a tie keeps the smoothed start
-    X, H = np.stack([f[0] for f in fits])[best, k], np.stack([f[1] for f in fits])[best, k]
-    idx = np.arange(m)
-    blocks = np.linalg.inv(H).reshape(-1, m, 3, m, 3)[:, idx, :, idx, :]  # (m, K, 3, 3)
-    sd = np.sqrt(np.maximum(np.linalg.eigvalsh(blocks)[..., -1], 0.0)).T
-    return X, sd
+    return (ends, dpar, sigma * dt * dt, rays, bones), starts
 
 
 def gap_cost(X: np.ndarray, ends: np.ndarray, dpar: np.ndarray, sa: np.ndarray, rays: tuple,
              bones: list) -> np.ndarray:
     """``(K,)`` the cost :func:`gauss_newton` lowers, at ``X (K, m, 3)`` (the same arguments):
-    the Huber motion and ray terms and the squared bone terms, in σ²."""
+    the sum of :func:`gap_terms`."""
+    return sum(gap_terms(X, ends, dpar, sa, rays, bones))
+
+
+def gap_terms(X: np.ndarray, ends: np.ndarray, dpar: np.ndarray, sa: np.ndarray, rays: tuple,
+              bones: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(motion, ray, bone)``, each ``(K,)``, the terms of :func:`gap_cost` at ``X (K, m, 3)``:
+    the Huber motion and ray terms and the squared bone terms, in σ² (the motion term says how
+    unlikely the path is as motion, the others how well it explains the camera's keypoints and
+    the bones)."""
     m = X.shape[1]
     O, r, sig = rays
     Y = np.concatenate([ends[:, :2], X, ends[:, m + 2:]], axis=1)  # (K, m + 4, 3)
@@ -231,10 +249,10 @@ def gap_cost(X: np.ndarray, ends: np.ndarray, dpar: np.ndarray, sa: np.ndarray, 
     motion = np.linalg.norm(acc, axis=-1) / sa[:, None]
     v = X - O
     lateral = np.linalg.norm(v - np.einsum("kmi,kmi->km", v, r)[..., None] * r, axis=-1) / sig
-    cost = np.nansum(huber(motion, HUBER_K), 1) + np.nansum(huber(lateral, RAY_HUBER_K), 1)
+    bone = np.zeros(len(X))
     for q, length, ok in bones:
-        cost += np.where(ok, ((np.linalg.norm(X - q, axis=-1) - length) / BONE_SIGMA_M) ** 2, 0.0).sum(1)
-    return cost
+        bone += np.where(ok, ((np.linalg.norm(X - q, axis=-1) - length) / BONE_SIGMA_M) ** 2, 0.0).sum(1)
+    return np.nansum(huber(motion, HUBER_K), 1), np.nansum(huber(lateral, RAY_HUBER_K), 1), bone
 
 
 def huber(x: np.ndarray, k: float) -> np.ndarray:
