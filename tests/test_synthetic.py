@@ -342,3 +342,28 @@ def test_a_clip_turning_at_its_start_shows_no_reference_pose():
     scene = make_scene(SyntheticConfig(num_frames=300, num_people=1, num_cameras=4, seed=1, clips=("cmu_more/09_01",)))
     steps = np.linalg.norm(np.diff(scene.gt_positions[:, 0], axis=0), axis=-1).max()
     assert steps < 0.3, steps
+
+
+@pytest.mark.parametrize("fps, start", [(30.0, 0.37), (60.0, 0.0), (25.0, 1.05)])
+def test_near_turns_marks_where_the_ping_pong_playback_reverses(fps, start):
+    """``near_turns`` marks the frames within 0.1 s of each reversal of :func:`resample_clip`'s
+    ping-pong (the fast-motion bench counts errors there apart), and only those: played on a
+    ramp (each source frame's own index), the output reverses direction exactly at the marked
+    turns."""
+    from mocap.synthetic.motion import near_turns
+
+    clip = "cmu_more/09_01"  # 1.2 s: several turns in 300 frames
+    positions, src_fps = load_cmu_clip(clip)
+    ramp = np.arange(len(positions), dtype=float)[:, None, None]
+    shown = resample_clip(ramp, src_fps, fps, 300, start)[:, 0, 0]
+    step = np.sign(np.diff(shown))
+    turns = np.flatnonzero((step[1:] != step[:-1]) & (step[1:] != 0) & (step[:-1] != 0)) + 1  # frame at a reversal
+    assert len(turns) >= 4
+    near = near_turns(Placement(clip, 0.0, 0.0, 0.0, start), 300, fps)
+    margin = int(np.ceil(0.1 * fps - 1e-9))
+    expected = np.zeros(300, bool)
+    for k in turns:
+        expected[max(0, k - margin):k + margin + 1] = True
+    assert near[turns].all()
+    assert not (near & ~expected).any()
+    assert near.sum() >= 2 * margin * len(turns) - 2 * margin

@@ -85,15 +85,36 @@ def resample_clip(positions: np.ndarray, src_fps: float, fps: float, num_frames:
     n = positions.shape[0]
     if n < 2:
         raise ValueError("positions: a clip needs at least 2 frames")
-    idx = start * src_fps + np.arange(num_frames) * (src_fps / fps)
-    # Snap indices within 1e-9 of an integer so exact ratios copy frames bit for bit.
-    idx = np.where(np.abs(idx - np.round(idx)) < 1e-9, np.round(idx), idx)
+    idx = clip_frames(src_fps, fps, num_frames, start)
     period = 2 * (n - 1)
     u = np.mod(idx, period)
     idx = np.where(u <= n - 1, u, period - u)
     lo = np.clip(np.floor(idx).astype(np.int64), 0, n - 2)
     w = (idx - lo)[:, None, None]
     return positions[lo] * (1 - w) + positions[lo + 1] * w
+
+
+def clip_frames(src_fps: float, fps: float, num_frames: int, start: float) -> np.ndarray:
+    """``(num_frames,)`` the clip's (fractional) source frame that each output frame of
+    :func:`resample_clip` shows before the ping-pong fold (within 1e-9 of an integer snapped to
+    it, so exact ratios copy frames bit for bit)."""
+    idx = start * src_fps + np.arange(num_frames) * (src_fps / fps)
+    return np.where(np.abs(idx - np.round(idx)) < 1e-9, np.round(idx), idx)
+
+
+def near_turns(placement: Placement, num_frames: int, fps: float, margin_s: float = 0.1) -> np.ndarray:
+    """``(num_frames,)`` bool: the output frames within ``margin_s`` seconds (whole frames, at
+    least one) of a turn of the ping-pong playback (:func:`resample_clip`), where every joint's
+    velocity reverses from one frame to the next: no body moves so (a joint at 2 m/s reversing
+    in 1/30 s is 120 m/s²), so the benches count a tracker's errors there apart."""
+    margin = max(1, int(np.ceil(margin_s * fps - 1e-9)))
+    positions, src_fps = load_cmu_clip(placement.clip)
+    leg = np.floor(clip_frames(src_fps, fps, num_frames, placement.start) / (len(positions) - 1))
+    turn = np.flatnonzero(leg[1:] != leg[:-1])  # the turn lies between frames k and k + 1
+    near = np.zeros(num_frames, bool)
+    for k in turn:
+        near[max(0, k - margin + 1):k + margin + 1] = True
+    return near
 
 
 def random_placements(num_people: int, clips: tuple[str, ...], radius: float,
