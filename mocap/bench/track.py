@@ -257,9 +257,9 @@ def one_camera_runs(seeds=range(1, 9), frames: int = 150, first: int = 60, lengt
 
 def gap_inputs(kp: Keypoints2D, rig, fps: float, config: ProcessConfig) -> tuple:
     """What the one-view gap fit reads in ``mocap reconstruct --tracking ukf`` of one take whose
-    performers the matching finds in order: ``(GapEvidence, smoothed positions (T, N, 3), sd)`` over
-    their points (person-major; :func:`mocap.track.filter_people.filter_points` up to the fit),
-    and their largest standard deviation ``(T, N)``."""
+    performers the matching finds in order (:func:`mocap.track.filter_people.filter_points` up to
+    the fit): ``(GapEvidence, smoothed positions (T, N, 3), their largest standard deviation (T,
+    N))`` over the performers' points (person-major)."""
     person = people_views(kp, rig, fps, config.match, config.triangulate, config.link)
     tri = triangulate_people(rig, person, kp.joint_names, config.triangulate, temporal=True)
     person = unswapped(rig, person, tri.points, kp.joint_names)
@@ -271,14 +271,16 @@ def gap_inputs(kp: Keypoints2D, rig, fps: float, config: ProcessConfig) -> tuple
 
 def explain_one_camera(rows: list[dict], frames: int = 150, first: int = 60, length: int = 15,
                        over_mm: float = 50.0) -> list[dict]:
-    """Why each run of :func:`one_camera_runs` (offline ``ukf``) over 5 cm failed, from the gap
-    fit's own cost (:func:`mocap.track.one_view.gap_terms`): its terms at the fit's answer and at
-    the true path, and where Gauss-Newton started at the truth ends. Where the truth costs more
-    than the answer, no search under that cost finds it; where the answer's ray term is also
-    within the χ² 99 % bound of the camera's keypoint noise, the answer explains the one camera
-    as well as the truth does and holds the bones: the depth the camera leaves open was settled
-    by the motion prior, and the truth moved less smoothly. ``over_mm``: the runs explained (the
-    line's 5 cm). Returns one row per run."""
+    """Why each run of :func:`one_camera_runs` (offline ``ukf``, its default scene: ``frames``,
+    ``first``, ``length``) over 5 cm failed, from the gap fit's own cost
+    (:func:`mocap.track.one_view.gap_terms`): its terms at the fit's answer and at the true path,
+    and where Gauss-Newton started at the truth ends. Where the truth costs more than the
+    answer, no search under that cost finds it (``search``: Gauss-Newton from the truth found a
+    cheaper path than the fit's); where the answer's ray term is also within the χ² 99 % bound of
+    the camera's keypoint noise (``limit``), the answer explains the one camera's keypoints: the
+    depth the camera leaves open was settled by the motion prior (and the bones, whose term is
+    printed), and the truth moved less smoothly. ``over_mm``: the runs explained (the line's
+    5 cm). Returns one row per run."""
     config = override(ProcessConfig(), ONE_CAMERA)
     out = []
     for r in (r for r in rows if not r["max_mm"] < over_mm):
@@ -430,12 +432,16 @@ def report_fast_motion(rows: list[dict]) -> list[dict]:
             sel = [r for r in rows if r["fps"] == fps and r["mode"] == mode]
             print(f"  {fps:4.0f} fps {mode:>7}: mean {np.mean([r['mean_mm'] for r in sel]):6.2f} mm  p99 "
                   f"{np.mean([r['p99_mm'] for r in sel]):6.1f} mm  over 10 cm {sum(r['over_10cm'] for r in sel):5d} "
-                  f"+ at turns {sum(r['turn_over_10cm'] for r in sel):4d} + filled {sum(r['filled_over_10cm'] for r in sel):4d}  "
+                  f"+ at turns {sum(r['turn_over_10cm'] for r in sel):4d} "
+                  f"+ filled {sum(r['filled_over_10cm'] for r in sel):4d}  "
                   f"jitter {np.mean([r['jitter'] for r in sel]):6.2f} m/s^2")
     return rows
 
 
 def run(args) -> dict:
+    if args.explain and (args.live or args.motion != "compiled" or not args.one_view_fit or args.fast_motion):
+        raise ValueError("--explain: the offline ukf's one-view gap fit only (no --live, --motion, --no-one-view-fit "
+                         "or --fast-motion)")
     if args.fast_motion:
         modes = ["off"] + [m.strip() for m in args.modes.split(",") if m.strip() and m.strip() != "off"]
         return {"fast_motion": report_fast_motion(fast_motion_runs(modes, forward_gate_only=args.forward_gate_only))}
@@ -487,13 +493,8 @@ def run(args) -> dict:
 
 
 def explained(args, one: list[dict]) -> dict:
-    """``--explain``: ``{"explained": rows}`` of :func:`explain_one_camera` (offline ``ukf`` with
-    the gap fit only), else nothing."""
-    if not args.explain:
-        return {}
-    if args.live or args.motion != "compiled" or not args.one_view_fit:
-        raise ValueError("--explain: the offline ukf's one-view gap fit only (no --live, --motion or --no-one-view-fit)")
-    return {"explained": report_explained(explain_one_camera(one))}
+    """``--explain``: ``{"explained": rows}`` of :func:`explain_one_camera`, else nothing."""
+    return {"explained": report_explained(explain_one_camera(one))} if args.explain else {}
 
 
 def report_one_camera(one: list[dict], motion: str = "compiled", fit: bool = True, live: bool = False) -> list[dict]:
