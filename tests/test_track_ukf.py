@@ -373,3 +373,40 @@ def test_a_swapped_leg_with_one_knee_missing_is_relabelled_whole_as_the_triangul
     np.testing.assert_allclose(out[5, 0, 1, L + R], person[5, 0, 1, R + L])
     np.testing.assert_array_equal(out[7], person[7])  # a lone pair follows its limb: left as labelled
     np.testing.assert_array_equal(np.delete(out, [5], axis=0), np.delete(person, [5], axis=0))
+
+
+def test_the_crossings_own_one_camera_stretches_are_counted_as_written_out(crossing):
+    """``mocap bench track`` counts the runs of frames in which one camera's detection of a
+    performer has a joint, between frames two or more have it: :func:`cameras_seeing` and
+    :func:`one_camera_stretches` against the same count written out detection by detection."""
+    from mocap.bench.track import cameras_seeing, one_camera_stretches
+
+    data, who = crossing.keypoints.data, crossing.gt_person_index
+    T, C, D, J = data.shape[:4]
+    G = crossing.gt_positions.shape[1]
+    plain = np.zeros((T, G, J), int)
+    for t, c, d in np.ndindex(T, C, D):
+        if who[t, c, d] >= 0:
+            for j in range(J):
+                plain[t, who[t, c, d], j] += bool(np.isfinite(data[t, c, d, j, :2]).all() and data[t, c, d, j, 2] > 0)
+    np.testing.assert_array_equal(cameras_seeing(crossing), plain)
+    err = np.abs(np.random.default_rng(0).normal(scale=0.03, size=(T, G, J)))
+    err[::7] = np.nan
+    runs = []
+    for g, j in np.ndindex(G, J):
+        t = 1
+        while t < T:
+            if plain[t, g, j] == 1 and plain[t - 1, g, j] >= 2:
+                b = t
+                while b < T and plain[b, g, j] == 1:
+                    b += 1
+                if b < T and plain[b, g, j] >= 2:
+                    runs.append(err[t:b, g, j])
+                t = b
+            else:
+                t += 1
+    got = one_camera_stretches(err, crossing)
+    assert got["one_camera_runs"] == len(runs) > 0
+    assert got["one_camera_reported"] == sum(np.isfinite(e).all() for e in runs)
+    assert got["one_camera_within_5cm"] == sum(np.isfinite(e).all() and e.max() < 0.05 for e in runs)
+    assert got["one_camera_longest"] == max(len(e) for e in runs)

@@ -7,7 +7,8 @@ crosses (:func:`crossing_scene`), 3 and 5 performers in front of 4 cameras, and 
 (``--tracking off|kalman|ukf|online``): mean joint error on the joints the per-frame
 triangulation has (MPJPE, mm) and on every joint reported, joint jitter (mean acceleration
 error, m/s²), the fraction of ground-truth joints reported, identity switches, and the speed of
-the tracking stage alone (person-frames per second) and, online, the time per frame. Then a
+the tracking stage alone (person-frames per second) and, online, the time per frame, and the
+scenes' own one-camera stretches (:func:`one_camera_stretches`: 1-3 frames long). Then a
 joint seen by one camera for 0.5 s (:func:`one_camera_runs`; ``--one-camera-seeds 9-16`` on
 scenes no setting was chosen on, ``--one-camera-only`` for these runs alone, ``--explain`` for
 why each run over 5 cm failed: :func:`explain_one_camera`).
@@ -158,18 +159,8 @@ def score(positions: np.ndarray, reference: np.ndarray, scene: SyntheticScene) -
     """Accuracy of ``positions (T, P, J', 3)`` against the ground truth, each output person
     taken as the performer it is nearest to most often; ``reference``: per-frame triangulation
     (same layout), whose joints define the MPJPE set."""
-    J = len(scene.joint_names)
     own = owners(positions, scene)
-    est = np.full_like(scene.gt_positions, np.nan)
-    ref = np.full_like(scene.gt_positions, np.nan)
-    ref_own = owners(reference, scene)
-    for g in range(own.shape[1]):
-        ids = own[own[:, g] >= 0, g]
-        if len(ids):
-            est[:, g] = positions[:, np.bincount(ids).argmax(), :J]
-        ids = ref_own[ref_own[:, g] >= 0, g]
-        if len(ids):
-            ref[:, g] = reference[:, np.bincount(ids).argmax(), :J]
+    est, ref = performers(positions, scene, own), performers(reference, scene)
     gt = scene.gt_positions
     err = np.linalg.norm(est - gt, axis=-1)
     base = np.isfinite(ref).all(-1) & np.isfinite(err)
@@ -178,7 +169,56 @@ def score(positions: np.ndarray, reference: np.ndarray, scene: SyntheticScene) -
     both = base[2:] & base[1:-1] & base[:-2]
     return {"mpjpe_mm": 1000 * float(np.mean(err[base])), "all_mm": 1000 * float(np.nanmean(err)),
             "p99_all_mm": 1000 * float(np.nanpercentile(err, 99)), "jitter": float(np.mean(acc_err[both])),
-            "reported": float(np.isfinite(err).mean()), "switches": identity_switches(own)}
+            "reported": float(np.isfinite(err).mean()), "switches": identity_switches(own),
+            **one_camera_stretches(err, scene)}
+
+
+def performers(positions: np.ndarray, scene: SyntheticScene, own: np.ndarray | None = None) -> np.ndarray:
+    """``(T, G, J, 3)`` per ground-truth performer the output person of ``positions (T, P, J', 3)``
+    nearest to them most often (:func:`owners`, or ``own``), NaN where none."""
+    J = len(scene.joint_names)
+    own = owners(positions, scene) if own is None else own
+    est = np.full_like(scene.gt_positions, np.nan)
+    for g in range(own.shape[1]):
+        ids = own[own[:, g] >= 0, g]
+        if len(ids):
+            est[:, g] = positions[:, np.bincount(ids).argmax(), :J]
+    return est
+
+
+def cameras_seeing(scene: SyntheticScene) -> np.ndarray:
+    """``(T, G, J)`` how many cameras' detections of each performer (by the scene's ground-truth
+    assignment) have each joint, with a positive confidence."""
+    data, who = scene.keypoints.data, scene.gt_person_index  # (T, C, D, J, 3), (T, C, D)
+    with np.errstate(invalid="ignore"):
+        has = np.isfinite(data[..., :2]).all(-1) & (data[..., 2] > 0)  # (T, C, D, J)
+    G = scene.gt_positions.shape[1]
+    mine = who[..., None] == np.arange(G)  # (T, C, D, G)
+    return np.einsum("tcdg,tcdj->tcgj", mine, has).astype(bool).sum(1)
+
+
+def one_camera_stretches(err: np.ndarray, scene: SyntheticScene) -> dict:
+    """The scene's own one-camera stretches: each run of frames in which exactly one camera's
+    detection of a performer has a joint (:func:`cameras_seeing`), between frames two or more
+    do (occlusion by other performers, misses, out of frame). ``err (T, G, J)``: the joint error
+    per performer, m (NaN: not reported). Returns their count (``one_camera_runs``), how many
+    have every frame reported and how many of those stay within 5 cm, and the longest, frames."""
+    seen = cameras_seeing(scene)
+    T = len(seen)
+    runs, reported, within, longest = 0, 0, 0, 0
+    for g, j in np.ndindex(seen.shape[1:]):  # a benchmark: one pass per joint of each performer
+        one = np.concatenate([[False], seen[:, g, j] == 1, [False]])
+        starts, ends = np.flatnonzero(~one[:-1] & one[1:]), np.flatnonzero(one[:-1] & ~one[1:])
+        for a, b in zip(starts, ends):
+            if a == 0 or b == T or seen[a - 1, g, j] < 2 or seen[b, g, j] < 2:
+                continue
+            e = err[a:b, g, j]
+            runs, longest = runs + 1, max(longest, int(b - a))
+            if np.isfinite(e).all():
+                reported += 1
+                within += bool(e.max() < 0.05)
+    return {"one_camera_runs": runs, "one_camera_reported": reported, "one_camera_within_5cm": within,
+            "one_camera_longest": longest}
 
 
 def follow(scene: SyntheticScene, modes, config: ProcessConfig | None = None, motion: str = "compiled",
@@ -477,6 +517,14 @@ def run(args) -> dict:
           "person-frames per second of the tracking stage alone (match and triangulation excluded), wall clock; "
           "pf/cpu: the same per CPU-second (all threads; steadier on a shared machine); ms/frame, cpu ms: its time "
           "per frame (online: the work a live run does per frame: one filter step and a lag-long backward pass)")
+    print("\njoints the crossings themselves leave to one camera (occlusion by other performers, misses, out of frame: "
+          "runs of frames one camera's detection has the joint, between frames two or more have it): runs within "
+          "5 cm / runs reported at every frame (all runs, longest in frames)")
+    for r in rows:
+        if r["mode"] != "off":
+            print(f"{r['people']} people x {r['cameras']} cams seed {r['seed']} {r['mode']:>7}: "
+                  f"{r['one_camera_within_5cm']:4d} / {r['one_camera_reported']:4d} ({r['one_camera_runs']} runs, "
+                  f"longest {r['one_camera_longest']} frame{'' if r['one_camera_longest'] == 1 else 's'})")
     live = [streaming(people, cams, args.frames, seed=100 + seed) for people, cams in ((3, 4), (4, 5))
             for seed in range(args.seeds)]
     print("\nstreaming tracker (one frame pushed at a time, lag "
