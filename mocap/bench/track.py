@@ -8,7 +8,7 @@ crosses (:func:`crossing_scene`), 3 and 5 performers in front of 4 cameras, and 
 triangulation has (MPJPE, mm) and on every joint reported, joint jitter (mean acceleration
 error, m/s²), the fraction of ground-truth joints reported, identity switches, and the speed of
 the tracking stage alone (person-frames per second) and, online, the time per frame, and the
-scenes' own one-camera stretches (:func:`one_camera_stretches`: 1-3 frames long). Then a
+scenes' own one-camera stretches (:func:`one_camera_stretches`; at most 3 frames in them). Then a
 joint seen by one camera for 0.5 s (:func:`one_camera_runs`; ``--one-camera-seeds 9-16`` on
 scenes no setting was chosen on, ``--one-camera-only`` for these runs alone, ``--explain`` for
 why each run over 5 cm failed: :func:`explain_one_camera`).
