@@ -243,7 +243,7 @@ def test_explain_reproduces_the_fit_and_tells_the_evidence_limit_from_a_search_f
     positions = reconstruct(kp, scene.rig, override(ProcessConfig(), ONE_CAMERA)).positions
     worst = 1000 * np.nanmax(np.linalg.norm(positions[60:75, 0, j] - scene.gt_positions[60:75, 0, j], axis=-1))
     assert worst > 50
-    run = {"seed": 1, "joint": "right_elbow", "camera": 3, "max_mm": worst}
+    run = {"seed": 1, "joint": "right_elbow", "camera": 3, "frames": 150, "first": 60, "length": 15, "max_mm": worst}
     (row,) = explain_one_camera([run])
     assert row["gap"][0] <= 60 and row["gap"][1] >= 75
     assert row["fit_mm"] == pytest.approx(worst, abs=0.1)

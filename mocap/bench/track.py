@@ -192,9 +192,8 @@ def cameras_seeing(scene: SyntheticScene) -> np.ndarray:
     data, who = scene.keypoints.data, scene.gt_person_index  # (T, C, D, J, 3), (T, C, D)
     with np.errstate(invalid="ignore"):
         has = np.isfinite(data[..., :2]).all(-1) & (data[..., 2] > 0)  # (T, C, D, J)
-    G = scene.gt_positions.shape[1]
-    mine = who[..., None] == np.arange(G)  # (T, C, D, G)
-    return np.einsum("tcdg,tcdj->tcgj", mine, has).astype(bool).sum(1)
+    mine = who[..., None] == np.arange(scene.gt_positions.shape[1])  # (T, C, D, G)
+    return (mine[..., None] & has[..., None, :]).any(2).sum(1)  # a camera's detections of one performer
 
 
 def one_camera_stretches(err: np.ndarray, scene: SyntheticScene) -> dict:
@@ -230,8 +229,7 @@ def follow(scene: SyntheticScene, modes, config: ProcessConfig | None = None, mo
     the ``motion`` model (:func:`motion_model`)."""
     config = config or ProcessConfig()
     kp, fps = scene.keypoints, scene.fps
-    person = people_views(kp, scene.rig, fps, config.match, config.triangulate, config.link)
-    tri = triangulate_people(scene.rig, person, kp.joint_names, config.triangulate, temporal=True)
+    person, tri = matched_people(kp, scene.rig, fps, config)
     model = motion_model(motion, fps, config.track.acceleration_sigma, jerk_sigma)
     out = {}
     for mode in modes:
@@ -290,9 +288,17 @@ def one_camera_runs(seeds=range(1, 9), frames: int = 150, first: int = 60, lengt
                                        jerk_sigma)["ukf"][0]
                 err = np.linalg.norm(positions[first:first + length, 0, j]
                                      - scene.gt_positions[first:first + length, 0, j], axis=-1)
-                rows.append({"seed": seed, "joint": joint, "camera": camera, "reported": int(np.isfinite(err).sum()),
+                rows.append({"seed": seed, "joint": joint, "camera": camera, "frames": frames, "first": first,
+                             "length": length, "reported": int(np.isfinite(err).sum()),
                              "max_mm": 1000 * float(np.nanmax(err)) if np.isfinite(err).any() else float("nan")})
     return rows
+
+
+def matched_people(kp: Keypoints2D, rig, fps: float, config: ProcessConfig) -> tuple:
+    """``(person (T, P, C, J, 3), per-frame Triangulation)``: ``kp``'s people matched across the
+    views, linked over time and triangulated, as ``mocap reconstruct`` does before tracking."""
+    person = people_views(kp, rig, fps, config.match, config.triangulate, config.link)
+    return person, triangulate_people(rig, person, kp.joint_names, config.triangulate, temporal=True)
 
 
 def gap_inputs(kp: Keypoints2D, rig, fps: float, config: ProcessConfig) -> tuple:
@@ -300,8 +306,7 @@ def gap_inputs(kp: Keypoints2D, rig, fps: float, config: ProcessConfig) -> tuple
     performers the matching finds in order (:func:`mocap.track.filter_people.filter_points` up to
     the fit): ``(GapEvidence, smoothed positions (T, N, 3), their largest standard deviation (T,
     N))`` over the performers' points (person-major)."""
-    person = people_views(kp, rig, fps, config.match, config.triangulate, config.link)
-    tri = triangulate_people(rig, person, kp.joint_names, config.triangulate, temporal=True)
+    person, tri = matched_people(kp, rig, fps, config)
     person = unswapped(rig, person, tri.points, kp.joint_names)
     ev = people_evidence(person, tri.points, config.track, config.triangulate.min_confidence, tri.inliers,
                          kp.joint_names)
@@ -309,10 +314,9 @@ def gap_inputs(kp: Keypoints2D, rig, fps: float, config: ProcessConfig) -> tuple
     return gap_evidence(ev, fwd), positions, sd
 
 
-def explain_one_camera(rows: list[dict], frames: int = 150, first: int = 60, length: int = 15,
-                       over_mm: float = 50.0) -> list[dict]:
-    """Why each run of :func:`one_camera_runs` (offline ``ukf``, its default scene: ``frames``,
-    ``first``, ``length``) over 5 cm failed, from the gap fit's own cost
+def explain_one_camera(rows: list[dict], over_mm: float = 50.0) -> list[dict]:
+    """Why each run of :func:`one_camera_runs` (offline ``ukf``; its rows name the scene) over
+    5 cm failed, from the gap fit's own cost
     (:func:`mocap.track.one_view.gap_terms`): its terms at the fit's answer and at the true path,
     and where Gauss-Newton started at the truth ends. Where the truth costs more than the
     answer, no search under that cost finds it (``search``: Gauss-Newton from the truth found a
@@ -324,7 +328,8 @@ def explain_one_camera(rows: list[dict], frames: int = 150, first: int = 60, len
     config = override(ProcessConfig(), ONE_CAMERA)
     out = []
     for r in (r for r in rows if not r["max_mm"] < over_mm):
-        scene = make_scene(SyntheticConfig(num_frames=frames, num_people=1, num_cameras=4, seed=r["seed"]))
+        first, length = r["first"], r["length"]
+        scene = make_scene(SyntheticConfig(num_frames=r["frames"], num_people=1, num_cameras=4, seed=r["seed"]))
         kp = seen_by_one(scene.keypoints, r["joint"], r["camera"], first, length)
         gev, positions, _ = gap_inputs(kp, scene.rig, scene.fps, config)
         j = list(kp.joint_names).index(r["joint"])

@@ -3,10 +3,10 @@
 The same steps and decisions as ``_robust_numpy.select_views``, ``_robust_numpy.resume``,
 ``_left_right.swap_views``, ``_left_right.drop_misfits``, ``dlt.dlt_world`` and
 ``dlt.Observations.normalized``, on a chunk's ``Views`` read in place by the compiled kernels
-(``_numba_kernels``, ``_numba_pixels``, ``_numba_swap``) through index arrays (``idx``: the
-chunk's points to solve) instead of gathered copies; the few points needing ``eigh`` go through the numpy functions. Every kernel receives
-the rules of :mod:`.rules` as ``KERNEL_RULES``. Importing this module imports numba (~0.3 s);
-each kernel compiles on its first call (cached on disk after).
+(``_numba_kernels``, ``_numba_pixels``, ``_numba_swap``) through index arrays (``idx``: the chunk's
+points to solve) instead of gathered copies; the few points needing ``eigh`` go through the numpy
+functions. Every kernel receives the rules of :mod:`.rules` as ``KERNEL_RULES``. Importing this
+module imports numba (~0.3 s); each kernel compiles on its first call (cached on disk after).
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """Compiled left/right check of ``_left_right`` (numba backend, internal): the per-view limb
 scoring of ``_left_right.swap_flags``, the relabelling of ``_left_right.swap_views``, the limbs
 left out by ``_left_right.drop_misfits`` and the temporal reference of
-``_left_right.temporal_reference``, same rules (:mod:`.rules`), decisions and values. Arrays are ``(C, n)`` with ``n = M J`` points (``M`` frames or people of ``J``
-joints); pair ``p`` is joints ``L[p], R[p]`` of limb ``limb[p]`` (pairs of a limb adjacent, every
-joint in at most one pair). Blocks of frames on threads (``run_blocks``)."""
+``_left_right.temporal_reference``, same rules (:mod:`.rules`), decisions and values. Arrays are
+``(C, n)`` with ``n = M J`` points (``M`` frames or people of ``J`` joints); pair ``p`` is joints
+``L[p], R[p]`` of limb ``limb[p]`` (pairs of a limb adjacent, every joint in at most one pair).
+Blocks of frames on threads (``run_blocks``)."""
 
 from __future__ import annotations
 
